@@ -893,7 +893,7 @@ mod tests {
 
     #[test]
     fn resolv_conf_nameservers() {
-        let conf = "# generated\n\
+        let conf = "# written by dhcpcd\n\
                     search lan example.org\n\
                     options ndots:2 timeout:1\n\
                     nameserver 192.0.2.1 # first\n\
