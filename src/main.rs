@@ -1,1 +1,305 @@
-fn main() {}
+//! The `xrelay` command line: `run`, `check`, `send`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use xrelay::config::{self, Config};
+use xrelay::daemon;
+use xrelay::log;
+use xrelay::xmpp::conn::{Connection, Progress};
+use xrelay::xmpp::jid::Jid;
+use xrelay::xmpp::stanza::{self, IdGen, MessageType};
+use xrelay::xmpp::stream::Event;
+use xrelay::xmpp::tls;
+
+/// Largest message `send` reads from stdin.
+const MAX_SEND_BYTES: u64 = 64 * 1024;
+
+const USAGE: &str = "\
+usage:
+  xrelay [-c FILE] [run]                  run the daemon
+  xrelay [-c FILE] check                  resolve, connect, authenticate, report
+  xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] TO [TEXT]
+                                          send one message (TEXT or stdin)
+  xrelay --version | --help
+
+options:
+  -c, --config FILE   config file (default: $XRELAY_CONFIG or /etc/xrelay/xrelay.toml)
+  -t, --type TYPE     chat (default), normal, headline or groupchat
+  -s, --subject TEXT  message subject
+
+The password may come from the environment variable XRELAY_PASSWORD.
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.";
+
+enum Command {
+    Run,
+    Check,
+    Send {
+        kind: Option<MessageType>,
+        subject: Option<String>,
+        to: String,
+        text: Option<String>,
+    },
+    Help,
+    Version,
+}
+
+struct Cli {
+    config: Option<PathBuf>,
+    command: Command,
+}
+
+fn parse_args(args: &[String]) -> Result<Cli, String> {
+    let mut config = None;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    let mut kind = None;
+    let mut subject = None;
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => {
+                return Ok(Cli {
+                    config,
+                    command: Command::Help,
+                })
+            }
+            "-V" | "--version" => {
+                return Ok(Cli {
+                    config,
+                    command: Command::Version,
+                })
+            }
+            "-c" | "--config" => config = Some(PathBuf::from(value(a)?)),
+            "-t" | "--type" => {
+                let v = value(a)?;
+                kind = Some(
+                    MessageType::parse(&v).ok_or_else(|| format!("unknown message type {v:?}"))?,
+                );
+            }
+            "-s" | "--subject" => subject = Some(value(a)?),
+            "--" => rest.extend(it.by_ref().cloned()),
+            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
+            _ => rest.push(a.clone()),
+        }
+    }
+    let send_options = kind.is_some() || subject.is_some();
+    let command = match rest.first().map(String::as_str) {
+        None | Some("run") if rest.len() <= 1 => Command::Run,
+        Some("check") if rest.len() == 1 => Command::Check,
+        Some("send") if (2..=3).contains(&rest.len()) => Command::Send {
+            kind,
+            subject,
+            to: rest[1].clone(),
+            text: rest.get(2).cloned(),
+        },
+        Some("send") => return Err("send needs TO and at most one TEXT argument".into()),
+        Some(c @ ("run" | "check")) => return Err(format!("{c} takes no arguments")),
+        Some(c) => return Err(format!("unknown command {c:?}")),
+        None => Command::Run,
+    };
+    if send_options && !matches!(command, Command::Send { .. }) {
+        return Err("-t and -s belong to send".into());
+    }
+    Ok(Cli { config, command })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xrelay: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Help => {
+            println!(
+                "xrelay {}: an HTTP door into XMPP\n\n{USAGE}",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("xrelay {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let path = cli
+        .config
+        .or_else(|| std::env::var_os("XRELAY_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let cfg = match Config::load(&path, std::env::var("XRELAY_PASSWORD").ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xrelay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Run => match daemon::run(&cfg) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Check => check(&cfg, &path),
+        Command::Send {
+            kind,
+            subject,
+            to,
+            text,
+        } => send(&cfg, kind, subject.as_deref(), &to, text),
+        Command::Help | Command::Version => ExitCode::SUCCESS,
+    }
+}
+
+/// Connect step by step and report each step on stdout.
+fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
+    println!("config: {} ok", path.display());
+    let started = Instant::now();
+    let tls = match tls::client_config(&cfg.xmpp.trust()) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("FAILED at step TLS certificate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut report = |p: Progress| match p {
+        Progress::Resolved(t) => println!("DNS: {}", t.join(", ")),
+        Progress::Connected(a) => println!("TCP: connected to {a}"),
+        Progress::Secured { version, pin } => {
+            println!("TLS: {version}, certificate verified");
+            if let Some(pin) = pin {
+                println!("TLS: server key pin_sha256 = \"{pin}\"");
+            }
+        }
+        Progress::Online { jid, mechanism, sm } => {
+            println!("authentication: {mechanism} ok");
+            println!(
+                "bind: {jid}, stream management {}",
+                if sm { "on" } else { "not offered" }
+            );
+        }
+    };
+    smol::block_on(async {
+        match Connection::open(&cfg.xmpp, tls, &mut report).await {
+            Ok(conn) => {
+                conn.close().await;
+                println!("ok: online in {} ms", started.elapsed().as_millis());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("FAILED at step {}: {e}", e.step());
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// Send one message and wait until the server confirmed it.
+fn send(
+    cfg: &Config,
+    kind: Option<MessageType>,
+    subject: Option<&str>,
+    to: &str,
+    text: Option<String>,
+) -> ExitCode {
+    let to = match recipient(cfg, to) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("xrelay: invalid recipient {to:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match text {
+        Some(t) => t,
+        None => match read_stdin() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("xrelay: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if text.trim().is_empty() {
+        eprintln!("xrelay: the message is empty");
+        return ExitCode::from(2);
+    }
+    let kind = kind.unwrap_or(if cfg.xmpp.rooms.contains(&to) {
+        MessageType::Groupchat
+    } else {
+        MessageType::Chat
+    });
+    let tls = match tls::client_config(&cfg.xmpp.trust()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("xrelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    smol::block_on(async {
+        let mut conn = match Connection::open(&cfg.xmpp, tls, &mut |_| {}).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("xrelay: connection failed ({}): {e}", e.step());
+                return ExitCode::from(1);
+            }
+        };
+        let msg = stanza::message(&to, kind, &IdGen::new().next_id(), &text, subject);
+        let Ok(seq) = conn.send(&msg) else {
+            eprintln!("xrelay: the stream went offline before sending");
+            return ExitCode::from(1);
+        };
+        conn.request_ack();
+        loop {
+            match conn.next_event().await {
+                Ok(Event::Acked(n)) if n >= seq => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("xrelay: not confirmed by the server: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        conn.close().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// A bare localpart means a user on the bot's own domain.
+fn recipient(cfg: &Config, to: &str) -> Result<Jid, xrelay::xmpp::jid::JidError> {
+    if to.contains('@') {
+        Jid::parse(to)
+    } else {
+        Jid::parse(&format!("{to}@{}", cfg.xmpp.jid.domain()))
+    }
+}
+
+fn read_stdin() -> Result<String, String> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(MAX_SEND_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    if buf.len() as u64 > MAX_SEND_BYTES {
+        return Err("the message on stdin is larger than 64 KiB".into());
+    }
+    let mut text = String::from_utf8(buf).map_err(|_| "stdin is not valid UTF-8".to_string())?;
+    // `echo text | xrelay send` should not send the shell's newline.
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}

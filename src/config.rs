@@ -1,0 +1,857 @@
+//! The config file: loading, validation and defaults.
+//!
+//! Every key of the contract's config is known here; an unknown key, a value of the wrong
+//! type or out of range is an error naming the key and its line, so a typo never silently
+//! falls back to a default.
+
+use crate::toml::{self, Entry, Value};
+use crate::xmpp::jid::Jid;
+use crate::xmpp::tls;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the config is read from when neither `-c` nor `XRELAY_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/xrelay/xrelay.toml";
+/// Largest config file accepted: a config is a few hundred bytes; anything huge is a mistake.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Default bound on one incoming stanza.
+pub const DEFAULT_MAX_STANZA_BYTES: usize = 64 * 1024;
+/// Smallest allowed stanza bound: stream features and roster results must fit.
+pub const MIN_MAX_STANZA_BYTES: usize = 4 * 1024;
+/// Largest allowed stanza bound, so memory stays small on a router.
+pub const MAX_MAX_STANZA_BYTES: usize = 16 * 1024 * 1024;
+
+/// How the stream is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP upgraded with STARTTLS (port 5222).
+    StartTls,
+    /// TLS from the first byte (XEP-0368, port 5223).
+    Direct,
+    /// No TLS; allowed only towards a loopback server.
+    Plain,
+}
+
+/// A secret string: never shown by `Debug`, so it cannot end up in a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    /// The secret itself, for the code that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// `[xmpp]`: the bot account and how to reach its server.
+#[derive(Debug, Clone)]
+pub struct XmppConfig {
+    /// The bot's bare JID.
+    pub jid: Jid,
+    /// Its password.
+    pub password: Secret,
+    /// Host to connect to instead of SRV lookup.
+    pub server: Option<String>,
+    /// Port to connect to instead of SRV lookup's.
+    pub port: Option<u16>,
+    /// How the stream is secured.
+    pub tls: TlsMode,
+    /// Trust anchors replacing the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// SPKI pins replacing certificate-chain verification.
+    pub pins: Vec<[u8; 32]>,
+    /// The resource to bind.
+    pub resource: String,
+    /// MUC rooms to join.
+    pub rooms: Vec<Jid>,
+    /// Nickname in rooms.
+    pub nick: String,
+    /// Bound on one incoming stanza; a larger one ends the stream with `policy-violation`.
+    pub max_stanza_bytes: usize,
+    /// Silence after which a ping is sent.
+    pub ping_interval: Duration,
+    /// How long a ping (and each login step) may take before the connection counts as dead.
+    pub timeout: Duration,
+    /// Longest pause between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
+impl XmppConfig {
+    /// How the server's certificate is checked.
+    pub fn trust(&self) -> tls::Trust {
+        if !self.pins.is_empty() {
+            tls::Trust::Pins(self.pins.clone())
+        } else if let Some(path) = &self.ca_file {
+            tls::Trust::CaFile(path.clone())
+        } else {
+            tls::Trust::Roots
+        }
+    }
+}
+
+/// `[http]`: the HTTP listener.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+/// `[outbox]`: stanzas waiting for the server's acknowledgement.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// How many stanzas may wait.
+    pub capacity: usize,
+}
+
+/// The body format of webhook requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// mod_rest's JSON mapping.
+    Json,
+    /// The stanza as `application/xmpp+xml`.
+    Xml,
+}
+
+/// `[webhook]`: where incoming stanzas are posted.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The endpoint (a template with `{kind}`, `{type}`, `{from}`, `{to}`).
+    pub url: String,
+    /// Request body format.
+    pub format: WebhookFormat,
+    /// Which stanza kinds are forwarded.
+    pub stanzas: Vec<String>,
+    /// Connect plus response time limit.
+    pub timeout: Duration,
+    /// HMAC key for the signature header.
+    pub secret: Option<Secret>,
+    /// Bearer token towards the endpoint.
+    pub bearer: Option<Secret>,
+}
+
+/// `[keys]`: the API keys file.
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    /// Path of the keys file.
+    pub file: PathBuf,
+}
+
+/// `[invites]`: the invites file and links.
+#[derive(Debug, Clone)]
+pub struct InvitesConfig {
+    /// Path of the invites file.
+    pub file: PathBuf,
+    /// Default lifetime of an invite.
+    pub ttl: Duration,
+    /// Base URL for landing-page links.
+    pub public_url: Option<String>,
+}
+
+/// The whole config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[xmpp]`
+    pub xmpp: XmppConfig,
+    /// `[http]`
+    pub http: HttpConfig,
+    /// `[outbox]`
+    pub outbox: OutboxConfig,
+    /// `[webhook]`, if configured.
+    pub webhook: Option<WebhookConfig>,
+    /// `[keys]`
+    pub keys: KeysConfig,
+    /// `[invites]`
+    pub invites: InvitesConfig,
+}
+
+/// A config problem, naming the key and line where there is one.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// The file is not valid in our TOML subset.
+    Syntax(toml::TomlError),
+    /// A key is unknown, missing, or has a bad value.
+    Key {
+        /// `table.key`.
+        key: String,
+        /// The line, when the key is in the file.
+        line: Option<usize>,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, err } => {
+                write!(f, "cannot read config {}: {err}", path.display())
+            }
+            ConfigError::Syntax(e) => write!(f, "config syntax error on {e}"),
+            ConfigError::Key {
+                key,
+                line: Some(l),
+                msg,
+            } => write!(f, "config key {key} (line {l}): {msg}"),
+            ConfigError::Key {
+                key,
+                line: None,
+                msg,
+            } => write!(f, "config key {key}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read and validate a config file. `password_env` is the value of `XRELAY_PASSWORD`.
+    pub fn load(path: &Path, password_env: Option<String>) -> Result<Config, ConfigError> {
+        let read_err = |err| ConfigError::Read {
+            path: path.to_path_buf(),
+            err,
+        };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(read_err(std::io::Error::other("file is larger than 1 MiB")));
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        Config::parse(&text, password_env)
+    }
+
+    /// Validate config text (see [`Config::load`]).
+    pub fn parse(text: &str, password_env: Option<String>) -> Result<Config, ConfigError> {
+        let entries = toml::parse(text).map_err(ConfigError::Syntax)?;
+        if let Some(e) = entries.iter().find(|e| !is_known(&e.table, &e.key)) {
+            return Err(ConfigError::Key {
+                key: if e.table.is_empty() {
+                    e.key.clone()
+                } else {
+                    format!("{}.{}", e.table, e.key)
+                },
+                line: Some(e.line),
+                msg: "unknown key".into(),
+            });
+        }
+        let t = Tables { entries };
+        let cfg = Config {
+            xmpp: xmpp_section(&t, password_env)?,
+            http: HttpConfig {
+                listen: t
+                    .list("http", "listen", parse_addr)?
+                    .unwrap_or_else(|| vec![SocketAddr::from(([127, 0, 0, 1], 5280))]),
+                max_body_bytes: t
+                    .int("http", "max_body_bytes", 1, 64 << 20)?
+                    .unwrap_or(65536),
+                max_connections: t.int("http", "max_connections", 1, 65536)?.unwrap_or(64),
+            },
+            outbox: OutboxConfig {
+                capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
+            },
+            webhook: webhook_section(&t)?,
+            keys: KeysConfig {
+                file: t
+                    .path("keys", "file")?
+                    .unwrap_or_else(|| "/etc/xrelay/keys".into()),
+            },
+            invites: InvitesConfig {
+                file: t
+                    .path("invites", "file")?
+                    .unwrap_or_else(|| "/etc/xrelay/invites".into()),
+                ttl: t
+                    .duration("invites", "ttl")?
+                    .unwrap_or(Duration::from_secs(7 * 86400)),
+                public_url: t.string("invites", "public_url")?,
+            },
+        };
+        Ok(cfg)
+    }
+}
+
+fn xmpp_section(t: &Tables, password_env: Option<String>) -> Result<XmppConfig, ConfigError> {
+    let jid_text = t
+        .string("xmpp", "jid")?
+        .ok_or_else(|| t.missing("xmpp", "jid"))?;
+    let jid = Jid::parse_bare(&jid_text).map_err(|e| t.bad("xmpp", "jid", e.to_string()))?;
+    if jid.local().is_none() {
+        return Err(t.bad(
+            "xmpp",
+            "jid",
+            "the bot's address needs a user part (bot@domain)",
+        ));
+    }
+    let password = password(t, password_env)?;
+    let server = t.string("xmpp", "server")?;
+    let port = t.int("xmpp", "port", 1, 65535)?.map(|p| p as u16);
+    let tls = match t.string("xmpp", "tls")?.as_deref() {
+        None | Some("starttls") => TlsMode::StartTls,
+        Some("direct") => TlsMode::Direct,
+        Some("plain") => TlsMode::Plain,
+        Some(_) => {
+            return Err(t.bad(
+                "xmpp",
+                "tls",
+                "expected \"starttls\", \"direct\" or \"plain\"",
+            ))
+        }
+    };
+    if tls == TlsMode::Plain && !server.as_deref().is_some_and(is_loopback_host) {
+        return Err(t.bad(
+            "xmpp",
+            "tls",
+            "\"plain\" sends the password unencrypted and is allowed only with server set to a \
+             loopback address (127.0.0.1, ::1 or localhost)",
+        ));
+    }
+    let pins = t
+        .list("xmpp", "pin_sha256", |s| {
+            tls::parse_pin(s).map_err(|e| e.to_string())
+        })?
+        .unwrap_or_default();
+    let rooms = t
+        .list("xmpp", "rooms", |s| {
+            Jid::parse_bare(s)
+                .map_err(|e| e.to_string())
+                .and_then(|j| match j.local() {
+                    Some(_) => Ok(j),
+                    None => Err("a room address needs a room name (room@service)".into()),
+                })
+        })?
+        .unwrap_or_default();
+    let resource = t
+        .string("xmpp", "resource")?
+        .unwrap_or_else(|| "xrelay".into());
+    if jid.with_resource(&resource).is_err() {
+        return Err(t.bad("xmpp", "resource", "not a valid resource"));
+    }
+    let nick = t.string("xmpp", "nick")?.unwrap_or_else(|| "xrelay".into());
+    if nick.is_empty()
+        || rooms
+            .first()
+            .is_some_and(|r| r.with_resource(&nick).is_err())
+    {
+        return Err(t.bad("xmpp", "nick", "not a valid room nickname"));
+    }
+    Ok(XmppConfig {
+        jid,
+        password,
+        server,
+        port,
+        tls,
+        ca_file: t.path("xmpp", "ca_file")?,
+        pins,
+        resource,
+        rooms,
+        nick,
+        max_stanza_bytes: t
+            .int(
+                "xmpp",
+                "max_stanza_bytes",
+                MIN_MAX_STANZA_BYTES,
+                MAX_MAX_STANZA_BYTES,
+            )?
+            .unwrap_or(DEFAULT_MAX_STANZA_BYTES),
+        ping_interval: t
+            .duration("xmpp", "ping_interval")?
+            .unwrap_or(Duration::from_secs(60)),
+        timeout: t
+            .duration("xmpp", "timeout")?
+            .unwrap_or(Duration::from_secs(20)),
+        reconnect_max: t
+            .duration("xmpp", "reconnect_max")?
+            .unwrap_or(Duration::from_secs(300)),
+    })
+}
+
+fn password(t: &Tables, password_env: Option<String>) -> Result<Secret, ConfigError> {
+    let inline = t.string("xmpp", "password")?;
+    let file = t.path("xmpp", "password_file")?;
+    if inline.is_some() && file.is_some() {
+        return Err(t.bad(
+            "xmpp",
+            "password_file",
+            "set either password or password_file, not both",
+        ));
+    }
+    if let Some(p) = password_env.filter(|p| !p.is_empty()) {
+        return Ok(Secret::new(p));
+    }
+    if let Some(p) = inline {
+        return Ok(Secret::new(p));
+    }
+    let Some(path) = file else {
+        return Err(t.missing_msg(
+            "xmpp",
+            "password",
+            "missing: set password, password_file, or the environment variable XRELAY_PASSWORD",
+        ));
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        t.bad(
+            "xmpp",
+            "password_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let p = text.trim_end_matches(['\n', '\r']);
+    if p.is_empty() {
+        return Err(t.bad("xmpp", "password_file", "the file is empty"));
+    }
+    Ok(Secret::new(p.to_string()))
+}
+
+fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
+    let Some(url) = t.string("webhook", "url")? else {
+        if let Some(e) = t.entries.iter().find(|e| e.table == "webhook") {
+            let (line, key) = (e.line, e.key.clone());
+            return Err(ConfigError::Key {
+                key: format!("webhook.{key}"),
+                line: Some(line),
+                msg: "the [webhook] section needs a url".into(),
+            });
+        }
+        return Ok(None);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(t.bad("webhook", "url", "expected an http:// or https:// URL"));
+    }
+    let format = match t.string("webhook", "format")?.as_deref() {
+        None | Some("json") => WebhookFormat::Json,
+        Some("xml") => WebhookFormat::Xml,
+        Some(_) => return Err(t.bad("webhook", "format", "expected \"json\" or \"xml\"")),
+    };
+    let stanzas = t
+        .list("webhook", "stanzas", |s| match s {
+            "message" | "presence" | "iq" => Ok(s.to_string()),
+            _ => Err("expected \"message\", \"presence\" or \"iq\"".into()),
+        })?
+        .unwrap_or_else(|| vec!["message".into()]);
+    Ok(Some(WebhookConfig {
+        url,
+        format,
+        stanzas,
+        timeout: t
+            .duration("webhook", "timeout")?
+            .unwrap_or(Duration::from_secs(10)),
+        secret: t.string("webhook", "secret")?.map(Secret::new),
+        bearer: t.string("webhook", "bearer")?.map(Secret::new),
+    }))
+}
+
+/// Whether `host` names this machine, for the `tls = "plain"` rule.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| "expected IP:PORT, e.g. \"127.0.0.1:5280\" or \"[::]:5280\"".into())
+}
+
+/// Parse `30s`, `5m`, `2h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let err =
+        || format!("expected a duration such as \"30s\", \"5m\", \"2h\" or \"7d\", got {s:?}");
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let n: u64 = s[..unit_at].parse().map_err(|_| err())?;
+    let mult = match &s[unit_at..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(err()),
+    };
+    n.checked_mul(mult)
+        .filter(|&secs| secs <= 10 * 365 * 86400)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {s:?} is longer than ten years"))
+}
+
+/// Every key the config knows, by table. Checked before anything else, so a misspelt key
+/// is reported as such rather than as the correct key missing.
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    (
+        "xmpp",
+        &[
+            "jid",
+            "password",
+            "password_file",
+            "server",
+            "port",
+            "tls",
+            "ca_file",
+            "pin_sha256",
+            "resource",
+            "rooms",
+            "nick",
+            "max_stanza_bytes",
+            "ping_interval",
+            "timeout",
+            "reconnect_max",
+        ],
+    ),
+    ("http", &["listen", "max_body_bytes", "max_connections"]),
+    ("outbox", &["capacity"]),
+    (
+        "webhook",
+        &["url", "format", "stanzas", "timeout", "secret", "bearer"],
+    ),
+    ("keys", &["file"]),
+    ("invites", &["file", "ttl", "public_url"]),
+];
+
+fn is_known(table: &str, key: &str) -> bool {
+    KNOWN_KEYS
+        .iter()
+        .any(|(t, keys)| *t == table && keys.contains(&key))
+}
+
+/// The entries of a document.
+struct Tables {
+    entries: Vec<Entry>,
+}
+
+impl Tables {
+    fn take(&self, table: &str, key: &str) -> Option<(Value, usize)> {
+        debug_assert!(
+            is_known(table, key),
+            "{table}.{key} missing from KNOWN_KEYS"
+        );
+        self.entries
+            .iter()
+            .find(|e| e.table == table && e.key == key)
+            .map(|e| (e.value.clone(), e.line))
+    }
+
+    fn line_of(&self, table: &str, key: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .find(|e| e.table == table && e.key == key)
+            .map(|e| e.line)
+    }
+
+    fn bad(&self, table: &str, key: &str, msg: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            key: format!("{table}.{key}"),
+            line: self.line_of(table, key),
+            msg: msg.into(),
+        }
+    }
+
+    fn missing(&self, table: &str, key: &str) -> ConfigError {
+        self.missing_msg(table, key, "missing")
+    }
+
+    fn missing_msg(&self, table: &str, key: &str, msg: &str) -> ConfigError {
+        ConfigError::Key {
+            key: format!("{table}.{key}"),
+            line: None,
+            msg: msg.into(),
+        }
+    }
+
+    fn wrong_type(&self, table: &str, key: &str, want: &str, got: &Value) -> ConfigError {
+        self.bad(
+            table,
+            key,
+            format!("expected {want}, got {}", got.type_name()),
+        )
+    }
+
+    fn string(&self, table: &str, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.take(table, key) {
+            None => Ok(None),
+            Some((Value::Str(s), _)) => Ok(Some(s)),
+            Some((v, _)) => Err(self.wrong_type(table, key, "a string", &v)),
+        }
+    }
+
+    fn path(&self, table: &str, key: &str) -> Result<Option<PathBuf>, ConfigError> {
+        match self.string(table, key)? {
+            Some(s) if s.is_empty() => Err(self.bad(table, key, "the path is empty")),
+            s => Ok(s.map(PathBuf::from)),
+        }
+    }
+
+    fn int(
+        &self,
+        table: &str,
+        key: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Option<usize>, ConfigError> {
+        match self.take(table, key) {
+            None => Ok(None),
+            Some((Value::Int(n), _)) => usize::try_from(n)
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    self.bad(table, key, format!("expected a number from {min} to {max}"))
+                }),
+            Some((v, _)) => Err(self.wrong_type(table, key, "an integer", &v)),
+        }
+    }
+
+    fn duration(&self, table: &str, key: &str) -> Result<Option<Duration>, ConfigError> {
+        match self.string(table, key)? {
+            None => Ok(None),
+            Some(s) => match parse_duration(&s) {
+                Ok(d) if d.is_zero() => Err(self.bad(table, key, "the duration must not be zero")),
+                Ok(d) => Ok(Some(d)),
+                Err(m) => Err(self.bad(table, key, m)),
+            },
+        }
+    }
+
+    /// An array of strings, each converted by `f`.
+    fn list<T>(
+        &self,
+        table: &str,
+        key: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<Vec<T>>, ConfigError> {
+        let Some((v, _)) = self.take(table, key) else {
+            return Ok(None);
+        };
+        let Value::Array(items) = v else {
+            return Err(self.wrong_type(table, key, "an array of strings", &v));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let Value::Str(s) = item else {
+                return Err(self.wrong_type(table, key, "an array of strings", item));
+            };
+            out.push(f(s).map_err(|m| self.bad(table, key, format!("{s:?}: {m}")))?);
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[xmpp]\njid = \"bot@example.org\"\npassword = \"pw\"\n";
+
+    fn err(text: &str) -> String {
+        Config::parse(text, None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse(MINIMAL, None).unwrap();
+        assert_eq!(c.xmpp.jid.as_str(), "bot@example.org");
+        assert_eq!(c.xmpp.password.expose(), "pw");
+        assert_eq!(c.xmpp.tls, TlsMode::StartTls);
+        assert_eq!(c.xmpp.resource, "xrelay");
+        assert_eq!(c.xmpp.max_stanza_bytes, DEFAULT_MAX_STANZA_BYTES);
+        assert!(matches!(c.xmpp.trust(), tls::Trust::Roots));
+        assert_eq!(c.http.listen, vec!["127.0.0.1:5280".parse().unwrap()]);
+        assert_eq!(c.http.max_body_bytes, 65536);
+        assert_eq!(c.http.max_connections, 64);
+        assert_eq!(c.outbox.capacity, 256);
+        assert!(c.webhook.is_none());
+        assert_eq!(c.invites.ttl, Duration::from_secs(7 * 86400));
+        assert!(
+            !format!("{c:?}").contains("pw\""),
+            "Debug must not show the password"
+        );
+    }
+
+    #[test]
+    fn contract_example_loads() {
+        let text = r#"
+[xmpp]
+jid = "bot@example.org"
+password = "..."
+# server = "xmpp.example.org"
+port = 5222
+tls = "starttls"
+ca_file = "/etc/ssl/certs/ca-certificates.crt"
+resource = "xrelay"
+rooms = ["alerts@conference.example.org"]
+nick = "xrelay"
+
+[http]
+listen = ["127.0.0.1:5280", "[::1]:5280"]
+max_body_bytes = 65536
+max_connections = 64
+
+[outbox]
+capacity = 256
+
+[webhook]
+url = "http://127.0.0.1:9999/stanzas"
+format = "json"
+stanzas = ["message"]
+timeout = "10s"
+secret = "s"
+
+[keys]
+file = "/etc/xrelay/keys"
+
+[invites]
+file = "/etc/xrelay/invites"
+ttl = "7d"
+public_url = "https://router.example/"
+"#;
+        let c = Config::parse(text, None).unwrap();
+        assert_eq!(c.xmpp.port, Some(5222));
+        assert_eq!(c.xmpp.rooms[0].as_str(), "alerts@conference.example.org");
+        assert!(matches!(c.xmpp.trust(), tls::Trust::CaFile(_)));
+        assert_eq!(c.http.listen.len(), 2);
+        let w = c.webhook.unwrap();
+        assert_eq!(w.format, WebhookFormat::Json);
+        assert_eq!(w.timeout, Duration::from_secs(10));
+        assert_eq!(
+            c.invites.public_url.as_deref(),
+            Some("https://router.example/")
+        );
+    }
+
+    #[test]
+    fn password_sources() {
+        let c = Config::parse(MINIMAL, Some("from-env".into())).unwrap();
+        assert_eq!(c.xmpp.password.expose(), "from-env");
+        let dir = std::env::temp_dir().join(format!("xrelay-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pf = dir.join("pw");
+        std::fs::write(&pf, "file-pw\n").unwrap();
+        let text = format!("[xmpp]\njid = \"bot@x\"\npassword_file = {:?}\n", pf);
+        let c = Config::parse(&text, None).unwrap();
+        assert_eq!(c.xmpp.password.expose(), "file-pw");
+        let e = err("[xmpp]\njid = \"bot@x\"\n");
+        assert!(
+            e.contains("xmpp.password") && e.contains("XRELAY_PASSWORD"),
+            "{e}"
+        );
+        let both = format!("{text}password = \"x\"\n");
+        assert!(err(&both).contains("not both"));
+        let missing = "[xmpp]\njid = \"bot@x\"\npassword_file = \"/nonexistent/pw\"\n";
+        assert!(err(missing).contains("xmpp.password_file (line 3)"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let cases = [
+            (
+                format!("{MINIMAL}colour = \"red\"\n"),
+                "xmpp.colour (line 4): unknown key",
+            ),
+            (
+                format!("{MINIMAL}[http]\nmax_body_bytes = \"big\"\n"),
+                "http.max_body_bytes (line 5): expected an integer",
+            ),
+            (
+                format!("{MINIMAL}port = 70000\n"),
+                "xmpp.port (line 4): expected a number from 1 to 65535",
+            ),
+            (format!("{MINIMAL}tls = \"maybe\"\n"), "xmpp.tls (line 4)"),
+            (format!("{MINIMAL}tls = \"plain\"\n"), "loopback"),
+            (
+                format!("{MINIMAL}pin_sha256 = [\"nope\"]\n"),
+                "xmpp.pin_sha256 (line 4)",
+            ),
+            (
+                format!("{MINIMAL}rooms = [\"conference.x\"]\n"),
+                "room name",
+            ),
+            (format!("{MINIMAL}rooms = \"a@b\"\n"), "array of strings"),
+            (
+                format!("{MINIMAL}timeout = \"10\"\n"),
+                "xmpp.timeout (line 4): expected a duration",
+            ),
+            (format!("{MINIMAL}timeout = \"0s\"\n"), "zero"),
+            (
+                format!("{MINIMAL}[http]\nlisten = [\"localhost\"]\n"),
+                "IP:PORT",
+            ),
+            (
+                format!("{MINIMAL}[webhook]\nformat = \"xml\"\n"),
+                "needs a url",
+            ),
+            (
+                format!("{MINIMAL}[webhook]\nurl = \"ftp://x\"\n"),
+                "http://",
+            ),
+            (
+                format!("{MINIMAL}[nosuch]\nk = 1\n"),
+                "nosuch.k (line 5): unknown key",
+            ),
+            (
+                "[xmpp]\njid = \"example.org\"\npassword = \"p\"\n".into(),
+                "user part",
+            ),
+            (
+                "[xmpp]\njid = \"bot@x/res\"\npassword = \"p\"\n".into(),
+                "xmpp.jid (line 2)",
+            ),
+            ("[xmpp]\npassword = \"p\"\n".into(), "xmpp.jid: missing"),
+            ("[xmpp]\njid = \n".into(), "syntax error on line 2"),
+        ];
+        for (text, needle) in cases {
+            let e = err(&text);
+            assert!(e.contains(needle), "{text:?}\n=> {e}\n(wanted {needle:?})");
+        }
+    }
+
+    #[test]
+    fn plain_tls_on_loopback() {
+        for server in ["127.0.0.1", "::1", "localhost", "[::1]"] {
+            let text = format!("{MINIMAL}tls = \"plain\"\nserver = \"{server}\"\n");
+            assert_eq!(Config::parse(&text, None).unwrap().xmpp.tls, TlsMode::Plain);
+        }
+        let text = format!("{MINIMAL}tls = \"plain\"\nserver = \"10.0.0.1\"\n");
+        assert!(err(&text).contains("loopback"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604800)));
+        for bad in [
+            "",
+            "s",
+            "10",
+            "1.5h",
+            "-1s",
+            "1w",
+            "10 s",
+            "99999999999999999999s",
+            "5000d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The async shell around [`stream::Client`]: DNS, TCP, TLS and the socket loop.
+//!
+//! It owns the socket and a fixed read buffer, feeds bytes to the state machine, writes what
+//! it produces, sleeps until its next timer, and performs the TLS handshake when asked.
+//! All protocol decisions stay in the state machine.
+
+use super::jid::Jid;
+use super::resolve::{self, Service, Target};
+use super::stream::{self, Client, Event, Settings};
+use super::tls::{self, TlsError};
+use super::xml::Element;
+use crate::config::{TlsMode, XmppConfig};
+use futures_rustls::client::TlsStream;
+use rustls::ClientConfig;
+use smol::future::FutureExt;
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::net::TcpStream;
+use smol::Timer;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Size of the fixed socket read buffer.
+pub const READ_CHUNK: usize = 4096;
+/// Most addresses tried for one connection attempt.
+const MAX_ADDRESSES: usize = 8;
+
+/// A step of connecting, reported to an observer (for `xrelay check` and the log).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// DNS gave these targets.
+    Resolved(Vec<String>),
+    /// TCP connected.
+    Connected(SocketAddr),
+    /// TLS is up.
+    Secured {
+        /// "TLSv1.3" etc.
+        version: String,
+        /// The SPKI pin of the server's certificate.
+        pin: Option<String>,
+    },
+    /// Logged in and bound.
+    Online {
+        /// The bound JID.
+        jid: Jid,
+        /// The SASL mechanism used.
+        mechanism: &'static str,
+        /// Whether stream management is on.
+        sm: bool,
+    },
+}
+
+/// Why connecting or the connection failed.
+#[derive(Debug)]
+pub enum Error {
+    /// DNS resolution failed.
+    Dns(resolve::ResolveError),
+    /// No address accepted a TCP connection.
+    Tcp(String),
+    /// `tls = "plain"` towards an address that is not loopback.
+    PlainNotLoopback(SocketAddr),
+    /// The TLS handshake failed.
+    Tls(TlsError),
+    /// The XMPP stream failed.
+    Stream(stream::Error),
+    /// Reading or writing the socket failed.
+    Io(io::Error),
+    /// The server closed the TCP connection.
+    Eof,
+    /// A write did not complete in time.
+    WriteTimeout,
+}
+
+impl Error {
+    /// The step of `xrelay check` this error belongs to.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Error::Dns(_) => "DNS",
+            Error::Tcp(_) | Error::PlainNotLoopback(_) => "TCP",
+            Error::Tls(e) if e.is_certificate() => "TLS certificate",
+            Error::Tls(_) => "TLS",
+            Error::Stream(e) => match e.step() {
+                stream::Step::Tls => "TLS",
+                stream::Step::Authentication => "authentication",
+                stream::Step::Bind => "bind",
+                stream::Step::Stream => "stream",
+            },
+            Error::Io(_) | Error::Eof | Error::WriteTimeout => "stream",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Dns(e) => write!(f, "{e}"),
+            Error::Tcp(e) => write!(f, "cannot connect: {e}"),
+            Error::PlainNotLoopback(a) => {
+                write!(
+                    f,
+                    "{a} is not a loopback address; tls = \"plain\" is refused"
+                )
+            }
+            Error::Tls(e) => write!(f, "{e}"),
+            Error::Stream(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "connection error: {e}"),
+            Error::Eof => f.write_str("the server closed the connection"),
+            Error::WriteTimeout => f.write_str("timed out writing to the server"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<stream::Error> for Error {
+    fn from(e: stream::Error) -> Error {
+        Error::Stream(e)
+    }
+}
+
+/// The socket, plain or TLS. `Upgrading` exists only while STARTTLS swaps one for the other.
+enum Transport {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Upgrading,
+}
+
+fn upgrading() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "TLS upgrade in progress")
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_close(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Transport::Upgrading => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// One live client stream.
+pub struct Connection {
+    client: Client,
+    io: Transport,
+    buf: Box<[u8; READ_CHUNK]>,
+    tls: Arc<ClientConfig>,
+    domain: String,
+    timeout: Duration,
+    unflushed: bool,
+}
+
+impl Connection {
+    /// Resolve, connect, secure, log in and bind. `progress` hears about each step.
+    pub async fn open(
+        cfg: &XmppConfig,
+        tls: Arc<ClientConfig>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Connection, Error> {
+        let domain = cfg.jid.domain().to_string();
+        let targets = targets(cfg).await?;
+        progress(Progress::Resolved(
+            targets
+                .iter()
+                .map(|t| format!("{}:{}", t.host, t.port))
+                .collect(),
+        ));
+        let tcp = connect_tcp(&targets, cfg).await?;
+        if let Ok(addr) = tcp.peer_addr() {
+            progress(Progress::Connected(addr));
+        }
+        let mut io = Transport::Tcp(tcp);
+        if cfg.tls == TlsMode::Direct {
+            io = Transport::Tls(Box::new(
+                handshake(&tls, &domain, io, cfg.timeout, progress).await?,
+            ));
+        }
+        let settings = Settings {
+            jid: cfg.jid.clone(),
+            password: cfg.password.expose().to_string(),
+            resource: cfg.resource.clone(),
+            tls: cfg.tls,
+            max_stanza_bytes: cfg.max_stanza_bytes,
+            ping_interval: cfg.ping_interval,
+            timeout: cfg.timeout,
+        };
+        let mut conn = Connection {
+            client: Client::new(settings, Instant::now()),
+            io,
+            buf: Box::new([0; READ_CHUNK]),
+            tls,
+            domain,
+            timeout: cfg.timeout,
+            unflushed: false,
+        };
+        match conn.next_event_inner(progress).await? {
+            Event::Online { jid, sm } => {
+                progress(Progress::Online {
+                    jid,
+                    mechanism: conn.client.mechanism().map_or("", |m| m.name()),
+                    sm,
+                });
+                Ok(conn)
+            }
+            // The state machine emits nothing else before it is online.
+            _ => Err(Error::Stream(stream::Error::Protocol("event before login"))),
+        }
+    }
+
+    /// Queue a stanza; returns the sequence number a later [`Event::Acked`] covers.
+    pub fn send(&mut self, stanza: &Element) -> Result<u64, stream::NotOnline> {
+        self.client.send(stanza)
+    }
+
+    /// Ask the server to confirm everything sent so far.
+    pub fn request_ack(&mut self) {
+        self.client.request_ack(Instant::now());
+    }
+
+    /// Drive the socket until the next event. Cancel-safe: dropping the future loses no
+    /// bytes, so it can be raced against other work.
+    pub async fn next_event(&mut self) -> Result<Event, Error> {
+        self.next_event_inner(&mut |_| {}).await
+    }
+
+    /// Close the stream cleanly, waiting a bounded time for the server's side.
+    pub async fn close(mut self) {
+        self.client.close(Instant::now());
+        loop {
+            match self.next_event().await {
+                Ok(Event::Closed) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = self.io.close().await;
+    }
+
+    async fn next_event_inner(
+        &mut self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Event, Error> {
+        loop {
+            let polled = self.client.poll_event(Instant::now());
+            let ev = match polled {
+                Ok(ev) => ev,
+                Err(e) => {
+                    self.flush_best_effort().await;
+                    return Err(Error::Stream(e));
+                }
+            };
+            match ev {
+                Some(Event::StartTls) => self.upgrade(progress).await?,
+                Some(ev) => {
+                    self.flush().await?;
+                    return Ok(ev);
+                }
+                None => {}
+            }
+            self.flush().await?;
+            let deadline = self.client.poll_timeout();
+            let n = {
+                let read = async { Some(self.io.read(&mut self.buf[..]).await) };
+                let timer = async {
+                    match deadline {
+                        Some(d) => Timer::at(d).await,
+                        None => smol::future::pending().await,
+                    };
+                    None
+                };
+                read.or(timer).await
+            };
+            match n {
+                None => {}
+                Some(Ok(0)) => return Err(Error::Eof),
+                Some(Ok(n)) => {
+                    if let Err(e) = self.client.handle_input(&self.buf[..n], Instant::now()) {
+                        self.flush_best_effort().await;
+                        return Err(Error::Stream(e));
+                    }
+                }
+                Some(Err(e)) => return Err(Error::Io(e)),
+            }
+        }
+    }
+
+    /// Write all pending output, each write bounded by the stream timeout.
+    async fn flush(&mut self) -> Result<(), Error> {
+        while !self.client.pending_output().is_empty() {
+            let write = async { Some(self.io.write(self.client.pending_output()).await) };
+            let timer = async {
+                Timer::after(self.timeout).await;
+                None
+            };
+            match write.or(timer).await {
+                None => return Err(Error::WriteTimeout),
+                Some(Ok(0)) => return Err(Error::Eof),
+                Some(Ok(n)) => {
+                    self.client.consume_output(n);
+                    self.unflushed = true;
+                }
+                Some(Err(e)) => return Err(Error::Io(e)),
+            }
+        }
+        if self.unflushed {
+            let flush = async { Some(self.io.flush().await) };
+            let timer = async {
+                Timer::after(self.timeout).await;
+                None
+            };
+            match flush.or(timer).await {
+                None => return Err(Error::WriteTimeout),
+                Some(r) => r.map_err(Error::Io)?,
+            }
+            self.unflushed = false;
+        }
+        Ok(())
+    }
+
+    /// On the way out: try to deliver a stream error or closing tag, but never wait long.
+    async fn flush_best_effort(&mut self) {
+        let _ = self.flush().await;
+    }
+
+    async fn upgrade(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
+        self.flush().await?;
+        let io = std::mem::replace(&mut self.io, Transport::Upgrading);
+        let tls = handshake(&self.tls, &self.domain, io, self.timeout, progress).await?;
+        self.io = Transport::Tls(Box::new(tls));
+        self.client.tls_established(Instant::now());
+        Ok(())
+    }
+}
+
+async fn handshake(
+    config: &Arc<ClientConfig>,
+    domain: &str,
+    io: Transport,
+    timeout: Duration,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TlsStream<TcpStream>, Error> {
+    let Transport::Tcp(tcp) = io else {
+        return Err(Error::Stream(stream::Error::Protocol(
+            "STARTTLS on a TLS stream",
+        )));
+    };
+    let hs = async { Some(tls::connect(config.clone(), domain, tcp).await) };
+    let timer = async {
+        Timer::after(timeout).await;
+        None
+    };
+    let tls = match hs.or(timer).await {
+        None => return Err(Error::Tls(TlsError::Handshake("timed out".into()))),
+        Some(r) => r.map_err(Error::Tls)?,
+    };
+    let (_, session) = tls.get_ref();
+    let version = session
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .unwrap_or("TLS")
+        .replace('_', ".");
+    let pin = session
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| tls::spki_pin(c).ok());
+    progress(Progress::Secured { version, pin });
+    Ok(tls)
+}
+
+/// Where to connect: `server`/`port` when set, else SRV, else the domain itself.
+async fn targets(cfg: &XmppConfig) -> Result<Vec<Target>, Error> {
+    let service = match cfg.tls {
+        TlsMode::Direct => Service::DirectTls,
+        TlsMode::StartTls | TlsMode::Plain => Service::StartTls,
+    };
+    if cfg.server.is_some() || cfg.port.is_some() {
+        let default_port = match service {
+            Service::DirectTls => 5223,
+            Service::StartTls => 5222,
+        };
+        return Ok(vec![Target {
+            host: cfg
+                .server
+                .clone()
+                .unwrap_or_else(|| cfg.jid.domain().to_string()),
+            port: cfg.port.unwrap_or(default_port),
+        }]);
+    }
+    resolve::srv_targets(cfg.jid.domain(), service)
+        .await
+        .map_err(Error::Dns)
+}
+
+/// Try each target's addresses in order until one accepts.
+async fn connect_tcp(targets: &[Target], cfg: &XmppConfig) -> Result<TcpStream, Error> {
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    let mut dns_error = None;
+    for target in targets {
+        let addrs = match resolve::socket_addrs(target).await {
+            Ok(a) => a,
+            Err(e) => {
+                dns_error = Some(e);
+                continue;
+            }
+        };
+        for addr in addrs {
+            if tried == MAX_ADDRESSES {
+                break;
+            }
+            tried += 1;
+            if cfg.tls == TlsMode::Plain && !addr.ip().is_loopback() {
+                return Err(Error::PlainNotLoopback(addr));
+            }
+            let attempt = async { Some(TcpStream::connect(addr).await) };
+            let timer = async {
+                Timer::after(cfg.timeout).await;
+                None
+            };
+            match attempt.or(timer).await {
+                Some(Ok(s)) => {
+                    // Stanzas are small and latency matters more than packet count.
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Some(Err(e)) => failures.push(format!("{addr}: {e}")),
+                None => failures.push(format!("{addr}: timed out")),
+            }
+        }
+    }
+    match (failures.is_empty(), dns_error) {
+        (true, Some(e)) => Err(Error::Dns(e)),
+        (true, None) => Err(Error::Tcp("no addresses to try".into())),
+        (false, _) => Err(Error::Tcp(failures.join("; "))),
+    }
+}

@@ -1,0 +1,260 @@
+//! JIDs (RFC 7622): parsing, validation and the normal form used for comparisons.
+//!
+//! Validation is the structural part of RFC 7622 plus the characters its PRECIS profiles
+//! forbid in ASCII; full Unicode PRECIS tables are left to the server, which rejects what it
+//! does not accept with a stanza error. ASCII letters in the localpart and domain are
+//! lower-cased, so `Alice@Example.ORG` and `alice@example.org` compare equal.
+
+use std::fmt;
+
+/// RFC 7622 §3.1: each part is at most 1023 octets.
+pub const MAX_PART_BYTES: usize = 1023;
+
+/// A validated JID, stored in its normal form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Jid {
+    s: String,
+    /// Byte index of '@' if there is a localpart.
+    at: Option<usize>,
+    /// Byte index of '/' if there is a resource.
+    slash: Option<usize>,
+}
+
+/// Why a string is not a JID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JidError {
+    /// The input is empty.
+    Empty,
+    /// The domain part is missing or empty.
+    EmptyDomain,
+    /// An '@' with nothing before it.
+    EmptyLocal,
+    /// A '/' with nothing after it.
+    EmptyResource,
+    /// A part is longer than RFC 7622 allows.
+    TooLong(&'static str),
+    /// A character that is not allowed in that part.
+    BadChar {
+        /// Which part.
+        part: &'static str,
+        /// The offending character.
+        ch: char,
+    },
+    /// A full JID was given where a bare JID is needed.
+    NotBare,
+    /// A JID without a localpart was given where an account is needed.
+    NoLocal,
+}
+
+impl fmt::Display for JidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JidError::Empty => f.write_str("the address is empty"),
+            JidError::EmptyDomain => f.write_str("the address has no domain"),
+            JidError::EmptyLocal => f.write_str("the address has nothing before '@'"),
+            JidError::EmptyResource => f.write_str("the address has nothing after '/'"),
+            JidError::TooLong(part) => write!(f, "the {part} is longer than 1023 bytes"),
+            JidError::BadChar { part, ch } => {
+                write!(
+                    f,
+                    "the {part} contains a character that is not allowed: {ch:?}"
+                )
+            }
+            JidError::NotBare => f.write_str("the address must not have a resource"),
+            JidError::NoLocal => f.write_str("the address needs a user part (user@domain)"),
+        }
+    }
+}
+
+impl std::error::Error for JidError {}
+
+impl Jid {
+    /// Parse and normalize `local@domain/resource` (local and resource optional).
+    pub fn parse(input: &str) -> Result<Jid, JidError> {
+        if input.is_empty() {
+            return Err(JidError::Empty);
+        }
+        // RFC 7622 §3.1: the first '/' starts the resource; the '@' before it ends the local.
+        let (bare, resource) = match input.find('/') {
+            Some(i) => (&input[..i], Some(&input[i + 1..])),
+            None => (input, None),
+        };
+        let (local, domain) = match bare.find('@') {
+            Some(i) => (Some(&bare[..i]), &bare[i + 1..]),
+            None => (None, bare),
+        };
+        let domain = domain.strip_suffix('.').unwrap_or(domain);
+        if domain.is_empty() {
+            return Err(JidError::EmptyDomain);
+        }
+        check_part(domain, "domain", |c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '@' | '/' | '"' | '<' | '>' | '\'')
+        })?;
+        let mut s = String::with_capacity(input.len());
+        let at = match local {
+            Some("") => return Err(JidError::EmptyLocal),
+            Some(l) => {
+                check_part(l, "user part", |c| {
+                    c.is_whitespace()
+                        || c.is_control()
+                        || matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
+                })?;
+                push_lower(&mut s, l);
+                let at = s.len();
+                s.push('@');
+                Some(at)
+            }
+            None => None,
+        };
+        push_lower(&mut s, domain);
+        let slash = match resource {
+            Some("") => return Err(JidError::EmptyResource),
+            Some(r) => {
+                check_part(r, "resource", char::is_control)?;
+                let slash = s.len();
+                s.push('/');
+                s.push_str(r);
+                Some(slash)
+            }
+            None => None,
+        };
+        Ok(Jid { s, at, slash })
+    }
+
+    /// Parse a bare JID (no resource).
+    pub fn parse_bare(input: &str) -> Result<Jid, JidError> {
+        let j = Jid::parse(input)?;
+        if j.slash.is_some() {
+            return Err(JidError::NotBare);
+        }
+        Ok(j)
+    }
+
+    /// The localpart, if any.
+    pub fn local(&self) -> Option<&str> {
+        self.at.map(|at| &self.s[..at])
+    }
+
+    /// The domain part.
+    pub fn domain(&self) -> &str {
+        let start = self.at.map_or(0, |at| at + 1);
+        let end = self.slash.unwrap_or(self.s.len());
+        &self.s[start..end]
+    }
+
+    /// The resource, if any.
+    pub fn resource(&self) -> Option<&str> {
+        self.slash.map(|i| &self.s[i + 1..])
+    }
+
+    /// The JID without its resource.
+    pub fn bare(&self) -> Jid {
+        match self.slash {
+            Some(i) => Jid {
+                s: self.s[..i].to_string(),
+                at: self.at,
+                slash: None,
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// Whether this JID has no resource.
+    pub fn is_bare(&self) -> bool {
+        self.slash.is_none()
+    }
+
+    /// The JID with `resource` set (replacing any resource it had).
+    pub fn with_resource(&self, resource: &str) -> Result<Jid, JidError> {
+        let b = self.bare();
+        Jid::parse(&format!("{}/{resource}", b.s))
+    }
+
+    /// The normal form as text.
+    pub fn as_str(&self) -> &str {
+        &self.s
+    }
+}
+
+impl fmt::Display for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.s)
+    }
+}
+
+fn check_part(
+    part: &str,
+    name: &'static str,
+    forbidden: impl Fn(char) -> bool,
+) -> Result<(), JidError> {
+    if part.len() > MAX_PART_BYTES {
+        return Err(JidError::TooLong(name));
+    }
+    match part.chars().find(|&c| forbidden(c) || is_noncharacter(c)) {
+        Some(ch) => Err(JidError::BadChar { part: name, ch }),
+        None => Ok(()),
+    }
+}
+
+/// Characters XML cannot carry or that are never valid in identifiers.
+fn is_noncharacter(c: char) -> bool {
+    matches!(c, '\u{FFFE}' | '\u{FFFF}' | '\u{FDD0}'..='\u{FDEF}')
+}
+
+fn push_lower(s: &mut String, part: &str) {
+    s.extend(part.chars().map(|c| c.to_ascii_lowercase()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts() {
+        let j = Jid::parse("Alice@Example.ORG/Phone 1").unwrap();
+        assert_eq!(j.local(), Some("alice"));
+        assert_eq!(j.domain(), "example.org");
+        assert_eq!(j.resource(), Some("Phone 1"));
+        assert_eq!(j.as_str(), "alice@example.org/Phone 1");
+        assert_eq!(j.bare().as_str(), "alice@example.org");
+        assert!(!j.is_bare());
+        let d = Jid::parse("example.org.").unwrap();
+        assert_eq!(d.local(), None);
+        assert_eq!(d.domain(), "example.org");
+        assert_eq!(d.resource(), None);
+        // The first '/' starts the resource, so an '@' after it belongs to the resource.
+        let r = Jid::parse("a@b/c@d/e").unwrap();
+        assert_eq!(r.local(), Some("a"));
+        assert_eq!(r.resource(), Some("c@d/e"));
+        let w = Jid::parse("room@conference.x")
+            .unwrap()
+            .with_resource("nick");
+        assert_eq!(w.unwrap().as_str(), "room@conference.x/nick");
+        assert_eq!(Jid::parse("é@b").unwrap().local(), Some("é"));
+        assert_eq!(Jid::parse("[::1]").unwrap().domain(), "[::1]");
+    }
+
+    #[test]
+    fn errors() {
+        use JidError::*;
+        assert_eq!(Jid::parse(""), Err(Empty));
+        assert_eq!(Jid::parse("a@"), Err(EmptyDomain));
+        assert_eq!(Jid::parse("@b"), Err(EmptyLocal));
+        assert_eq!(Jid::parse("a@b/"), Err(EmptyResource));
+        assert_eq!(Jid::parse("/r"), Err(EmptyDomain));
+        assert_eq!(Jid::parse_bare("a@b/c"), Err(NotBare));
+        assert!(matches!(Jid::parse("a b@c"), Err(BadChar { ch: ' ', .. })));
+        assert!(matches!(Jid::parse("a<b@c"), Err(BadChar { ch: '<', .. })));
+        assert!(matches!(Jid::parse("a@b@c"), Err(BadChar { ch: '@', .. })));
+        assert!(matches!(Jid::parse("a@b c"), Err(BadChar { .. })));
+        assert!(matches!(Jid::parse("a@b/\u{0}"), Err(BadChar { .. })));
+        assert!(matches!(Jid::parse("a@b\u{FFFF}"), Err(BadChar { .. })));
+        let long = "x".repeat(1024);
+        assert_eq!(Jid::parse(&format!("{long}@b")), Err(TooLong("user part")));
+        assert_eq!(Jid::parse(&long), Err(TooLong("domain")));
+        assert_eq!(Jid::parse(&format!("a@b/{long}")), Err(TooLong("resource")));
+        for e in [Empty, NotBare, NoLocal, TooLong("domain")] {
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}

@@ -1,0 +1,794 @@
+//! The client stream as a sans-I/O state machine (RFC 6120, XEP-0198, XEP-0199).
+//!
+//! [`Client`] owns the protocol from the first stream header to `</stream:stream>`:
+//! STARTTLS negotiation, SASL, resource binding, stream management, keepalive pings and
+//! acknowledgements. It never touches a socket or a clock: the shell feeds it bytes with
+//! [`Client::handle_input`], writes what [`Client::pending_output`] holds, tells it the time,
+//! and performs the TLS handshake when [`Event::StartTls`] asks for it. Every step can
+//! therefore be tested with byte transcripts.
+
+use super::jid::Jid;
+use super::sasl::{self, Mechanism, SaslError};
+use super::stanza::{
+    self, IdGen, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
+    NS_STREAM_ERRORS, NS_TLS,
+};
+use super::xml::{write_stream_header, Element, Framer, StreamEvent, XmlError, STREAM_CLOSE};
+use crate::config::TlsMode;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Longest text kept from a server's error element, so a hostile server cannot fill logs.
+const MAX_ERROR_TEXT: usize = 200;
+
+/// What the state machine needs to know about the account and its limits.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The account's bare JID.
+    pub jid: Jid,
+    /// The account's password.
+    pub password: String,
+    /// The resource to bind.
+    pub resource: String,
+    /// How the stream is secured.
+    pub tls: TlsMode,
+    /// Bound on one incoming stanza.
+    pub max_stanza_bytes: usize,
+    /// Silence after which a ping is sent.
+    pub ping_interval: Duration,
+    /// How long any login step or ping may take.
+    pub timeout: Duration,
+}
+
+/// What the shell must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Run the TLS handshake on the socket now, then call [`Client::tls_established`].
+    StartTls,
+    /// Logged in and bound: stanzas may be sent.
+    Online {
+        /// The full JID the server bound.
+        jid: Jid,
+        /// Whether XEP-0198 acknowledgements are in use.
+        sm: bool,
+    },
+    /// A stanza for the application.
+    Stanza(Element),
+    /// The server has processed every stanza up to this sequence number.
+    Acked(u64),
+    /// The stream ended cleanly after [`Client::close`].
+    Closed,
+}
+
+/// The login step an error belongs to, for `xrelay check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// STARTTLS negotiation.
+    Tls,
+    /// SASL.
+    Authentication,
+    /// Resource binding and session setup.
+    Bind,
+    /// The stream itself, once online or before any step.
+    Stream,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Tls => "TLS",
+            Step::Authentication => "authentication",
+            Step::Bind => "bind",
+            Step::Stream => "stream",
+        })
+    }
+}
+
+/// Why the stream failed. After any error the stream is over; the shell reconnects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The server's XML broke the rules; we sent the matching stream error.
+    Xml(XmlError),
+    /// The server ended the stream with a stream error.
+    StreamError {
+        /// The RFC 6120 condition.
+        condition: String,
+        /// The server's text, if any.
+        text: Option<String>,
+    },
+    /// The server closed the stream without being asked to.
+    ServerClosed,
+    /// The server does not offer STARTTLS and plaintext is not allowed.
+    TlsNotOffered,
+    /// The server answered `<starttls/>` with a failure.
+    TlsRefused,
+    /// A SASL problem on our side (no usable mechanism, bad server message, bad signature).
+    Sasl(SaslError),
+    /// The server rejected the credentials.
+    AuthFailed {
+        /// The SASL condition, e.g. `not-authorized`.
+        condition: String,
+        /// The server's text, if any.
+        text: Option<String>,
+    },
+    /// Binding the resource failed.
+    Bind(String),
+    /// The server sent something that does not fit the protocol at this point.
+    Protocol(&'static str),
+    /// No answer in time.
+    Timeout(&'static str),
+    /// The server acknowledged more stanzas than were sent.
+    AckTooHigh,
+}
+
+impl Error {
+    /// The login step this error belongs to.
+    pub fn step(&self) -> Step {
+        match self {
+            Error::TlsNotOffered | Error::TlsRefused => Step::Tls,
+            Error::Sasl(_) | Error::AuthFailed { .. } => Step::Authentication,
+            Error::Bind(_) => Step::Bind,
+            _ => Step::Stream,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Xml(e) => write!(f, "bad XML from the server: {e}"),
+            Error::StreamError { condition, text } => {
+                write!(f, "the server ended the stream: {condition}")?;
+                text.as_ref().map_or(Ok(()), |t| write!(f, " ({t})"))
+            }
+            Error::ServerClosed => f.write_str("the server closed the stream"),
+            Error::TlsNotOffered => f.write_str(
+                "the server does not offer STARTTLS; refusing to continue without encryption",
+            ),
+            Error::TlsRefused => f.write_str("the server refused STARTTLS"),
+            Error::Sasl(e) => write!(f, "{e}"),
+            Error::AuthFailed { condition, text } => {
+                write!(f, "the server rejected the login: {condition}")?;
+                text.as_ref().map_or(Ok(()), |t| write!(f, " ({t})"))
+            }
+            Error::Bind(c) => write!(f, "resource binding failed: {c}"),
+            Error::Protocol(what) => write!(f, "protocol error: {what}"),
+            Error::Timeout(what) => write!(f, "timed out {what}"),
+            Error::AckTooHigh => f.write_str("the server acknowledged more stanzas than were sent"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The send was refused because the stream is not online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOnline;
+
+impl fmt::Display for NotOnline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the stream is not online")
+    }
+}
+
+impl std::error::Error for NotOnline {}
+
+/// How far the login got; each stage starts with a fresh stream header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Initial,
+    Secured,
+    Authenticated,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Header(Stage),
+    Features(Stage),
+    Proceed,
+    Handshake,
+    Auth(sasl::Client),
+    Bind(String),
+    Session(String),
+    EnableSm,
+    Online,
+    Closing,
+    Closed,
+}
+
+/// XEP-0198 counters, present once the server enabled stream management.
+#[derive(Debug)]
+struct Sm {
+    /// Stanzas received since enabling (the `h` we report).
+    inbound: u32,
+    /// The last `h` the server reported.
+    last_h: u32,
+}
+
+/// An outstanding ping: a keepalive or an acknowledgement probe.
+#[derive(Debug)]
+struct Probe {
+    id: String,
+    sent: Instant,
+    /// For acknowledgement pings (no XEP-0198): the sequence number it confirms.
+    seq: u64,
+}
+
+/// The client stream state machine.
+#[derive(Debug)]
+pub struct Client {
+    settings: Settings,
+    phase: Phase,
+    framer: Framer,
+    out: Vec<u8>,
+    ids: IdGen,
+    secure: bool,
+    mechanism: Option<Mechanism>,
+    bound: Option<Jid>,
+    sm_offered: bool,
+    session_needed: bool,
+    sm: Option<Sm>,
+    /// Stanzas written since online (each gets the next number).
+    seq: u64,
+    /// Highest sequence number the server confirmed.
+    acked: u64,
+    last_rx: Instant,
+    keepalive: Option<Probe>,
+    ack_probe: Option<Probe>,
+    /// An acknowledgement was asked for while one was outstanding.
+    ack_wanted: bool,
+    close_deadline: Option<Instant>,
+    /// Whether our `</stream:stream>` is written (at most once).
+    sent_close: bool,
+}
+
+impl Client {
+    /// Start a stream. With `TlsMode::Direct` the shell has already completed the TLS
+    /// handshake; otherwise the stream starts in plaintext.
+    pub fn new(settings: Settings, now: Instant) -> Client {
+        let secure = settings.tls == TlsMode::Direct;
+        let stage = if secure {
+            Stage::Secured
+        } else {
+            Stage::Initial
+        };
+        let mut c = Client {
+            framer: Framer::new(settings.max_stanza_bytes),
+            settings,
+            phase: Phase::Header(stage),
+            out: Vec::with_capacity(1024),
+            ids: IdGen::new(),
+            secure,
+            mechanism: None,
+            bound: None,
+            sm_offered: false,
+            session_needed: false,
+            sm: None,
+            seq: 0,
+            acked: 0,
+            last_rx: now,
+            keepalive: None,
+            ack_probe: None,
+            ack_wanted: false,
+            close_deadline: None,
+            sent_close: false,
+        };
+        c.write_header();
+        c
+    }
+
+    /// Bytes waiting to be written to the socket.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Mark `n` bytes of [`Client::pending_output`] as written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out.drain(..n.min(self.out.len()));
+    }
+
+    /// Bytes read from the socket.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), Error> {
+        if let Err(e) = self.framer.feed(data) {
+            return Err(self.fail_xml(e));
+        }
+        if !data.is_empty() {
+            self.last_rx = now;
+        }
+        Ok(())
+    }
+
+    /// The TLS handshake asked for by [`Event::StartTls`] succeeded.
+    pub fn tls_established(&mut self, now: Instant) {
+        if let Phase::Handshake = self.phase {
+            self.secure = true;
+            self.last_rx = now;
+            self.phase = Phase::Header(Stage::Secured);
+            self.write_header();
+        }
+    }
+
+    /// The SASL mechanism in use, once authentication started.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        self.mechanism
+    }
+
+    /// Whether the stream is online.
+    pub fn is_online(&self) -> bool {
+        matches!(self.phase, Phase::Online)
+    }
+
+    /// Queue a stanza. Returns its sequence number, which a later [`Event::Acked`] covers.
+    pub fn send(&mut self, stanza: &Element) -> Result<u64, NotOnline> {
+        if !self.is_online() {
+            return Err(NotOnline);
+        }
+        Ok(self.write_stanza(stanza))
+    }
+
+    /// Ask the server to confirm everything sent so far: `<r/>` with XEP-0198, else a ping
+    /// whose answer proves the server processed what came before it.
+    pub fn request_ack(&mut self, now: Instant) {
+        if !self.is_online() || self.acked >= self.seq {
+            return;
+        }
+        if self.ack_probe.is_some() {
+            self.ack_wanted = true;
+            return;
+        }
+        self.ack_wanted = false;
+        if self.sm.is_some() {
+            self.out.extend_from_slice(b"<r xmlns='urn:xmpp:sm:3'/>");
+            self.ack_probe = Some(Probe {
+                id: String::new(),
+                sent: now,
+                seq: self.seq,
+            });
+        } else {
+            let id = self.ids.next_id();
+            let ping = stanza::ping(Some(self.settings.jid.domain()), &id);
+            let seq = self.write_stanza(&ping);
+            self.ack_probe = Some(Probe { id, sent: now, seq });
+        }
+    }
+
+    /// Close the stream cleanly; [`Event::Closed`] follows when the server closes its side.
+    pub fn close(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Closing | Phase::Closed => {}
+            _ => {
+                self.write_close();
+                self.phase = Phase::Closing;
+                self.close_deadline = Some(now + self.settings.timeout);
+            }
+        }
+    }
+
+    /// When [`Client::poll_event`] must be called again even if no bytes arrive.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Closed | Phase::Handshake => None,
+            Phase::Closing => self.close_deadline,
+            Phase::Online => Some(match &self.keepalive {
+                Some(p) if self.last_rx <= p.sent => p.sent + self.settings.timeout,
+                _ => self.last_rx + self.settings.ping_interval,
+            }),
+            _ => Some(self.last_rx + self.settings.timeout),
+        }
+    }
+
+    /// Process timers and the next complete element. `Ok(None)`: nothing to do until more
+    /// bytes arrive or [`Client::poll_timeout`] passes. Any `Err` ends the stream; what
+    /// [`Client::pending_output`] then holds (a stream error, the closing tag) should be
+    /// written before the socket is dropped.
+    pub fn poll_event(&mut self, now: Instant) -> Result<Option<Event>, Error> {
+        if let Phase::Closed = self.phase {
+            return Ok(None);
+        }
+        if let Some(ev) = self.check_timers(now)? {
+            return Ok(Some(ev));
+        }
+        loop {
+            let ev = match self.framer.next_event() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(self.fail_xml(e)),
+            };
+            let result = match ev {
+                StreamEvent::Open(_) => self.on_header(),
+                StreamEvent::Close => self.on_close(),
+                StreamEvent::Element(el) => self.on_element(el, now),
+            };
+            match result {
+                Ok(Some(ev)) => return Ok(Some(ev)),
+                Ok(None) => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    fn check_timers(&mut self, now: Instant) -> Result<Option<Event>, Error> {
+        match self.phase {
+            Phase::Online => {
+                match &self.keepalive {
+                    Some(p) if self.last_rx <= p.sent => {
+                        if now >= p.sent + self.settings.timeout {
+                            return Err(self.fail(Error::Timeout("waiting for a ping reply")));
+                        }
+                    }
+                    _ => {
+                        if now >= self.last_rx + self.settings.ping_interval {
+                            let id = self.ids.next_id();
+                            let ping = stanza::ping(Some(self.settings.jid.domain()), &id);
+                            self.write_stanza(&ping);
+                            self.keepalive = Some(Probe {
+                                id,
+                                sent: now,
+                                seq: 0,
+                            });
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            Phase::Closing => {
+                if self.close_deadline.is_some_and(|d| now >= d) {
+                    self.phase = Phase::Closed;
+                    return Ok(Some(Event::Closed));
+                }
+                Ok(None)
+            }
+            Phase::Closed | Phase::Handshake => Ok(None),
+            _ => {
+                if now >= self.last_rx + self.settings.timeout {
+                    return Err(self.fail(Error::Timeout("waiting for the server during login")));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn on_header(&mut self) -> Result<Option<Event>, Error> {
+        match self.phase {
+            Phase::Header(stage) => {
+                self.phase = Phase::Features(stage);
+                Ok(None)
+            }
+            _ => Err(Error::Protocol("unexpected stream header")),
+        }
+    }
+
+    fn on_close(&mut self) -> Result<Option<Event>, Error> {
+        match self.phase {
+            Phase::Closing => {
+                self.phase = Phase::Closed;
+                Ok(Some(Event::Closed))
+            }
+            _ => Err(Error::ServerClosed),
+        }
+    }
+
+    fn on_element(&mut self, el: Element, now: Instant) -> Result<Option<Event>, Error> {
+        if el.is("error", NS_STREAM) {
+            return Err(stream_error(&el));
+        }
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Features(stage) if el.is("features", NS_STREAM) => {
+                self.on_features(stage, &el)?;
+                Ok(None)
+            }
+            Phase::Proceed if el.is("proceed", NS_TLS) => {
+                self.framer.reset();
+                self.phase = Phase::Handshake;
+                Ok(Some(Event::StartTls))
+            }
+            Phase::Proceed if el.is("failure", NS_TLS) => Err(Error::TlsRefused),
+            Phase::Auth(sasl) => self.on_sasl(sasl, &el),
+            Phase::Bind(id) if is_reply(&el, &id) => self.on_bind(&el),
+            Phase::Session(id) if is_reply(&el, &id) => {
+                if el.get_attr("type") != Some("result") {
+                    return Err(Error::Bind(format!("session: {}", stanza_condition(&el))));
+                }
+                Ok(self.after_bind())
+            }
+            Phase::EnableSm if el.is("enabled", NS_SM) => {
+                self.sm = Some(Sm {
+                    inbound: 0,
+                    last_h: 0,
+                });
+                Ok(self.go_online(true))
+            }
+            Phase::EnableSm if el.is("failed", NS_SM) => Ok(self.go_online(false)),
+            phase @ (Phase::Online | Phase::Closing) => {
+                self.phase = phase;
+                self.on_online(el, now)
+            }
+            _ => Err(Error::Protocol("unexpected element during login")),
+        }
+    }
+
+    fn on_features(&mut self, stage: Stage, features: &Element) -> Result<(), Error> {
+        match stage {
+            Stage::Initial if self.settings.tls != TlsMode::Plain => {
+                if features.get_child("starttls", NS_TLS).is_none() {
+                    return Err(Error::TlsNotOffered);
+                }
+                self.out
+                    .extend_from_slice(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+                self.phase = Phase::Proceed;
+                Ok(())
+            }
+            Stage::Initial | Stage::Secured => {
+                let mechs: Vec<String> = features
+                    .get_child("mechanisms", NS_SASL)
+                    .map(|m| {
+                        m.children()
+                            .filter(|c| c.is("mechanism", NS_SASL))
+                            .map(|c| c.text_content())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mech = sasl::select(mechs.iter().map(String::as_str), self.secure)
+                    .map_err(Error::Sasl)?;
+                let user = self.settings.jid.local().unwrap_or_default();
+                let (client, initial) = sasl::Client::start(mech, user, &self.settings.password)
+                    .map_err(Error::Sasl)?;
+                self.mechanism = Some(mech);
+                let auth = Element::new("auth", NS_SASL)
+                    .attr("mechanism", mech.name())
+                    .text(&initial);
+                auth.write_to(&mut self.out, NS_CLIENT);
+                self.phase = Phase::Auth(client);
+                Ok(())
+            }
+            Stage::Authenticated => {
+                if features.get_child("bind", NS_BIND).is_none() {
+                    return Err(Error::Bind(
+                        "the server does not offer resource binding".into(),
+                    ));
+                }
+                self.sm_offered = features.get_child("sm", NS_SM).is_some();
+                self.session_needed = features
+                    .get_child("session", NS_SESSION)
+                    .is_some_and(|s| s.get_child("optional", NS_SESSION).is_none());
+                let id = self.ids.next_id();
+                let bind = Element::new("bind", NS_BIND)
+                    .child(Element::new("resource", NS_BIND).text(&self.settings.resource));
+                stanza::iq("set", None, &id, bind).write_to(&mut self.out, NS_CLIENT);
+                self.phase = Phase::Bind(id);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_sasl(&mut self, mut client: sasl::Client, el: &Element) -> Result<Option<Event>, Error> {
+        if el.is("challenge", NS_SASL) {
+            let response = client.challenge(&el.text_content()).map_err(Error::Sasl)?;
+            Element::new("response", NS_SASL)
+                .text(&response)
+                .write_to(&mut self.out, NS_CLIENT);
+            self.phase = Phase::Auth(client);
+            Ok(None)
+        } else if el.is("success", NS_SASL) {
+            let data = el.text_content();
+            let data = (!data.is_empty()).then_some(data.as_str());
+            client.success(data).map_err(Error::Sasl)?;
+            self.framer.reset();
+            self.phase = Phase::Header(Stage::Authenticated);
+            self.write_header();
+            Ok(None)
+        } else if el.is("failure", NS_SASL) {
+            let condition = el
+                .children()
+                .find(|c| c.name() != "text")
+                .map_or("failure", |c| c.name())
+                .to_string();
+            Err(Error::AuthFailed {
+                condition,
+                text: error_text(el, NS_SASL),
+            })
+        } else {
+            Err(Error::Protocol("unexpected element during authentication"))
+        }
+    }
+
+    fn on_bind(&mut self, el: &Element) -> Result<Option<Event>, Error> {
+        if el.get_attr("type") != Some("result") {
+            return Err(Error::Bind(stanza_condition(el)));
+        }
+        let jid = el
+            .get_child("bind", NS_BIND)
+            .and_then(|b| b.get_child("jid", NS_BIND))
+            .map(|j| j.text_content())
+            .ok_or(Error::Bind("the server's answer has no JID".into()))?;
+        let jid = Jid::parse(&jid)
+            .map_err(|e| Error::Bind(format!("the server bound an invalid JID: {e}")))?;
+        self.bound = Some(jid);
+        if self.session_needed {
+            let id = self.ids.next_id();
+            stanza::iq("set", None, &id, Element::new("session", NS_SESSION))
+                .write_to(&mut self.out, NS_CLIENT);
+            self.phase = Phase::Session(id);
+            return Ok(None);
+        }
+        Ok(self.after_bind())
+    }
+
+    fn after_bind(&mut self) -> Option<Event> {
+        if self.sm_offered {
+            self.out
+                .extend_from_slice(b"<enable xmlns='urn:xmpp:sm:3'/>");
+            self.phase = Phase::EnableSm;
+            return None;
+        }
+        self.go_online(false)
+    }
+
+    fn go_online(&mut self, sm: bool) -> Option<Event> {
+        self.phase = Phase::Online;
+        let jid = self.bound.clone()?;
+        Some(Event::Online { jid, sm })
+    }
+
+    fn on_online(&mut self, el: Element, now: Instant) -> Result<Option<Event>, Error> {
+        if el.ns() == NS_SM {
+            return self.on_sm(&el, now);
+        }
+        if el.ns() != NS_CLIENT || !matches!(el.name(), "message" | "presence" | "iq") {
+            // Unknown nonzas are ignored, as RFC 6120 §8 lets a client do.
+            return Ok(None);
+        }
+        if let Some(sm) = &mut self.sm {
+            sm.inbound = sm.inbound.wrapping_add(1);
+        }
+        if el.name() != "iq" {
+            return Ok(Some(Event::Stanza(el)));
+        }
+        match el.get_attr("type") {
+            Some("get") if el.get_child("ping", NS_PING).is_some() => {
+                if self.is_online() {
+                    self.write_stanza(&stanza::iq_result(&el));
+                }
+                Ok(None)
+            }
+            Some("result" | "error") => {
+                let id = el.get_attr("id");
+                if id.is_some() && self.keepalive.as_ref().map(|p| p.id.as_str()) == id {
+                    self.keepalive = None;
+                    return Ok(None);
+                }
+                if let Some(p) = self
+                    .ack_probe
+                    .as_ref()
+                    .filter(|p| Some(p.id.as_str()) == id)
+                {
+                    let seq = p.seq;
+                    self.ack_probe = None;
+                    return Ok(self.acked_up_to(seq, now));
+                }
+                Ok(Some(Event::Stanza(el)))
+            }
+            _ => Ok(Some(Event::Stanza(el))),
+        }
+    }
+
+    fn on_sm(&mut self, el: &Element, now: Instant) -> Result<Option<Event>, Error> {
+        let Some(sm) = &mut self.sm else {
+            return Ok(None);
+        };
+        match el.name() {
+            "r" => {
+                let h = sm.inbound;
+                self.out
+                    .extend_from_slice(format!("<a xmlns='urn:xmpp:sm:3' h='{h}'/>").as_bytes());
+                Ok(None)
+            }
+            "a" => {
+                let h: u32 = el
+                    .get_attr("h")
+                    .and_then(|h| h.parse().ok())
+                    .ok_or(Error::Protocol("an <a/> without a valid h"))?;
+                let delta = h.wrapping_sub(sm.last_h);
+                sm.last_h = h;
+                let acked = self.acked + u64::from(delta);
+                if acked > self.seq {
+                    return Err(Error::AckTooHigh);
+                }
+                self.ack_probe = None;
+                Ok(self.acked_up_to(acked, now))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Record an acknowledgement and, if more was asked for meanwhile, probe again.
+    fn acked_up_to(&mut self, seq: u64, now: Instant) -> Option<Event> {
+        let ev = (seq > self.acked).then(|| {
+            self.acked = seq;
+            Event::Acked(seq)
+        });
+        if self.ack_wanted {
+            self.request_ack(now);
+        }
+        ev
+    }
+
+    fn write_stanza(&mut self, stanza: &Element) -> u64 {
+        stanza.write_to(&mut self.out, NS_CLIENT);
+        self.seq += 1;
+        self.seq
+    }
+
+    fn write_header(&mut self) {
+        // RFC 6120 §4.7.1: include `from` only once the stream is protected.
+        let from = self.secure.then(|| self.settings.jid.as_str());
+        write_stream_header(&mut self.out, self.settings.jid.domain(), from);
+    }
+
+    /// Our side found bad XML: tell the server why, then end the stream.
+    fn fail_xml(&mut self, e: XmlError) -> Error {
+        Element::new("error", NS_STREAM)
+            .child(Element::new(e.condition(), NS_STREAM_ERRORS))
+            .write_to(&mut self.out, NS_CLIENT);
+        self.fail(Error::Xml(e))
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.write_close();
+        self.phase = Phase::Closed;
+        e
+    }
+
+    fn write_close(&mut self) {
+        if !self.sent_close {
+            self.out.extend_from_slice(STREAM_CLOSE);
+            self.sent_close = true;
+        }
+    }
+}
+
+fn is_reply(el: &Element, id: &str) -> bool {
+    el.is("iq", NS_CLIENT)
+        && el.get_attr("id") == Some(id)
+        && matches!(el.get_attr("type"), Some("result" | "error"))
+}
+
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_ERROR_TEXT {
+        let mut end = MAX_ERROR_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+fn error_text(el: &Element, ns: &str) -> Option<String> {
+    el.get_child("text", ns).map(|t| bounded(t.text_content()))
+}
+
+fn stream_error(el: &Element) -> Error {
+    let condition = el
+        .children()
+        .find(|c| c.ns() == NS_STREAM_ERRORS && c.name() != "text")
+        .map_or("undefined-condition", |c| c.name())
+        .to_string();
+    Error::StreamError {
+        condition: bounded(condition),
+        text: error_text(el, NS_STREAM_ERRORS),
+    }
+}
+
+/// The condition of a stanza error, e.g. `conflict`.
+fn stanza_condition(el: &Element) -> String {
+    el.get_child("error", NS_CLIENT)
+        .and_then(|e| e.children().next())
+        .map_or_else(
+            || "unknown error".to_string(),
+            |c| bounded(c.name().to_string()),
+        )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,494 @@
+//! Byte transcripts of whole sessions and of every failure path.
+
+use super::*;
+use crate::xmpp::stanza::MessageType;
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='example.org' version='1.0'>";
+const STARTTLS: &str = "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+    <required/></starttls></stream:features>";
+const MECHS_PLAIN: &str = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+    <mechanism>PLAIN</mechanism></mechanisms></stream:features>";
+const BIND_SM: &str = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
+    <sm xmlns='urn:xmpp:sm:3'/></stream:features>";
+const BIND_ONLY: &str =
+    "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>";
+
+fn settings(tls: TlsMode) -> Settings {
+    Settings {
+        jid: Jid::parse("bot@example.org").unwrap(),
+        password: "pass".into(),
+        resource: "xrelay".into(),
+        tls,
+        max_stanza_bytes: 4096,
+        ping_interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// Drives a client through a transcript at a controllable time.
+struct Session {
+    c: Client,
+    now: Instant,
+}
+
+impl Session {
+    fn new(tls: TlsMode) -> Session {
+        let now = Instant::now();
+        Session {
+            c: Client::new(settings(tls), now),
+            now,
+        }
+    }
+
+    /// Take what the client wrote.
+    fn out(&mut self) -> String {
+        let s = String::from_utf8(self.c.pending_output().to_vec()).unwrap();
+        let n = self.c.pending_output().len();
+        self.c.consume_output(n);
+        s
+    }
+
+    /// Feed server bytes and collect events until the client needs more input.
+    fn feed(&mut self, server: &str) -> Result<Vec<Event>, Error> {
+        self.c.handle_input(server.as_bytes(), self.now)?;
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<Vec<Event>, Error> {
+        let mut evs = Vec::new();
+        while let Some(ev) = self.c.poll_event(self.now)? {
+            evs.push(ev);
+        }
+        Ok(evs)
+    }
+
+    fn advance(&mut self, d: Duration) -> Result<Vec<Event>, Error> {
+        self.now += d;
+        self.drain()
+    }
+
+    /// Log in over direct TLS with PLAIN; `features` are the post-auth features.
+    fn online(features: &str, sm_reply: Option<&str>) -> Session {
+        let mut s = Session::new(TlsMode::Direct);
+        s.feed(HEADER).unwrap();
+        assert!(s.feed(MECHS_PLAIN).unwrap().is_empty());
+        s.out();
+        s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            .unwrap();
+        s.out();
+        s.feed(HEADER).unwrap();
+        s.feed(features).unwrap();
+        let bind = s.out();
+        let id = attr(&bind, "id");
+        let mut evs = s
+            .feed(&format!(
+                "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+                 <jid>bot@example.org/xrelay</jid></bind></iq>"
+            ))
+            .unwrap();
+        if let Some(reply) = sm_reply {
+            assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3'/>");
+            evs = s.feed(reply).unwrap();
+        }
+        assert!(matches!(evs.as_slice(), [Event::Online { .. }]), "{evs:?}");
+        s.out();
+        s
+    }
+}
+
+/// The value of the first `name='...'` attribute in serialized XML.
+fn attr(xml: &str, name: &str) -> String {
+    for q in ['\'', '"'] {
+        let pat = format!("{name}={q}");
+        if let Some(i) = xml.find(&pat) {
+            let rest = &xml[i + pat.len()..];
+            return rest[..rest.find(q).unwrap()].to_string();
+        }
+    }
+    panic!("no {name} in {xml}")
+}
+
+#[test]
+fn full_starttls_login_transcript() {
+    let mut s = Session::new(TlsMode::StartTls);
+    let hello = s.out();
+    assert!(hello.contains("to='example.org'"), "{hello}");
+    assert!(!hello.contains("from="), "no from before TLS: {hello}");
+    assert!(s.feed(HEADER).unwrap().is_empty());
+    assert!(s.feed(STARTTLS).unwrap().is_empty());
+    assert_eq!(
+        s.out(),
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    );
+    let evs = s
+        .feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .unwrap();
+    assert_eq!(evs, vec![Event::StartTls]);
+    assert!(
+        s.c.poll_timeout().is_none(),
+        "the shell times the handshake"
+    );
+    s.c.tls_established(s.now);
+    let hello = s.out();
+    assert!(hello.contains("from='bot@example.org'"), "{hello}");
+    s.feed(HEADER).unwrap();
+    s.feed(MECHS_PLAIN).unwrap();
+    // base64("\0bot\0pass")
+    let auth = s.out();
+    assert!(auth.contains("mechanism='PLAIN'") || auth.contains("mechanism=\"PLAIN\""));
+    assert!(auth.contains(">AGJvdABwYXNz</auth>"), "{auth}");
+    assert_eq!(s.c.mechanism(), Some(Mechanism::Plain));
+    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        .unwrap();
+    assert!(s.out().contains("<stream:stream"));
+    s.feed(HEADER).unwrap();
+    s.feed(BIND_SM).unwrap();
+    let bind = s.out();
+    assert!(bind.contains("<resource>xrelay</resource>"), "{bind}");
+    let id = attr(&bind, "id");
+    s.feed(&format!(
+        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <jid>bot@example.org/xrelay</jid></bind></iq>"
+    ))
+    .unwrap();
+    assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3'/>");
+    let evs = s.feed("<enabled xmlns='urn:xmpp:sm:3'/>").unwrap();
+    assert_eq!(
+        evs,
+        vec![Event::Online {
+            jid: Jid::parse("bot@example.org/xrelay").unwrap(),
+            sm: true
+        }]
+    );
+}
+
+#[test]
+fn one_byte_at_a_time_gives_the_same_result() {
+    let mut s = Session::new(TlsMode::Direct);
+    s.out();
+    let mut evs = Vec::new();
+    for b in format!("{HEADER}{MECHS_PLAIN}").bytes() {
+        s.c.handle_input(&[b], s.now).unwrap();
+        evs.extend(s.drain().unwrap());
+    }
+    assert!(evs.is_empty());
+    assert!(s.out().contains("AGJvdABwYXNz"));
+}
+
+#[test]
+fn stream_management_acks_and_counts() {
+    let mut s = Session::online(BIND_SM, Some("<enabled xmlns='urn:xmpp:sm:3'/>"));
+    let to = Jid::parse("alice@example.org").unwrap();
+    let m = stanza::message(&to, MessageType::Chat, "m1", "hi", None);
+    assert_eq!(s.c.send(&m), Ok(1));
+    assert_eq!(s.c.send(&m), Ok(2));
+    s.c.request_ack(s.now);
+    let out = s.out();
+    assert!(out.ends_with("<r xmlns='urn:xmpp:sm:3'/>"), "{out}");
+    // A second request while one is outstanding waits for the answer.
+    s.c.request_ack(s.now);
+    assert_eq!(s.out(), "");
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='1'/>").unwrap(),
+        vec![Event::Acked(1)]
+    );
+    assert_eq!(s.out(), "<r xmlns='urn:xmpp:sm:3'/>");
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='2'/>").unwrap(),
+        vec![Event::Acked(2)]
+    );
+    // Inbound stanzas are counted, including pings answered by the state machine.
+    let evs = s
+        .feed(
+            "<message from='alice@example.org/x' type='chat'><body>yo</body></message>\
+             <iq type='get' id='p1' from='example.org'><ping xmlns='urn:xmpp:ping'/></iq>\
+             <r xmlns='urn:xmpp:sm:3'/>",
+        )
+        .unwrap();
+    assert!(matches!(evs.as_slice(), [Event::Stanza(m)] if m.name() == "message"));
+    let out = s.out();
+    assert!(
+        out.contains("type='result'") || out.contains("type=\"result\""),
+        "{out}"
+    );
+    assert!(out.ends_with("<a xmlns='urn:xmpp:sm:3' h='2'/>"), "{out}");
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='9'/>"),
+        Err(Error::AckTooHigh)
+    );
+}
+
+#[test]
+fn acks_by_ping_without_stream_management() {
+    let mut s = Session::online(BIND_ONLY, None);
+    let to = Jid::parse("alice@example.org").unwrap();
+    let seq =
+        s.c.send(&stanza::message(&to, MessageType::Chat, "m1", "hi", None))
+            .unwrap();
+    s.out();
+    s.c.request_ack(s.now);
+    let ping = s.out();
+    assert!(ping.contains("urn:xmpp:ping"), "{ping}");
+    let id = attr(&ping, "id");
+    let evs = s
+        .feed(&format!("<iq type='result' id='{id}' from='example.org'/>"))
+        .unwrap();
+    assert_eq!(evs, vec![Event::Acked(seq + 1)]);
+    // Nothing left to confirm: no new probe.
+    s.c.request_ack(s.now);
+    assert_eq!(s.out(), "");
+}
+
+#[test]
+fn sm_failed_still_goes_online() {
+    let s = Session::online(
+        BIND_SM,
+        Some("<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"),
+    );
+    assert!(s.c.is_online());
+}
+
+#[test]
+fn mandatory_session_is_established() {
+    let mut s = Session::new(TlsMode::Direct);
+    s.feed(HEADER).unwrap();
+    s.feed(MECHS_PLAIN).unwrap();
+    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        .unwrap();
+    s.feed(HEADER).unwrap();
+    s.out();
+    s.feed(
+        "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
+         <session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></stream:features>",
+    )
+    .unwrap();
+    let id = attr(&s.out(), "id");
+    s.feed(&format!(
+        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <jid>bot@example.org/r</jid></bind></iq>"
+    ))
+    .unwrap();
+    let session = s.out();
+    assert!(
+        session.contains("urn:ietf:params:xml:ns:xmpp-session"),
+        "{session}"
+    );
+    let id = attr(&session, "id");
+    let evs = s.feed(&format!("<iq type='result' id='{id}'/>")).unwrap();
+    assert!(matches!(evs.as_slice(), [Event::Online { sm: false, .. }]));
+}
+
+#[test]
+fn keepalive_ping_and_dead_connection() {
+    let mut s = Session::online(BIND_ONLY, None);
+    let interval = Duration::from_secs(60);
+    assert_eq!(s.c.poll_timeout(), Some(s.now + interval));
+    assert!(s.advance(interval).unwrap().is_empty());
+    let ping = s.out();
+    assert!(ping.contains("urn:xmpp:ping"), "{ping}");
+    let id = attr(&ping, "id");
+    // The reply keeps the stream alive and is not passed to the application.
+    assert!(s
+        .feed(&format!("<iq type='result' id='{id}'/>"))
+        .unwrap()
+        .is_empty());
+    assert!(s.advance(interval).unwrap().is_empty());
+    assert!(s.out().contains("urn:xmpp:ping"));
+    assert_eq!(s.c.poll_timeout(), Some(s.now + Duration::from_secs(10)));
+    assert_eq!(
+        s.advance(Duration::from_secs(10)),
+        Err(Error::Timeout("waiting for a ping reply"))
+    );
+    assert!(s.out().ends_with("</stream:stream>"));
+}
+
+#[test]
+fn login_step_times_out() {
+    let mut s = Session::new(TlsMode::StartTls);
+    s.feed(HEADER).unwrap();
+    assert!(s.advance(Duration::from_secs(9)).unwrap().is_empty());
+    let err = s.advance(Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err, Error::Timeout("waiting for the server during login"));
+    assert_eq!(err.step(), Step::Stream);
+}
+
+#[test]
+fn clean_close() {
+    let mut s = Session::online(BIND_ONLY, None);
+    s.c.close(s.now);
+    assert_eq!(s.out(), "</stream:stream>");
+    assert_eq!(
+        s.c.send(&Element::new("presence", NS_CLIENT)),
+        Err(NotOnline)
+    );
+    assert_eq!(s.feed("</stream:stream>").unwrap(), vec![Event::Closed]);
+    // A server that never answers the close: bounded wait.
+    let mut s = Session::online(BIND_ONLY, None);
+    s.c.close(s.now);
+    assert_eq!(
+        s.advance(Duration::from_secs(10)).unwrap(),
+        vec![Event::Closed]
+    );
+}
+
+#[test]
+fn refuses_to_continue_without_starttls() {
+    let mut s = Session::new(TlsMode::StartTls);
+    s.out();
+    s.feed(HEADER).unwrap();
+    let err = s.feed(MECHS_PLAIN).unwrap_err();
+    assert_eq!(err, Error::TlsNotOffered);
+    assert_eq!(err.step(), Step::Tls);
+    assert!(s.out().ends_with("</stream:stream>"));
+    let mut s = Session::new(TlsMode::StartTls);
+    s.feed(HEADER).unwrap();
+    s.feed(STARTTLS).unwrap();
+    let err = s
+        .feed("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .unwrap_err();
+    assert_eq!(err, Error::TlsRefused);
+}
+
+#[test]
+fn plain_never_sent_without_tls() {
+    // Loopback plaintext mode: PLAIN is not used without TLS.
+    let mut s = Session::new(TlsMode::Plain);
+    s.feed(HEADER).unwrap();
+    let err = s.feed(MECHS_PLAIN).unwrap_err();
+    assert!(matches!(err, Error::Sasl(_)), "{err:?}");
+    assert_eq!(err.step(), Step::Authentication);
+    assert!(!s.out().contains("AGJvdABwYXNz"));
+}
+
+#[test]
+fn auth_failure_reports_condition_and_text() {
+    let mut s = Session::new(TlsMode::Direct);
+    s.feed(HEADER).unwrap();
+    s.feed(MECHS_PLAIN).unwrap();
+    let err = s
+        .feed(
+            "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/>\
+             <text xml:lang='en'>Invalid username or password</text></failure>",
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::AuthFailed {
+            condition: "not-authorized".into(),
+            text: Some("Invalid username or password".into())
+        }
+    );
+    assert_eq!(err.step(), Step::Authentication);
+}
+
+#[test]
+fn bind_failure() {
+    let mut s = Session::new(TlsMode::Direct);
+    s.feed(HEADER).unwrap();
+    s.feed(MECHS_PLAIN).unwrap();
+    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        .unwrap();
+    s.feed(HEADER).unwrap();
+    s.out();
+    s.feed(BIND_ONLY).unwrap();
+    let id = attr(&s.out(), "id");
+    let err = s
+        .feed(&format!(
+            "<iq type='error' id='{id}'><error type='cancel'>\
+             <conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ))
+        .unwrap_err();
+    assert_eq!(err, Error::Bind("conflict".into()));
+    assert_eq!(err.step(), Step::Bind);
+    let mut s = Session::new(TlsMode::Direct);
+    s.feed(HEADER).unwrap();
+    s.feed(MECHS_PLAIN).unwrap();
+    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        .unwrap();
+    s.feed(HEADER).unwrap();
+    let err = s.feed("<stream:features/>").unwrap_err();
+    assert_eq!(err.step(), Step::Bind);
+}
+
+#[test]
+fn server_stream_error_and_unexpected_close() {
+    let mut s = Session::online(BIND_ONLY, None);
+    let err = s
+        .feed(
+            "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by new connection</text>\
+             </stream:error>",
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::StreamError {
+            condition: "conflict".into(),
+            text: Some("Replaced by new connection".into())
+        }
+    );
+    let mut s = Session::online(BIND_ONLY, None);
+    assert_eq!(s.feed("</stream:stream>"), Err(Error::ServerClosed));
+    assert!(s.out().ends_with("</stream:stream>"));
+}
+
+#[test]
+fn oversized_stanza_is_a_policy_violation() {
+    let mut s = Session::online(BIND_ONLY, None);
+    let big = format!("<message><body>{}</body></message>", "x".repeat(8192));
+    let err = match s.c.handle_input(big.as_bytes(), s.now) {
+        Err(e) => e,
+        Ok(()) => s.drain().unwrap_err(),
+    };
+    assert!(matches!(err, Error::Xml(_)), "{err:?}");
+    let out = s.out();
+    assert!(out.contains("policy-violation"), "{out}");
+    assert!(out.ends_with("</stream:stream>"), "{out}");
+}
+
+#[test]
+fn malformed_and_unexpected_input_are_typed_errors() {
+    let cases = [
+        format!("{HEADER}<stream:features><a></b></stream:features>"),
+        format!("{HEADER}<!-- comment -->"),
+        format!("{HEADER}{HEADER}"),
+        format!("{HEADER}<iq type='result' id='x'/>"),
+        format!("{HEADER}<stream:features></stream:features>"),
+        "<stream:stream xmlns='jabber:client' xmlns:stream='wrong'>".to_string(),
+        format!("{HEADER}\u{0}"),
+        format!("{HEADER}</stream:stream>"),
+    ];
+    for case in cases {
+        let mut s = Session::new(TlsMode::StartTls);
+        let r =
+            s.c.handle_input(case.as_bytes(), s.now)
+                .and_then(|()| s.drain());
+        assert!(r.is_err(), "{case:?} gave {r:?}");
+        assert!(s.out().ends_with("</stream:stream>"), "{case:?}");
+        // After an error the machine stays quiet.
+        assert_eq!(s.c.poll_event(s.now), Ok(None));
+    }
+}
+
+#[test]
+fn truncated_input_waits_for_more() {
+    let mut s = Session::new(TlsMode::StartTls);
+    for cut in 1..HEADER.len() {
+        let mut t = Session::new(TlsMode::StartTls);
+        assert_eq!(t.feed(&HEADER[..cut]), Ok(vec![]), "cut at {cut}");
+    }
+    s.feed(HEADER).unwrap();
+    assert_eq!(s.feed(&STARTTLS[..20]), Ok(vec![]));
+}
+
+#[test]
+fn send_before_online_is_refused() {
+    let mut s = Session::new(TlsMode::StartTls);
+    assert_eq!(
+        s.c.send(&Element::new("presence", NS_CLIENT)),
+        Err(NotOnline)
+    );
+    s.c.request_ack(s.now);
+    assert!(!s.out().contains("<r"));
+}
