@@ -246,7 +246,8 @@ impl Connection {
     }
 
     /// Queue a stanza; returns the sequence number a later [`Event::Acked`] covers.
-    pub fn send(&mut self, stanza: &Element) -> Result<u64, stream::NotOnline> {
+    /// [`stream::SendError::Full`] clears once [`Connection::next_event`] has written.
+    pub fn send(&mut self, stanza: &Element) -> Result<u64, stream::SendError> {
         self.client.send(stanza)
     }
 

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 /// Longest text kept from a server's error element, so a hostile server cannot fill logs.
 const MAX_ERROR_TEXT: usize = 200;
+/// Output that may wait for the socket before [`Client::send`] refuses more: a slow server
+/// pushes back instead of growing memory.
+pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
 /// What the state machine needs to know about the account and its limits.
 #[derive(Debug, Clone)]
@@ -161,17 +164,25 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The send was refused because the stream is not online.
+/// Why a stanza was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotOnline;
+pub enum SendError {
+    /// The stream is not online.
+    NotOnline,
+    /// The socket has not taken what was queued before; write it first.
+    Full,
+}
 
-impl fmt::Display for NotOnline {
+impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the stream is not online")
+        f.write_str(match self {
+            SendError::NotOnline => "the stream is not online",
+            SendError::Full => "the stream's output buffer is full",
+        })
     }
 }
 
-impl std::error::Error for NotOnline {}
+impl std::error::Error for SendError {}
 
 /// How far the login got; each stage starts with a fresh stream header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,9 +330,12 @@ impl Client {
     }
 
     /// Queue a stanza. Returns its sequence number, which a later [`Event::Acked`] covers.
-    pub fn send(&mut self, stanza: &Element) -> Result<u64, NotOnline> {
+    pub fn send(&mut self, stanza: &Element) -> Result<u64, SendError> {
         if !self.is_online() {
-            return Err(NotOnline);
+            return Err(SendError::NotOnline);
+        }
+        if self.out.len() >= MAX_PENDING_OUTPUT {
+            return Err(SendError::Full);
         }
         Ok(self.write_stanza(stanza))
     }

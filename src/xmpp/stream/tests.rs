@@ -320,7 +320,7 @@ fn clean_close() {
     assert_eq!(s.out(), "</stream:stream>");
     assert_eq!(
         s.c.send(&Element::new("presence", NS_CLIENT)),
-        Err(NotOnline)
+        Err(SendError::NotOnline)
     );
     assert_eq!(s.feed("</stream:stream>").unwrap(), vec![Event::Closed]);
     // A server that never answers the close: bounded wait.
@@ -487,8 +487,24 @@ fn send_before_online_is_refused() {
     let mut s = Session::new(TlsMode::StartTls);
     assert_eq!(
         s.c.send(&Element::new("presence", NS_CLIENT)),
-        Err(NotOnline)
+        Err(SendError::NotOnline)
     );
     s.c.request_ack(s.now);
     assert!(!s.out().contains("<r"));
+}
+
+#[test]
+fn output_is_bounded() {
+    let mut s = Session::online(BIND_ONLY, None);
+    let to = Jid::parse("alice@example.org").unwrap();
+    let m = stanza::message(&to, MessageType::Chat, "m", &"x".repeat(1000), None);
+    let mut sent = 0;
+    while s.c.send(&m).is_ok() {
+        sent += 1;
+        assert!(sent < 1000, "never pushed back");
+    }
+    assert_eq!(s.c.send(&m), Err(SendError::Full));
+    assert!(s.c.pending_output().len() < MAX_PENDING_OUTPUT + 2000);
+    s.out();
+    assert!(s.c.send(&m).is_ok());
 }
