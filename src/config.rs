@@ -110,6 +110,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most connections served at once.
     pub max_connections: usize,
+    /// A client read that makes no progress for this long ends its connection.
+    pub read_timeout: Duration,
 }
 
 /// `[outbox]`: stanzas waiting for the server's acknowledgement.
@@ -266,6 +268,9 @@ impl Config {
                     .int("http", "max_body_bytes", 1, 64 << 20)?
                     .unwrap_or(65536),
                 max_connections: t.int("http", "max_connections", 1, 65536)?.unwrap_or(64),
+                read_timeout: t
+                    .duration("http", "read_timeout")?
+                    .unwrap_or(Duration::from_secs(10)),
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
@@ -517,7 +522,15 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "reconnect_max",
         ],
     ),
-    ("http", &["listen", "max_body_bytes", "max_connections"]),
+    (
+        "http",
+        &[
+            "listen",
+            "max_body_bytes",
+            "max_connections",
+            "read_timeout",
+        ],
+    ),
     ("outbox", &["capacity"]),
     (
         "webhook",

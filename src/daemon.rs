@@ -1,17 +1,30 @@
-//! `xrelay run`: keep the bot online, reconnecting with backoff, until SIGTERM or SIGINT.
+//! `xrelay run`: the HTTP listeners and one XMPP stream kept online (reconnecting with
+//! backoff) on a single-threaded executor, until SIGTERM or SIGINT; SIGHUP reloads keys.
+//!
+//! The online loop moves outbox entries onto the stream, feeds acknowledgements back into
+//! the outbox, joins the configured rooms, and answers what arrives.
 
+use crate::app::{App, RoomState, StreamState};
 use crate::config::Config;
+use crate::http;
+use crate::keys::KeyStore;
 use crate::log;
+use crate::metrics;
 use crate::xmpp::conn::{self, Connection, Progress};
-use crate::xmpp::stanza::{self, NS_CLIENT};
+use crate::xmpp::jid::Jid;
+use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC};
 use crate::xmpp::stream::Event;
 use crate::xmpp::tls;
 use crate::xmpp::xml::Element;
 use async_signal::{Signal, Signals};
 use smol::future::FutureExt;
+use smol::lock::Semaphore;
 use smol::stream::StreamExt;
-use smol::Timer;
+use smol::{LocalExecutor, Timer};
 use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// First pause before reconnecting.
@@ -27,6 +40,10 @@ pub enum RunError {
     Tls(tls::TlsError),
     /// Signal handlers could not be installed.
     Signals(std::io::Error),
+    /// The keys file is unusable.
+    Keys(crate::keys::KeysError),
+    /// An HTTP listen address could not be bound.
+    Listen(std::net::SocketAddr, std::io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -34,6 +51,8 @@ impl fmt::Display for RunError {
         match self {
             RunError::Tls(e) => write!(f, "{e}"),
             RunError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            RunError::Keys(e) => write!(f, "{e}"),
+            RunError::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
         }
     }
 }
@@ -91,16 +110,39 @@ pub fn log_progress(p: Progress) {
 }
 
 /// Run until a termination signal. Returns when the stream was closed cleanly.
-pub fn run(cfg: &Config) -> Result<(), RunError> {
+pub fn run(cfg: Config) -> Result<(), RunError> {
     let tls = tls::client_config(&cfg.xmpp.trust()).map_err(RunError::Tls)?;
-    let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(RunError::Signals)?;
-    smol::block_on(async {
-        let mut backoff = Backoff::new(cfg.xmpp.reconnect_max);
+    let keys = KeyStore::open(&cfg.keys.file).map_err(RunError::Keys)?;
+    let mut signals =
+        Signals::new([Signal::Term, Signal::Int, Signal::Hup]).map_err(RunError::Signals)?;
+    let mut listeners = Vec::new();
+    for addr in &cfg.http.listen {
+        let l = std::net::TcpListener::bind(addr)
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                smol::net::TcpListener::try_from(l)
+            })
+            .map_err(|e| RunError::Listen(*addr, e))?;
+        log!("http: listening on {addr}");
+        listeners.push(l);
+    }
+    let slots = Arc::new(Semaphore::new(cfg.http.max_connections));
+    let app = Rc::new(App::new(cfg, keys));
+    let ex = Rc::new(LocalExecutor::new());
+    for l in listeners {
+        ex.spawn(http::serve(l, app.clone(), slots.clone(), ex.clone()))
+            .detach();
+    }
+    smol::block_on(ex.run(async {
+        let mut backoff = Backoff::new(app.cfg.xmpp.reconnect_max);
+        let mut reconnecting = false;
         loop {
-            let open =
-                async { Some(Connection::open(&cfg.xmpp, tls.clone(), &mut log_progress).await) };
+            app.stream.set(StreamState::Connecting);
+            let open = async {
+                Some(Connection::open(&app.cfg.xmpp, tls.clone(), &mut log_progress).await)
+            };
             let stop = async {
-                signals.next().await;
+                wait_for_stop(&mut signals, &app).await;
                 None
             };
             match open.or(stop).await {
@@ -109,20 +151,33 @@ pub fn run(cfg: &Config) -> Result<(), RunError> {
                     return Ok(());
                 }
                 Some(Ok(conn)) => {
+                    if reconnecting {
+                        metrics::inc(&app.metrics.reconnects);
+                    }
+                    reconnecting = true;
                     let started = Instant::now();
-                    match serve(conn, &mut signals).await {
+                    let end = serve(&app, conn, &mut signals).await;
+                    app.outbox.stream_lost();
+                    match end {
                         None => {
                             log!("stopped");
                             return Ok(());
                         }
-                        Some(e) => log!("disconnected: {e}"),
+                        Some(e) => {
+                            log!("disconnected: {e}");
+                            *app.last_error.borrow_mut() = Some(e.to_string());
+                        }
                     }
                     if started.elapsed() >= STABLE_AFTER {
                         backoff.reset();
                     }
                 }
-                Some(Err(e)) => log!("connection failed ({}): {e}", e.step()),
+                Some(Err(e)) => {
+                    log!("connection failed ({}): {e}", e.step());
+                    *app.last_error.borrow_mut() = Some(format!("{}: {e}", e.step()));
+                }
             }
+            app.stream.set(StreamState::Offline);
             let delay = backoff.next_delay();
             log!("reconnecting in {:.1}s", delay.as_secs_f64());
             let wait = async {
@@ -130,7 +185,7 @@ pub fn run(cfg: &Config) -> Result<(), RunError> {
                 false
             };
             let stop = async {
-                signals.next().await;
+                wait_for_stop(&mut signals, &app).await;
                 true
             };
             if wait.or(stop).await {
@@ -138,35 +193,140 @@ pub fn run(cfg: &Config) -> Result<(), RunError> {
                 return Ok(());
             }
         }
-    })
+    }))
+}
+
+/// Wait for SIGTERM or SIGINT; SIGHUP on the way reloads the keys.
+async fn wait_for_stop(signals: &mut Signals, app: &App) {
+    while let Some(sig) = signals.next().await {
+        match sig {
+            Ok(Signal::Hup) => reload_keys(app),
+            _ => return,
+        }
+    }
+}
+
+fn reload_keys(app: &App) {
+    match app.keys.reload() {
+        Ok(()) => log!("keys reloaded"),
+        Err(e) => log!("keys not reloaded, keeping the previous ones: {e}"),
+    }
+}
+
+/// What woke the online loop.
+enum Wake {
+    Event(Result<Event, conn::Error>),
+    Signal(Option<std::io::Result<Signal>>),
+    Pushed,
 }
 
 /// Serve one online stream. `None`: stopped by a signal and closed cleanly.
-async fn serve(mut conn: Connection, signals: &mut Signals) -> Option<conn::Error> {
-    // Initial presence, so the server routes messages to us. `open` returns only once the
-    // stream is online, so the send cannot be refused.
+async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option<conn::Error> {
+    app.stream.set(StreamState::Online);
+    *app.last_error.borrow_mut() = None;
+    // Initial presence, so the server routes messages to us, then the rooms. `open`
+    // returns only once the stream is online, so these sends cannot be refused.
     let _ = conn.send(&Element::new("presence", NS_CLIENT));
+    for room in &app.cfg.xmpp.rooms {
+        app.set_room(room, RoomState::Joining);
+        let _ = conn.send(&join(room, &app.cfg.xmpp.nick));
+    }
     loop {
-        let ev = async { Some(conn.next_event().await) };
-        let stop = async {
-            signals.next().await;
-            None
+        if app.outbox.send_pending(|el| conn.send(el)) > 0 {
+            conn.request_ack();
+        }
+        let ev = async { Wake::Event(conn.next_event().await) };
+        let sig = async { Wake::Signal(signals.next().await) };
+        let pushed = async {
+            app.outbox.pushed().await;
+            Wake::Pushed
         };
-        match ev.or(stop).await {
-            None => {
+        match ev.or(sig).or(pushed).await {
+            Wake::Pushed => {}
+            Wake::Signal(Some(Ok(Signal::Hup))) => reload_keys(app),
+            Wake::Signal(_) => {
                 log!("shutting down");
                 conn.close().await;
                 return None;
             }
-            Some(Ok(Event::Stanza(el))) => {
-                if let Some(reply) = answer(&el) {
-                    // The stream is online while events flow, so this cannot fail.
+            Wake::Event(Ok(Event::Acked(seq))) => {
+                let n = app.outbox.ack(seq);
+                app.metrics.delivered.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Wake::Event(Ok(Event::Stanza(el))) => {
+                if let Some(reply) = inbound(app, &el) {
+                    // Online while events flow; a full buffer only delays the answer's
+                    // peer, who retries: iq errors are not worth blocking the stream for.
                     let _ = conn.send(&reply);
                 }
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Some(e),
+            Wake::Event(Ok(_)) => {}
+            Wake::Event(Err(e)) => return Some(e),
         }
+    }
+}
+
+/// MUC join presence (XEP-0045 §7.2), asking for no history.
+fn join(room: &Jid, nick: &str) -> Element {
+    let to = room
+        .with_resource(nick)
+        .map_or_else(|_| room.to_string(), |j| j.to_string());
+    Element::new("presence", NS_CLIENT).attr("to", &to).child(
+        Element::new("x", NS_MUC).child(Element::new("history", NS_MUC).attr("maxstanzas", "0")),
+    )
+}
+
+/// React to an inbound stanza; returns the answer to send, if any.
+fn inbound(app: &App, el: &Element) -> Option<Element> {
+    let kind = el.get_attr("type");
+    let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
+    match el.name() {
+        "message" if kind == Some("error") => {
+            if el.get_attr("id").is_some_and(|id| app.is_our_id(id)) {
+                metrics::inc(&app.metrics.failed);
+                log!(
+                    "message {} to {} failed: {}",
+                    el.get_attr("id").unwrap_or_default(),
+                    el.get_attr("from").unwrap_or_default(),
+                    error_condition(el)
+                );
+            }
+            None
+        }
+        "presence" => {
+            let room = from.as_ref()?;
+            let bare = room.bare();
+            let ours = app.cfg.xmpp.rooms.contains(&bare)
+                && room.resource() == Some(app.cfg.xmpp.nick.as_str());
+            if !ours {
+                return None;
+            }
+            match kind {
+                None => {
+                    if app
+                        .rooms
+                        .borrow()
+                        .iter()
+                        .any(|(r, s)| r == &bare && *s != RoomState::Joined)
+                    {
+                        log!("joined {bare}");
+                    }
+                    app.set_room(&bare, RoomState::Joined);
+                }
+                Some("error") => {
+                    let cond = error_condition(el);
+                    log!("cannot join {bare}: {cond}");
+                    app.set_room(&bare, RoomState::Failed(cond));
+                }
+                Some("unavailable") => {
+                    app.set_room(&bare, RoomState::Failed("left the room".into()))
+                }
+                _ => {}
+            }
+            None
+        }
+        "iq" => answer(el),
+        _ => None,
     }
 }
 
@@ -175,6 +335,12 @@ async fn serve(mut conn: Connection, signals: &mut Signals) -> Option<conn::Erro
 fn answer(el: &Element) -> Option<Element> {
     (el.name() == "iq" && matches!(el.get_attr("type"), Some("get" | "set")))
         .then(|| stanza::error_reply(el, "cancel", "service-unavailable"))
+}
+
+fn error_condition(el: &Element) -> String {
+    el.get_child("error", NS_CLIENT)
+        .and_then(|e| e.children().next())
+        .map_or_else(|| "unknown error".to_string(), |c| c.name().to_string())
 }
 
 #[cfg(test)]

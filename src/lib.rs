@@ -1,26 +1,37 @@
 //! xrelay: an HTTP door into XMPP for routers and small boards.
 //!
-//! One XMPP client stream (a bot account) and, in later layers, a small HTTP listener, with
-//! every buffer and queue bounded. The layers, bottom up:
+//! One XMPP client stream (a bot account) and a small HTTP listener on one thread, with
+//! every buffer and queue bounded. The layers, top down:
 //!
 //! ```text
-//!  main.rs (CLI: run, check, send)
+//!  main.rs        CLI: run, check, send, key
 //!     │
-//!  daemon        keeps the stream online: reconnect with backoff, signals, iq answers
+//!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
+//!     │           (reconnect with backoff, signals, MUC joins, inbound answers)
+//!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg bodies
+//!     │     │
+//!     │   app     shared state: outbox (bounded, until acknowledged), keys, metrics, status
 //!     │
-//!  xmpp::conn    async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop
+//!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop
 //!     │
-//!  xmpp::stream  sans-I/O client state machine: STARTTLS, SASL (xmpp::sasl), bind,
-//!     │          stream management, keepalive, acknowledgements
-//!  xmpp::xml     bounded incremental XML framer, element tree, escaping serializer
-//!  xmpp::stanza  stanza builders;  xmpp::jid  addresses
+//!  xmpp::stream   sans-I/O client state machine: STARTTLS, SASL (xmpp::sasl), bind,
+//!     │           stream management, keepalive, acknowledgements
+//!  xmpp::xml      bounded incremental XML framer, element tree, escaping serializer
+//!  xmpp::stanza   stanza builders;  xmpp::jid  addresses
 //! ```
 //!
-//! `config` (with its strict TOML subset in `toml`) turns the config file into typed,
-//! validated settings; `log` writes one line per state change to stderr.
+//! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
+//! typed, validated settings; `keys` keeps API keys hashed in a file; `timefmt` formats
+//! timestamps; `log` writes one line per state change to stderr.
 
+pub mod app;
 pub mod config;
 pub mod daemon;
+pub mod http;
+pub mod keys;
 pub mod log;
+pub mod metrics;
+pub mod outbox;
+pub mod timefmt;
 pub mod toml;
 pub mod xmpp;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 use xrelay::config::{self, Config};
 use xrelay::daemon;
+use xrelay::keys::{self, KeyFile};
 use xrelay::log;
+use xrelay::timefmt;
 use xrelay::xmpp::conn::{Connection, Progress};
 use xrelay::xmpp::jid::Jid;
 use xrelay::xmpp::stanza::{self, IdGen, MessageType};
@@ -22,6 +24,10 @@ usage:
   xrelay [-c FILE] check                  resolve, connect, authenticate, report
   xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] TO [TEXT]
                                           send one message (TEXT or stdin)
+  xrelay [-c FILE] key create [--scope msg,rest,invite] [--expires DURATION] [NAME]
+                                          make an API key; prints ID/SECRET once
+  xrelay [-c FILE] key list               list keys (never secrets)
+  xrelay [-c FILE] key delete ID          delete a key
   xrelay --version | --help
 
 options:
@@ -41,6 +47,13 @@ enum Command {
         to: String,
         text: Option<String>,
     },
+    KeyCreate {
+        scopes: Option<String>,
+        expires: Option<String>,
+        name: String,
+    },
+    KeyList,
+    KeyDelete(String),
     Help,
     Version,
 }
@@ -56,6 +69,8 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut it = args.iter();
     let mut kind = None;
     let mut subject = None;
+    let mut scopes = None;
+    let mut expires = None;
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
             it.next()
@@ -83,12 +98,15 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
                 );
             }
             "-s" | "--subject" => subject = Some(value(a)?),
+            "--scope" => scopes = Some(value(a)?),
+            "--expires" => expires = Some(value(a)?),
             "--" => rest.extend(it.by_ref().cloned()),
             s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
             _ => rest.push(a.clone()),
         }
     }
     let send_options = kind.is_some() || subject.is_some();
+    let key_options = scopes.is_some() || expires.is_some();
     let command = match rest.first().map(String::as_str) {
         None | Some("run") if rest.len() <= 1 => Command::Run,
         Some("check") if rest.len() == 1 => Command::Check,
@@ -99,12 +117,25 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             text: rest.get(2).cloned(),
         },
         Some("send") => return Err("send needs TO and at most one TEXT argument".into()),
+        Some("key") => match (rest.get(1).map(String::as_str), rest.len()) {
+            (Some("create"), 2..=3) => Command::KeyCreate {
+                scopes: scopes.take(),
+                expires: expires.take(),
+                name: rest.get(2).cloned().unwrap_or_default(),
+            },
+            (Some("list"), 2) => Command::KeyList,
+            (Some("delete"), 3) => Command::KeyDelete(rest[2].clone()),
+            _ => return Err("key needs: create [NAME], list, or delete ID".into()),
+        },
         Some(c @ ("run" | "check")) => return Err(format!("{c} takes no arguments")),
         Some(c) => return Err(format!("unknown command {c:?}")),
         None => Command::Run,
     };
     if send_options && !matches!(command, Command::Send { .. }) {
         return Err("-t and -s belong to send".into());
+    }
+    if key_options && !matches!(command, Command::KeyCreate { .. }) {
+        return Err("--scope and --expires belong to key create".into());
     }
     Ok(Cli { config, command })
 }
@@ -144,7 +175,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run => match daemon::run(&cfg) {
+        Command::Run => match daemon::run(cfg) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log!("{e}");
@@ -158,7 +189,56 @@ fn main() -> ExitCode {
             to,
             text,
         } => send(&cfg, kind, subject.as_deref(), &to, text),
+        Command::KeyCreate {
+            scopes,
+            expires,
+            name,
+        } => key_create(&cfg, scopes.as_deref(), expires.as_deref(), &name),
+        Command::KeyList => match KeyFile::load(&cfg.keys.file) {
+            Ok(f) => {
+                print!("{}", keys::format_list(f.keys(), timefmt::now_unix()));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &e),
+        },
+        Command::KeyDelete(id) => {
+            match KeyFile::load(&cfg.keys.file).and_then(|mut f| f.delete(&id)) {
+                Ok(()) => {
+                    eprintln!("xrelay: key {id} deleted");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(1, &e),
+            }
+        }
         Command::Help | Command::Version => ExitCode::SUCCESS,
+    }
+}
+
+fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("xrelay: {e}");
+    ExitCode::from(code)
+}
+
+/// Make a key and print its token, the only time it is ever shown.
+fn key_create(cfg: &Config, scopes: Option<&str>, expires: Option<&str>, name: &str) -> ExitCode {
+    let scopes = match keys::parse_scopes(scopes.unwrap_or("msg")) {
+        Ok(s) => s,
+        Err(e) => return fail(2, &e),
+    };
+    let now = timefmt::now_unix();
+    let expires = match expires.map(config::parse_duration).transpose() {
+        Ok(d) => d.map(|d| now + d.as_secs()),
+        Err(e) => return fail(2, &format!("--expires: {e}")),
+    };
+    let created =
+        KeyFile::load(&cfg.keys.file).and_then(|mut f| f.create(&scopes, expires, name, now));
+    match created {
+        Ok((_, token)) => {
+            println!("{token}");
+            eprintln!("xrelay: key created; the secret is shown only now");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
     }
 }
 

@@ -2,12 +2,10 @@
 
 mod common;
 
-use common::{unique_user, Prosody, ProsodyOpts, Scram, TestClient};
-use std::io::{BufRead, BufReader};
+use common::{unique_user, Daemon, Prosody, ProsodyOpts, Scram, TestClient};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -204,97 +202,13 @@ fn scram_sha1_and_ack_by_ping_without_stream_management() {
     );
 }
 
-/// `xrelay run` as a child whose stderr lines arrive on a channel.
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Daemon {
-    fn start(cfg: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xrelay"))
-            .arg("-c")
-            .arg(cfg)
-            .arg("run")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Wait for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    let hit = l.contains(needle);
-                    self.seen.push(l);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "no log line with {needle:?}; log so far:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        for l in self.lines.try_iter() {
-            self.seen.push(l);
-        }
-        assert!(
-            self.seen.iter().any(|l| l.contains("stopped")),
-            "{}",
-            self.seen.join("\n")
-        );
-        status
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn run_reconnects_after_the_server_restarts() {
     let mut p = Prosody::start(ProsodyOpts::default());
     let bot = unique_user("bot");
     p.register(&bot, "pw");
-    let cfg = p.xrelay_config(&bot, "pw", &[("reconnect_max", "\"2s\"")]);
+    let (_, tail) = common::http_section(&p.dir);
+    let cfg = p.xrelay_config_with(&bot, "pw", &[("reconnect_max", "\"2s\"")], &tail);
     let mut d = Daemon::start(&cfg);
     d.wait_for("online as", WAIT);
     p.stop();
@@ -319,10 +233,12 @@ fn oversized_incoming_stanza_ends_the_stream_without_memory_growth() {
     let p = common::shared();
     let bot = unique_user("bot");
     p.register(&bot, "pw");
-    let cfg = p.xrelay_config(
+    let (_, tail) = common::http_section(&p.dir);
+    let cfg = p.xrelay_config_with(
         &bot,
         "pw",
         &[("max_stanza_bytes", "8192"), ("reconnect_max", "\"1s\"")],
+        &tail,
     );
     let mut d = Daemon::start(&cfg);
     d.wait_for("online as", WAIT);

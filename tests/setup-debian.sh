@@ -1,29 +1,53 @@
 #!/usr/bin/env bash
-# Installs what the tests and the demo need on a fresh Debian machine: Prosody (without
-# letting the distribution start its own service), openssl, curl. Idempotent and quiet.
+# Installs what the tests need on a Debian machine: Prosody (the tests run their own
+# instances, so the distribution's service must not start), openssl, ca-certificates, curl
+# and musl-tools. Idempotent: does nothing when all is installed. Runs as root or via sudo.
 set -euo pipefail
-sudo=
-[ "$(id -u)" -eq 0 ] || sudo=sudo
+
+packages=(prosody openssl ca-certificates curl musl-tools)
+
 missing=()
-command -v prosody >/dev/null || missing+=(prosody)
-command -v openssl >/dev/null || missing+=(openssl)
-command -v curl >/dev/null || missing+=(curl)
-[ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup-debian.sh: run as root or install sudo" >&2; exit 1; }
+    sudo=(sudo)
+fi
+
 echo "installing: ${missing[*]}"
-# Keep the package's own Prosody service from starting: the tests run their own instances.
-had_policy=0
-[ -e /usr/sbin/policy-rc.d ] && had_policy=1
-if [ "$had_policy" -eq 0 ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-    $sudo chmod +x /usr/sbin/policy-rc.d
+log=$(mktemp)
+# A policy-rc.d that exits 101 keeps the packages' services from starting during the install.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+cleanup() {
+    [ "$own_policy" -eq 1 ] && "${sudo[@]}" rm -f "$policy"
+    rm -f "$log"
+}
+trap cleanup EXIT
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    own_policy=1
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-[ "$had_policy" -eq 0 ] && $sudo rm -f /usr/sbin/policy-rc.d
-# If a service manager started it anyway, stop it: it would hold port 5222.
-if command -v systemctl >/dev/null && systemctl is-active --quiet prosody 2>/dev/null; then
-    $sudo systemctl stop prosody || true
+
+if ! { "${sudo[@]}" apt-get update -qq \
+    && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
 fi
-exit 0
+
+# Should the service have started anyway (an existing policy that allows it), stop it.
+if [[ " ${missing[*]} " == *" prosody "* ]]; then
+    if command -v systemctl >/dev/null && systemctl is-active --quiet prosody 2>/dev/null; then
+        "${sudo[@]}" systemctl stop prosody
+    elif [ -s /run/prosody/prosody.pid ] \
+        && "${sudo[@]}" kill -0 "$(cat /run/prosody/prosody.pid)" 2>/dev/null; then
+        "${sudo[@]}" kill "$(cat /run/prosody/prosody.pid)"
+    fi
+fi

@@ -27,6 +27,8 @@ pub const NS_STANZA_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub const NS_SM: &str = "urn:xmpp:sm:3";
 /// XEP-0199 ping.
 pub const NS_PING: &str = "urn:xmpp:ping";
+/// XEP-0045 multi-user chat.
+pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
 
 /// The `type` of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +157,13 @@ impl IdGen {
         self.next += 1;
         format!("{}-{}", self.prefix, self.next)
     }
+
+    /// Whether this generator made `id` (so an error stanza carrying it answers one of ours).
+    pub fn owns(&self, id: &str) -> bool {
+        id.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+    }
 }
 
 impl Default for IdGen {
@@ -210,6 +219,9 @@ mod tests {
         let a = g.next_id();
         assert_ne!(a, g.next_id());
         assert_ne!(IdGen::new().next_id(), a);
+        assert!(g.owns(&a));
+        assert!(!IdGen::new().owns(&a));
+        assert!(!g.owns("x"));
     }
 
     #[test]

@@ -1,0 +1,327 @@
+//! What each HTTP request means: routing, authentication, bounded body reading, and the
+//! answers of `/msg`, `/health` and `/metrics` (contract section "HTTP API").
+//!
+//! Every error is JSON `{"error": "<one human sentence>"}` with the contract's status.
+
+use super::auth::{self, Credentials};
+use super::body::{self, MsgRequest};
+use super::{HttpIo, BODY_TIMEOUT};
+use crate::app::{App, RoomState, StreamState};
+use crate::keys::{AuthResult, Scope};
+use crate::metrics;
+use crate::timefmt;
+use crate::xmpp::stanza;
+use http_types::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use smol::future::FutureExt;
+use smol::io::AsyncReadExt;
+use smol::Timer;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// How long `?wait=1` waits for the server's acknowledgement unless `X-Timeout` says less.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `X-Timeout` honoured.
+pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Seconds a client is asked to wait when the outbox is full.
+const RETRY_AFTER_FULL: u64 = 5;
+
+/// Answer one request and count the answer.
+pub async fn handle(app: &App, mut req: Request, peer: IpAddr, io: &HttpIo) -> Response {
+    let res = route(app, &mut req, peer, io)
+        .await
+        .unwrap_or_else(Reject::into_response);
+    app.metrics.response(u16::from(res.status()));
+    res
+}
+
+/// A refused request: the status, one human sentence, and headers that go with it.
+#[derive(Debug)]
+struct Reject {
+    status: StatusCode,
+    msg: String,
+    headers: Vec<(&'static str, String)>,
+    /// The stanza id, when the message was queued after all (504).
+    id: Option<String>,
+}
+
+impl Reject {
+    fn new(status: StatusCode, msg: impl Into<String>) -> Reject {
+        Reject {
+            status,
+            msg: msg.into(),
+            headers: Vec::new(),
+            id: None,
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Reject {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let body = match &self.id {
+            Some(id) => json!({ "error": self.msg, "id": id }),
+            None => json!({ "error": self.msg }),
+        };
+        let mut res = json_response(self.status, &body);
+        for (k, v) in self.headers {
+            res.insert_header(k, v);
+        }
+        res
+    }
+}
+
+type Answer = Result<Response, Reject>;
+
+async fn route(app: &App, req: &mut Request, peer: IpAddr, io: &HttpIo) -> Answer {
+    let path = req.url().path().to_string();
+    let method = req.method();
+    match path.as_str() {
+        "/health" => {
+            allow(method, &[Method::Get])?;
+            Ok(health(app))
+        }
+        "/metrics" => {
+            allow(method, &[Method::Get])?;
+            authenticate(app, req, peer, None)?;
+            let body = app.metrics.render(
+                app.stream.get() == StreamState::Online,
+                app.outbox.depth(),
+                app.outbox.capacity(),
+            );
+            let mut res = Response::new(StatusCode::Ok);
+            res.insert_header("Content-Type", "text/plain; version=0.0.4");
+            res.set_body(body);
+            Ok(res)
+        }
+        p if p.starts_with("/msg/") || p == "/msg" => {
+            allow(method, &[Method::Get, Method::Post])?;
+            authenticate(app, req, peer, Some(Scope::Msg))?;
+            post_msg(app, req, io, p.strip_prefix("/msg/").unwrap_or("")).await
+        }
+        _ => Err(Reject::new(StatusCode::NotFound, "no such endpoint")),
+    }
+}
+
+fn allow(method: Method, allowed: &[Method]) -> Result<(), Reject> {
+    if allowed.contains(&method) {
+        return Ok(());
+    }
+    let names: Vec<String> = allowed.iter().map(|m| m.to_string()).collect();
+    Err(
+        Reject::new(StatusCode::MethodNotAllowed, "method not allowed here")
+            .header("Allow", names.join(", ")),
+    )
+}
+
+/// Check the API key; `scope` `None` accepts any valid key.
+fn authenticate(
+    app: &App,
+    req: &Request,
+    peer: IpAddr,
+    scope: Option<Scope>,
+) -> Result<(), Reject> {
+    let now = Instant::now();
+    if let Err(retry) = app.limiter.borrow().check(peer, now) {
+        return Err(Reject::new(
+            StatusCode::TooManyRequests,
+            "too many failed attempts; try again later",
+        )
+        .header("Retry-After", retry.as_secs().max(1).to_string()));
+    }
+    let header = req
+        .header("Authorization")
+        .map(|h| h.last().as_str().to_string());
+    let creds = match auth::credentials(header.as_deref(), req.url().query()) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(unauthorized("an API key is required")),
+        Err(e) => {
+            app.limiter.borrow_mut().record_failure(peer, now);
+            return Err(unauthorized(&e.to_string()));
+        }
+    };
+    let Credentials { id, secret } = &creds;
+    let result = app
+        .keys
+        .verify(id, secret, scope.unwrap_or(Scope::Msg), timefmt::now_unix());
+    match result {
+        AuthResult::Ok(_) => {
+            app.limiter.borrow_mut().record_success(peer);
+            Ok(())
+        }
+        AuthResult::MissingScope if scope.is_none() => {
+            app.limiter.borrow_mut().record_success(peer);
+            Ok(())
+        }
+        AuthResult::Unknown => {
+            app.limiter.borrow_mut().record_failure(peer, now);
+            Err(unauthorized("the API key is not valid"))
+        }
+        AuthResult::Expired => Err(Reject::new(
+            StatusCode::Forbidden,
+            "the API key has expired",
+        )),
+        AuthResult::MissingScope => Err(Reject::new(
+            StatusCode::Forbidden,
+            "the API key does not have the scope this endpoint needs",
+        )),
+    }
+}
+
+fn unauthorized(msg: &str) -> Reject {
+    Reject::new(StatusCode::Unauthorized, msg).header(
+        "WWW-Authenticate",
+        "Basic realm=\"xrelay\", Bearer realm=\"xrelay\"",
+    )
+}
+
+/// Read the body, refusing it once it exceeds `max` (413 before buffering it all).
+async fn read_body(req: &mut Request, max: usize, io: &HttpIo) -> Result<Vec<u8>, Reject> {
+    let too_large = || {
+        io.stop_reading();
+        Reject::new(
+            StatusCode::PayloadTooLarge,
+            format!("the body is larger than {max} bytes"),
+        )
+        .header("Connection", "close")
+    };
+    if req.len().is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(req.len().unwrap_or(0).min(max));
+    let mut body = req.take_body().take(max as u64 + 1);
+    let read = async { Some(body.read_to_end(&mut buf).await) };
+    let timeout = async {
+        Timer::after(BODY_TIMEOUT).await;
+        None
+    };
+    match read.or(timeout).await {
+        None => {
+            io.stop_reading();
+            Err(Reject::new(
+                StatusCode::RequestTimeout,
+                "the body did not arrive in time",
+            )
+            .header("Connection", "close"))
+        }
+        Some(Err(_)) => {
+            io.stop_reading();
+            Err(
+                Reject::new(StatusCode::BadRequest, "the body could not be read")
+                    .header("Connection", "close"),
+            )
+        }
+        Some(Ok(_)) if buf.len() > max => Err(too_large()),
+        Some(Ok(_)) => Ok(buf),
+    }
+}
+
+async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> Answer {
+    let body = if req.method() == Method::Post {
+        read_body(req, app.cfg.http.max_body_bytes, io).await?
+    } else {
+        Vec::new()
+    };
+    let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
+    // async-h1 reports a missing Content-Type as application/octet-stream; both mean "no
+    // declared type", which the contract treats as text/plain (UTF-8 is still checked).
+    let content_type =
+        header("Content-Type").filter(|c| !c.starts_with("application/octet-stream"));
+    let subject = header("Subject").or_else(|| header("Title"));
+    let query = req.url().query().map(str::to_string);
+    let method = req.method().to_string();
+    let msg = MsgRequest {
+        method: &method,
+        path_to,
+        query: query.as_deref(),
+        content_type: content_type.as_deref(),
+        subject_header: subject.as_deref(),
+        body: &body,
+    };
+    let out = body::parse_msg(&msg, &app.cfg.xmpp.jid, &app.cfg.xmpp.rooms).map_err(|e| {
+        let status = StatusCode::try_from(e.status()).unwrap_or(StatusCode::BadRequest);
+        Reject::new(status, e.to_string())
+    })?;
+    let wait = query
+        .as_deref()
+        .and_then(|q| auth::query_param(q, "wait"))
+        .is_some_and(|v| matches!(v, Ok(v) if v != "0" && v != "false"));
+    let timeout = header("X-Timeout")
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map_or(WAIT_TIMEOUT, |s| {
+            Duration::from_secs(s).min(MAX_WAIT_TIMEOUT)
+        });
+    let id = app.next_id();
+    let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
+    let waiter = match app.outbox.push(stanza, wait) {
+        Ok(w) => w,
+        Err(_) => {
+            return Err(Reject::new(
+                StatusCode::ServiceUnavailable,
+                "the outbox is full; try again later",
+            )
+            .header("Retry-After", RETRY_AFTER_FULL.to_string()));
+        }
+    };
+    metrics::inc(&app.metrics.accepted);
+    let Some(waiter) = waiter else {
+        return Ok(json_response(
+            StatusCode::Accepted,
+            &json!({"id": id, "status": "queued"}),
+        ));
+    };
+    let acked = async { waiter.recv().await.is_ok() };
+    let timer = async {
+        Timer::after(timeout).await;
+        false
+    };
+    if acked.or(timer).await {
+        Ok(json_response(
+            StatusCode::Ok,
+            &json!({"id": id, "status": "acknowledged"}),
+        ))
+    } else {
+        let mut r = Reject::new(
+            StatusCode::GatewayTimeout,
+            "the server did not acknowledge the message in time; it stays queued",
+        );
+        r.id = Some(id);
+        Err(r)
+    }
+}
+
+fn health(app: &App) -> Response {
+    let state = app.stream.get();
+    let rooms: Vec<_> = app
+        .rooms
+        .borrow()
+        .iter()
+        .map(|(jid, st)| match st {
+            RoomState::Joining => json!({"room": jid.as_str(), "state": "joining"}),
+            RoomState::Joined => json!({"room": jid.as_str(), "state": "joined"}),
+            RoomState::Failed(e) => json!({"room": jid.as_str(), "state": "failed", "error": e}),
+        })
+        .collect();
+    let body = json!({
+        "stream": state.as_str(),
+        "jid": app.cfg.xmpp.jid.as_str(),
+        "outbox": {"depth": app.outbox.depth(), "capacity": app.outbox.capacity()},
+        "rooms": rooms,
+        "last_error": *app.last_error.borrow(),
+    });
+    let status = if state == StreamState::Online {
+        StatusCode::Ok
+    } else {
+        StatusCode::ServiceUnavailable
+    };
+    json_response(status, &body)
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut res = Response::new(status);
+    res.insert_header("Content-Type", "application/json");
+    res.set_body(body.to_string());
+    res
+}

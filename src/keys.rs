@@ -1,0 +1,671 @@
+//! API keys shaped `ID/SECRET`, kept in a plain file that holds only SHA-256 of each secret.
+//!
+//! File format (contract "Files"): one key per line,
+//! `ID<TAB>SHA256(SECRET) hex<TAB>scopes<TAB>created<TAB>expires<TAB>name`, timestamps in
+//! RFC 3339 UTC (`-` for no expiry), `#` comments. Written atomically (temp file, fsync,
+//! rename) with mode 0600; a file readable by group or others is refused. [`KeyStore`]
+//! rereads the file when it changes, so keys made or deleted by the CLI take effect in a
+//! running daemon without a restart.
+
+use crate::log;
+use crate::timefmt::{format_rfc3339, parse_rfc3339};
+use base64::Engine;
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// Most keys a file may hold.
+pub const MAX_KEYS: usize = 1024;
+/// Largest keys file accepted.
+pub const MAX_FILE_BYTES: u64 = 512 * 1024;
+/// Longest key name.
+pub const MAX_NAME_CHARS: usize = 64;
+/// How often the daemon looks at the file for changes (at most).
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// What a key may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `POST /msg`.
+    Msg,
+    /// `POST /rest`.
+    Rest,
+    /// `/invites_api`.
+    Invite,
+}
+
+impl Scope {
+    /// The name in the file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Msg => "msg",
+            Scope::Rest => "rest",
+            Scope::Invite => "invite",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "msg" => Some(Scope::Msg),
+            "rest" => Some(Scope::Rest),
+            "invite" => Some(Scope::Invite),
+            _ => None,
+        }
+    }
+}
+
+/// One key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// The public half of the token.
+    pub id: String,
+    /// SHA-256 of the secret half.
+    pub secret_hash: [u8; 32],
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// When it was made (Unix seconds).
+    pub created: u64,
+    /// When it stops working, if ever.
+    pub expires: Option<u64>,
+    /// A label for humans.
+    pub name: String,
+}
+
+/// Why a keys operation failed. Never carries a secret.
+#[derive(Debug)]
+pub enum KeysError {
+    /// Reading or writing the file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// The file is readable by group or others.
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// A line of the file is not a key.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// No key with that id.
+    NotFound(String),
+    /// An unknown scope name.
+    BadScope(String),
+    /// A name with tabs, newlines or over the length limit.
+    BadName,
+    /// The file already holds [`MAX_KEYS`] keys.
+    TooMany,
+    /// The OS random source failed.
+    Random,
+}
+
+impl fmt::Display for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeysError::Io { path, err } => write!(f, "keys file {}: {err}", path.display()),
+            KeysError::Permissions { path, mode } => write!(
+                f,
+                "keys file {} is readable by others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            ),
+            KeysError::Parse { path, line, msg } => {
+                write!(f, "keys file {} line {line}: {msg}", path.display())
+            }
+            KeysError::NotFound(id) => write!(f, "key not found: {id}"),
+            KeysError::BadScope(s) => {
+                write!(f, "unknown scope {s:?} (expected msg, rest or invite)")
+            }
+            KeysError::BadName => write!(
+                f,
+                "a key name is printable text of at most {MAX_NAME_CHARS} characters"
+            ),
+            KeysError::TooMany => write!(f, "the keys file already holds {MAX_KEYS} keys"),
+            KeysError::Random => f.write_str("the OS random source failed"),
+        }
+    }
+}
+
+impl std::error::Error for KeysError {}
+
+/// Parse `msg,rest`.
+pub fn parse_scopes(s: &str) -> Result<Vec<Scope>, KeysError> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let scope = Scope::parse(part).ok_or_else(|| KeysError::BadScope(part.to_string()))?;
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    Ok(out)
+}
+
+/// The outcome of checking a presented key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthResult {
+    /// Valid for the scope; the key's id.
+    Ok(String),
+    /// No such id or a wrong secret (deliberately the same answer).
+    Unknown,
+    /// Valid but expired.
+    Expired,
+    /// Valid but without the scope.
+    MissingScope,
+}
+
+/// Constant-time equality of two hashes.
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, s.as_bytes()).as_ref());
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The keys file in memory.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    path: PathBuf,
+    keys: Vec<Key>,
+}
+
+impl KeyFile {
+    /// Read the file; a missing file holds no keys.
+    pub fn load(path: &Path) -> Result<KeyFile, KeysError> {
+        let io = |err| KeysError::Io {
+            path: path.to_path_buf(),
+            err,
+        };
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(KeyFile {
+                    path: path.to_path_buf(),
+                    keys: Vec::new(),
+                })
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(KeysError::Permissions {
+                path: path.to_path_buf(),
+                mode: meta.permissions().mode(),
+            });
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(io(std::io::Error::other("the file is larger than 512 KiB")));
+        }
+        let text = fs::read_to_string(path).map_err(io)?;
+        let mut keys = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = parse_line(line).map_err(|msg| KeysError::Parse {
+                path: path.to_path_buf(),
+                line: i + 1,
+                msg,
+            })?;
+            if keys.len() == MAX_KEYS {
+                return Err(KeysError::TooMany);
+            }
+            keys.push(key);
+        }
+        Ok(KeyFile {
+            path: path.to_path_buf(),
+            keys,
+        })
+    }
+
+    /// The keys, in file order.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// Make a key and save the file. Returns the key and its `ID/SECRET` token, which is
+    /// never stored and cannot be shown again.
+    pub fn create(
+        &mut self,
+        scopes: &[Scope],
+        expires: Option<u64>,
+        name: &str,
+        now: u64,
+    ) -> Result<(Key, String), KeysError> {
+        if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+            return Err(KeysError::BadName);
+        }
+        if self.keys.len() >= MAX_KEYS {
+            return Err(KeysError::TooMany);
+        }
+        let rng = SystemRandom::new();
+        let mut id = [0u8; 8];
+        let mut secret = [0u8; 32];
+        rng.fill(&mut id).map_err(|_| KeysError::Random)?;
+        rng.fill(&mut secret).map_err(|_| KeysError::Random)?;
+        let id = hex(&id);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let key = Key {
+            id: id.clone(),
+            secret_hash: sha256(&secret),
+            scopes: scopes.to_vec(),
+            created: now,
+            expires,
+            name: name.to_string(),
+        };
+        self.keys.push(key.clone());
+        self.save()?;
+        Ok((key, format!("{id}/{secret}")))
+    }
+
+    /// Delete a key and save the file.
+    pub fn delete(&mut self, id: &str) -> Result<(), KeysError> {
+        let before = self.keys.len();
+        self.keys.retain(|k| k.id != id);
+        if self.keys.len() == before {
+            return Err(KeysError::NotFound(id.to_string()));
+        }
+        self.save()
+    }
+
+    /// Check a presented token for `scope`.
+    pub fn verify(&self, id: &str, secret: &str, scope: Scope, now: u64) -> AuthResult {
+        let presented = sha256(secret);
+        // Compare against something even for an unknown id, so timing does not tell
+        // which ids exist.
+        let dummy = [0u8; 32];
+        let key = self.keys.iter().find(|k| k.id == id);
+        let matches = ct_eq(&presented, key.map_or(&dummy, |k| &k.secret_hash));
+        match key {
+            Some(k) if matches => {
+                if k.expires.is_some_and(|e| now >= e) {
+                    AuthResult::Expired
+                } else if !k.scopes.contains(&scope) {
+                    AuthResult::MissingScope
+                } else {
+                    AuthResult::Ok(k.id.clone())
+                }
+            }
+            _ => AuthResult::Unknown,
+        }
+    }
+
+    /// Write atomically: a 0600 temp file in the same directory, fsync, rename, fsync dir.
+    fn save(&self) -> Result<(), KeysError> {
+        let io = |err| KeysError::Io {
+            path: self.path.clone(),
+            err,
+        };
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io)?;
+        }
+        let mut text = String::from(
+            "# xrelay API keys: ID, SHA-256 of the secret, scopes, created, expires, name\n",
+        );
+        for k in &self.keys {
+            let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                k.id,
+                hex(&k.secret_hash),
+                scopes.join(","),
+                format_rfc3339(k.created),
+                k.expires.map_or_else(|| "-".to_string(), format_rfc3339),
+                k.name
+            ));
+        }
+        let file_name = self
+            .path
+            .file_name()
+            .map_or_else(|| "keys".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+        let result = (|| {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            fs::File::open(&dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+}
+
+fn parse_line(line: &str) -> Result<Key, String> {
+    let f: Vec<&str> = line.split('\t').collect();
+    let [id, hash, scopes, created, expires, name] = f[..] else {
+        return Err(format!(
+            "expected 6 tab-separated fields, found {}",
+            f.len()
+        ));
+    };
+    if id.is_empty() || id.contains('/') || id.contains(':') {
+        return Err("invalid key id".into());
+    }
+    let secret_hash = unhex32(hash).ok_or("the hash is not 64 hex digits")?;
+    let scopes = parse_scopes(scopes).map_err(|e| e.to_string())?;
+    let created = parse_rfc3339(created).map_err(|e| e.to_string())?;
+    let expires = match expires {
+        "-" => None,
+        e => Some(parse_rfc3339(e).map_err(|e| e.to_string())?),
+    };
+    Ok(Key {
+        id: id.to_string(),
+        secret_hash,
+        scopes,
+        created,
+        expires,
+        name: name.to_string(),
+    })
+}
+
+/// `key list`: aligned columns; never secrets or hashes.
+pub fn format_list(keys: &[Key], now: u64) -> String {
+    let mut rows = vec![[
+        "ID".to_string(),
+        "NAME".into(),
+        "SCOPES".into(),
+        "CREATED".into(),
+        "EXPIRES".into(),
+    ]];
+    for k in keys {
+        let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+        let expires = match k.expires {
+            None => "never".to_string(),
+            Some(e) if e <= now => format!("{} (expired)", format_rfc3339(e)),
+            Some(e) => format_rfc3339(e),
+        };
+        rows.push([
+            k.id.clone(),
+            if k.name.is_empty() {
+                "-".into()
+            } else {
+                k.name.clone()
+            },
+            scopes.join(","),
+            format_rfc3339(k.created),
+            expires,
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, cell) in r.iter().enumerate() {
+            if c == 4 {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The file's identity, to notice when it changed.
+fn signature(path: &Path) -> Option<(i64, i64, u64, u64)> {
+    fs::metadata(path)
+        .ok()
+        .map(|m| (m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
+}
+
+/// The daemon's view of the keys file, reloaded when the file changes.
+#[derive(Debug)]
+pub struct KeyStore {
+    path: PathBuf,
+    state: RwLock<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    file: KeyFile,
+    signature: Option<(i64, i64, u64, u64)>,
+    checked: Instant,
+}
+
+impl KeyStore {
+    /// Load the keys file (missing = no keys).
+    pub fn open(path: &Path) -> Result<KeyStore, KeysError> {
+        let file = KeyFile::load(path)?;
+        Ok(KeyStore {
+            path: path.to_path_buf(),
+            state: RwLock::new(Loaded {
+                file,
+                signature: signature(path),
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// Check a presented token. The file is reread when it changed: checked at most once
+    /// per [`RECHECK`], and at once when the token is unknown (a key made a moment ago).
+    pub fn verify(&self, id: &str, secret: &str, scope: Scope, now: u64) -> AuthResult {
+        let (result, due) = match self.state.read() {
+            Ok(s) => (
+                s.file.verify(id, secret, scope, now),
+                s.checked.elapsed() >= RECHECK,
+            ),
+            Err(_) => (AuthResult::Unknown, true),
+        };
+        if !(due || result == AuthResult::Unknown) || !self.changed() {
+            return result;
+        }
+        if let Err(e) = self.reload() {
+            log!("keys not reloaded, keeping the previous ones: {e}");
+        }
+        match self.state.read() {
+            Ok(s) => s.file.verify(id, secret, scope, now),
+            Err(_) => AuthResult::Unknown,
+        }
+    }
+
+    /// Whether the file differs from what was loaded (and note that it was checked).
+    fn changed(&self) -> bool {
+        let sig = signature(&self.path);
+        match self.state.write() {
+            Ok(mut s) => {
+                s.checked = Instant::now();
+                s.signature != sig
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Reread the file now (SIGHUP). On error the previous keys stay.
+    pub fn reload(&self) -> Result<(), KeysError> {
+        let sig = signature(&self.path);
+        let result = KeyFile::load(&self.path);
+        let mut s = self.state.write().map_err(|_| KeysError::Io {
+            path: self.path.clone(),
+            err: std::io::Error::other("keys lock poisoned"),
+        })?;
+        // Remember the signature even on failure, so a bad file is reported once.
+        s.signature = sig;
+        s.file = result?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("xrelay-keys-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn create_verify_list_delete() {
+        let d = dir("cycle");
+        let path = d.join("keys");
+        let mut f = KeyFile::load(&path).unwrap();
+        assert!(f.keys().is_empty());
+        let (key, token) = f.create(&[Scope::Msg], None, "router", 1000).unwrap();
+        let (id, secret) = token.split_once('/').unwrap();
+        assert_eq!(id, key.id);
+        assert_eq!(id.len(), 16);
+        assert_eq!(secret.len(), 43);
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(secret), "only the hash is stored");
+        let f = KeyFile::load(&path).unwrap();
+        assert_eq!(f.keys(), std::slice::from_ref(&key));
+        assert_eq!(
+            f.verify(id, secret, Scope::Msg, 2000),
+            AuthResult::Ok(id.to_string())
+        );
+        assert_eq!(f.verify(id, "wrong", Scope::Msg, 2000), AuthResult::Unknown);
+        assert_eq!(
+            f.verify("nope", secret, Scope::Msg, 2000),
+            AuthResult::Unknown
+        );
+        assert_eq!(
+            f.verify(id, secret, Scope::Rest, 2000),
+            AuthResult::MissingScope
+        );
+        let list = format_list(f.keys(), 2000);
+        assert!(
+            list.contains(id) && list.contains("router") && list.contains("never"),
+            "{list}"
+        );
+        assert!(!list.contains(secret));
+        let mut f = f;
+        f.delete(id).unwrap();
+        assert!(matches!(f.delete(id), Err(KeysError::NotFound(_))));
+        assert!(KeyFile::load(&path).unwrap().keys().is_empty());
+        let leftovers: Vec<_> = fs::read_dir(&d).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn expiry_and_scopes() {
+        let d = dir("expiry");
+        let mut f = KeyFile::load(&d.join("keys")).unwrap();
+        let (_, token) = f
+            .create(&parse_scopes("rest, invite").unwrap(), Some(100), "", 10)
+            .unwrap();
+        let (id, secret) = token.split_once('/').unwrap();
+        assert_eq!(
+            f.verify(id, secret, Scope::Rest, 99),
+            AuthResult::Ok(id.into())
+        );
+        assert_eq!(f.verify(id, secret, Scope::Rest, 100), AuthResult::Expired);
+        assert!(format_list(f.keys(), 200).contains("(expired)"));
+        assert!(matches!(
+            parse_scopes("msg,admin"),
+            Err(KeysError::BadScope(_))
+        ));
+        assert!(matches!(
+            f.create(&[Scope::Msg], None, "a\tb", 0),
+            Err(KeysError::BadName)
+        ));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn refuses_readable_and_malformed_files() {
+        let d = dir("bad");
+        fs::create_dir_all(&d).unwrap();
+        let path = d.join("keys");
+        fs::write(&path, "# c\n\nabc\tzz\tmsg\t2026-01-01T00:00:00Z\t-\tx\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            KeyFile::load(&path),
+            Err(KeysError::Permissions { .. })
+        ));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let e = KeyFile::load(&path).unwrap_err();
+        assert!(matches!(e, KeysError::Parse { line: 3, .. }), "{e}");
+        assert!(e.to_string().contains("line 3"));
+        for bad in [
+            "a\tb",
+            "a/b\t0\tmsg\tx\t-\tn",
+            &format!("a\t{}\tfoo\t2026-01-01T00:00:00Z\t-\tn", "0".repeat(64)),
+        ] {
+            fs::write(&path, bad).unwrap();
+            assert!(KeyFile::load(&path).is_err(), "{bad}");
+        }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn store_reloads_on_change_and_keeps_old_keys_on_a_bad_file() {
+        let d = dir("store");
+        let path = d.join("keys");
+        let mut f = KeyFile::load(&path).unwrap();
+        let (_, t1) = f.create(&[Scope::Msg], None, "one", 0).unwrap();
+        let (id1, s1) = t1.split_once('/').unwrap();
+        let store = KeyStore::open(&path).unwrap();
+        assert!(matches!(
+            store.verify(id1, s1, Scope::Msg, 1),
+            AuthResult::Ok(_)
+        ));
+        let (_, t2) = f.create(&[Scope::Msg], None, "two", 0).unwrap();
+        let (id2, s2) = t2.split_once('/').unwrap();
+        store.reload().unwrap();
+        assert!(matches!(
+            store.verify(id2, s2, Scope::Msg, 1),
+            AuthResult::Ok(_)
+        ));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(store.reload().is_err());
+        assert!(matches!(
+            store.verify(id2, s2, Scope::Msg, 1),
+            AuthResult::Ok(_)
+        ));
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,138 @@
+//! Counters for `/metrics`, rendered in the Prometheus text format.
+//!
+//! Fixed storage: one counter per known HTTP status code plus one for the rest, so no
+//! request can add a series.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The status codes xrelay answers with; anything else is counted as "other".
+const CODES: [u16; 16] = [
+    200, 201, 202, 204, 303, 400, 401, 403, 404, 405, 410, 413, 415, 422, 429, 503,
+];
+
+/// Process-wide counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Messages accepted into the outbox.
+    pub accepted: AtomicU64,
+    /// Messages the server acknowledged.
+    pub delivered: AtomicU64,
+    /// Messages the server bounced with an error after accepting them.
+    pub failed: AtomicU64,
+    /// Streams lost and re-established.
+    pub reconnects: AtomicU64,
+    responses: [AtomicU64; CODES.len()],
+    responses_other: AtomicU64,
+}
+
+/// Add one to a counter.
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// Count an HTTP response.
+    pub fn response(&self, status: u16) {
+        match CODES.iter().position(|&c| c == status) {
+            Some(i) => inc(&self.responses[i]),
+            None => inc(&self.responses_other),
+        }
+    }
+
+    /// Render all metrics. Gauges are passed in by the caller that owns them.
+    pub fn render(&self, online: bool, outbox_depth: usize, outbox_capacity: usize) -> String {
+        let mut s = String::with_capacity(2048);
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let counters = [
+            (
+                "xrelay_messages_accepted_total",
+                "Messages accepted over HTTP.",
+                &self.accepted,
+            ),
+            (
+                "xrelay_messages_delivered_total",
+                "Messages acknowledged by the server.",
+                &self.delivered,
+            ),
+            (
+                "xrelay_messages_failed_total",
+                "Messages the server bounced with an error.",
+                &self.failed,
+            ),
+            (
+                "xrelay_stream_reconnects_total",
+                "XMPP streams re-established after a loss.",
+                &self.reconnects,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                get(c)
+            );
+        }
+        let gauges = [
+            (
+                "xrelay_stream_online",
+                "1 when the XMPP stream is online.",
+                u64::from(online),
+            ),
+            (
+                "xrelay_outbox_depth",
+                "Messages waiting for the server's acknowledgement.",
+                outbox_depth as u64,
+            ),
+            (
+                "xrelay_outbox_capacity",
+                "Configured outbox capacity.",
+                outbox_capacity as u64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let name = "xrelay_http_responses_total";
+        let _ = writeln!(
+            s,
+            "# HELP {name} HTTP responses by status code.\n# TYPE {name} counter"
+        );
+        for (code, c) in CODES.iter().zip(&self.responses) {
+            let _ = writeln!(s, "{name}{{code=\"{code}\"}} {}", get(c));
+        }
+        let _ = writeln!(s, "{name}{{code=\"other\"}} {}", get(&self.responses_other));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        inc(&m.accepted);
+        inc(&m.accepted);
+        m.response(202);
+        m.response(999);
+        let s = m.render(true, 3, 256);
+        assert!(s.contains("xrelay_messages_accepted_total 2\n"), "{s}");
+        assert!(s.contains("xrelay_stream_online 1\n"), "{s}");
+        assert!(s.contains("xrelay_outbox_depth 3\n"), "{s}");
+        assert!(
+            s.contains("xrelay_http_responses_total{code=\"202\"} 1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("xrelay_http_responses_total{code=\"other\"} 1\n"),
+            "{s}"
+        );
+        for line in s.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(name.starts_with("xrelay_"), "{line}");
+            assert!(value.parse::<u64>().is_ok(), "{line}");
+        }
+    }
+}
