@@ -2,22 +2,13 @@
 
 mod common;
 
+use common::xrelay;
+
 use common::{unique_user, Daemon, Prosody, ProsodyOpts, Scram, TestClient};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn xrelay(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xrelay"))
-        .arg("-c")
-        .arg(cfg)
-        .args(args)
-        .env_remove("XRELAY_PASSWORD")
-        .output()
-        .expect("xrelay runs")
-}
 
 fn text(o: &Output) -> String {
     format!(

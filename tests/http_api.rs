@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::xrelay;
+
 use common::{
     free_port, http, unique_user, Daemon, HttpResponse, Prosody, ProsodyOpts, TestClient,
 };
@@ -22,16 +24,6 @@ struct Relay {
     cfg: PathBuf,
     token: String,
     bot: String,
-}
-
-fn xrelay(cfg: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xrelay"))
-        .arg("-c")
-        .arg(cfg)
-        .args(args)
-        .env_remove("XRELAY_PASSWORD")
-        .output()
-        .unwrap()
 }
 
 /// `xrelay key create ARGS`, returning the printed `ID/SECRET`.

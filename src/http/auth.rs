@@ -111,28 +111,9 @@ pub fn query_param(query: &str, name: &str) -> Option<Result<String, AuthError>>
 
 /// Decode `%XX` escapes (and `+` as space when `plus_is_space`) into UTF-8 text.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, AuthError> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b.get(i + 1..i + 3).ok_or(AuthError::BadEncoding)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| AuthError::BadEncoding)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| AuthError::BadEncoding)?);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| AuthError::BadEncoding)
+    super::body::percent_decode(s.as_bytes(), plus_is_space)
+        .and_then(|v| String::from_utf8(v).ok())
+        .ok_or(AuthError::BadEncoding)
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -313,7 +313,7 @@ fn parse_form(input: &[u8], what: &str) -> Result<Fields, BodyError> {
 }
 
 /// Decode `%XX` escapes (and `+` as a space in forms); `None` on a malformed escape.
-fn percent_decode(input: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(input: &[u8], plus_is_space: bool) -> Option<Vec<u8>> {
     let hex = |i: usize| {
         input
             .get(i)

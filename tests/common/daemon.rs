@@ -92,6 +92,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Run `xrelay -c CFG ARGS...` to completion (without XRELAY_PASSWORD from the caller).
+pub fn xrelay(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xrelay"))
+        .arg("-c")
+        .arg(cfg)
+        .args(args)
+        .env_remove("XRELAY_PASSWORD")
+        .output()
+        .expect("xrelay runs")
+}
+
 /// Config sections giving a daemon its own HTTP port and keys file in `dir`, so daemons
 /// of parallel tests never collide. Returns the port and the TOML text.
 pub fn http_section(dir: &Path) -> (u16, String) {

@@ -13,7 +13,7 @@ mod prosody;
 pub mod xml;
 
 pub use client::{Message, Stanza, TestClient, Transport};
-pub use daemon::{http, http_section, Daemon, HttpResponse};
+pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
 pub use prosody::{Prosody, ProsodyOpts, Scram};
 pub use xml::Element;
 
