@@ -20,9 +20,9 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The whole request body must arrive within this.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,7 +31,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// The socket as async-h1 sees it: reads time out when idle, and reading can be stopped
 /// so that async-h1 does not drain a refused body (it reads leftovers to sink otherwise).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpIo {
     tcp: TcpStream,
     stopped: Arc<AtomicBool>,
@@ -39,18 +39,17 @@ pub struct HttpIo {
     /// trickles bytes, or an idle keep-alive connection, does not hold a slot for ever
     /// (`http.read_timeout`; async-h1 also bounds a whole header block to 60 s).
     read_timeout: Duration,
-    idle: Option<Timer>,
+    /// Shared by the clones async-h1 makes per request, so a keep-alive connection
+    /// re-registers its idle timer at most once per timeout period.
+    idle: Arc<Mutex<Idle>>,
 }
 
-impl Clone for HttpIo {
-    fn clone(&self) -> Self {
-        HttpIo {
-            tcp: self.tcp.clone(),
-            stopped: self.stopped.clone(),
-            read_timeout: self.read_timeout,
-            idle: None,
-        }
-    }
+/// When a read last made progress, and the timer armed from it lazily.
+#[derive(Debug)]
+struct Idle {
+    progress: Instant,
+    timer: Timer,
+    armed: bool,
 }
 
 impl HttpIo {
@@ -59,7 +58,11 @@ impl HttpIo {
             tcp,
             stopped: Arc::new(AtomicBool::new(false)),
             read_timeout,
-            idle: None,
+            idle: Arc::new(Mutex::new(Idle {
+                progress: Instant::now(),
+                timer: Timer::never(),
+                armed: false,
+            })),
         }
     }
 
@@ -79,21 +82,31 @@ impl AsyncRead for HttpIo {
         if self.stopped.load(Ordering::Relaxed) {
             return Poll::Ready(Ok(0));
         }
-        if let Poll::Ready(r) = Pin::new(&mut self.tcp).poll_read(cx, buf) {
-            self.idle = None;
-            return Poll::Ready(r);
+        let ready = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        let Ok(mut idle) = self.idle.lock() else {
+            return ready;
+        };
+        if ready.is_ready() {
+            idle.progress = Instant::now();
+            return ready;
         }
-        let after = self.read_timeout;
-        let timer = self.idle.get_or_insert_with(|| Timer::after(after));
-        match Pin::new(timer).poll(cx) {
-            Poll::Ready(_) => {
-                self.idle = None;
-                Poll::Ready(Err(io::Error::new(
+        loop {
+            let deadline = idle.progress + self.read_timeout;
+            if !idle.armed {
+                idle.timer.set_at(deadline);
+                idle.armed = true;
+            }
+            if Pin::new(&mut idle.timer).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            idle.armed = false;
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "client too slow",
-                )))
+                )));
             }
-            Poll::Pending => Poll::Pending,
+            // Fired for an older deadline: the client made progress since; re-arm.
         }
     }
 }

@@ -186,6 +186,11 @@ pub struct Connection {
     domain: String,
     timeout: Duration,
     unflushed: bool,
+    /// One timer for the state machine's deadlines, re-armed only when a deadline comes
+    /// earlier than the armed one or the timer fired: registering a timer wakes the
+    /// reactor, and deadlines move on every byte received.
+    timer: Timer,
+    armed: Option<Instant>,
 }
 
 impl Connection {
@@ -230,6 +235,8 @@ impl Connection {
             domain,
             timeout: cfg.timeout,
             unflushed: false,
+            timer: Timer::never(),
+            armed: None,
         };
         match conn.next_event_inner(progress).await? {
             Event::Online { jid, sm } => {
@@ -296,20 +303,24 @@ impl Connection {
                 None => {}
             }
             self.flush().await?;
-            let deadline = self.client.poll_timeout();
+            if let Some(d) = self.client.poll_timeout() {
+                if self.armed.is_none_or(|a| d < a) {
+                    self.timer.set_at(d);
+                    self.armed = Some(d);
+                }
+            }
             let n = {
-                let read = async { Some(self.io.read(&mut self.buf[..]).await) };
-                let timer = async {
-                    match deadline {
-                        Some(d) => Timer::at(d).await,
-                        None => smol::future::pending().await,
-                    };
+                let (io, buf, timer) = (&mut self.io, &mut self.buf, &mut self.timer);
+                let read = async { Some(io.read(&mut buf[..]).await) };
+                let tick = async {
+                    timer.await;
                     None
                 };
-                read.or(timer).await
+                read.or(tick).await
             };
             match n {
-                None => {}
+                // Early or due: poll_event above decides; the next round re-arms.
+                None => self.armed = None,
                 Some(Ok(0)) => return Err(Error::Eof),
                 Some(Ok(n)) => {
                     if let Err(e) = self.client.handle_input(&self.buf[..n], Instant::now()) {
