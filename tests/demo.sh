@@ -19,6 +19,21 @@ echo "== xrelay check"
 echo "== xrelay send alice 'WAN is down <eth0> & rebooting'"
 "$XRELAY" -c "$BED_DIR/xrelay.toml" send alice 'WAN is down <eth0> & rebooting'
 
-echo "== what Prosody holds for alice (she is offline, so the message waits in her store)"
-grep -F 'WAN is down <eth0> & rebooting' "$BED_DIR"/data/localhost/offline/alice.list
+echo "== xrelay run, an API key, and a curl post"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf '[http]\nlisten = ["127.0.0.1:%s"]\n[keys]\nfile = "%s/keys"\n' "$port" "$BED_DIR" >> "$BED_DIR/xrelay.toml"
+token=$("$XRELAY" -c "$BED_DIR/xrelay.toml" key create --scope msg demo)
+"$XRELAY" -c "$BED_DIR/xrelay.toml" run 2>"$BED_DIR/xrelay.log" &
+relay=$!
+trap 'kill $relay 2>/dev/null; bed_stop' EXIT
+until grep -q "online as" "$BED_DIR/xrelay.log"; do sleep 0.1; done
+curl -sS -u "${token%%/*}:${token#*/}" -H 'Content-Type: text/plain' \
+    -d 'Disk /dev/sda1 is 95% full' "http://127.0.0.1:$port/msg/alice?wait=1"
+echo
+curl -sS "http://127.0.0.1:$port/health"
+echo
+
+echo "== what Prosody holds for alice (she is offline, so the messages wait in her store)"
+grep -F -e 'WAN is down <eth0> & rebooting' -e 'Disk /dev/sda1 is 95% full' \
+    "$BED_DIR"/data/localhost/offline/alice.list
 echo "== demo ok"
