@@ -68,6 +68,17 @@ impl Session {
         self.drain()
     }
 
+    /// Over direct TLS, past PLAIN authentication and the new stream header.
+    fn authenticated() -> Session {
+        let mut s = Session::new(TlsMode::Direct);
+        s.feed(HEADER).unwrap();
+        s.feed(MECHS_PLAIN).unwrap();
+        s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            .unwrap();
+        s.feed(HEADER).unwrap();
+        s
+    }
+
     /// Log in over direct TLS with PLAIN; `features` are the post-auth features.
     fn online(features: &str, sm_reply: Option<&str>) -> Session {
         let mut s = Session::new(TlsMode::Direct);
@@ -251,12 +262,7 @@ fn sm_failed_still_goes_online() {
 
 #[test]
 fn mandatory_session_is_established() {
-    let mut s = Session::new(TlsMode::Direct);
-    s.feed(HEADER).unwrap();
-    s.feed(MECHS_PLAIN).unwrap();
-    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-        .unwrap();
-    s.feed(HEADER).unwrap();
+    let mut s = Session::authenticated();
     s.out();
     s.feed(
         "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
@@ -384,12 +390,7 @@ fn auth_failure_reports_condition_and_text() {
 
 #[test]
 fn bind_failure() {
-    let mut s = Session::new(TlsMode::Direct);
-    s.feed(HEADER).unwrap();
-    s.feed(MECHS_PLAIN).unwrap();
-    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-        .unwrap();
-    s.feed(HEADER).unwrap();
+    let mut s = Session::authenticated();
     s.out();
     s.feed(BIND_ONLY).unwrap();
     let id = attr(&s.out(), "id");
@@ -401,12 +402,7 @@ fn bind_failure() {
         .unwrap_err();
     assert_eq!(err, Error::Bind("conflict".into()));
     assert_eq!(err.step(), Step::Bind);
-    let mut s = Session::new(TlsMode::Direct);
-    s.feed(HEADER).unwrap();
-    s.feed(MECHS_PLAIN).unwrap();
-    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-        .unwrap();
-    s.feed(HEADER).unwrap();
+    let mut s = Session::authenticated();
     let err = s.feed("<stream:features/>").unwrap_err();
     assert_eq!(err.step(), Step::Bind);
 }
