@@ -65,6 +65,8 @@ pub struct App {
     pub last_error: RefCell<Option<String>>,
     /// Configured rooms and their join state.
     pub rooms: RefCell<Vec<(Jid, RoomState)>>,
+    /// The queue in front of the webhook worker, when a webhook is configured.
+    pub webhook: Option<crate::webhook::Queue>,
 }
 
 impl App {
@@ -86,6 +88,7 @@ impl App {
             stream: Cell::new(StreamState::Connecting),
             last_error: RefCell::new(None),
             rooms: RefCell::new(rooms),
+            webhook: None,
         }
     }
 

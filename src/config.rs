@@ -145,6 +145,11 @@ pub struct WebhookConfig {
     pub secret: Option<Secret>,
     /// Bearer token towards the endpoint.
     pub bearer: Option<Secret>,
+    /// How often a failed connection to the endpoint is retried before the sender gets an
+    /// error.
+    pub retries: u32,
+    /// Stanzas waiting for the endpoint; beyond it senders get `resource-constraint`.
+    pub queue: usize,
 }
 
 /// `[keys]`: the API keys file.
@@ -439,8 +444,23 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
         }
         return Ok(None);
     };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+    // The placeholders are filled per stanza; a sample fill must give a usable URL.
+    let sample = ["{kind}", "{type}", "{from}", "{to}"]
+        .iter()
+        .fold(url.clone(), |u, p| u.replace(p, "x"));
+    let parsed = http_types::Url::parse(&sample).ok();
+    if !parsed
+        .as_ref()
+        .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+    {
         return Err(t.bad("webhook", "url", "expected an http:// or https:// URL"));
+    }
+    if parsed.is_some_and(|u| !u.username().is_empty() || u.password().is_some()) {
+        return Err(t.bad(
+            "webhook",
+            "url",
+            "credentials in the URL are not supported; use bearer",
+        ));
     }
     let format = match t.string("webhook", "format")?.as_deref() {
         None | Some("json") => WebhookFormat::Json,
@@ -462,6 +482,10 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
             .unwrap_or(Duration::from_secs(10)),
         secret: t.string("webhook", "secret")?.map(Secret::new),
         bearer: t.string("webhook", "bearer")?.map(Secret::new),
+        retries: t
+            .int("webhook", "retries", 0, 10)?
+            .map_or(2, |n| u32::try_from(n).unwrap_or(2)),
+        queue: t.int("webhook", "queue", 1, 4096)?.unwrap_or(16),
     }))
 }
 
@@ -534,7 +558,9 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("outbox", &["capacity"]),
     (
         "webhook",
-        &["url", "format", "stanzas", "timeout", "secret", "bearer"],
+        &[
+            "url", "format", "stanzas", "timeout", "secret", "bearer", "retries", "queue",
+        ],
     ),
     ("keys", &["file"]),
     ("invites", &["file", "ttl", "public_url"]),
@@ -727,6 +753,8 @@ format = "json"
 stanzas = ["message"]
 timeout = "10s"
 secret = "s"
+retries = 3
+queue = 4
 
 [keys]
 file = "/etc/xrelay/keys"
@@ -744,6 +772,7 @@ public_url = "https://router.example/"
         let w = c.webhook.unwrap();
         assert_eq!(w.format, WebhookFormat::Json);
         assert_eq!(w.timeout, Duration::from_secs(10));
+        assert_eq!((w.retries, w.queue), (3, 4));
         assert_eq!(
             c.invites.public_url.as_deref(),
             Some("https://router.example/")
@@ -815,6 +844,18 @@ public_url = "https://router.example/"
             (
                 format!("{MINIMAL}[webhook]\nurl = \"ftp://x\"\n"),
                 "http://",
+            ),
+            (
+                format!("{MINIMAL}[webhook]\nurl = \"http://\"\n"),
+                "http://",
+            ),
+            (
+                format!("{MINIMAL}[webhook]\nurl = \"https://u:p@h/\"\n"),
+                "use bearer",
+            ),
+            (
+                format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nqueue = 0\n"),
+                "webhook.queue (line 6): expected a number from 1 to 4096",
             ),
             (
                 format!("{MINIMAL}[nosuch]\nk = 1\n"),

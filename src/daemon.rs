@@ -10,9 +10,11 @@ use crate::http;
 use crate::keys::KeyStore;
 use crate::log;
 use crate::metrics;
+use crate::webhook;
 use crate::xmpp::conn::{self, Connection, Progress};
 use crate::xmpp::jid::Jid;
-use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC};
+use crate::xmpp::jsonmap;
+use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC, NS_PING};
 use crate::xmpp::stream::Event;
 use crate::xmpp::tls;
 use crate::xmpp::xml::Element;
@@ -127,8 +129,26 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         listeners.push(l);
     }
     let slots = Arc::new(Semaphore::new(cfg.http.max_connections));
-    let app = Rc::new(App::new(cfg, keys));
+    let hook = match &cfg.webhook {
+        Some(w) => {
+            let trust = webhook::trust(cfg.xmpp.ca_file.as_deref());
+            let tls = tls::client_config(&trust).map_err(RunError::Tls)?;
+            Some(webhook::new(w.clone(), tls, cfg.xmpp.max_stanza_bytes))
+        }
+        None => None,
+    };
+    let mut app = App::new(cfg, keys);
     let ex = Rc::new(LocalExecutor::new());
+    let worker = hook.map(|(hook, queue, rx)| {
+        app.webhook = Some(queue);
+        (hook, rx)
+    });
+    let app = Rc::new(app);
+    if let Some((hook, rx)) = worker {
+        let app = app.clone();
+        ex.spawn(async move { webhook::run_worker(hook, rx, &app).await })
+            .detach();
+    }
     for l in listeners {
         ex.spawn(http::serve(l, app.clone(), slots.clone(), ex.clone()))
             .detach();
@@ -293,39 +313,142 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
             }
             None
         }
+        "message" => {
+            let ours = from.as_ref().is_some_and(|f| is_own_occupant(app, f));
+            (!ours && carries_content(el))
+                .then(|| forward(app, el).reply())
+                .flatten()
+        }
         "presence" => {
             let room = from.as_ref()?;
-            let bare = room.bare();
-            let ours = app.cfg.xmpp.rooms.contains(&bare)
-                && room.resource() == Some(app.cfg.xmpp.nick.as_str());
-            if !ours {
+            if app.cfg.xmpp.rooms.contains(&room.bare()) {
+                room_presence(app, room, el);
                 return None;
             }
-            match kind {
-                None => {
-                    if app
-                        .rooms
-                        .borrow()
-                        .iter()
-                        .any(|(r, s)| r == &bare && *s != RoomState::Joined)
-                    {
-                        log!("joined {bare}");
-                    }
-                    app.set_room(&bare, RoomState::Joined);
-                }
-                Some("error") => {
-                    let cond = error_condition(el);
-                    log!("cannot join {bare}: {cond}");
-                    app.set_room(&bare, RoomState::Failed(cond));
-                }
-                Some("unavailable") => {
-                    app.set_room(&bare, RoomState::Failed("left the room".into()))
-                }
-                _ => {}
-            }
+            // Nobody waits for an answer to a presence; a refusal is only logged.
+            let _ = forward(app, el);
             None
         }
-        "iq" => answer(el),
+        "iq" => builtin_answer(el).or_else(|| match forward(app, el) {
+            Forward::Declined => answer(el),
+            other => other.reply(),
+        }),
+        _ => None,
+    }
+}
+
+/// Our own occupant in one of our rooms: its messages are our posts reflected back.
+fn is_own_occupant(app: &App, jid: &Jid) -> bool {
+    jid.resource() == Some(app.cfg.xmpp.nick.as_str()) && app.cfg.xmpp.rooms.contains(&jid.bare())
+}
+
+/// Messages worth a webhook call: chat states, receipts and markers alone are not (they
+/// would cost one call per keystroke).
+fn carries_content(el: &Element) -> bool {
+    el.children().any(|c| {
+        (c.ns() == NS_CLIENT && matches!(c.name(), "body" | "subject")) || c.ns() == jsonmap::NS_OOB
+    })
+}
+
+/// What became of a stanza offered to the webhook.
+enum Forward {
+    /// In the webhook's queue; the webhook's answer is the reply.
+    Queued,
+    /// The queue is full: the sender gets this error.
+    Busy(Element),
+    /// No webhook, or not one for this stanza.
+    Declined,
+}
+
+impl Forward {
+    /// The reply to send now, if any.
+    fn reply(self) -> Option<Element> {
+        match self {
+            Forward::Busy(r) => Some(r),
+            Forward::Queued | Forward::Declined => None,
+        }
+    }
+}
+
+fn forward(app: &App, el: &Element) -> Forward {
+    let (Some(queue), Some(cfg)) = (&app.webhook, &app.cfg.webhook) else {
+        return Forward::Declined;
+    };
+    if !webhook::wants(cfg, el) {
+        return Forward::Declined;
+    }
+    if queue.offer(el.clone()) {
+        return Forward::Queued;
+    }
+    metrics::inc(&app.metrics.webhook.rejected);
+    log!(
+        "webhook: queue full, refused the {} from {}",
+        el.name(),
+        el.get_attr("from").unwrap_or_default()
+    );
+    Forward::Busy(webhook::busy_reply(el))
+}
+
+/// Presence from one of our rooms: track whether we are in.
+fn room_presence(app: &App, room: &Jid, el: &Element) {
+    let bare = room.bare();
+    if room.resource() != Some(app.cfg.xmpp.nick.as_str()) {
+        return;
+    }
+    match el.get_attr("type") {
+        None => {
+            if app
+                .rooms
+                .borrow()
+                .iter()
+                .any(|(r, s)| r == &bare && *s != RoomState::Joined)
+            {
+                log!("joined {bare}");
+            }
+            app.set_room(&bare, RoomState::Joined);
+        }
+        Some("error") => {
+            let cond = error_condition(el);
+            log!("cannot join {bare}: {cond}");
+            app.set_room(&bare, RoomState::Failed(cond));
+        }
+        Some("unavailable") => app.set_room(&bare, RoomState::Failed("left the room".into())),
+        _ => {}
+    }
+}
+
+/// What xrelay answers itself, as every client should: XEP-0199 ping, XEP-0030 disco#info
+/// and XEP-0092 version.
+fn builtin_answer(el: &Element) -> Option<Element> {
+    if el.get_attr("type") != Some("get") {
+        return None;
+    }
+    let payload = el.children().next()?;
+    let result = stanza::iq_result(el);
+    match (payload.ns(), payload.name()) {
+        (NS_PING, "ping") => Some(result),
+        (jsonmap::NS_DISCO_INFO, "query") if payload.get_attr("node").is_none() => {
+            let mut q = Element::new("query", jsonmap::NS_DISCO_INFO).child(
+                Element::new("identity", jsonmap::NS_DISCO_INFO)
+                    .attr("category", "client")
+                    .attr("type", "bot")
+                    .attr("name", "xrelay"),
+            );
+            for var in [jsonmap::NS_DISCO_INFO, NS_PING, jsonmap::NS_VERSION] {
+                q.push_child(Element::new("feature", jsonmap::NS_DISCO_INFO).attr("var", var));
+            }
+            Some(result.child(q))
+        }
+        (jsonmap::NS_VERSION, "query") => Some(
+            result.child(
+                Element::new("query", jsonmap::NS_VERSION)
+                    .child(Element::new("name", jsonmap::NS_VERSION).text("xrelay"))
+                    .child(
+                        Element::new("version", jsonmap::NS_VERSION)
+                            .text(env!("CARGO_PKG_VERSION")),
+                    ),
+            ),
+        ),
         _ => None,
     }
 }

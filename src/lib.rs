@@ -34,4 +34,5 @@ pub mod metrics;
 pub mod outbox;
 pub mod timefmt;
 pub mod toml;
+pub mod webhook;
 pub mod xmpp;

@@ -22,8 +22,25 @@ pub struct Metrics {
     pub failed: AtomicU64,
     /// Streams lost and re-established.
     pub reconnects: AtomicU64,
+    /// Webhook calls by result.
+    pub webhook: WebhookCounters,
     responses: [AtomicU64; CODES.len()],
     responses_other: AtomicU64,
+}
+
+/// Webhook calls by result.
+#[derive(Debug, Default)]
+pub struct WebhookCounters {
+    /// The endpoint answered 2xx.
+    pub ok: AtomicU64,
+    /// The endpoint answered 4xx or 5xx (the sender got the mapped stanza error).
+    pub http_error: AtomicU64,
+    /// The endpoint could not be reached or did not answer in time, after the retries.
+    pub unreachable: AtomicU64,
+    /// The queue was full; the sender got `resource-constraint`.
+    pub rejected: AtomicU64,
+    /// A reply could not be queued because the outbox was full.
+    pub reply_dropped: AtomicU64,
 }
 
 /// Add one to a counter.
@@ -93,6 +110,21 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        let name = "xrelay_webhook_requests_total";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Stanzas handed to the webhook, by result.\n# TYPE {name} counter"
+        );
+        let w = &self.webhook;
+        for (result, c) in [
+            ("ok", &w.ok),
+            ("http_error", &w.http_error),
+            ("unreachable", &w.unreachable),
+            ("rejected", &w.rejected),
+            ("reply_dropped", &w.reply_dropped),
+        ] {
+            let _ = writeln!(s, "{name}{{result=\"{result}\"}} {}", get(c));
+        }
         let name = "xrelay_http_responses_total";
         let _ = writeln!(
             s,
@@ -117,6 +149,7 @@ mod tests {
         inc(&m.accepted);
         m.response(202);
         m.response(999);
+        inc(&m.webhook.unreachable);
         let s = m.render(true, 3, 256);
         assert!(s.contains("xrelay_messages_accepted_total 2\n"), "{s}");
         assert!(s.contains("xrelay_stream_online 1\n"), "{s}");
@@ -127,6 +160,10 @@ mod tests {
         );
         assert!(
             s.contains("xrelay_http_responses_total{code=\"other\"} 1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("xrelay_webhook_requests_total{result=\"unreachable\"} 1\n"),
             "{s}"
         );
         for line in s.lines().filter(|l| !l.starts_with('#')) {

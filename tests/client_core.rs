@@ -207,12 +207,12 @@ fn run_reconnects_after_the_server_restarts() {
     d.wait_for("reconnecting in", WAIT);
     p.start_again();
     d.wait_for("online as", WAIT);
-    // Answers an iq it does not handle, so the sender is not left waiting.
+    // Answers an iq it does not handle (no webhook), so the sender is not left waiting.
     let rcpt = unique_user("rcpt");
     p.register(&rcpt, "pw");
     let mut c = TestClient::connect(&p, &rcpt, "pw");
     c.send_raw(&format!(
-        "<iq type='get' id='v1' to='{bot}@localhost/xrelay'><query xmlns='jabber:iq:version'/></iq>"
+        "<iq type='get' id='v1' to='{bot}@localhost/xrelay'><query xmlns='jabber:iq:last'/></iq>"
     ));
     let reply = c.recv_stanza(WAIT).expect("an answer");
     assert!(reply.contains("service-unavailable"), "{reply}");

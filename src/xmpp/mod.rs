@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod jid;
+pub mod jsonmap;
 pub mod resolve;
 pub mod sasl;
 pub mod stanza;

@@ -115,11 +115,29 @@ pub fn iq_result(request: &Element) -> Element {
 pub fn error_reply(request: &Element, error_type: &str, condition: &str) -> Element {
     reply_to(request, request.name())
         .attr("type", "error")
-        .child(
-            Element::new("error", NS_CLIENT)
-                .attr("type", error_type)
-                .child(Element::new(condition, NS_STANZA_ERRORS)),
-        )
+        .child(error(error_type, condition, None))
+}
+
+/// [`error_reply`] with a human-readable `<text>`.
+pub fn error_reply_text(
+    request: &Element,
+    error_type: &str,
+    condition: &str,
+    text: &str,
+) -> Element {
+    reply_to(request, request.name())
+        .attr("type", "error")
+        .child(error(error_type, condition, Some(text)))
+}
+
+fn error(error_type: &str, condition: &str, text: Option<&str>) -> Element {
+    let mut e = Element::new("error", NS_CLIENT)
+        .attr("type", error_type)
+        .child(Element::new(condition, NS_STANZA_ERRORS));
+    if let Some(t) = text {
+        e.push_child(Element::new("text", NS_STANZA_ERRORS).text(t));
+    }
+    e
 }
 
 fn reply_to(request: &Element, name: &str) -> Element {

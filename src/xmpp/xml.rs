@@ -85,6 +85,11 @@ impl Element {
         }
     }
 
+    /// Removes attribute `name`, if present.
+    pub fn remove_attr(&mut self, name: &str) {
+        self.attrs.retain(|(k, _)| k != name);
+    }
+
     /// Builder form of [`Element::push_child`].
     pub fn child(mut self, child: Element) -> Element {
         self.push_child(child);
@@ -325,6 +330,69 @@ pub fn write_stream_header(out: &mut Vec<u8>, to: &str, from: Option<&str>) {
         escape(from, out, true);
     }
     out.extend_from_slice(b"' version='1.0'>");
+}
+
+/// Why a standalone stanza document (an HTTP body) was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocError {
+    /// The document is not well-formed, too large or too deep, or uses restricted XML.
+    Xml(XmlError),
+    /// The document holds no element or more than one top-level element.
+    NotOneElement,
+}
+
+impl fmt::Display for DocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocError::Xml(e) => write!(f, "{e}"),
+            DocError::NotOneElement => f.write_str("expected exactly one top-level element"),
+        }
+    }
+}
+
+impl std::error::Error for DocError {}
+
+impl From<XmlError> for DocError {
+    fn from(e: XmlError) -> DocError {
+        DocError::Xml(e)
+    }
+}
+
+/// Parses a document holding exactly one element, as a stanza would appear inside a client
+/// stream: the default namespace is `jabber:client`, no XML declaration or other markup is
+/// allowed around it, and the stream parser's bounds apply (`max_bytes`, [`MAX_DEPTH`]).
+///
+/// Used for bodies that come over HTTP (webhook replies, `/rest` requests): running them
+/// through the same parser as the stream means nothing reaches the stream that the server
+/// could not have sent us.
+pub fn parse_document(doc: &[u8], max_bytes: usize) -> Result<Element, DocError> {
+    let mut framer = Framer::new(max_bytes);
+    let mut prelude = Vec::with_capacity(128);
+    prelude.extend_from_slice(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+    );
+    framer.feed(&prelude)?;
+    framer.next_event()?;
+    if doc.len() > max_bytes {
+        return Err(DocError::Xml(XmlError::TooLarge { limit: max_bytes }));
+    }
+    framer.feed(doc)?;
+    // Closing the stream right behind the document makes an unfinished element an error
+    // rather than a wait for more bytes.
+    let first = framer.next_event()?;
+    framer.feed(STREAM_CLOSE)?;
+    let element = match first {
+        Some(StreamEvent::Element(e)) => e,
+        Some(_) => return Err(DocError::NotOneElement),
+        None => match framer.next_event()? {
+            Some(StreamEvent::Element(e)) => e,
+            _ => return Err(DocError::NotOneElement),
+        },
+    };
+    match framer.next_event()? {
+        Some(StreamEvent::Close) => Ok(element),
+        _ => Err(DocError::NotOneElement),
+    }
 }
 
 /// Attributes of the server's opening `<stream:stream>` tag.
@@ -1052,6 +1120,56 @@ fn attr_value(attr: &Attribute<'_>) -> Result<String, XmlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_hold_exactly_one_bounded_element() {
+        let m = parse_document(
+            b" <message to='a@b'><body>x &amp; y</body></message>\n",
+            1024,
+        )
+        .unwrap();
+        assert!(m.is("message", CLIENT_NS));
+        assert_eq!(
+            m.get_child("body", CLIENT_NS).unwrap().text_content(),
+            "x & y"
+        );
+        let other = parse_document(b"<iq xmlns='urn:other'/>", 1024).unwrap();
+        assert_eq!(other.ns(), "urn:other");
+        for (doc, want) in [
+            (&b""[..], DocError::NotOneElement),
+            (b"  ", DocError::NotOneElement),
+            (b"<a/><b/>", DocError::NotOneElement),
+            (b"</stream:stream>", DocError::NotOneElement),
+            (
+                b"<a/>text",
+                DocError::Xml(not_well_formed("text between top-level elements")),
+            ),
+        ] {
+            assert_eq!(parse_document(doc, 1024), Err(want), "{doc:?}");
+        }
+        for doc in [
+            &b"<?xml version='1.0'?><a/>"[..],
+            b"<a>",
+            b"<a></b>",
+            b"<!-- c --><a/>",
+            b"<p:a/>",
+            b"\xff",
+        ] {
+            assert!(
+                matches!(parse_document(doc, 1024), Err(DocError::Xml(_))),
+                "{doc:?}"
+            );
+        }
+        assert_eq!(
+            parse_document(&[b' '; 2000], 1024),
+            Err(DocError::Xml(XmlError::TooLarge { limit: 1024 }))
+        );
+        let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
+        assert_eq!(
+            parse_document(deep.as_bytes(), 4096),
+            Err(DocError::Xml(XmlError::TooDeep))
+        );
+    }
 
     const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
     const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \

@@ -73,7 +73,8 @@ impl Daemon {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
-        for l in self.lines.try_iter() {
+        // The reader thread may still hold the last lines: drain until it sees end of file.
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.seen.push(l);
         }
         assert!(

@@ -10,6 +10,7 @@ mod certs;
 pub mod client;
 mod daemon;
 mod prosody;
+pub mod webhook;
 pub mod xml;
 
 pub use client::{Message, Stanza, TestClient, Transport};
