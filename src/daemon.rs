@@ -271,7 +271,7 @@ async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option
             }
             Wake::Event(Ok(Event::Acked(seq))) => {
                 let n = app.outbox.ack(seq);
-                app.metrics.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                app.metrics.delivered.fetch_add(n, Ordering::Relaxed);
             }
             Wake::Event(Ok(Event::Stanza(el))) => {
                 if let Some(reply) = inbound(app, &el) {

@@ -1,10 +1,11 @@
 //! Counters for `/metrics`, rendered in the Prometheus text format.
 //!
 //! Fixed storage: one counter per known HTTP status code plus one for the rest, so no
-//! request can add a series.
+//! request can add a series. Counters are `AtomicUsize` because 32-bit MIPS has no 64-bit
+//! atomics; they wrap after 2^32 there, which Prometheus' `rate()` treats as a reset.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The status codes xrelay answers with; anything else is counted as "other".
 const CODES: [u16; 16] = [
@@ -15,36 +16,36 @@ const CODES: [u16; 16] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Messages accepted into the outbox.
-    pub accepted: AtomicU64,
+    pub accepted: AtomicUsize,
     /// Messages the server acknowledged.
-    pub delivered: AtomicU64,
+    pub delivered: AtomicUsize,
     /// Messages the server bounced with an error after accepting them.
-    pub failed: AtomicU64,
+    pub failed: AtomicUsize,
     /// Streams lost and re-established.
-    pub reconnects: AtomicU64,
+    pub reconnects: AtomicUsize,
     /// Webhook calls by result.
     pub webhook: WebhookCounters,
-    responses: [AtomicU64; CODES.len()],
-    responses_other: AtomicU64,
+    responses: [AtomicUsize; CODES.len()],
+    responses_other: AtomicUsize,
 }
 
 /// Webhook calls by result.
 #[derive(Debug, Default)]
 pub struct WebhookCounters {
     /// The endpoint answered 2xx.
-    pub ok: AtomicU64,
+    pub ok: AtomicUsize,
     /// The endpoint answered 4xx or 5xx (the sender got the mapped stanza error).
-    pub http_error: AtomicU64,
+    pub http_error: AtomicUsize,
     /// The endpoint could not be reached or did not answer in time, after the retries.
-    pub unreachable: AtomicU64,
+    pub unreachable: AtomicUsize,
     /// The queue was full; the sender got `resource-constraint`.
-    pub rejected: AtomicU64,
+    pub rejected: AtomicUsize,
     /// A reply could not be queued because the outbox was full.
-    pub reply_dropped: AtomicU64,
+    pub reply_dropped: AtomicUsize,
 }
 
 /// Add one to a counter.
-pub fn inc(c: &AtomicU64) {
+pub fn inc(c: &AtomicUsize) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -60,7 +61,7 @@ impl Metrics {
     /// Render all metrics. Gauges are passed in by the caller that owns them.
     pub fn render(&self, online: bool, outbox_depth: usize, outbox_capacity: usize) -> String {
         let mut s = String::with_capacity(2048);
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let get = |c: &AtomicUsize| c.load(Ordering::Relaxed);
         let counters = [
             (
                 "xrelay_messages_accepted_total",
@@ -94,17 +95,17 @@ impl Metrics {
             (
                 "xrelay_stream_online",
                 "1 when the XMPP stream is online.",
-                u64::from(online),
+                usize::from(online),
             ),
             (
                 "xrelay_outbox_depth",
                 "Messages waiting for the server's acknowledgement.",
-                outbox_depth as u64,
+                outbox_depth,
             ),
             (
                 "xrelay_outbox_capacity",
                 "Configured outbox capacity.",
-                outbox_capacity as u64,
+                outbox_capacity,
             ),
         ];
         for (name, help, v) in gauges {

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine: Prosody (the tests run their own
 # instances, so the distribution's service must not start), openssl, ca-certificates, curl
-# and musl-tools. Idempotent: does nothing when all is installed. Runs as root or via sudo.
+# and musl-tools. Given package names, installs exactly those instead (cross/build.sh does
+# that); a name like musl-dev:armhf adds the foreign architecture first.
+# Idempotent: does nothing when all is installed. Runs as root or via sudo.
+# usage: tests/setup-debian.sh [PACKAGE...]
 set -euo pipefail
 
 packages=(prosody openssl ca-certificates curl musl-tools)
+[ $# -gt 0 ] && packages=("$@")
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -20,6 +24,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "installing: ${missing[*]}"
+for pkg in "${missing[@]}"; do
+    arch=${pkg#*:}
+    [ "$arch" = "$pkg" ] && continue
+    [ "$arch" = "$(dpkg --print-architecture)" ] && continue
+    dpkg --print-foreign-architectures | grep -qx "$arch" || "${sudo[@]}" dpkg --add-architecture "$arch"
+done
 log=$(mktemp)
 # A policy-rc.d that exits 101 keeps the packages' services from starting during the install.
 policy=/usr/sbin/policy-rc.d
@@ -35,9 +45,11 @@ if [ ! -e "$policy" ]; then
     own_policy=1
 fi
 
-if ! { "${sudo[@]}" apt-get update -qq \
+# Other jobs on the machine may hold the dpkg lock for a while: wait for it.
+lock=(-o DPkg::Lock::Timeout=600)
+if ! { "${sudo[@]}" apt-get "${lock[@]}" update -qq \
     && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
     cat "$log" >&2
     exit 1
 fi
