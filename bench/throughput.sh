@@ -10,7 +10,7 @@ bin=$PWD/target/release/xrelay
 gen=$PWD/target/release/examples/loadgen
 . tests/bed.sh
 bed_start bot bot-password rcpt rcpt-password
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bed_free_port)
 cfg=$BED_DIR/xrelay.toml
 printf '[http]\nlisten = ["127.0.0.1:%s"]\n[keys]\nfile = "%s/keys"\n[outbox]\ncapacity = 1024\n' "$port" "$BED_DIR" >> "$cfg"
 sed "s/bot@localhost/rcpt@localhost/; s/bot-password/rcpt-password/" "$BED_DIR/xrelay.toml" | sed '/^\[http\]/,$d' > "$BED_DIR/rcpt.toml"

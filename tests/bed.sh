@@ -2,6 +2,7 @@
 #   bed_start [ACCOUNT PASSWORD]...
 # It sets BED_DIR (temp dir), BED_C2S (port) and BED_CA (the test CA), writes
 # "$BED_DIR/xrelay.toml" for the first account, and stops Prosody on exit.
+# bed_free_port prints a free TCP port on 127.0.0.1 (for xrelay's HTTP listener).
 # The Rust integration tests have their own harness in tests/common.
 
 BED_DIR= BED_PID=
@@ -11,10 +12,14 @@ bed_stop() {
     BED_PID= BED_DIR=
 }
 
+bed_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 bed_start() {
     BED_DIR=$(mktemp -d)
     trap bed_stop EXIT
-    BED_C2S=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    BED_C2S=$(bed_free_port)
     BED_CA=$BED_DIR/ca.pem
     local d=$BED_DIR
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \

@@ -20,7 +20,7 @@ echo "== xrelay send alice 'WAN is down <eth0> & rebooting'"
 "$XRELAY" -c "$BED_DIR/xrelay.toml" send alice 'WAN is down <eth0> & rebooting'
 
 echo "== xrelay run, an API key, and a curl post"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bed_free_port)
 printf '[http]\nlisten = ["127.0.0.1:%s"]\n[keys]\nfile = "%s/keys"\n' "$port" "$BED_DIR" >> "$BED_DIR/xrelay.toml"
 token=$("$XRELAY" -c "$BED_DIR/xrelay.toml" key create --scope msg demo)
 "$XRELAY" -c "$BED_DIR/xrelay.toml" run 2>"$BED_DIR/xrelay.log" &
