@@ -51,7 +51,7 @@ run_one() {
     start=$(now_ms)
     "${xr[@]}" run 2>"$dir/xrelay.log" &
     relay=$!
-    until grep -q "online as" "$dir/xrelay.log"; do
+    until grep -qs "online as" "$dir/xrelay.log"; do
         if ! kill -0 "$relay" 2>/dev/null || [ $(($(now_ms) - start)) -gt 30000 ]; then
             echo "FAIL $t: not online: $(tail -3 "$dir/xrelay.log" | tr '\n' ' ')"
             stop_relay
