@@ -4,12 +4,13 @@
 # compilers, musl), builds each target, copies the result to dist/xrelay-TARGET and checks
 # it with cross/check.sh (static, stripped, size budget).
 #
-# usage: cross/build.sh [--plain] [TARGET...]     (default: all five targets)
+# usage: cross/build.sh [--plain] [--keep-symbols] [TARGET...]   (default: all five targets)
 #
 # Default: std rebuilt from rust-src for size (-Zbuild-std, immediate-abort panics, std
 # optimized for size, non-PIE, no unwind tables), on the stable toolchain through
 # RUSTC_BOOTSTRAP=1, with the `min` profile. --plain: an ordinary stable `cargo build
-# --release` (x86_64 and aarch64 only, which rustup ships a std for).
+# --release` (x86_64 and aarch64 only, which rustup ships a std for). --keep-symbols: the
+# same build unstripped, to $CARGO_TARGET_DIR/symbols/xrelay-TARGET (for cross/bloat.sh).
 #
 # Targets:
 #   x86_64-unknown-linux-musl        ring's C through musl-gcc (musl-tools)
@@ -31,8 +32,15 @@ DIST=$ROOT/dist
 ALL=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
     mipsel-unknown-linux-musl mips-unknown-linux-musl)
 
-plain=0
-[ "${1:-}" = --plain ] && { plain=1; shift; }
+plain=0 symbols=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --plain) plain=1 ;;
+    --keep-symbols) symbols=1 ;;
+    *) break ;;
+    esac
+    shift
+done
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${ALL[@]}")
 
@@ -178,6 +186,9 @@ for t in "${targets[@]}"; do
         flags+=(-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no)
     fi
     export "CARGO_TARGET_${TU}_RUSTFLAGS=${flags[*]}"
+    if [ $symbols -eq 1 ]; then
+        export "CARGO_PROFILE_$(echo $profile | tr a-z A-Z)_STRIP=false"
+    fi
     echo "== $t: cargo build ${cargo_args[*]}"
     start=$(date +%s)
     if [ $plain -eq 1 ]; then
@@ -186,6 +197,12 @@ for t in "${targets[@]}"; do
         RUSTC_BOOTSTRAP=1 cargo build --locked --bin xrelay --target "$t" "${cargo_args[@]}"
     fi
     secs=$(($(date +%s) - start))
+    if [ $symbols -eq 1 ]; then
+        mkdir -p "$CARGO_TARGET_DIR/symbols"
+        cp "$CARGO_TARGET_DIR/$t/$profile/xrelay" "$CARGO_TARGET_DIR/symbols/xrelay-$t"
+        summary+=("$(printf '%-32s %5s s  unstripped: %s' "$t" "$secs" "$CARGO_TARGET_DIR/symbols/xrelay-$t")")
+        continue
+    fi
     cp "$CARGO_TARGET_DIR/$t/$profile/xrelay" "$DIST/xrelay-$t"
     if verdict=$(bash cross/check.sh "$DIST/xrelay-$t"); then :; else status=1; fi
     summary+=("$(printf '%-32s %5s s  %s' "$t" "$secs" "$verdict")")
