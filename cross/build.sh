@@ -13,7 +13,7 @@
 # same build unstripped, to $CARGO_TARGET_DIR/symbols/xrelay-TARGET (for cross/bloat.sh).
 #
 # Targets:
-#   x86_64-unknown-linux-musl        ring's C through musl-gcc (musl-tools)
+#   x86_64-unknown-linux-musl        PCs, servers, x86 routers; ring's C through musl-gcc
 #   aarch64-unknown-linux-musl       Raspberry Pi 3/4/5 64-bit, newer routers; rust-lld links
 #   armv7-unknown-linux-musleabihf   Raspberry Pi 2/3 32-bit, most ARM routers; Debian's musl
 #   mipsel-unknown-linux-musl        OpenWrt MIPS little-endian (MT7621, ...); soft-float musl
@@ -153,7 +153,9 @@ for t in "${targets[@]}"; do
     TL=$(echo "$t" | tr '-' '_')
     flags=(-Crelocation-model=static)
     case $t in
-    x86_64-*) ;;
+    x86_64-*)
+        # ring's C through musl-gcc; rust-lld links (smaller than GNU ld: no build ID)
+        export "CARGO_TARGET_${TU}_LINKER=rust-lld" ;;
     aarch64-*)
         # rust-std brings crt objects and libc.a; gcc (with musl's headers) is only for ring's
         # C, and rust-lld links (35 KB smaller than GNU ld)
