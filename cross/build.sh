@@ -9,7 +9,7 @@
 # Default: std rebuilt from rust-src for size (-Zbuild-std, immediate-abort panics, std
 # optimized for size, non-PIE, no unwind tables), on the stable toolchain through
 # RUSTC_BOOTSTRAP=1, with the `min` profile. --plain: an ordinary stable `cargo build
-# --release` (x86_64 and aarch64 only, which rustup ships a std for). --keep-symbols: the
+# --release` (x86_64 and aarch64 only: their std comes from rustup). --keep-symbols: the
 # same build unstripped, to $CARGO_TARGET_DIR/symbols/xrelay-TARGET (for cross/bloat.sh).
 #
 # Targets:
@@ -21,7 +21,8 @@
 #
 # Everything generated (compiler wrappers, libunwind shims, the soft-float musl) lives in
 # $CARGO_TARGET_DIR/cross-host (default target/cross-host); nothing outside the checkout
-# changes except installed Debian packages, rustup components and dpkg's armhf architecture.
+# changes except installed Debian packages, rustup components and dpkg's foreign
+# architectures arm64 and armhf (for Debian's musl headers).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR
@@ -49,7 +50,7 @@ for t in "${targets[@]}"; do
     case $t in
     x86_64-unknown-linux-musl | aarch64-unknown-linux-musl) ;;
     armv7-unknown-linux-musleabihf | mipsel-unknown-linux-musl | mips-unknown-linux-musl)
-        [ $plain -eq 0 ] || die "$t has no std from rustup on stable: build it without --plain" ;;
+        [ $plain -eq 0 ] || die "--plain covers x86_64 and aarch64 only; build $t without it" ;;
     *) die "unsupported target $t (supported: ${ALL[*]})" ;;
     esac
 done
