@@ -481,7 +481,17 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
             .duration("webhook", "timeout")?
             .unwrap_or(Duration::from_secs(10)),
         secret: t.string("webhook", "secret")?.map(Secret::new),
-        bearer: t.string("webhook", "bearer")?.map(Secret::new),
+        bearer: match t.string("webhook", "bearer")? {
+            // It goes into a header line: no spaces or control characters.
+            Some(b) if b.is_empty() || !b.bytes().all(|c| c.is_ascii_graphic()) => {
+                return Err(t.bad(
+                    "webhook",
+                    "bearer",
+                    "expected printable ASCII without spaces",
+                ))
+            }
+            b => b.map(Secret::new),
+        },
         retries: t
             .int("webhook", "retries", 0, 10)?
             .map_or(2, |n| u32::try_from(n).unwrap_or(2)),
@@ -852,6 +862,10 @@ public_url = "https://router.example/"
             (
                 format!("{MINIMAL}[webhook]\nurl = \"https://u:p@h/\"\n"),
                 "use bearer",
+            ),
+            (
+                format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nbearer = \"a\\r\\nX: y\"\n"),
+                "webhook.bearer (line 6): expected printable ASCII",
             ),
             (
                 format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nqueue = 0\n"),

@@ -11,13 +11,14 @@
 //!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg bodies
 //!     │     │
 //!     │   app     shared state: outbox (bounded, until acknowledged), keys, metrics, status
+//!     ├── webhook inbound stanzas → bounded queue → one worker POSTing them (async-h1 client)
 //!     │
 //!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop
 //!     │
 //!  xmpp::stream   sans-I/O client state machine: STARTTLS, SASL (xmpp::sasl), bind,
 //!     │           stream management, keepalive, acknowledgements
 //!  xmpp::xml      bounded incremental XML framer, element tree, escaping serializer
-//!  xmpp::stanza   stanza builders;  xmpp::jid  addresses
+//!  xmpp::stanza   stanza builders;  xmpp::jid  addresses;  xmpp::jsonmap  stanzas as JSON
 //! ```
 //!
 //! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into

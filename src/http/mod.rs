@@ -2,10 +2,12 @@
 //! wrapper that bounds slow clients.
 //!
 //! `routes` decides what each request means; `body` parses `/msg` bodies and `auth` reads
-//! credentials and rate-limits failures. This module only moves bytes.
+//! credentials and rate-limits failures; `client` is the webhook's one-request HTTP client.
+//! This module only moves bytes.
 
 pub mod auth;
 pub mod body;
+pub mod client;
 pub mod routes;
 
 use crate::app::App;
