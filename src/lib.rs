@@ -27,6 +27,7 @@
 pub mod app;
 pub mod config;
 pub mod daemon;
+pub mod hashfile;
 pub mod http;
 pub mod keys;
 pub mod log;
