@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 /// Largest file accepted.
 pub const MAX_FILE_BYTES: u64 = 512 * 1024;
+/// Longest entry name (a label for humans).
+pub const MAX_NAME_CHARS: usize = 64;
 
 /// Why a file could not be read or written.
 #[derive(Debug)]
@@ -175,6 +177,12 @@ pub fn sha256(s: &str) -> [u8; 32] {
 /// Constant-time equality of two hashes.
 pub fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether `name` may label an entry: no tabs, newlines or other controls (they would break
+/// the line format), at most [`MAX_NAME_CHARS`].
+pub fn is_valid_name(name: &str) -> bool {
+    name.chars().count() <= MAX_NAME_CHARS && !name.chars().any(char::is_control)
 }
 
 /// Lower-case hex of `bytes`.

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 
 /// Most keys a file may hold.
 pub const MAX_KEYS: usize = 1024;
-/// Longest key name.
-pub const MAX_NAME_CHARS: usize = 64;
 /// How often the daemon looks at the file for changes (at most).
 pub const RECHECK: Duration = Duration::from_secs(1);
 
@@ -98,7 +96,8 @@ impl fmt::Display for KeysError {
             }
             KeysError::BadName => write!(
                 f,
-                "a key name is printable text of at most {MAX_NAME_CHARS} characters"
+                "a key name is printable text of at most {} characters",
+                hashfile::MAX_NAME_CHARS
             ),
             KeysError::TooMany => write!(f, "the keys file already holds {MAX_KEYS} keys"),
             KeysError::Random => f.write_str("the OS random source failed"),
@@ -165,7 +164,7 @@ impl KeyFile {
         name: &str,
         now: u64,
     ) -> Result<(Key, String), KeysError> {
-        if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        if !hashfile::is_valid_name(name) {
             return Err(KeysError::BadName);
         }
         if self.keys.len() >= MAX_KEYS {

@@ -29,6 +29,7 @@ pub mod config;
 pub mod daemon;
 pub mod hashfile;
 pub mod http;
+pub mod invites;
 pub mod keys;
 pub mod log;
 pub mod metrics;
