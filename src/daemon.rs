@@ -362,11 +362,11 @@ fn roster_iq(app: &App, el: &Element) -> Option<Vec<Element>> {
     let outcome = app.roster.borrow_mut().handle(el, &app.cfg.xmpp.jid)?;
     Some(match outcome {
         Outcome::Loaded(n, false) => {
-            log!("roster: {n} contacts");
+            log!("roster: {n} contact(s)");
             Vec::new()
         }
         Outcome::Loaded(n, true) => {
-            log!("roster: {n} contacts, tracking the first {MAX_ROSTER_ITEMS}");
+            log!("roster: {n} contact(s), tracking the first {MAX_ROSTER_ITEMS}");
             Vec::new()
         }
         Outcome::Failed(condition) => {
