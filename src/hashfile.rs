@@ -234,6 +234,14 @@ pub fn format_table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// A temp dir path of this process for a unit test, removed first if left over.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xrelay-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,8 +123,8 @@ pub enum Refusal {
     Expired,
     /// Someone else used it.
     Used,
-    /// It was valid, but marking it used failed: it is not approved, so that it cannot be
-    /// used twice.
+    /// It was valid, but the file could not be read or written to mark it used: it is not
+    /// approved, so that it cannot be used twice.
     NotSaved(InvitesError),
 }
 
@@ -433,9 +433,10 @@ pub fn landing_page(bot: &Jid, token: &str, invite: Option<&Invite>, now: u64) -
     }
 }
 
-/// The daemon's view of the invites file, reread whenever the file changed (invites are
-/// looked up rarely, so a `stat` per lookup is cheap), so that invites made or revoked by
-/// the CLI count at once.
+/// The daemon's view of the invites file. Lookups use a copy that is reread whenever the
+/// file changed (a `stat` per lookup), so invites made or revoked by the CLI count at
+/// once; changes start from the file as it is on disk, so nothing written elsewhere is
+/// lost and a file that does not load is never overwritten.
 #[derive(Debug)]
 pub struct InviteStore {
     state: RefCell<Loaded>,
@@ -468,8 +469,8 @@ impl InviteStore {
         Ok(())
     }
 
-    /// Reread the file if it changed since it was read or written here.
-    fn refresh(&self) {
+    /// The invite with this token, as it stands now.
+    pub fn find(&self, token: &str) -> Option<Invite> {
         let changed = {
             let s = self.state.borrow();
             s.file.file.signature() != s.signature
@@ -479,23 +480,21 @@ impl InviteStore {
                 log!("invites not reloaded, keeping the previous ones: {e}");
             }
         }
+        self.state.borrow().file.find(token).cloned()
     }
 
-    /// Run `f` on the fresh file, then note the file's signature (`f` may have saved it).
-    fn with_file<T>(&self, f: impl FnOnce(&mut InviteFile) -> T) -> T {
-        self.refresh();
+    /// Run `change` on the file as it is on disk, and keep the result as the current copy.
+    fn change<T>(&self, change: impl FnOnce(&mut InviteFile) -> T) -> Result<T, InvitesError> {
+        let path = self.state.borrow().file.file.path.clone();
+        let mut file = InviteFile::load(&path)?;
+        let out = change(&mut file);
         let mut s = self.state.borrow_mut();
-        let out = f(&mut s.file);
-        s.signature = s.file.file.signature();
-        out
+        s.signature = file.file.signature();
+        s.file = file;
+        Ok(out)
     }
 
-    /// The invite with this token, as it stands now.
-    pub fn find(&self, token: &str) -> Option<Invite> {
-        self.with_file(|f| f.find(token).cloned())
-    }
-
-    /// [`InviteFile::create`] on the current file.
+    /// [`InviteFile::create`] on the file as it is on disk.
     pub fn create(
         &self,
         name: &str,
@@ -503,12 +502,15 @@ impl InviteStore {
         expires: u64,
         max: usize,
     ) -> Result<(Invite, String), InvitesError> {
-        self.with_file(|f| f.create(name, now, expires, max))
+        self.change(|f| f.create(name, now, expires, max))?
     }
 
-    /// [`InviteFile::redeem`] on the current file.
+    /// [`InviteFile::redeem`] on the file as it is on disk. Unknown tokens (most requests
+    /// that are refused) are turned away without reading it.
     pub fn redeem(&self, token: &str, contact: &str, now: u64) -> Result<Invite, Refusal> {
-        self.with_file(|f| f.redeem(token, contact, now))
+        self.find(token).ok_or(Refusal::Unknown)?;
+        self.change(|f| f.redeem(token, contact, now))
+            .map_err(Refusal::NotSaved)?
     }
 }
 
@@ -520,9 +522,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("xrelay-inv-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+        crate::hashfile::test_dir(&format!("inv-{name}"))
     }
 
     #[test]
@@ -647,6 +647,22 @@ mod tests {
         assert!(store.redeem(&token, "a@x", 1).is_ok());
         let mut cli = InviteFile::load(&path).unwrap();
         assert!(matches!(cli.redeem(&token, "b@x", 2), Err(Refusal::Used)));
+        let (_, other) = cli.create("y", 0, 100, 5).unwrap();
+        assert!(store.find(&other).is_some());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            store.create("z", 0, 100, 5).is_err(),
+            "a refused file stays as it is"
+        );
+        assert!(matches!(
+            store.redeem(&other, "c@x", 1),
+            Err(Refusal::NotSaved(_))
+        ));
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         cli.revoke(&inv.id).unwrap();
         assert_eq!(store.find(&token), None);
         fs::remove_dir_all(&d).unwrap();

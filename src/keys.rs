@@ -388,9 +388,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("xrelay-keys-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+        crate::hashfile::test_dir(&format!("keys-{name}"))
     }
 
     #[test]

@@ -220,39 +220,24 @@ fn main() -> ExitCode {
             expires,
             name,
         } => key_create(&cfg, scopes.as_deref(), expires.as_deref(), &name),
-        Command::KeyList => match KeyFile::load(&cfg.keys.file) {
-            Ok(f) => {
-                print!("{}", keys::format_list(f.keys(), timefmt::now_unix()));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(1, &e),
-        },
-        Command::KeyDelete(id) => {
-            match KeyFile::load(&cfg.keys.file).and_then(|mut f| f.delete(&id)) {
-                Ok(()) => {
-                    eprintln!("xrelay: key {id} deleted");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(1, &e),
-            }
-        }
+        Command::KeyList => listed(
+            KeyFile::load(&cfg.keys.file).map(|f| keys::format_list(f.keys(), timefmt::now_unix())),
+        ),
+        Command::KeyDelete(id) => confirmed(
+            KeyFile::load(&cfg.keys.file)
+                .and_then(|mut f| f.delete(&id))
+                .map(|()| format!("key {id} deleted")),
+        ),
         Command::InviteCreate { ttl, name } => invite_create(&cfg, ttl.as_deref(), &name),
-        Command::InviteList => match InviteFile::load(&cfg.invites.file) {
-            Ok(f) => {
-                print!("{}", invites::format_list(f.invites(), timefmt::now_unix()));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(1, &e),
-        },
-        Command::InviteRevoke(id) => {
-            match InviteFile::load(&cfg.invites.file).and_then(|mut f| f.revoke(&id)) {
-                Ok(()) => {
-                    eprintln!("xrelay: invite {id} revoked");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(1, &e),
-            }
-        }
+        Command::InviteList => listed(
+            InviteFile::load(&cfg.invites.file)
+                .map(|f| invites::format_list(f.invites(), timefmt::now_unix())),
+        ),
+        Command::InviteRevoke(id) => confirmed(
+            InviteFile::load(&cfg.invites.file)
+                .and_then(|mut f| f.revoke(&id))
+                .map(|()| format!("invite {id} revoked")),
+        ),
         Command::Help | Command::Version => ExitCode::SUCCESS,
     }
 }
@@ -287,6 +272,28 @@ fn invite_create(cfg: &Config, ttl: Option<&str>, name: &str) -> ExitCode {
 fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("xrelay: {e}");
     ExitCode::from(code)
+}
+
+/// Print a listing, or fail with exit 1.
+fn listed(result: Result<String, impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// Confirm a change on stderr, or fail with exit 1.
+fn confirmed(result: Result<String, impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(note) => {
+            eprintln!("xrelay: {note}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
+    }
 }
 
 /// Make a key and print its token, the only time it is ever shown.
