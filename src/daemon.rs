@@ -7,8 +7,7 @@
 //! that carry a valid invite token, and answers what arrives.
 
 use crate::app::{App, RoomState, StreamState};
-use crate::config::Config;
-use crate::config::UnknownSubscription;
+use crate::config::{Config, UnknownSubscription};
 use crate::http;
 use crate::invites::{self, InviteStore, Refusal};
 use crate::keys::KeyStore;
