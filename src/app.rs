@@ -1,13 +1,15 @@
-//! The state the daemon's tasks share: config, outbox, keys, counters and the stream's
+//! The state the daemon's tasks share: config, outbox, keys, invites, roster, counters and the stream's
 //! status as `/health` reports it. The daemon runs every task on one thread, so interior
 //! mutability is `Cell`/`RefCell`; no borrow is held across an `.await`.
 
 use crate::config::Config;
 use crate::http::auth::RateLimiter;
+use crate::invites::InviteStore;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::xmpp::jid::Jid;
+use crate::xmpp::roster::Roster;
 use crate::xmpp::stanza::IdGen;
 use std::cell::{Cell, RefCell};
 
@@ -55,6 +57,10 @@ pub struct App {
     pub metrics: Metrics,
     /// API keys, reloaded when their file changes.
     pub keys: KeyStore,
+    /// Invites, reloaded when their file changes.
+    pub invites: InviteStore,
+    /// The bot's contacts, as the server last told.
+    pub roster: RefCell<Roster>,
     /// Failed authentication attempts per client address.
     pub limiter: RefCell<RateLimiter>,
     /// Stanza ids.
@@ -70,8 +76,8 @@ pub struct App {
 }
 
 impl App {
-    /// Shared state for `cfg`, with keys from `keys`.
-    pub fn new(cfg: Config, keys: KeyStore) -> App {
+    /// Shared state for `cfg`, with keys and invites from their files.
+    pub fn new(cfg: Config, keys: KeyStore, invites: InviteStore) -> App {
         let rooms = cfg
             .xmpp
             .rooms
@@ -83,6 +89,8 @@ impl App {
             cfg,
             metrics: Metrics::default(),
             keys,
+            invites,
+            roster: RefCell::new(Roster::new()),
             limiter: RefCell::new(RateLimiter::new()),
             ids: RefCell::new(IdGen::new()),
             stream: Cell::new(StreamState::Connecting),

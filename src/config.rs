@@ -159,6 +159,18 @@ pub struct KeysConfig {
     pub file: PathBuf,
 }
 
+/// What becomes of a subscription request that carries no valid invite token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSubscription {
+    /// Leave it unanswered (it stays pending on the server).
+    Ignore,
+    /// Refuse it with `unsubscribed`.
+    Deny,
+}
+
+/// Most invites `invites.max` may allow.
+pub const MAX_INVITES: usize = 4096;
+
 /// `[invites]`: the invites file and links.
 #[derive(Debug, Clone)]
 pub struct InvitesConfig {
@@ -166,8 +178,12 @@ pub struct InvitesConfig {
     pub file: PathBuf,
     /// Default lifetime of an invite.
     pub ttl: Duration,
-    /// Base URL for landing-page links.
+    /// Base URL for landing-page links, without a trailing `/`.
     pub public_url: Option<String>,
+    /// Subscription requests without a valid token.
+    pub unknown: UnknownSubscription,
+    /// Most invites the file holds.
+    pub max: usize,
 }
 
 /// The whole config.
@@ -286,15 +302,7 @@ impl Config {
                     .path("keys", "file")?
                     .unwrap_or_else(|| "/etc/xrelay/keys".into()),
             },
-            invites: InvitesConfig {
-                file: t
-                    .path("invites", "file")?
-                    .unwrap_or_else(|| "/etc/xrelay/invites".into()),
-                ttl: t
-                    .duration("invites", "ttl")?
-                    .unwrap_or(Duration::from_secs(7 * 86400)),
-                public_url: t.string("invites", "public_url")?,
-            },
+            invites: invites_section(&t)?,
         };
         Ok(cfg)
     }
@@ -499,6 +507,46 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
     }))
 }
 
+fn invites_section(t: &Tables) -> Result<InvitesConfig, ConfigError> {
+    let public_url = match t.string("invites", "public_url")? {
+        None => None,
+        Some(u) => {
+            let parsed = http_types::Url::parse(&u).ok().filter(|p| {
+                matches!(p.scheme(), "http" | "https")
+                    && p.host_str().is_some()
+                    && p.query().is_none()
+                    && p.fragment().is_none()
+                    && p.username().is_empty()
+                    && p.password().is_none()
+            });
+            if parsed.is_none() {
+                return Err(t.bad(
+                    "invites",
+                    "public_url",
+                    "expected an http:// or https:// URL without query, fragment or credentials",
+                ));
+            }
+            Some(u.trim_end_matches('/').to_string())
+        }
+    };
+    let unknown = match t.string("invites", "unknown")?.as_deref() {
+        None | Some("ignore") => UnknownSubscription::Ignore,
+        Some("deny") => UnknownSubscription::Deny,
+        Some(_) => return Err(t.bad("invites", "unknown", "expected \"ignore\" or \"deny\"")),
+    };
+    Ok(InvitesConfig {
+        file: t
+            .path("invites", "file")?
+            .unwrap_or_else(|| "/etc/xrelay/invites".into()),
+        ttl: t
+            .duration("invites", "ttl")?
+            .unwrap_or(Duration::from_secs(7 * 86400)),
+        public_url,
+        unknown,
+        max: t.int("invites", "max", 1, MAX_INVITES)?.unwrap_or(256),
+    })
+}
+
 /// Whether `host` names this machine, for the `tls = "plain"` rule.
 pub fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
@@ -573,7 +621,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("keys", &["file"]),
-    ("invites", &["file", "ttl", "public_url"]),
+    ("invites", &["file", "ttl", "public_url", "unknown", "max"]),
 ];
 
 fn is_known(table: &str, key: &str) -> bool {
@@ -729,6 +777,9 @@ mod tests {
         assert_eq!(c.outbox.capacity, 256);
         assert!(c.webhook.is_none());
         assert_eq!(c.invites.ttl, Duration::from_secs(7 * 86400));
+        assert_eq!(c.invites.unknown, UnknownSubscription::Ignore);
+        assert_eq!(c.invites.max, 256);
+        assert!(c.invites.public_url.is_none());
         assert!(
             !format!("{c:?}").contains("pw\""),
             "Debug must not show the password"
@@ -773,6 +824,8 @@ file = "/etc/xrelay/keys"
 file = "/etc/xrelay/invites"
 ttl = "7d"
 public_url = "https://router.example/"
+unknown = "deny"
+max = 10
 "#;
         let c = Config::parse(text, None).unwrap();
         assert_eq!(c.xmpp.port, Some(5222));
@@ -785,8 +838,10 @@ public_url = "https://router.example/"
         assert_eq!((w.retries, w.queue), (3, 4));
         assert_eq!(
             c.invites.public_url.as_deref(),
-            Some("https://router.example/")
+            Some("https://router.example")
         );
+        assert_eq!(c.invites.unknown, UnknownSubscription::Deny);
+        assert_eq!(c.invites.max, 10);
     }
 
     #[test]
@@ -870,6 +925,26 @@ public_url = "https://router.example/"
             (
                 format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nqueue = 0\n"),
                 "webhook.queue (line 6): expected a number from 1 to 4096",
+            ),
+            (
+                format!("{MINIMAL}[invites]\npublic_url = \"router.example\"\n"),
+                "invites.public_url (line 5): expected an http:// or https:// URL",
+            ),
+            (
+                format!("{MINIMAL}[invites]\npublic_url = \"https://r.example/?a=b\"\n"),
+                "invites.public_url (line 5)",
+            ),
+            (
+                format!("{MINIMAL}[invites]\nunknown = \"accept\"\n"),
+                "invites.unknown (line 5): expected \"ignore\" or \"deny\"",
+            ),
+            (
+                format!("{MINIMAL}[invites]\nmax = 0\n"),
+                "invites.max (line 5): expected a number from 1 to 4096",
+            ),
+            (
+                format!("{MINIMAL}[invites]\nttl = \"0d\"\n"),
+                "invites.ttl (line 5)",
             ),
             (
                 format!("{MINIMAL}[nosuch]\nk = 1\n"),

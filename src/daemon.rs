@@ -1,12 +1,15 @@
 //! `xrelay run`: the HTTP listeners and one XMPP stream kept online (reconnecting with
-//! backoff) on a single-threaded executor, until SIGTERM or SIGINT; SIGHUP reloads keys.
+//! backoff) on a single-threaded executor, until SIGTERM or SIGINT; SIGHUP reloads keys
+//! and invites.
 //!
 //! The online loop moves outbox entries onto the stream, feeds acknowledgements back into
-//! the outbox, joins the configured rooms, and answers what arrives.
+//! the outbox, reads the roster, joins the configured rooms, approves subscription requests
+//! that carry a valid invite token, and answers what arrives.
 
 use crate::app::{App, RoomState, StreamState};
-use crate::config::Config;
+use crate::config::{Config, UnknownSubscription};
 use crate::http;
+use crate::invites::{self, InviteStore, Refusal};
 use crate::keys::KeyStore;
 use crate::log;
 use crate::metrics;
@@ -14,6 +17,7 @@ use crate::webhook;
 use crate::xmpp::conn::{self, Connection, Progress};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
+use crate::xmpp::roster::{Outcome, MAX_ROSTER_ITEMS};
 use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC, NS_PING};
 use crate::xmpp::stream::Event;
 use crate::xmpp::tls;
@@ -44,6 +48,8 @@ pub enum RunError {
     Signals(std::io::Error),
     /// The keys file is unusable.
     Keys(crate::keys::KeysError),
+    /// The invites file is unusable.
+    Invites(crate::invites::InvitesError),
     /// An HTTP listen address could not be bound.
     Listen(std::net::SocketAddr, std::io::Error),
 }
@@ -54,6 +60,7 @@ impl fmt::Display for RunError {
             RunError::Tls(e) => write!(f, "{e}"),
             RunError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             RunError::Keys(e) => write!(f, "{e}"),
+            RunError::Invites(e) => write!(f, "{e}"),
             RunError::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
         }
     }
@@ -115,6 +122,7 @@ pub fn log_progress(p: Progress) {
 pub fn run(cfg: Config) -> Result<(), RunError> {
     let tls = tls::client_config(&cfg.xmpp.trust()).map_err(RunError::Tls)?;
     let keys = KeyStore::open(&cfg.keys.file).map_err(RunError::Keys)?;
+    let invites = InviteStore::open(&cfg.invites.file).map_err(RunError::Invites)?;
     let mut signals =
         Signals::new([Signal::Term, Signal::Int, Signal::Hup]).map_err(RunError::Signals)?;
     let mut listeners = Vec::new();
@@ -137,7 +145,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         }
         None => None,
     };
-    let mut app = App::new(cfg, keys);
+    let mut app = App::new(cfg, keys, invites);
     let ex = Rc::new(LocalExecutor::new());
     let worker = hook.map(|(hook, queue, rx)| {
         app.webhook = Some(queue);
@@ -216,20 +224,24 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     }))
 }
 
-/// Wait for SIGTERM or SIGINT; SIGHUP on the way reloads the keys.
+/// Wait for SIGTERM or SIGINT; SIGHUP on the way reloads keys and invites.
 async fn wait_for_stop(signals: &mut Signals, app: &App) {
     while let Some(sig) = signals.next().await {
         match sig {
-            Ok(Signal::Hup) => reload_keys(app),
+            Ok(Signal::Hup) => reload_files(app),
             _ => return,
         }
     }
 }
 
-fn reload_keys(app: &App) {
+fn reload_files(app: &App) {
     match app.keys.reload() {
         Ok(()) => log!("keys reloaded"),
         Err(e) => log!("keys not reloaded, keeping the previous ones: {e}"),
+    }
+    match app.invites.reload() {
+        Ok(()) => log!("invites reloaded"),
+        Err(e) => log!("invites not reloaded, keeping the previous ones: {e}"),
     }
 }
 
@@ -244,8 +256,11 @@ enum Wake {
 async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option<conn::Error> {
     app.stream.set(StreamState::Online);
     *app.last_error.borrow_mut() = None;
-    // Initial presence, so the server routes messages to us, then the rooms. `open`
-    // returns only once the stream is online, so these sends cannot be refused.
+    // The roster first (RFC 6121 §2.2: the session then gets roster pushes), then initial
+    // presence, so the server routes messages and pending subscription requests to us,
+    // then the rooms. `open` returns only once the stream is online, so these sends cannot
+    // be refused.
+    let _ = conn.send(&app.roster.borrow_mut().request(&app.next_id()));
     let _ = conn.send(&Element::new("presence", NS_CLIENT));
     for room in &app.cfg.xmpp.rooms {
         app.set_room(room, RoomState::Joining);
@@ -263,7 +278,7 @@ async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option
         };
         match ev.or(sig).or(pushed).await {
             Wake::Pushed => {}
-            Wake::Signal(Some(Ok(Signal::Hup))) => reload_keys(app),
+            Wake::Signal(Some(Ok(Signal::Hup))) => reload_files(app),
             Wake::Signal(_) => {
                 log!("shutting down");
                 conn.close().await;
@@ -274,7 +289,10 @@ async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option
                 app.metrics.delivered.fetch_add(n as u64, Ordering::Relaxed);
             }
             Wake::Event(Ok(Event::Stanza(el))) => {
-                if let Some(reply) = inbound(app, &el) {
+                let replies = roster_iq(app, &el)
+                    .or_else(|| invite_presence(app, &el))
+                    .unwrap_or_else(|| inbound(app, &el).into_iter().collect());
+                for reply in replies {
                     // Online while events flow; a full buffer only delays the answer's
                     // peer, who retries: iq errors are not worth blocking the stream for.
                     let _ = conn.send(&reply);
@@ -335,6 +353,89 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
         }),
         _ => None,
     }
+}
+
+/// The answer to our roster request, or a roster push (answered); `None` for other
+/// stanzas.
+fn roster_iq(app: &App, el: &Element) -> Option<Vec<Element>> {
+    let outcome = app.roster.borrow_mut().handle(el, &app.cfg.xmpp.jid)?;
+    Some(match outcome {
+        Outcome::Loaded(n, false) => {
+            log!("roster: {n} contact(s)");
+            Vec::new()
+        }
+        Outcome::Loaded(n, true) => {
+            log!("roster: {n} contact(s), tracking the first {MAX_ROSTER_ITEMS}");
+            Vec::new()
+        }
+        Outcome::Failed(condition) => {
+            log!("roster not available: {condition}");
+            Vec::new()
+        }
+        Outcome::Answer(reply) => vec![reply],
+    })
+}
+
+/// Subscription presences (RFC 6121 §3), which never go to the webhook (a request's
+/// invite token is a secret). A `subscribe` with a valid invite token (XEP-0379) is
+/// approved, the bot subscribes back, and the invite is used up; without one it is left
+/// pending or denied (`invites.unknown`). Nothing else is ever approved. `None` for other
+/// stanzas.
+fn invite_presence(app: &App, el: &Element) -> Option<Vec<Element>> {
+    let kind = el.get_attr("type")?;
+    if el.name() != "presence"
+        || !matches!(
+            kind,
+            "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed"
+        )
+    {
+        return None;
+    }
+    let Some(from) = el.get_attr("from").and_then(|f| Jid::parse(f).ok()) else {
+        return Some(Vec::new());
+    };
+    let from = from.bare();
+    if kind != "subscribe" {
+        log!("{from}: {kind}");
+        return Some(Vec::new());
+    }
+    let refusal = match invites::preauth_token(el) {
+        None => "it carries no invite token".to_string(),
+        Some(token) => match app
+            .invites
+            .redeem(token, from.as_str(), crate::timefmt::now_unix())
+        {
+            Ok(invite) => {
+                log!("invite {} used by {from}: subscription approved", invite.id);
+                let mut out = vec![stanza::presence(&from, "subscribed")];
+                let subscribed = app
+                    .roster
+                    .borrow()
+                    .get(&from)
+                    .is_some_and(|s| s.to_contact());
+                if !subscribed {
+                    out.push(stanza::presence(&from, "subscribe"));
+                }
+                return Some(out);
+            }
+            Err(e @ Refusal::NotSaved(_)) => {
+                // Unanswered, the request stays pending and comes back after a reconnect.
+                log!("subscription request from {from} left pending: {e}");
+                return Some(Vec::new());
+            }
+            Err(e) => e.to_string(),
+        },
+    };
+    Some(match app.cfg.invites.unknown {
+        UnknownSubscription::Ignore => {
+            log!("subscription request from {from} ignored: {refusal}");
+            Vec::new()
+        }
+        UnknownSubscription::Deny => {
+            log!("subscription request from {from} denied: {refusal}");
+            vec![stanza::presence(&from, "unsubscribed")]
+        }
+    })
 }
 
 /// Our own occupant in one of our rooms: its messages are our posts reflected back.

@@ -165,7 +165,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     format!(
         "sha256={}",
-        crate::keys::hex(hmac::sign(&key, body).as_ref())
+        crate::hashfile::hex(hmac::sign(&key, body).as_ref())
     )
 }
 

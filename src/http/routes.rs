@@ -1,5 +1,6 @@
 //! What each HTTP request means: routing, authentication, bounded body reading, and the
-//! answers of `/msg`, `/health` and `/metrics` (contract section "HTTP API").
+//! answers of `/msg`, `/invites_api`, `/invite/{token}`, `/health` and `/metrics`
+//! (contract section "HTTP API").
 //!
 //! Every error is JSON `{"error": "<one human sentence>"}` with the contract's status.
 
@@ -7,7 +8,10 @@ use super::auth::{self, Credentials};
 use super::body::{self, MsgRequest};
 use super::{HttpIo, BODY_TIMEOUT};
 use crate::app::{App, RoomState, StreamState};
+use crate::config;
+use crate::invites::{self, InvitesError};
 use crate::keys::{AuthResult, Scope};
+use crate::log;
 use crate::metrics;
 use crate::timefmt;
 use crate::xmpp::stanza;
@@ -100,6 +104,15 @@ async fn route(app: &App, req: &mut Request, peer: IpAddr, io: &HttpIo) -> Answe
             allow(method, &[Method::Get, Method::Post])?;
             authenticate(app, req, peer, Some(Scope::Msg))?;
             post_msg(app, req, io, p.strip_prefix("/msg/").unwrap_or("")).await
+        }
+        "/invites_api" => {
+            allow(method, &[Method::Get, Method::Post])?;
+            authenticate(app, req, peer, Some(Scope::Invite))?;
+            create_invite(app, req.url().query())
+        }
+        p if p.starts_with("/invite/") => {
+            allow(method, &[Method::Get])?;
+            Ok(invite_page(app, p.strip_prefix("/invite/").unwrap_or("")))
         }
         _ => Err(Reject::new(StatusCode::NotFound, "no such endpoint")),
     }
@@ -290,6 +303,100 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
         r.id = Some(id);
         Err(r)
     }
+}
+
+/// mod_invites_api: make an invite; 201 with `Location:` its landing page (or its `xmpp:`
+/// URI without `invites.public_url`), or 303 there with `redirect`. Optional `name` and
+/// `ttl` (a duration) in the query.
+fn create_invite(app: &App, query: Option<&str>) -> Answer {
+    let param = |name: &str| {
+        query
+            .and_then(|q| auth::query_param(q, name))
+            .transpose()
+            .map_err(|_| {
+                Reject::new(
+                    StatusCode::BadRequest,
+                    format!("the {name} parameter is not valid percent-encoding"),
+                )
+            })
+    };
+    let name = param("name")?.unwrap_or_default();
+    let ttl = match param("ttl")? {
+        None => app.cfg.invites.ttl,
+        Some(t) => config::parse_duration(&t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Reject::new(
+                    StatusCode::UnprocessableEntity,
+                    "ttl is not a duration such as 30m, 12h or 7d",
+                )
+            })?,
+    };
+    let redirect = param("redirect")?.is_some_and(|v| v != "0" && v != "false");
+    let now = timefmt::now_unix();
+    let (invite, token) = app
+        .invites
+        .create(&name, now, now + ttl.as_secs(), app.cfg.invites.max)
+        .map_err(|e| {
+            let status = match e {
+                InvitesError::BadName => StatusCode::UnprocessableEntity,
+                InvitesError::Full(_) => StatusCode::Conflict,
+                _ => StatusCode::InternalServerError,
+            };
+            Reject::new(status, e.to_string())
+        })?;
+    log!("invite {} created over HTTP", invite.id);
+    let uri = invites::uri(&app.cfg.xmpp.jid, &token);
+    let url = app
+        .cfg
+        .invites
+        .public_url
+        .as_deref()
+        .map(|base| invites::landing_url(base, &token));
+    let location = url.clone().unwrap_or_else(|| uri.clone());
+    let mut res = if redirect {
+        Response::new(StatusCode::SeeOther)
+    } else {
+        json_response(
+            StatusCode::Created,
+            &json!({
+                "id": invite.id,
+                "uri": uri,
+                "url": url,
+                "expires": timefmt::format_rfc3339(invite.expires),
+            }),
+        )
+    };
+    res.insert_header("Location", location);
+    res.insert_header("Cache-Control", "no-store");
+    Ok(res)
+}
+
+/// The landing page of an invite: 200 for a valid token, 410 for a used or expired one,
+/// 404 for an unknown one. The token is looked up by its hash.
+fn invite_page(app: &App, token: &str) -> Response {
+    let invite = (!token.is_empty() && token.len() <= invites::MAX_TOKEN_CHARS)
+        .then(|| app.invites.find(token))
+        .flatten();
+    let (status, html) = invites::landing_page(
+        &app.cfg.xmpp.jid,
+        token,
+        invite.as_ref(),
+        timefmt::now_unix(),
+    );
+    let mut res = Response::new(StatusCode::try_from(status).unwrap_or(StatusCode::NotFound));
+    res.insert_header("Content-Type", "text/html; charset=utf-8");
+    res.insert_header("Cache-Control", "no-store");
+    // The URL holds the token: no other site may see it, and the page loads nothing else.
+    res.insert_header("Referrer-Policy", "no-referrer");
+    res.insert_header(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'",
+    );
+    res.insert_header("X-Content-Type-Options", "nosniff");
+    res.set_body(html);
+    res
 }
 
 fn health(app: &App) -> Response {
