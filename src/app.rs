@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::http::auth::RateLimiter;
 use crate::invites::InviteStore;
+use crate::iqwait::IqWaiters;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
@@ -71,6 +72,8 @@ pub struct App {
     pub last_error: RefCell<Option<String>>,
     /// Configured rooms and their join state.
     pub rooms: RefCell<Vec<(Jid, RoomState)>>,
+    /// iq requests sent over `/rest`, waiting for their replies.
+    pub iq_waits: IqWaiters,
     /// The queue in front of the webhook worker, when a webhook is configured.
     pub webhook: Option<crate::webhook::Queue>,
 }
@@ -86,6 +89,7 @@ impl App {
             .collect();
         App {
             outbox: Outbox::new(cfg.outbox.capacity),
+            iq_waits: IqWaiters::new(cfg.rest.max_waiting),
             cfg,
             metrics: Metrics::default(),
             keys,

@@ -121,6 +121,17 @@ pub struct OutboxConfig {
     pub capacity: usize,
 }
 
+/// `[rest]`: `POST /rest` and the iq requests waiting for their reply.
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    /// How long an iq waits for its reply unless `X-Timeout` says otherwise.
+    pub timeout: Duration,
+    /// The longest wait `X-Timeout` may ask for.
+    pub max_timeout: Duration,
+    /// iq requests waiting at once; beyond it `/rest` answers 503.
+    pub max_waiting: usize,
+}
+
 /// The body format of webhook requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookFormat {
@@ -195,6 +206,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[outbox]`
     pub outbox: OutboxConfig,
+    /// `[rest]`
+    pub rest: RestConfig,
     /// `[webhook]`, if configured.
     pub webhook: Option<WebhookConfig>,
     /// `[keys]`
@@ -296,6 +309,7 @@ impl Config {
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
             },
+            rest: rest_section(&t)?,
             webhook: webhook_section(&t)?,
             keys: KeysConfig {
                 file: t
@@ -438,6 +452,26 @@ fn password(t: &Tables, password_env: Option<String>) -> Result<Secret, ConfigEr
         return Err(t.bad("xmpp", "password_file", "the file is empty"));
     }
     Ok(Secret::new(p.to_string()))
+}
+
+fn rest_section(t: &Tables) -> Result<RestConfig, ConfigError> {
+    let max_timeout = t
+        .duration("rest", "max_timeout")?
+        .unwrap_or(Duration::from_secs(120));
+    if max_timeout > Duration::from_secs(3600) {
+        return Err(t.bad("rest", "max_timeout", "expected at most 1h"));
+    }
+    let timeout = t
+        .duration("rest", "timeout")?
+        .unwrap_or(Duration::from_secs(30).min(max_timeout));
+    if timeout > max_timeout {
+        return Err(t.bad("rest", "timeout", "expected at most rest.max_timeout"));
+    }
+    Ok(RestConfig {
+        timeout,
+        max_timeout,
+        max_waiting: t.int("rest", "max_waiting", 1, 4096)?.unwrap_or(16),
+    })
 }
 
 fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
@@ -614,6 +648,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("outbox", &["capacity"]),
+    ("rest", &["timeout", "max_timeout", "max_waiting"]),
     (
         "webhook",
         &[
@@ -776,6 +811,9 @@ mod tests {
         assert_eq!(c.http.max_connections, 64);
         assert_eq!(c.outbox.capacity, 256);
         assert!(c.webhook.is_none());
+        assert_eq!(c.rest.timeout, Duration::from_secs(30));
+        assert_eq!(c.rest.max_timeout, Duration::from_secs(120));
+        assert_eq!(c.rest.max_waiting, 16);
         assert_eq!(c.invites.ttl, Duration::from_secs(7 * 86400));
         assert_eq!(c.invites.unknown, UnknownSubscription::Ignore);
         assert_eq!(c.invites.max, 256);
@@ -945,6 +983,18 @@ max = 10
             (
                 format!("{MINIMAL}[invites]\nttl = \"0d\"\n"),
                 "invites.ttl (line 5)",
+            ),
+            (
+                format!("{MINIMAL}[rest]\ntimeout = \"5m\"\nmax_timeout = \"1m\"\n"),
+                "rest.timeout (line 5): expected at most rest.max_timeout",
+            ),
+            (
+                format!("{MINIMAL}[rest]\nmax_timeout = \"2h\"\n"),
+                "rest.max_timeout (line 5): expected at most 1h",
+            ),
+            (
+                format!("{MINIMAL}[rest]\nmax_waiting = 0\n"),
+                "rest.max_waiting (line 5): expected a number from 1 to 4096",
             ),
             (
                 format!("{MINIMAL}[nosuch]\nk = 1\n"),

@@ -316,6 +316,9 @@ fn join(room: &Jid, nick: &str) -> Element {
 
 /// React to an inbound stanza; returns the answer to send, if any.
 fn inbound(app: &App, el: &Element) -> Option<Element> {
+    if app.iq_waits.complete(el, &app.cfg.xmpp.jid.bare()) {
+        return None;
+    }
     let kind = el.get_attr("type");
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
     match el.name() {

@@ -9,7 +9,8 @@
 //!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
 //!     │           (reconnect with backoff, signals, MUC joins, roster, invite approvals,
 //!     │           inbound answers)
-//!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg bodies
+//!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg and
+//!     │           /rest bodies; iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (bounded, until acknowledged), keys, invites,
 //!     │           roster, metrics, status
@@ -35,6 +36,7 @@ pub mod daemon;
 pub mod hashfile;
 pub mod http;
 pub mod invites;
+pub mod iqwait;
 pub mod keys;
 pub mod log;
 pub mod metrics;

@@ -6,15 +6,20 @@
 
 use super::auth::{self, Credentials};
 use super::body::{self, MsgRequest};
+use super::rest;
 use super::{HttpIo, BODY_TIMEOUT};
 use crate::app::{App, RoomState, StreamState};
 use crate::config;
 use crate::invites::{self, InvitesError};
+use crate::iqwait::WaitError;
 use crate::keys::{AuthResult, Scope};
 use crate::log;
 use crate::metrics;
+use crate::outbox::AckWaiter;
 use crate::timefmt;
+use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza;
+use crate::xmpp::xml::Element;
 use http_types::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use smol::future::FutureExt;
@@ -47,6 +52,8 @@ struct Reject {
     headers: Vec<(&'static str, String)>,
     /// The stanza id, when the message was queued after all (504).
     id: Option<String>,
+    /// The XMPP condition mod_rest names for a refused `/rest` body.
+    condition: Option<&'static str>,
 }
 
 impl Reject {
@@ -56,6 +63,7 @@ impl Reject {
             msg: msg.into(),
             headers: Vec::new(),
             id: None,
+            condition: None,
         }
     }
 
@@ -65,10 +73,13 @@ impl Reject {
     }
 
     fn into_response(self) -> Response {
-        let body = match &self.id {
-            Some(id) => json!({ "error": self.msg, "id": id }),
-            None => json!({ "error": self.msg }),
-        };
+        let mut body = json!({ "error": self.msg });
+        if let Some(id) = &self.id {
+            body["id"] = id.as_str().into();
+        }
+        if let Some(condition) = self.condition {
+            body["condition"] = condition.into();
+        }
         let mut res = json_response(self.status, &body);
         for (k, v) in self.headers {
             res.insert_header(k, v);
@@ -104,6 +115,16 @@ async fn route(app: &App, req: &mut Request, peer: IpAddr, io: &HttpIo) -> Answe
             allow(method, &[Method::Get, Method::Post])?;
             authenticate(app, req, peer, Some(Scope::Msg))?;
             post_msg(app, req, io, p.strip_prefix("/msg/").unwrap_or("")).await
+        }
+        p if p.starts_with("/rest/") || p == "/rest" => {
+            let rest_path = p.strip_prefix("/rest").unwrap_or("");
+            if rest_path.trim_start_matches('/').is_empty() {
+                allow(method, &[Method::Post])?;
+            } else {
+                allow(method, &[Method::Get, Method::Post])?;
+            }
+            authenticate(app, req, peer, Some(Scope::Rest))?;
+            post_rest(app, req, io, rest_path).await
         }
         "/invites_api" => {
             allow(method, &[Method::Get, Method::Post])?;
@@ -231,17 +252,29 @@ async fn read_body(req: &mut Request, max: usize, io: &HttpIo) -> Result<Vec<u8>
     }
 }
 
-async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> Answer {
+/// The body of a POST (empty for other methods) and its declared media type. async-h1
+/// reports a missing Content-Type as application/octet-stream; both mean "none declared".
+async fn request_body(
+    app: &App,
+    req: &mut Request,
+    io: &HttpIo,
+) -> Result<(Vec<u8>, Option<String>), Reject> {
     let body = if req.method() == Method::Post {
         read_body(req, app.cfg.http.max_body_bytes, io).await?
     } else {
         Vec::new()
     };
+    let content_type = req
+        .header("Content-Type")
+        .map(|h| h.last().as_str().to_string())
+        .filter(|c| !c.starts_with("application/octet-stream"));
+    Ok((body, content_type))
+}
+
+async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> Answer {
+    // No declared type is text/plain to the contract (UTF-8 is still checked).
+    let (body, content_type) = request_body(app, req, io).await?;
     let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
-    // async-h1 reports a missing Content-Type as application/octet-stream; both mean "no
-    // declared type", which the contract treats as text/plain (UTF-8 is still checked).
-    let content_type =
-        header("Content-Type").filter(|c| !c.starts_with("application/octet-stream"));
     let subject = header("Subject").or_else(|| header("Title"));
     let query = req.url().query().map(str::to_string);
     let method = req.method().to_string();
@@ -268,17 +301,7 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
         });
     let id = app.next_id();
     let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
-    let waiter = match app.outbox.push(stanza, wait) {
-        Ok(w) => w,
-        Err(_) => {
-            return Err(Reject::new(
-                StatusCode::ServiceUnavailable,
-                "the outbox is full; try again later",
-            )
-            .header("Retry-After", RETRY_AFTER_FULL.to_string()));
-        }
-    };
-    metrics::inc(&app.metrics.accepted);
+    let waiter = push(app, stanza, wait)?;
     let Some(waiter) = waiter else {
         return Ok(json_response(
             StatusCode::Accepted,
@@ -397,6 +420,88 @@ fn invite_page(app: &App, token: &str) -> Response {
     res.insert_header("X-Content-Type-Options", "nosniff");
     res.set_body(html);
     res
+}
+
+async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Answer {
+    let (body, content_type) = request_body(app, req, io).await?;
+    let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
+    let method = req.method().to_string();
+    let request = rest::RestRequest {
+        method: &method,
+        path,
+        content_type: content_type.as_deref(),
+        body: &body,
+    };
+    let mut stanza = rest::parse(&request, &app.cfg.xmpp.jid).map_err(|e| {
+        let status = StatusCode::try_from(e.status()).unwrap_or(StatusCode::BadRequest);
+        let mut r = Reject::new(status, e.to_string());
+        r.condition = Some(e.condition());
+        r
+    })?;
+    let id = match stanza.get_attr("id") {
+        Some(id) => id.to_string(),
+        None => {
+            let id = app.next_id();
+            stanza.set_attr("id", &id);
+            id
+        }
+    };
+    if stanza.name() != "iq" {
+        push(app, stanza, false)?;
+        return Ok(json_response(
+            StatusCode::Accepted,
+            &json!({"id": id, "status": "queued"}),
+        ));
+    }
+    // The reply comes from where the request went; without `to`, from our own account.
+    let own = app.cfg.xmpp.jid.bare();
+    let from = match stanza.get_attr("to") {
+        Some(to) => Jid::parse(to).unwrap_or_else(|_| own.clone()),
+        None => own,
+    };
+    let waiting = app.iq_waits.wait(&id, from).map_err(|e| match e {
+        WaitError::Full => Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+            .header("Retry-After", RETRY_AFTER_FULL.to_string()),
+        WaitError::Duplicate => Reject::new(StatusCode::Conflict, e.to_string()),
+    })?;
+    push(app, stanza, false)?;
+    let timeout = header("X-Timeout")
+        .or_else(|| header("Prosody-Rest-Timeout"))
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map_or(app.cfg.rest.timeout, Duration::from_secs)
+        .min(app.cfg.rest.max_timeout);
+    let reply = async { waiting.reply().await };
+    let timer = async {
+        Timer::after(timeout).await;
+        None
+    };
+    let Some(reply) = reply.or(timer).await else {
+        let mut r = Reject::new(
+            StatusCode::GatewayTimeout,
+            format!("no reply to the iq within {} s", timeout.as_secs_f32()),
+        );
+        r.id = Some(id);
+        return Err(r);
+    };
+    let media = rest::reply_type(header("Accept").as_deref(), content_type.as_deref());
+    let mut res = Response::new(StatusCode::Ok);
+    res.insert_header("Content-Type", media);
+    res.set_body(rest::encode(&reply, media));
+    Ok(res)
+}
+
+/// Queue a stanza for the stream (with an acknowledgement waiter if `wait`), or 503 when
+/// the outbox is full.
+fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Reject> {
+    let waiter = app.outbox.push(stanza, wait).map_err(|_| {
+        Reject::new(
+            StatusCode::ServiceUnavailable,
+            "the outbox is full; try again later",
+        )
+        .header("Retry-After", RETRY_AFTER_FULL.to_string())
+    })?;
+    metrics::inc(&app.metrics.accepted);
+    Ok(waiter)
 }
 
 fn health(app: &App) -> Response {
