@@ -39,6 +39,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod spool;
 pub mod timefmt;
 pub mod toml;
 pub mod webhook;

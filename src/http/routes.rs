@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `X-Timeout` honoured.
 pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Seconds a client is asked to wait when the outbox is full.
+/// Seconds a client is asked to wait when a message cannot be queued (full, stopping).
 const RETRY_AFTER_FULL: u64 = 5;
 
 /// Answer one request and count the answer.
@@ -270,12 +270,9 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
     let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
     let waiter = match app.outbox.push(stanza, wait) {
         Ok(w) => w,
-        Err(_) => {
-            return Err(Reject::new(
-                StatusCode::ServiceUnavailable,
-                "the outbox is full; try again later",
-            )
-            .header("Retry-After", RETRY_AFTER_FULL.to_string()));
+        Err(e) => {
+            return Err(Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+                .header("Retry-After", RETRY_AFTER_FULL.to_string()));
         }
     };
     metrics::inc(&app.metrics.accepted);

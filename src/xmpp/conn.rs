@@ -6,7 +6,7 @@
 
 use super::jid::Jid;
 use super::resolve::{self, Service, Target};
-use super::stream::{self, Client, Event, Settings};
+use super::stream::{self, Client, Event, Resumption, Settings, SmState};
 use super::tls::{self, TlsError};
 use super::xml::Element;
 use crate::config::{TlsMode, XmppConfig};
@@ -191,6 +191,7 @@ pub struct Connection {
     /// reactor, and deadlines move on every byte received.
     timer: Timer,
     armed: Option<Instant>,
+    resumption: Resumption,
 }
 
 impl Connection {
@@ -198,6 +199,17 @@ impl Connection {
     pub async fn open(
         cfg: &XmppConfig,
         tls: Arc<ClientConfig>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Connection, Error> {
+        Connection::open_resuming(cfg, tls, None, progress).await
+    }
+
+    /// [`Connection::open`], resuming `previous` instead of binding when the server can
+    /// (see [`Connection::resumption`]).
+    pub async fn open_resuming(
+        cfg: &XmppConfig,
+        tls: Arc<ClientConfig>,
+        previous: Option<SmState>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Connection, Error> {
         let domain = cfg.jid.domain().to_string();
@@ -226,9 +238,14 @@ impl Connection {
             max_stanza_bytes: cfg.max_stanza_bytes,
             ping_interval: cfg.ping_interval,
             timeout: cfg.timeout,
+            resume: cfg.resume,
+        };
+        let client = match previous {
+            Some(prev) => Client::resuming(settings, prev, Instant::now()),
+            None => Client::new(settings, Instant::now()),
         };
         let mut conn = Connection {
-            client: Client::new(settings, Instant::now()),
+            client,
             io,
             buf: Box::new([0; READ_CHUNK]),
             tls,
@@ -237,9 +254,15 @@ impl Connection {
             unflushed: false,
             timer: Timer::never(),
             armed: None,
+            resumption: Resumption::None,
         };
         match conn.next_event_inner(progress).await? {
-            Event::Online { jid, sm } => {
+            Event::Online {
+                jid,
+                sm,
+                resumption,
+            } => {
+                conn.resumption = resumption;
                 progress(Progress::Online {
                     jid,
                     mechanism: conn.client.mechanism().map_or("", |m| m.name()),
@@ -250,6 +273,16 @@ impl Connection {
             // The state machine emits nothing else before it is online.
             _ => Err(Error::Stream(stream::Error::Protocol("event before login"))),
         }
+    }
+
+    /// What became of the session this connection was asked to resume.
+    pub fn resumption(&self) -> Resumption {
+        self.resumption
+    }
+
+    /// The session a later connection may resume, once this one broke.
+    pub fn sm_state(&self) -> Option<SmState> {
+        self.client.sm_state()
     }
 
     /// Queue a stanza; returns the sequence number a later [`Event::Acked`] covers.
@@ -269,8 +302,9 @@ impl Connection {
         self.next_event_inner(&mut |_| {}).await
     }
 
-    /// Close the stream cleanly, waiting a bounded time for the server's side.
-    pub async fn close(mut self) {
+    /// Close the stream cleanly, waiting a bounded time for the server's side. This ends
+    /// the session: it cannot be resumed afterwards.
+    pub async fn close(&mut self) {
         self.client.close(Instant::now());
         loop {
             match self.next_event().await {
