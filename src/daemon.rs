@@ -45,6 +45,8 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 /// A connection that stayed up this long resets the backoff: a server that drops us right
 /// after login must not be hammered at the first step forever.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// Time the clean close of the stream still gets once the grace period is over.
+const CLOSE_AFTER_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the daemon could not run.
 #[derive(Debug)]
@@ -226,7 +228,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                     match attempt.or(stop).await {
                         Ok(r) => break r,
                         Err(Stop::Begin) => {
-                            begin_shutdown(&app, &mut http_tasks, &mut stopper);
+                            begin_shutdown(&app, &mut http_tasks, &mut stopper).await;
                             if app.outbox.depth() == 0 {
                                 break 'run;
                             }
@@ -271,7 +273,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 match wait.or(stop).await {
                     Ok(_) => break,
                     Err(Stop::Begin) => {
-                        begin_shutdown(&app, &mut http_tasks, &mut stopper);
+                        begin_shutdown(&app, &mut http_tasks, &mut stopper).await;
                         if app.outbox.depth() == 0 {
                             break 'run;
                         }
@@ -338,8 +340,11 @@ impl Stopper {
 
 /// The first stop signal: close the HTTP listeners (requests in progress finish), refuse
 /// new messages, and give the outbox `outbox.grace` to be acknowledged.
-fn begin_shutdown(app: &App, http_tasks: &mut Vec<Task<()>>, stopper: &mut Stopper) {
-    http_tasks.clear();
+async fn begin_shutdown(app: &App, http_tasks: &mut Vec<Task<()>>, stopper: &mut Stopper) {
+    // Cancelling returns once a listener's future (and with it the socket) is dropped.
+    for t in http_tasks.drain(..) {
+        t.cancel().await;
+    }
     app.outbox.close();
     let grace = app.cfg.outbox.grace;
     stopper.deadline = Some(Instant::now() + grace);
@@ -396,22 +401,27 @@ async fn serve(
         Resumption::Resumed { acked } => Some(acked),
         Resumption::Failed { acked } => acked,
     };
-    let confirmed = app.outbox.restart(acked);
+    let (confirmed, resent) = app.outbox.restart(acked);
     app.metrics
         .delivered
         .fetch_add(confirmed as u64, Ordering::Relaxed);
-    let depth = app.outbox.depth();
+    let queued = app.outbox.depth() - resent;
     match resumption {
-        Resumption::None => {}
-        Resumption::Resumed { .. } => {
-            log!("session resumed: {confirmed} message(s) confirmed, {depth} to send again")
+        Resumption::None if resent + queued == 0 => {}
+        Resumption::None => {
+            log!("new session: {resent} unacknowledged message(s) sent again, {queued} waiting")
         }
+        Resumption::Resumed { .. } => log!(
+            "session resumed: {confirmed} message(s) confirmed, {resent} sent again, \
+             {queued} waiting"
+        ),
         Resumption::Failed { acked: Some(_) } => log!(
-            "session not resumed, new session: {confirmed} message(s) confirmed, \
-             {depth} to send again"
+            "session not resumed, new session: {confirmed} message(s) confirmed by the \
+             server's count, {resent} sent again, {queued} waiting"
         ),
         Resumption::Failed { acked: None } => log!(
-            "session not resumed, new session: {depth} unacknowledged message(s) to send again"
+            "session not resumed, new session: {resent} unacknowledged message(s) sent \
+             again, {queued} waiting"
         ),
     }
     // A resumed session keeps its presence, roster and rooms on the server. A new one
@@ -429,7 +439,7 @@ async fn serve(
     }
     loop {
         if stopper.stopping() && app.outbox.depth() == 0 {
-            conn.close().await;
+            close(conn, stopper).await;
             return None;
         }
         if app.outbox.send_pending(|el| conn.send(el)) > 0 {
@@ -443,9 +453,9 @@ async fn serve(
         };
         match ev.or(stop).or(pushed).await {
             Wake::Pushed => {}
-            Wake::Stop(Stop::Begin) => begin_shutdown(app, http_tasks, stopper),
+            Wake::Stop(Stop::Begin) => begin_shutdown(app, http_tasks, stopper).await,
             Wake::Stop(Stop::Now) => {
-                conn.close().await;
+                close(conn, stopper).await;
                 return None;
             }
             Wake::Event(Ok(Event::Acked(seq))) => {
@@ -466,6 +476,21 @@ async fn serve(
             Wake::Event(Err(e)) => return Some(e),
         }
     }
+}
+
+/// Close the stream cleanly within what is left of the grace period, and at least
+/// [`CLOSE_AFTER_GRACE`]: a dead link must not hold up the exit for `xmpp.timeout`.
+async fn close(conn: &mut Connection, stopper: &Stopper) {
+    let now = Instant::now();
+    let until = stopper
+        .deadline
+        .map_or(now, |d| d.max(now))
+        .max(now + CLOSE_AFTER_GRACE);
+    conn.close()
+        .or(async {
+            Timer::at(until).await;
+        })
+        .await;
 }
 
 /// MUC join presence (XEP-0045 §7.2), asking for no history.

@@ -218,15 +218,17 @@ impl Outbox {
 
     /// A new stream is online: entries the server confirmed up to `acked` (a resumed
     /// session's, or the old session's as the server still knew it) leave, and everything
-    /// else goes out again in order. Returns how many left.
-    pub fn restart(&self, acked: Option<u64>) -> usize {
-        let n = acked.map_or(0, |seq| self.ack(seq));
+    /// else goes out again in order. Returns how many left, and how many of those that
+    /// stay had been sent on the old stream.
+    pub fn restart(&self, acked: Option<u64>) -> (usize, usize) {
+        let confirmed = acked.map_or(0, |seq| self.ack(seq));
         let mut inner = self.inner.borrow_mut();
+        let resent = inner.sent;
         for e in inner.entries.iter_mut() {
             e.seq = None;
         }
         inner.sent = 0;
-        n
+        (confirmed, resent)
     }
 
     /// Wait until something was pushed since the last call.
@@ -314,7 +316,7 @@ mod tests {
             "stops when the stream pushes back"
         );
         assert_eq!(o.ack(1), 1);
-        assert_eq!(o.restart(None), 0);
+        assert_eq!(o.restart(None), (0, 2));
         let mut s2 = Stream {
             seq: 0,
             room: 99,
@@ -344,7 +346,7 @@ mod tests {
         // The link breaks; while it is down, one more is accepted.
         o.push(msg(5), false).unwrap();
         // The resumed session says the server got up to 13 (entries 2 and 3).
-        assert_eq!(o.restart(Some(13)), 2);
+        assert_eq!(o.restart(Some(13)), (2, 1));
         assert!(waiters[1].try_recv().is_ok() && waiters[2].try_recv().is_ok());
         assert!(waiters[3].try_recv().is_err());
         let mut s2 = Stream {
