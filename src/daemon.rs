@@ -439,7 +439,7 @@ async fn serve(
     }
     loop {
         if stopper.stopping() && app.outbox.depth() == 0 {
-            close(conn, stopper).await;
+            close(app, conn, stopper).await;
             return None;
         }
         if app.outbox.send_pending(|el| conn.send(el)) > 0 {
@@ -455,7 +455,7 @@ async fn serve(
             Wake::Pushed => {}
             Wake::Stop(Stop::Begin) => begin_shutdown(app, http_tasks, stopper).await,
             Wake::Stop(Stop::Now) => {
-                close(conn, stopper).await;
+                close(app, conn, stopper).await;
                 return None;
             }
             Wake::Event(Ok(Event::Acked(seq))) => {
@@ -480,17 +480,21 @@ async fn serve(
 
 /// Close the stream cleanly within what is left of the grace period, and at least
 /// [`CLOSE_AFTER_GRACE`]: a dead link must not hold up the exit for `xmpp.timeout`.
-async fn close(conn: &mut Connection, stopper: &Stopper) {
+async fn close(app: &App, conn: &mut Connection, stopper: &Stopper) {
     let now = Instant::now();
     let until = stopper
         .deadline
         .map_or(now, |d| d.max(now))
         .max(now + CLOSE_AFTER_GRACE);
-    conn.close()
-        .or(async {
-            Timer::at(until).await;
-        })
-        .await;
+    let closed = async { conn.close().await };
+    let timer = async {
+        Timer::at(until).await;
+        None
+    };
+    if let Some(seq) = closed.or(timer).await {
+        let n = app.outbox.ack(seq);
+        app.metrics.delivered.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
 /// MUC join presence (XEP-0045 §7.2), asking for no history.

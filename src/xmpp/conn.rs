@@ -192,6 +192,11 @@ pub struct Connection {
     timer: Timer,
     armed: Option<Instant>,
     resumption: Resumption,
+    /// An event taken from the state machine whose call was cancelled before returning it
+    /// (the state machine already counted it as handled, so it must not be lost).
+    held: Option<Event>,
+    /// How the connection ended, once it did, for the next call.
+    broken: Option<Error>,
 }
 
 impl Connection {
@@ -255,6 +260,8 @@ impl Connection {
             timer: Timer::never(),
             armed: None,
             resumption: Resumption::None,
+            held: None,
+            broken: None,
         };
         match conn.next_event_inner(progress).await? {
             Event::Online {
@@ -303,16 +310,20 @@ impl Connection {
     }
 
     /// Close the stream cleanly, waiting a bounded time for the server's side. This ends
-    /// the session: it cannot be resumed afterwards.
-    pub async fn close(&mut self) {
+    /// the session: it cannot be resumed afterwards. Returns the last acknowledgement that
+    /// arrived meanwhile (a server confirms what it got when the stream closes).
+    pub async fn close(&mut self) -> Option<u64> {
         self.client.close(Instant::now());
+        let mut acked = None;
         loop {
             match self.next_event().await {
                 Ok(Event::Closed) | Err(_) => break,
+                Ok(Event::Acked(seq)) => acked = Some(seq),
                 Ok(_) => {}
             }
         }
         let _ = self.io.close().await;
+        acked
     }
 
     async fn next_event_inner(
@@ -320,19 +331,30 @@ impl Connection {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Event, Error> {
         loop {
+            if let Some(ev) = self.held.take() {
+                return Ok(ev);
+            }
+            if let Some(e) = self.broken.take() {
+                return Err(e);
+            }
             let polled = self.client.poll_event(Instant::now());
             let ev = match polled {
                 Ok(ev) => ev,
-                Err(e) => {
-                    self.flush_best_effort().await;
-                    return Err(Error::Stream(e));
-                }
+                Err(e) => return Err(self.end(Error::Stream(e)).await),
             };
             match ev {
                 Some(Event::StartTls) => self.upgrade(progress).await?,
                 Some(ev) => {
-                    self.flush().await?;
-                    return Ok(ev);
+                    // Flushed first, so answers go out before the caller acts; held
+                    // meanwhile, so a cancelled call loses nothing; delivered even if the
+                    // flush failed (the next call reports that).
+                    self.held = Some(ev);
+                    if let Err(e) = self.flush().await {
+                        self.broken = Some(e);
+                    }
+                    if let Some(ev) = self.held.take() {
+                        return Ok(ev);
+                    }
                 }
                 None => {}
             }
@@ -358,8 +380,7 @@ impl Connection {
                 Some(Ok(0)) => return Err(Error::Eof),
                 Some(Ok(n)) => {
                     if let Err(e) = self.client.handle_input(&self.buf[..n], Instant::now()) {
-                        self.flush_best_effort().await;
-                        return Err(Error::Stream(e));
+                        return Err(self.end(Error::Stream(e)).await);
                     }
                 }
                 Some(Err(e)) => return Err(Error::Io(e)),
@@ -400,9 +421,14 @@ impl Connection {
         Ok(())
     }
 
-    /// On the way out: try to deliver a stream error or closing tag, but never wait long.
-    async fn flush_best_effort(&mut self) {
+    /// On the way out: try to deliver a stream error or closing tag (each write bounded by
+    /// the timeout), then report `e`; a call cancelled meanwhile reports it next time.
+    async fn end(&mut self, e: Error) -> Error {
+        self.broken = Some(e);
         let _ = self.flush().await;
+        self.broken
+            .take()
+            .unwrap_or(Error::Stream(stream::Error::Protocol("connection ended")))
     }
 
     async fn upgrade(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
