@@ -399,6 +399,9 @@ fn kill_9_with_the_spool_loses_nothing() {
     proxy.stall(false);
     let mut again = start(&r.cfg);
     assert_eq!(again.count("from before the restart queued again"), 1);
+    for l in again.log().lines().filter(|l| l.contains("outbox spool")) {
+        eprintln!("reliability kill -9 with the spool: {l}");
+    }
     rx.collect(&accepted);
     let rep = report("kill -9 with the spool", started, &accepted, &rx);
     assert_eq!(rep.answered, n);
