@@ -86,6 +86,8 @@ pub struct XmppConfig {
     pub timeout: Duration,
     /// Longest pause between reconnection attempts.
     pub reconnect_max: Duration,
+    /// Resume the session after a broken connection (XEP-0198 §5).
+    pub resume: bool,
 }
 
 impl XmppConfig {
@@ -114,11 +116,18 @@ pub struct HttpConfig {
     pub read_timeout: Duration,
 }
 
+/// Longest `outbox.grace`: service managers kill a daemon that takes longer to stop.
+pub const MAX_GRACE: Duration = Duration::from_secs(3600);
+
 /// `[outbox]`: stanzas waiting for the server's acknowledgement.
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
     /// How many stanzas may wait.
     pub capacity: usize,
+    /// A file that keeps accepted stanzas until they are acknowledged, across restarts.
+    pub spool: Option<PathBuf>,
+    /// How long a stop signal waits for the outbox to be acknowledged.
+    pub grace: Duration,
 }
 
 /// `[rest]`: `POST /rest` and the iq requests waiting for their reply.
@@ -308,6 +317,13 @@ impl Config {
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
+                spool: t.path("outbox", "spool")?,
+                grace: match t.duration("outbox", "grace")? {
+                    Some(g) if g > MAX_GRACE => {
+                        return Err(t.bad("outbox", "grace", "at most 1h"));
+                    }
+                    g => g.unwrap_or(Duration::from_secs(10)),
+                },
             },
             rest: rest_section(&t)?,
             webhook: webhook_section(&t)?,
@@ -414,6 +430,7 @@ fn xmpp_section(t: &Tables, password_env: Option<String>) -> Result<XmppConfig, 
         reconnect_max: t
             .duration("xmpp", "reconnect_max")?
             .unwrap_or(Duration::from_secs(300)),
+        resume: t.bool("xmpp", "resume")?.unwrap_or(true),
     })
 }
 
@@ -636,6 +653,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "ping_interval",
             "timeout",
             "reconnect_max",
+            "resume",
         ],
     ),
     (
@@ -647,7 +665,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "read_timeout",
         ],
     ),
-    ("outbox", &["capacity"]),
+    ("outbox", &["capacity", "spool", "grace"]),
     ("rest", &["timeout", "max_timeout", "max_waiting"]),
     (
         "webhook",
@@ -722,6 +740,14 @@ impl Tables {
             None => Ok(None),
             Some((Value::Str(s), _)) => Ok(Some(s)),
             Some((v, _)) => Err(self.wrong_type(table, key, "a string", &v)),
+        }
+    }
+
+    fn bool(&self, table: &str, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.take(table, key) {
+            None => Ok(None),
+            Some((Value::Bool(b), _)) => Ok(Some(b)),
+            Some((v, _)) => Err(self.wrong_type(table, key, "true or false", &v)),
         }
     }
 
@@ -810,6 +836,9 @@ mod tests {
         assert_eq!(c.http.max_body_bytes, 65536);
         assert_eq!(c.http.max_connections, 64);
         assert_eq!(c.outbox.capacity, 256);
+        assert!(c.outbox.spool.is_none());
+        assert_eq!(c.outbox.grace, Duration::from_secs(10));
+        assert!(c.xmpp.resume);
         assert!(c.webhook.is_none());
         assert_eq!(c.rest.timeout, Duration::from_secs(30));
         assert_eq!(c.rest.max_timeout, Duration::from_secs(120));
@@ -1010,6 +1039,59 @@ max = 10
             ),
             ("[xmpp]\npassword = \"p\"\n".into(), "xmpp.jid: missing"),
             ("[xmpp]\njid = \n".into(), "syntax error on line 2"),
+        ];
+        for (text, needle) in cases {
+            let e = err(&text);
+            assert!(e.contains(needle), "{text:?}\n=> {e}\n(wanted {needle:?})");
+        }
+    }
+
+    #[test]
+    fn reliability_keys() {
+        let text = format!(
+            "{MINIMAL}resume = false\n[outbox]\ncapacity = 8\nspool = \"/var/lib/xrelay/spool\"\n\
+             grace = \"1m\"\n"
+        );
+        let c = Config::parse(&text, None).unwrap();
+        assert!(!c.xmpp.resume);
+        assert_eq!(
+            c.outbox.spool.as_deref(),
+            Some(Path::new("/var/lib/xrelay/spool"))
+        );
+        assert_eq!(c.outbox.grace, Duration::from_secs(60));
+        let cases = [
+            (
+                format!("{MINIMAL}resume = \"yes\"\n"),
+                "xmpp.resume (line 4): expected true or false, got a string",
+            ),
+            (
+                format!("{MINIMAL}resume = 1\n"),
+                "xmpp.resume (line 4): expected true or false",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\nspool = \"\"\n"),
+                "outbox.spool (line 5): the path is empty",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\nspool = true\n"),
+                "outbox.spool (line 5): expected a string",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\ngrace = \"0s\"\n"),
+                "outbox.grace (line 5): the duration must not be zero",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\ngrace = \"2h\"\n"),
+                "outbox.grace (line 5): at most 1h",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\ngrace = 10\n"),
+                "outbox.grace (line 5): expected a string",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\nspool_dir = \"/x\"\n"),
+                "outbox.spool_dir (line 5): unknown key",
+            ),
         ];
         for (text, needle) in cases {
             let e = err(&text);

@@ -7,13 +7,13 @@
 //!  main.rs        CLI: run, check, send, key, invite
 //!     │
 //!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
-//!     │           (reconnect with backoff, signals, MUC joins, roster, invite approvals,
-//!     │           inbound answers)
+//!     │           (reconnect with backoff and session resumption, graceful stop, MUC joins,
+//!     │           roster, invite approvals, inbound answers)
 //!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg and
 //!     │           /rest bodies; iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
-//!     │   app     shared state: outbox (bounded, until acknowledged), keys, invites,
-//!     │           roster, metrics, status
+//!     │   app     shared state: outbox (bounded, until acknowledged; optionally on disk in
+//!     │           `spool`), keys, invites, roster, metrics, status
 //!     ├── webhook inbound stanzas → bounded queue → one worker POSTing them (http::client)
 //!     │
 //!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop
@@ -41,6 +41,7 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod spool;
 pub mod timefmt;
 pub mod toml;
 pub mod webhook;

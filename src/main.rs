@@ -349,7 +349,7 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
     };
     smol::block_on(async {
         match Connection::open(&cfg.xmpp, tls, &mut report).await {
-            Ok(conn) => {
+            Ok(mut conn) => {
                 conn.close().await;
                 println!("ok: online in {} ms", started.elapsed().as_millis());
                 ExitCode::SUCCESS

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `X-Timeout` honoured.
 pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Seconds a client is asked to wait when the outbox is full.
+/// Seconds a client is asked to wait when a message cannot be queued (full, stopping).
 const RETRY_AFTER_FULL: u64 = 5;
 
 /// Answer one request and count the answer.
@@ -493,12 +493,9 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
 /// Queue a stanza for the stream (with an acknowledgement waiter if `wait`), or 503 when
 /// the outbox is full.
 fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Reject> {
-    let waiter = app.outbox.push(stanza, wait).map_err(|_| {
-        Reject::new(
-            StatusCode::ServiceUnavailable,
-            "the outbox is full; try again later",
-        )
-        .header("Retry-After", RETRY_AFTER_FULL.to_string())
+    let waiter = app.outbox.push(stanza, wait).map_err(|e| {
+        Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+            .header("Retry-After", RETRY_AFTER_FULL.to_string())
     })?;
     metrics::inc(&app.metrics.accepted);
     Ok(waiter)
