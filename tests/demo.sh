@@ -26,7 +26,7 @@ token=$("$XRELAY" -c "$BED_DIR/xrelay.toml" key create --scope msg demo)
 "$XRELAY" -c "$BED_DIR/xrelay.toml" run 2>"$BED_DIR/xrelay.log" &
 relay=$!
 trap 'kill $relay 2>/dev/null; bed_stop' EXIT
-until grep -q "online as" "$BED_DIR/xrelay.log"; do sleep 0.1; done
+until grep -qs "online as" "$BED_DIR/xrelay.log"; do sleep 0.1; done
 curl -sS -u "${token%%/*}:${token#*/}" -H 'Content-Type: text/plain' \
     -d 'Disk /dev/sda1 is 95% full' "http://127.0.0.1:$port/msg/alice?wait=1"
 echo
