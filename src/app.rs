@@ -1,13 +1,16 @@
-//! The state the daemon's tasks share: config, outbox, keys, counters and the stream's
+//! The state the daemon's tasks share: config, outbox, keys, invites, roster, counters and the stream's
 //! status as `/health` reports it. The daemon runs every task on one thread, so interior
 //! mutability is `Cell`/`RefCell`; no borrow is held across an `.await`.
 
 use crate::config::Config;
 use crate::http::auth::RateLimiter;
+use crate::invites::InviteStore;
+use crate::iqwait::IqWaiters;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::xmpp::jid::Jid;
+use crate::xmpp::roster::Roster;
 use crate::xmpp::stanza::IdGen;
 use std::cell::{Cell, RefCell};
 
@@ -55,6 +58,10 @@ pub struct App {
     pub metrics: Metrics,
     /// API keys, reloaded when their file changes.
     pub keys: KeyStore,
+    /// Invites, reloaded when their file changes.
+    pub invites: InviteStore,
+    /// The bot's contacts, as the server last told.
+    pub roster: RefCell<Roster>,
     /// Failed authentication attempts per client address.
     pub limiter: RefCell<RateLimiter>,
     /// Stanza ids.
@@ -65,13 +72,15 @@ pub struct App {
     pub last_error: RefCell<Option<String>>,
     /// Configured rooms and their join state.
     pub rooms: RefCell<Vec<(Jid, RoomState)>>,
+    /// iq requests sent over `/rest`, waiting for their replies.
+    pub iq_waits: IqWaiters,
     /// The queue in front of the webhook worker, when a webhook is configured.
     pub webhook: Option<crate::webhook::Queue>,
 }
 
 impl App {
-    /// Shared state for `cfg`, with keys from `keys`.
-    pub fn new(cfg: Config, keys: KeyStore) -> App {
+    /// Shared state for `cfg`, with keys and invites from their files.
+    pub fn new(cfg: Config, keys: KeyStore, invites: InviteStore) -> App {
         let rooms = cfg
             .xmpp
             .rooms
@@ -80,9 +89,12 @@ impl App {
             .collect();
         App {
             outbox: Outbox::new(cfg.outbox.capacity),
+            iq_waits: IqWaiters::new(cfg.rest.max_waiting),
             cfg,
             metrics: Metrics::default(),
             keys,
+            invites,
+            roster: RefCell::new(Roster::new()),
             limiter: RefCell::new(RateLimiter::new()),
             ids: RefCell::new(IdGen::new()),
             stream: Cell::new(StreamState::Connecting),

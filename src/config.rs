@@ -86,6 +86,8 @@ pub struct XmppConfig {
     pub timeout: Duration,
     /// Longest pause between reconnection attempts.
     pub reconnect_max: Duration,
+    /// Resume the session after a broken connection (XEP-0198 §5).
+    pub resume: bool,
 }
 
 impl XmppConfig {
@@ -114,11 +116,29 @@ pub struct HttpConfig {
     pub read_timeout: Duration,
 }
 
+/// Longest `outbox.grace`: service managers kill a daemon that takes longer to stop.
+pub const MAX_GRACE: Duration = Duration::from_secs(3600);
+
 /// `[outbox]`: stanzas waiting for the server's acknowledgement.
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
     /// How many stanzas may wait.
     pub capacity: usize,
+    /// A file that keeps accepted stanzas until they are acknowledged, across restarts.
+    pub spool: Option<PathBuf>,
+    /// How long a stop signal waits for the outbox to be acknowledged.
+    pub grace: Duration,
+}
+
+/// `[rest]`: `POST /rest` and the iq requests waiting for their reply.
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    /// How long an iq waits for its reply unless `X-Timeout` says otherwise.
+    pub timeout: Duration,
+    /// The longest wait `X-Timeout` may ask for.
+    pub max_timeout: Duration,
+    /// iq requests waiting at once; beyond it `/rest` answers 503.
+    pub max_waiting: usize,
 }
 
 /// The body format of webhook requests.
@@ -159,6 +179,18 @@ pub struct KeysConfig {
     pub file: PathBuf,
 }
 
+/// What becomes of a subscription request that carries no valid invite token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSubscription {
+    /// Leave it unanswered (it stays pending on the server).
+    Ignore,
+    /// Refuse it with `unsubscribed`.
+    Deny,
+}
+
+/// Most invites `invites.max` may allow.
+pub const MAX_INVITES: usize = 4096;
+
 /// `[invites]`: the invites file and links.
 #[derive(Debug, Clone)]
 pub struct InvitesConfig {
@@ -166,8 +198,12 @@ pub struct InvitesConfig {
     pub file: PathBuf,
     /// Default lifetime of an invite.
     pub ttl: Duration,
-    /// Base URL for landing-page links.
+    /// Base URL for landing-page links, without a trailing `/`.
     pub public_url: Option<String>,
+    /// Subscription requests without a valid token.
+    pub unknown: UnknownSubscription,
+    /// Most invites the file holds.
+    pub max: usize,
 }
 
 /// The whole config.
@@ -179,6 +215,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[outbox]`
     pub outbox: OutboxConfig,
+    /// `[rest]`
+    pub rest: RestConfig,
     /// `[webhook]`, if configured.
     pub webhook: Option<WebhookConfig>,
     /// `[keys]`
@@ -279,22 +317,22 @@ impl Config {
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
+                spool: t.path("outbox", "spool")?,
+                grace: match t.duration("outbox", "grace")? {
+                    Some(g) if g > MAX_GRACE => {
+                        return Err(t.bad("outbox", "grace", "at most 1h"));
+                    }
+                    g => g.unwrap_or(Duration::from_secs(10)),
+                },
             },
+            rest: rest_section(&t)?,
             webhook: webhook_section(&t)?,
             keys: KeysConfig {
                 file: t
                     .path("keys", "file")?
                     .unwrap_or_else(|| "/etc/xrelay/keys".into()),
             },
-            invites: InvitesConfig {
-                file: t
-                    .path("invites", "file")?
-                    .unwrap_or_else(|| "/etc/xrelay/invites".into()),
-                ttl: t
-                    .duration("invites", "ttl")?
-                    .unwrap_or(Duration::from_secs(7 * 86400)),
-                public_url: t.string("invites", "public_url")?,
-            },
+            invites: invites_section(&t)?,
         };
         Ok(cfg)
     }
@@ -392,6 +430,7 @@ fn xmpp_section(t: &Tables, password_env: Option<String>) -> Result<XmppConfig, 
         reconnect_max: t
             .duration("xmpp", "reconnect_max")?
             .unwrap_or(Duration::from_secs(300)),
+        resume: t.bool("xmpp", "resume")?.unwrap_or(true),
     })
 }
 
@@ -430,6 +469,26 @@ fn password(t: &Tables, password_env: Option<String>) -> Result<Secret, ConfigEr
         return Err(t.bad("xmpp", "password_file", "the file is empty"));
     }
     Ok(Secret::new(p.to_string()))
+}
+
+fn rest_section(t: &Tables) -> Result<RestConfig, ConfigError> {
+    let max_timeout = t
+        .duration("rest", "max_timeout")?
+        .unwrap_or(Duration::from_secs(120));
+    if max_timeout > Duration::from_secs(3600) {
+        return Err(t.bad("rest", "max_timeout", "expected at most 1h"));
+    }
+    let timeout = t
+        .duration("rest", "timeout")?
+        .unwrap_or(Duration::from_secs(30).min(max_timeout));
+    if timeout > max_timeout {
+        return Err(t.bad("rest", "timeout", "expected at most rest.max_timeout"));
+    }
+    Ok(RestConfig {
+        timeout,
+        max_timeout,
+        max_waiting: t.int("rest", "max_waiting", 1, 4096)?.unwrap_or(16),
+    })
 }
 
 fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
@@ -481,12 +540,62 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
             .duration("webhook", "timeout")?
             .unwrap_or(Duration::from_secs(10)),
         secret: t.string("webhook", "secret")?.map(Secret::new),
-        bearer: t.string("webhook", "bearer")?.map(Secret::new),
+        bearer: match t.string("webhook", "bearer")? {
+            // It goes into a header line: no spaces or control characters.
+            Some(b) if b.is_empty() || !b.bytes().all(|c| c.is_ascii_graphic()) => {
+                return Err(t.bad(
+                    "webhook",
+                    "bearer",
+                    "expected printable ASCII without spaces",
+                ))
+            }
+            b => b.map(Secret::new),
+        },
         retries: t
             .int("webhook", "retries", 0, 10)?
             .map_or(2, |n| u32::try_from(n).unwrap_or(2)),
         queue: t.int("webhook", "queue", 1, 4096)?.unwrap_or(16),
     }))
+}
+
+fn invites_section(t: &Tables) -> Result<InvitesConfig, ConfigError> {
+    let public_url = match t.string("invites", "public_url")? {
+        None => None,
+        Some(u) => {
+            let parsed = http_types::Url::parse(&u).ok().filter(|p| {
+                matches!(p.scheme(), "http" | "https")
+                    && p.host_str().is_some()
+                    && p.query().is_none()
+                    && p.fragment().is_none()
+                    && p.username().is_empty()
+                    && p.password().is_none()
+            });
+            if parsed.is_none() {
+                return Err(t.bad(
+                    "invites",
+                    "public_url",
+                    "expected an http:// or https:// URL without query, fragment or credentials",
+                ));
+            }
+            Some(u.trim_end_matches('/').to_string())
+        }
+    };
+    let unknown = match t.string("invites", "unknown")?.as_deref() {
+        None | Some("ignore") => UnknownSubscription::Ignore,
+        Some("deny") => UnknownSubscription::Deny,
+        Some(_) => return Err(t.bad("invites", "unknown", "expected \"ignore\" or \"deny\"")),
+    };
+    Ok(InvitesConfig {
+        file: t
+            .path("invites", "file")?
+            .unwrap_or_else(|| "/etc/xrelay/invites".into()),
+        ttl: t
+            .duration("invites", "ttl")?
+            .unwrap_or(Duration::from_secs(7 * 86400)),
+        public_url,
+        unknown,
+        max: t.int("invites", "max", 1, MAX_INVITES)?.unwrap_or(256),
+    })
 }
 
 /// Whether `host` names this machine, for the `tls = "plain"` rule.
@@ -544,6 +653,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "ping_interval",
             "timeout",
             "reconnect_max",
+            "resume",
         ],
     ),
     (
@@ -555,7 +665,8 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "read_timeout",
         ],
     ),
-    ("outbox", &["capacity"]),
+    ("outbox", &["capacity", "spool", "grace"]),
+    ("rest", &["timeout", "max_timeout", "max_waiting"]),
     (
         "webhook",
         &[
@@ -563,7 +674,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("keys", &["file"]),
-    ("invites", &["file", "ttl", "public_url"]),
+    ("invites", &["file", "ttl", "public_url", "unknown", "max"]),
 ];
 
 fn is_known(table: &str, key: &str) -> bool {
@@ -629,6 +740,14 @@ impl Tables {
             None => Ok(None),
             Some((Value::Str(s), _)) => Ok(Some(s)),
             Some((v, _)) => Err(self.wrong_type(table, key, "a string", &v)),
+        }
+    }
+
+    fn bool(&self, table: &str, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.take(table, key) {
+            None => Ok(None),
+            Some((Value::Bool(b), _)) => Ok(Some(b)),
+            Some((v, _)) => Err(self.wrong_type(table, key, "true or false", &v)),
         }
     }
 
@@ -717,8 +836,17 @@ mod tests {
         assert_eq!(c.http.max_body_bytes, 65536);
         assert_eq!(c.http.max_connections, 64);
         assert_eq!(c.outbox.capacity, 256);
+        assert!(c.outbox.spool.is_none());
+        assert_eq!(c.outbox.grace, Duration::from_secs(10));
+        assert!(c.xmpp.resume);
         assert!(c.webhook.is_none());
+        assert_eq!(c.rest.timeout, Duration::from_secs(30));
+        assert_eq!(c.rest.max_timeout, Duration::from_secs(120));
+        assert_eq!(c.rest.max_waiting, 16);
         assert_eq!(c.invites.ttl, Duration::from_secs(7 * 86400));
+        assert_eq!(c.invites.unknown, UnknownSubscription::Ignore);
+        assert_eq!(c.invites.max, 256);
+        assert!(c.invites.public_url.is_none());
         assert!(
             !format!("{c:?}").contains("pw\""),
             "Debug must not show the password"
@@ -763,6 +891,8 @@ file = "/etc/xrelay/keys"
 file = "/etc/xrelay/invites"
 ttl = "7d"
 public_url = "https://router.example/"
+unknown = "deny"
+max = 10
 "#;
         let c = Config::parse(text, None).unwrap();
         assert_eq!(c.xmpp.port, Some(5222));
@@ -775,8 +905,10 @@ public_url = "https://router.example/"
         assert_eq!((w.retries, w.queue), (3, 4));
         assert_eq!(
             c.invites.public_url.as_deref(),
-            Some("https://router.example/")
+            Some("https://router.example")
         );
+        assert_eq!(c.invites.unknown, UnknownSubscription::Deny);
+        assert_eq!(c.invites.max, 10);
     }
 
     #[test]
@@ -854,8 +986,44 @@ public_url = "https://router.example/"
                 "use bearer",
             ),
             (
+                format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nbearer = \"a\\r\\nX: y\"\n"),
+                "webhook.bearer (line 6): expected printable ASCII",
+            ),
+            (
                 format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nqueue = 0\n"),
                 "webhook.queue (line 6): expected a number from 1 to 4096",
+            ),
+            (
+                format!("{MINIMAL}[invites]\npublic_url = \"router.example\"\n"),
+                "invites.public_url (line 5): expected an http:// or https:// URL",
+            ),
+            (
+                format!("{MINIMAL}[invites]\npublic_url = \"https://r.example/?a=b\"\n"),
+                "invites.public_url (line 5)",
+            ),
+            (
+                format!("{MINIMAL}[invites]\nunknown = \"accept\"\n"),
+                "invites.unknown (line 5): expected \"ignore\" or \"deny\"",
+            ),
+            (
+                format!("{MINIMAL}[invites]\nmax = 0\n"),
+                "invites.max (line 5): expected a number from 1 to 4096",
+            ),
+            (
+                format!("{MINIMAL}[invites]\nttl = \"0d\"\n"),
+                "invites.ttl (line 5)",
+            ),
+            (
+                format!("{MINIMAL}[rest]\ntimeout = \"5m\"\nmax_timeout = \"1m\"\n"),
+                "rest.timeout (line 5): expected at most rest.max_timeout",
+            ),
+            (
+                format!("{MINIMAL}[rest]\nmax_timeout = \"2h\"\n"),
+                "rest.max_timeout (line 5): expected at most 1h",
+            ),
+            (
+                format!("{MINIMAL}[rest]\nmax_waiting = 0\n"),
+                "rest.max_waiting (line 5): expected a number from 1 to 4096",
             ),
             (
                 format!("{MINIMAL}[nosuch]\nk = 1\n"),
@@ -871,6 +1039,59 @@ public_url = "https://router.example/"
             ),
             ("[xmpp]\npassword = \"p\"\n".into(), "xmpp.jid: missing"),
             ("[xmpp]\njid = \n".into(), "syntax error on line 2"),
+        ];
+        for (text, needle) in cases {
+            let e = err(&text);
+            assert!(e.contains(needle), "{text:?}\n=> {e}\n(wanted {needle:?})");
+        }
+    }
+
+    #[test]
+    fn reliability_keys() {
+        let text = format!(
+            "{MINIMAL}resume = false\n[outbox]\ncapacity = 8\nspool = \"/var/lib/xrelay/spool\"\n\
+             grace = \"1m\"\n"
+        );
+        let c = Config::parse(&text, None).unwrap();
+        assert!(!c.xmpp.resume);
+        assert_eq!(
+            c.outbox.spool.as_deref(),
+            Some(Path::new("/var/lib/xrelay/spool"))
+        );
+        assert_eq!(c.outbox.grace, Duration::from_secs(60));
+        let cases = [
+            (
+                format!("{MINIMAL}resume = \"yes\"\n"),
+                "xmpp.resume (line 4): expected true or false, got a string",
+            ),
+            (
+                format!("{MINIMAL}resume = 1\n"),
+                "xmpp.resume (line 4): expected true or false",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\nspool = \"\"\n"),
+                "outbox.spool (line 5): the path is empty",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\nspool = true\n"),
+                "outbox.spool (line 5): expected a string",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\ngrace = \"0s\"\n"),
+                "outbox.grace (line 5): the duration must not be zero",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\ngrace = \"2h\"\n"),
+                "outbox.grace (line 5): at most 1h",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\ngrace = 10\n"),
+                "outbox.grace (line 5): expected a string",
+            ),
+            (
+                format!("{MINIMAL}[outbox]\nspool_dir = \"/x\"\n"),
+                "outbox.spool_dir (line 5): unknown key",
+            ),
         ];
         for (text, needle) in cases {
             let e = err(&text);

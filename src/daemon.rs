@@ -1,29 +1,40 @@
 //! `xrelay run`: the HTTP listeners and one XMPP stream kept online (reconnecting with
-//! backoff) on a single-threaded executor, until SIGTERM or SIGINT; SIGHUP reloads keys.
+//! backoff, resuming the session when the server can) on a single-threaded executor, until
+//! SIGTERM or SIGINT; SIGHUP reloads keys and invites.
 //!
 //! The online loop moves outbox entries onto the stream, feeds acknowledgements back into
-//! the outbox, joins the configured rooms, and answers what arrives.
+//! the outbox, reads the roster, joins the configured rooms, approves subscription requests
+//! that carry a valid invite token, and answers what arrives.
+//!
+//! Stopping is graceful: the first SIGTERM or SIGINT closes the HTTP listeners and gives
+//! the outbox `outbox.grace` to be acknowledged (reconnecting if need be), then the stream
+//! is closed; a second signal stops at once.
 
 use crate::app::{App, RoomState, StreamState};
-use crate::config::Config;
+use crate::config::{Config, UnknownSubscription};
 use crate::http;
+use crate::invites::{self, InviteStore, Refusal};
 use crate::keys::KeyStore;
 use crate::log;
 use crate::metrics;
+use crate::outbox::Outbox;
+use crate::spool::Spool;
 use crate::webhook;
 use crate::xmpp::conn::{self, Connection, Progress};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
+use crate::xmpp::roster::{Outcome, MAX_ROSTER_ITEMS};
 use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC, NS_PING};
-use crate::xmpp::stream::Event;
+use crate::xmpp::stream::{Event, Resumption, SmState};
 use crate::xmpp::tls;
 use crate::xmpp::xml::Element;
 use async_signal::{Signal, Signals};
 use smol::future::FutureExt;
 use smol::lock::Semaphore;
 use smol::stream::StreamExt;
-use smol::{LocalExecutor, Timer};
+use smol::{LocalExecutor, Task, Timer};
 use std::fmt;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,6 +45,8 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 /// A connection that stayed up this long resets the backoff: a server that drops us right
 /// after login must not be hammered at the first step forever.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// Time the clean close of the stream still gets once the grace period is over.
+const CLOSE_AFTER_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the daemon could not run.
 #[derive(Debug)]
@@ -44,8 +57,12 @@ pub enum RunError {
     Signals(std::io::Error),
     /// The keys file is unusable.
     Keys(crate::keys::KeysError),
+    /// The invites file is unusable.
+    Invites(crate::invites::InvitesError),
     /// An HTTP listen address could not be bound.
     Listen(std::net::SocketAddr, std::io::Error),
+    /// The outbox spool cannot be used.
+    Spool(crate::spool::SpoolError),
 }
 
 impl fmt::Display for RunError {
@@ -54,7 +71,9 @@ impl fmt::Display for RunError {
             RunError::Tls(e) => write!(f, "{e}"),
             RunError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             RunError::Keys(e) => write!(f, "{e}"),
+            RunError::Invites(e) => write!(f, "{e}"),
             RunError::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            RunError::Spool(e) => write!(f, "{e}"),
         }
     }
 }
@@ -115,7 +134,8 @@ pub fn log_progress(p: Progress) {
 pub fn run(cfg: Config) -> Result<(), RunError> {
     let tls = tls::client_config(&cfg.xmpp.trust()).map_err(RunError::Tls)?;
     let keys = KeyStore::open(&cfg.keys.file).map_err(RunError::Keys)?;
-    let mut signals =
+    let invites = InviteStore::open(&cfg.invites.file).map_err(RunError::Invites)?;
+    let signals =
         Signals::new([Signal::Term, Signal::Int, Signal::Hup]).map_err(RunError::Signals)?;
     let mut listeners = Vec::new();
     for addr in &cfg.http.listen {
@@ -137,7 +157,34 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         }
         None => None,
     };
-    let mut app = App::new(cfg, keys);
+    let spool = match &cfg.outbox.spool {
+        // A spooled stanza was built from a body of at most `max_body_bytes` (or a
+        // webhook answer of at most `max_stanza_bytes`); escaping at most sextuples it.
+        Some(path) => Some(
+            Spool::open(
+                path,
+                cfg.http.max_body_bytes.max(cfg.xmpp.max_stanza_bytes) * 6 + 4096,
+            )
+            .map_err(RunError::Spool)?,
+        ),
+        None => None,
+    };
+    let mut app = App::new(cfg, keys, invites);
+    if let Some((spool, replay)) = spool {
+        if replay.skipped > 0 {
+            log!(
+                "outbox spool: skipped {} damaged line(s) (a write cut short by a crash)",
+                replay.skipped
+            );
+        }
+        if !replay.entries.is_empty() {
+            log!(
+                "outbox spool: {} message(s) from before the restart queued again",
+                replay.entries.len()
+            );
+        }
+        app.outbox = Outbox::with_spool(app.cfg.outbox.capacity, spool, replay.entries);
+    }
     let ex = Rc::new(LocalExecutor::new());
     let worker = hook.map(|(hook, queue, rx)| {
         app.webhook = Some(queue);
@@ -149,40 +196,59 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         ex.spawn(async move { webhook::run_worker(hook, rx, &app).await })
             .detach();
     }
-    for l in listeners {
-        ex.spawn(http::serve(l, app.clone(), slots.clone(), ex.clone()))
-            .detach();
-    }
+    let mut http_tasks: Vec<Task<()>> = listeners
+        .into_iter()
+        .map(|l| ex.spawn(http::serve(l, app.clone(), slots.clone(), ex.clone())))
+        .collect();
+    let mut stopper = Stopper {
+        signals,
+        deadline: None,
+    };
     smol::block_on(ex.run(async {
         let mut backoff = Backoff::new(app.cfg.xmpp.reconnect_max);
         let mut reconnecting = false;
-        loop {
+        // The session the next connection tries to resume.
+        let mut previous: Option<SmState> = None;
+        let mut progress = log_progress;
+        'run: loop {
+            if stopper.deadline.is_some() && app.outbox.depth() == 0 {
+                break 'run;
+            }
             app.stream.set(StreamState::Connecting);
-            let open = async {
-                Some(Connection::open(&app.cfg.xmpp, tls.clone(), &mut log_progress).await)
-            };
-            let stop = async {
-                wait_for_stop(&mut signals, &app).await;
-                None
-            };
-            match open.or(stop).await {
-                None => {
-                    log!("stopped");
-                    return Ok(());
+            let opened = {
+                let mut open = pin!(Connection::open_resuming(
+                    &app.cfg.xmpp,
+                    tls.clone(),
+                    previous.clone(),
+                    &mut progress
+                ));
+                loop {
+                    let attempt = async { Ok(open.as_mut().await) };
+                    let stop = async { Err(stopper.next(&app).await) };
+                    match attempt.or(stop).await {
+                        Ok(r) => break r,
+                        Err(Stop::Begin) => {
+                            begin_shutdown(&app, &mut http_tasks, &mut stopper).await;
+                            if app.outbox.depth() == 0 {
+                                break 'run;
+                            }
+                        }
+                        Err(Stop::Now) => break 'run,
+                    }
                 }
-                Some(Ok(conn)) => {
+            };
+            match opened {
+                Ok(mut conn) => {
                     if reconnecting {
                         metrics::inc(&app.metrics.reconnects);
                     }
                     reconnecting = true;
                     let started = Instant::now();
-                    let end = serve(&app, conn, &mut signals).await;
-                    app.outbox.stream_lost();
+                    let end = serve(&app, &mut conn, &mut stopper, &mut http_tasks).await;
+                    previous = conn.sm_state();
+                    drop(conn);
                     match end {
-                        None => {
-                            log!("stopped");
-                            return Ok(());
-                        }
+                        None => break 'run,
                         Some(e) => {
                             log!("disconnected: {e}");
                             *app.last_error.borrow_mut() = Some(e.to_string());
@@ -192,7 +258,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                         backoff.reset();
                     }
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     log!("connection failed ({}): {e}", e.step());
                     *app.last_error.borrow_mut() = Some(format!("{}: {e}", e.step()));
                 }
@@ -200,73 +266,196 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             app.stream.set(StreamState::Offline);
             let delay = backoff.next_delay();
             log!("reconnecting in {:.1}s", delay.as_secs_f64());
-            let wait = async {
-                Timer::after(delay).await;
-                false
-            };
-            let stop = async {
-                wait_for_stop(&mut signals, &app).await;
-                true
-            };
-            if wait.or(stop).await {
-                log!("stopped");
-                return Ok(());
+            let mut timer = Timer::after(delay);
+            loop {
+                let wait = async { Ok((&mut timer).await) };
+                let stop = async { Err(stopper.next(&app).await) };
+                match wait.or(stop).await {
+                    Ok(_) => break,
+                    Err(Stop::Begin) => {
+                        begin_shutdown(&app, &mut http_tasks, &mut stopper).await;
+                        if app.outbox.depth() == 0 {
+                            break 'run;
+                        }
+                    }
+                    Err(Stop::Now) => break 'run,
+                }
             }
         }
+        log_stopped(&app);
+        Ok(())
     }))
 }
 
-/// Wait for SIGTERM or SIGINT; SIGHUP on the way reloads the keys.
-async fn wait_for_stop(signals: &mut Signals, app: &App) {
-    while let Some(sig) = signals.next().await {
-        match sig {
-            Ok(Signal::Hup) => reload_keys(app),
-            _ => return,
+/// What a stop signal asks for.
+enum Stop {
+    /// The first SIGTERM or SIGINT: take no new messages, deliver what is queued.
+    Begin,
+    /// Stop now: a second signal, or the grace period is over.
+    Now,
+}
+
+/// The stop signals and, once the first arrived, the end of the grace period.
+struct Stopper {
+    signals: Signals,
+    /// When shutting down: when to give up on the outbox.
+    deadline: Option<Instant>,
+}
+
+impl Stopper {
+    /// Wait for the next reason to stop; SIGHUP on the way reloads keys and invites.
+    async fn next(&mut self, app: &App) -> Stop {
+        let deadline = self.deadline;
+        let signals = &mut self.signals;
+        let signal = async {
+            while let Some(sig) = signals.next().await {
+                match sig {
+                    Ok(Signal::Hup) => reload_files(app),
+                    _ => break,
+                }
+            }
+            if deadline.is_some() {
+                Stop::Now
+            } else {
+                Stop::Begin
+            }
+        };
+        match deadline {
+            Some(d) => {
+                signal
+                    .or(async {
+                        Timer::at(d).await;
+                        Stop::Now
+                    })
+                    .await
+            }
+            None => signal.await,
         }
+    }
+
+    fn stopping(&self) -> bool {
+        self.deadline.is_some()
     }
 }
 
-fn reload_keys(app: &App) {
+/// The first stop signal: close the HTTP listeners (requests in progress finish), refuse
+/// new messages, and give the outbox `outbox.grace` to be acknowledged.
+async fn begin_shutdown(app: &App, http_tasks: &mut Vec<Task<()>>, stopper: &mut Stopper) {
+    // Cancelling returns once a listener's future (and with it the socket) is dropped.
+    for t in http_tasks.drain(..) {
+        t.cancel().await;
+    }
+    app.outbox.close();
+    let grace = app.cfg.outbox.grace;
+    stopper.deadline = Some(Instant::now() + grace);
+    match app.outbox.depth() {
+        0 => log!("shutting down"),
+        n => log!(
+            "shutting down: waiting up to {}s for the server to acknowledge {n} message(s)",
+            grace.as_secs()
+        ),
+    }
+}
+
+/// The last line: what could not be delivered, and whether it is kept.
+fn log_stopped(app: &App) {
+    match app.outbox.depth() {
+        0 => log!("stopped"),
+        n if app.outbox.is_spooled() => {
+            log!("stopped: {n} message(s) not delivered, kept in the spool for the next start")
+        }
+        n => log!("stopped: {n} message(s) not delivered and lost"),
+    }
+}
+
+fn reload_files(app: &App) {
     match app.keys.reload() {
         Ok(()) => log!("keys reloaded"),
         Err(e) => log!("keys not reloaded, keeping the previous ones: {e}"),
+    }
+    match app.invites.reload() {
+        Ok(()) => log!("invites reloaded"),
+        Err(e) => log!("invites not reloaded, keeping the previous ones: {e}"),
     }
 }
 
 /// What woke the online loop.
 enum Wake {
     Event(Result<Event, conn::Error>),
-    Signal(Option<std::io::Result<Signal>>),
+    Stop(Stop),
     Pushed,
 }
 
-/// Serve one online stream. `None`: stopped by a signal and closed cleanly.
-async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option<conn::Error> {
+/// Serve one online stream. `None`: stopped and closed cleanly.
+async fn serve(
+    app: &App,
+    conn: &mut Connection,
+    stopper: &mut Stopper,
+    http_tasks: &mut Vec<Task<()>>,
+) -> Option<conn::Error> {
     app.stream.set(StreamState::Online);
     *app.last_error.borrow_mut() = None;
-    // Initial presence, so the server routes messages to us, then the rooms. `open`
-    // returns only once the stream is online, so these sends cannot be refused.
-    let _ = conn.send(&Element::new("presence", NS_CLIENT));
-    for room in &app.cfg.xmpp.rooms {
-        app.set_room(room, RoomState::Joining);
-        let _ = conn.send(&join(room, &app.cfg.xmpp.nick));
+    let resumption = conn.resumption();
+    let acked = match resumption {
+        Resumption::None => None,
+        Resumption::Resumed { acked } => Some(acked),
+        Resumption::Failed { acked } => acked,
+    };
+    let (confirmed, resent) = app.outbox.restart(acked);
+    app.metrics
+        .delivered
+        .fetch_add(confirmed, Ordering::Relaxed);
+    let queued = app.outbox.depth() - resent;
+    match resumption {
+        Resumption::None if resent + queued == 0 => {}
+        Resumption::None => {
+            log!("new session: {resent} unacknowledged message(s) sent again, {queued} waiting")
+        }
+        Resumption::Resumed { .. } => log!(
+            "session resumed: {confirmed} message(s) confirmed, {resent} sent again, \
+             {queued} waiting"
+        ),
+        Resumption::Failed { acked: Some(_) } => log!(
+            "session not resumed, new session: {confirmed} message(s) confirmed by the \
+             server's count, {resent} sent again, {queued} waiting"
+        ),
+        Resumption::Failed { acked: None } => log!(
+            "session not resumed, new session: {resent} unacknowledged message(s) sent \
+             again, {queued} waiting"
+        ),
+    }
+    // A resumed session keeps its presence, roster and rooms on the server. A new one
+    // asks for the roster first (RFC 6121 §2.2: the session then gets roster pushes),
+    // then sends initial presence, so the server routes messages and pending
+    // subscription requests to us, then joins the rooms. `open` returns only once the
+    // stream is online, so these sends cannot be refused.
+    if !matches!(resumption, Resumption::Resumed { .. }) {
+        let _ = conn.send(&app.roster.borrow_mut().request(&app.next_id()));
+        let _ = conn.send(&Element::new("presence", NS_CLIENT));
+        for room in &app.cfg.xmpp.rooms {
+            app.set_room(room, RoomState::Joining);
+            let _ = conn.send(&join(room, &app.cfg.xmpp.nick));
+        }
     }
     loop {
+        if stopper.stopping() && app.outbox.depth() == 0 {
+            close(app, conn, stopper).await;
+            return None;
+        }
         if app.outbox.send_pending(|el| conn.send(el)) > 0 {
             conn.request_ack();
         }
         let ev = async { Wake::Event(conn.next_event().await) };
-        let sig = async { Wake::Signal(signals.next().await) };
+        let stop = async { Wake::Stop(stopper.next(app).await) };
         let pushed = async {
             app.outbox.pushed().await;
             Wake::Pushed
         };
-        match ev.or(sig).or(pushed).await {
+        match ev.or(stop).or(pushed).await {
             Wake::Pushed => {}
-            Wake::Signal(Some(Ok(Signal::Hup))) => reload_keys(app),
-            Wake::Signal(_) => {
-                log!("shutting down");
-                conn.close().await;
+            Wake::Stop(Stop::Begin) => begin_shutdown(app, http_tasks, stopper).await,
+            Wake::Stop(Stop::Now) => {
+                close(app, conn, stopper).await;
                 return None;
             }
             Wake::Event(Ok(Event::Acked(seq))) => {
@@ -274,7 +463,10 @@ async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option
                 app.metrics.delivered.fetch_add(n, Ordering::Relaxed);
             }
             Wake::Event(Ok(Event::Stanza(el))) => {
-                if let Some(reply) = inbound(app, &el) {
+                let replies = roster_iq(app, &el)
+                    .or_else(|| invite_presence(app, &el))
+                    .unwrap_or_else(|| inbound(app, &el).into_iter().collect());
+                for reply in replies {
                     // Online while events flow; a full buffer only delays the answer's
                     // peer, who retries: iq errors are not worth blocking the stream for.
                     let _ = conn.send(&reply);
@@ -283,6 +475,25 @@ async fn serve(app: &App, mut conn: Connection, signals: &mut Signals) -> Option
             Wake::Event(Ok(_)) => {}
             Wake::Event(Err(e)) => return Some(e),
         }
+    }
+}
+
+/// Close the stream cleanly within what is left of the grace period, and at least
+/// [`CLOSE_AFTER_GRACE`]: a dead link must not hold up the exit for `xmpp.timeout`.
+async fn close(app: &App, conn: &mut Connection, stopper: &Stopper) {
+    let now = Instant::now();
+    let until = stopper
+        .deadline
+        .map_or(now, |d| d.max(now))
+        .max(now + CLOSE_AFTER_GRACE);
+    let closed = async { conn.close().await };
+    let timer = async {
+        Timer::at(until).await;
+        None
+    };
+    if let Some(seq) = closed.or(timer).await {
+        let n = app.outbox.ack(seq);
+        app.metrics.delivered.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -298,6 +509,9 @@ fn join(room: &Jid, nick: &str) -> Element {
 
 /// React to an inbound stanza; returns the answer to send, if any.
 fn inbound(app: &App, el: &Element) -> Option<Element> {
+    if app.iq_waits.complete(el, &app.cfg.xmpp.jid.bare()) {
+        return None;
+    }
     let kind = el.get_attr("type");
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
     match el.name() {
@@ -335,6 +549,89 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
         }),
         _ => None,
     }
+}
+
+/// The answer to our roster request, or a roster push (answered); `None` for other
+/// stanzas.
+fn roster_iq(app: &App, el: &Element) -> Option<Vec<Element>> {
+    let outcome = app.roster.borrow_mut().handle(el, &app.cfg.xmpp.jid)?;
+    Some(match outcome {
+        Outcome::Loaded(n, false) => {
+            log!("roster: {n} contact(s)");
+            Vec::new()
+        }
+        Outcome::Loaded(n, true) => {
+            log!("roster: {n} contact(s), tracking the first {MAX_ROSTER_ITEMS}");
+            Vec::new()
+        }
+        Outcome::Failed(condition) => {
+            log!("roster not available: {condition}");
+            Vec::new()
+        }
+        Outcome::Answer(reply) => vec![reply],
+    })
+}
+
+/// Subscription presences (RFC 6121 §3), which never go to the webhook (a request's
+/// invite token is a secret). A `subscribe` with a valid invite token (XEP-0379) is
+/// approved, the bot subscribes back, and the invite is used up; without one it is left
+/// pending or denied (`invites.unknown`). Nothing else is ever approved. `None` for other
+/// stanzas.
+fn invite_presence(app: &App, el: &Element) -> Option<Vec<Element>> {
+    let kind = el.get_attr("type")?;
+    if el.name() != "presence"
+        || !matches!(
+            kind,
+            "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed"
+        )
+    {
+        return None;
+    }
+    let Some(from) = el.get_attr("from").and_then(|f| Jid::parse(f).ok()) else {
+        return Some(Vec::new());
+    };
+    let from = from.bare();
+    if kind != "subscribe" {
+        log!("{from}: {kind}");
+        return Some(Vec::new());
+    }
+    let refusal = match invites::preauth_token(el) {
+        None => "it carries no invite token".to_string(),
+        Some(token) => match app
+            .invites
+            .redeem(token, from.as_str(), crate::timefmt::now_unix())
+        {
+            Ok(invite) => {
+                log!("invite {} used by {from}: subscription approved", invite.id);
+                let mut out = vec![stanza::presence(&from, "subscribed")];
+                let subscribed = app
+                    .roster
+                    .borrow()
+                    .get(&from)
+                    .is_some_and(|s| s.to_contact());
+                if !subscribed {
+                    out.push(stanza::presence(&from, "subscribe"));
+                }
+                return Some(out);
+            }
+            Err(e @ Refusal::NotSaved(_)) => {
+                // Unanswered, the request stays pending and comes back after a reconnect.
+                log!("subscription request from {from} left pending: {e}");
+                return Some(Vec::new());
+            }
+            Err(e) => e.to_string(),
+        },
+    };
+    Some(match app.cfg.invites.unknown {
+        UnknownSubscription::Ignore => {
+            log!("subscription request from {from} ignored: {refusal}");
+            Vec::new()
+        }
+        UnknownSubscription::Deny => {
+            log!("subscription request from {from} denied: {refusal}");
+            vec![stanza::presence(&from, "unsubscribed")]
+        }
+    })
 }
 
 /// Our own occupant in one of our rooms: its messages are our posts reflected back.

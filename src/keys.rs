@@ -7,25 +7,17 @@
 //! rereads the file when it changes, so keys made or deleted by the CLI take effect in a
 //! running daemon without a restart.
 
+use crate::hashfile::{self, ct_eq, hex, sha256, unhex32, DataFile, FileError, Signature};
 use crate::log;
 use crate::timefmt::{format_rfc3339, parse_rfc3339};
 use base64::Engine;
-use ring::digest;
-use ring::rand::{SecureRandom, SystemRandom};
 use std::fmt;
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// Most keys a file may hold.
 pub const MAX_KEYS: usize = 1024;
-/// Largest keys file accepted.
-pub const MAX_FILE_BYTES: u64 = 512 * 1024;
-/// Longest key name.
-pub const MAX_NAME_CHARS: usize = 64;
 /// How often the daemon looks at the file for changes (at most).
 pub const RECHECK: Duration = Duration::from_secs(1);
 
@@ -80,29 +72,8 @@ pub struct Key {
 /// Why a keys operation failed. Never carries a secret.
 #[derive(Debug)]
 pub enum KeysError {
-    /// Reading or writing the file failed.
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        err: std::io::Error,
-    },
-    /// The file is readable by group or others.
-    Permissions {
-        /// The file.
-        path: PathBuf,
-        /// Its mode.
-        mode: u32,
-    },
-    /// A line of the file is not a key.
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The 1-based line.
-        line: usize,
-        /// What is wrong.
-        msg: String,
-    },
+    /// The file cannot be read, written or parsed.
+    File(FileError),
     /// No key with that id.
     NotFound(String),
     /// An unknown scope name.
@@ -118,23 +89,15 @@ pub enum KeysError {
 impl fmt::Display for KeysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeysError::Io { path, err } => write!(f, "keys file {}: {err}", path.display()),
-            KeysError::Permissions { path, mode } => write!(
-                f,
-                "keys file {} is readable by others (mode {:o}); run chmod 600 on it",
-                path.display(),
-                mode & 0o777
-            ),
-            KeysError::Parse { path, line, msg } => {
-                write!(f, "keys file {} line {line}: {msg}", path.display())
-            }
+            KeysError::File(e) => write!(f, "{e}"),
             KeysError::NotFound(id) => write!(f, "key not found: {id}"),
             KeysError::BadScope(s) => {
                 write!(f, "unknown scope {s:?} (expected msg, rest or invite)")
             }
             KeysError::BadName => write!(
                 f,
-                "a key name is printable text of at most {MAX_NAME_CHARS} characters"
+                "a key name is printable text of at most {} characters",
+                hashfile::MAX_NAME_CHARS
             ),
             KeysError::TooMany => write!(f, "the keys file already holds {MAX_KEYS} keys"),
             KeysError::Random => f.write_str("the OS random source failed"),
@@ -169,86 +132,22 @@ pub enum AuthResult {
     MissingScope,
 }
 
-/// Constant-time equality of two hashes.
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn sha256(s: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, s.as_bytes()).as_ref());
-    out
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// The keys file in memory.
 #[derive(Debug, Clone)]
 pub struct KeyFile {
-    path: PathBuf,
+    file: DataFile,
     keys: Vec<Key>,
 }
 
 impl KeyFile {
     /// Read the file; a missing file holds no keys.
     pub fn load(path: &Path) -> Result<KeyFile, KeysError> {
-        let io = |err| KeysError::Io {
+        let file = DataFile {
+            what: "keys",
             path: path.to_path_buf(),
-            err,
         };
-        let meta = match fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(KeyFile {
-                    path: path.to_path_buf(),
-                    keys: Vec::new(),
-                })
-            }
-            Err(e) => return Err(io(e)),
-        };
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(KeysError::Permissions {
-                path: path.to_path_buf(),
-                mode: meta.permissions().mode(),
-            });
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(io(std::io::Error::other("the file is larger than 512 KiB")));
-        }
-        let text = fs::read_to_string(path).map_err(io)?;
-        let mut keys = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let key = parse_line(line).map_err(|msg| KeysError::Parse {
-                path: path.to_path_buf(),
-                line: i + 1,
-                msg,
-            })?;
-            if keys.len() == MAX_KEYS {
-                return Err(KeysError::TooMany);
-            }
-            keys.push(key);
-        }
-        Ok(KeyFile {
-            path: path.to_path_buf(),
-            keys,
-        })
+        let keys = file.load(MAX_KEYS, parse_line).map_err(KeysError::File)?;
+        Ok(KeyFile { file, keys })
     }
 
     /// The keys, in file order.
@@ -265,17 +164,14 @@ impl KeyFile {
         name: &str,
         now: u64,
     ) -> Result<(Key, String), KeysError> {
-        if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        if !hashfile::is_valid_name(name) {
             return Err(KeysError::BadName);
         }
         if self.keys.len() >= MAX_KEYS {
             return Err(KeysError::TooMany);
         }
-        let rng = SystemRandom::new();
-        let mut id = [0u8; 8];
-        let mut secret = [0u8; 32];
-        rng.fill(&mut id).map_err(|_| KeysError::Random)?;
-        rng.fill(&mut secret).map_err(|_| KeysError::Random)?;
+        let id = hashfile::random::<8>().map_err(|_| KeysError::Random)?;
+        let secret = hashfile::random::<32>().map_err(|_| KeysError::Random)?;
         let id = hex(&id);
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
         let key = Key {
@@ -323,23 +219,7 @@ impl KeyFile {
         }
     }
 
-    /// Write atomically: a 0600 temp file in the same directory, fsync, rename, fsync dir.
     fn save(&self) -> Result<(), KeysError> {
-        let io = |err| KeysError::Io {
-            path: self.path.clone(),
-            err,
-        };
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io)?;
-        }
         let mut text = String::from(
             "# xrelay API keys: ID, SHA-256 of the secret, scopes, created, expires, name\n",
         );
@@ -355,27 +235,7 @@ impl KeyFile {
                 k.name
             ));
         }
-        let file_name = self
-            .path
-            .file_name()
-            .map_or_else(|| "keys".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-        let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            fs::File::open(&dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        self.file.save(&text).map_err(KeysError::File)
     }
 }
 
@@ -435,55 +295,35 @@ pub fn format_list(keys: &[Key], now: u64) -> String {
             expires,
         ]);
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        for (c, cell) in r.iter().enumerate() {
-            if c == 4 {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// The file's identity, to notice when it changed.
-fn signature(path: &Path) -> Option<(i64, i64, u64, u64)> {
-    fs::metadata(path)
-        .ok()
-        .map(|m| (m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
+    hashfile::format_table(&rows)
 }
 
 /// The daemon's view of the keys file, reloaded when the file changes.
 #[derive(Debug)]
 pub struct KeyStore {
-    path: PathBuf,
+    file: DataFile,
     state: RwLock<Loaded>,
 }
 
 #[derive(Debug)]
 struct Loaded {
     file: KeyFile,
-    signature: Option<(i64, i64, u64, u64)>,
+    signature: Option<Signature>,
     checked: Instant,
 }
 
 impl KeyStore {
     /// Load the keys file (missing = no keys).
     pub fn open(path: &Path) -> Result<KeyStore, KeysError> {
-        let file = KeyFile::load(path)?;
+        let loaded = KeyFile::load(path)?;
+        let file = loaded.file.clone();
         Ok(KeyStore {
-            path: path.to_path_buf(),
             state: RwLock::new(Loaded {
-                file,
-                signature: signature(path),
+                signature: file.signature(),
+                file: loaded,
                 checked: Instant::now(),
             }),
+            file,
         })
     }
 
@@ -511,7 +351,7 @@ impl KeyStore {
 
     /// Whether the file differs from what was loaded (and note that it was checked).
     fn changed(&self) -> bool {
-        let sig = signature(&self.path);
+        let sig = self.file.signature();
         match self.state.write() {
             Ok(mut s) => {
                 s.checked = Instant::now();
@@ -523,11 +363,14 @@ impl KeyStore {
 
     /// Reread the file now (SIGHUP). On error the previous keys stay.
     pub fn reload(&self) -> Result<(), KeysError> {
-        let sig = signature(&self.path);
-        let result = KeyFile::load(&self.path);
-        let mut s = self.state.write().map_err(|_| KeysError::Io {
-            path: self.path.clone(),
-            err: std::io::Error::other("keys lock poisoned"),
+        let sig = self.file.signature();
+        let result = KeyFile::load(&self.file.path);
+        let mut s = self.state.write().map_err(|_| {
+            KeysError::File(FileError {
+                what: self.file.what,
+                path: self.file.path.clone(),
+                cause: hashfile::Cause::Io(std::io::Error::other("keys lock poisoned")),
+            })
         })?;
         // Remember the signature even on failure, so a bad file is reported once.
         s.signature = sig;
@@ -539,11 +382,13 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hashfile::Cause;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("xrelay-keys-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+        crate::hashfile::test_dir(&format!("keys-{name}"))
     }
 
     #[test]
@@ -625,11 +470,23 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             KeyFile::load(&path),
-            Err(KeysError::Permissions { .. })
+            Err(KeysError::File(FileError {
+                cause: Cause::Permissions(_),
+                ..
+            }))
         ));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let e = KeyFile::load(&path).unwrap_err();
-        assert!(matches!(e, KeysError::Parse { line: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                KeysError::File(FileError {
+                    cause: Cause::Parse { line: 3, .. },
+                    ..
+                })
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("line 3"));
         for bad in [
             "a\tb",

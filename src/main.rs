@@ -1,4 +1,4 @@
-//! The `xrelay` command line: `run`, `check`, `send`.
+//! The `xrelay` command line: `run`, `check`, `send`, `key`, `invite`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use xrelay::config::{self, Config};
 use xrelay::daemon;
+use xrelay::invites::{self, InviteFile};
 use xrelay::keys::{self, KeyFile};
 use xrelay::log;
 use xrelay::timefmt;
@@ -28,6 +29,11 @@ usage:
                                           make an API key; prints ID/SECRET once
   xrelay [-c FILE] key list               list keys (never secrets)
   xrelay [-c FILE] key delete ID          delete a key
+  xrelay [-c FILE] invite create [--ttl DURATION] [NAME]
+                                          make an invite; prints its xmpp: URI (and
+                                          landing page URL) once
+  xrelay [-c FILE] invite list            list invites (never tokens)
+  xrelay [-c FILE] invite revoke ID       withdraw an invite
   xrelay --version | --help
 
 options:
@@ -54,6 +60,12 @@ enum Command {
     },
     KeyList,
     KeyDelete(String),
+    InviteCreate {
+        ttl: Option<String>,
+        name: String,
+    },
+    InviteList,
+    InviteRevoke(String),
     Help,
     Version,
 }
@@ -71,6 +83,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut subject = None;
     let mut scopes = None;
     let mut expires = None;
+    let mut ttl = None;
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
             it.next()
@@ -100,6 +113,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             "-s" | "--subject" => subject = Some(value(a)?),
             "--scope" => scopes = Some(value(a)?),
             "--expires" => expires = Some(value(a)?),
+            "--ttl" => ttl = Some(value(a)?),
             "--" => rest.extend(it.by_ref().cloned()),
             s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
             _ => rest.push(a.clone()),
@@ -127,6 +141,15 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             (Some("delete"), 3) => Command::KeyDelete(rest[2].clone()),
             _ => return Err("key needs: create [NAME], list, or delete ID".into()),
         },
+        Some("invite") => match (rest.get(1).map(String::as_str), rest.len()) {
+            (Some("create"), 2..=3) => Command::InviteCreate {
+                ttl: ttl.take(),
+                name: rest.get(2).cloned().unwrap_or_default(),
+            },
+            (Some("list"), 2) => Command::InviteList,
+            (Some("revoke"), 3) => Command::InviteRevoke(rest[2].clone()),
+            _ => return Err("invite needs: create [NAME], list, or revoke ID".into()),
+        },
         Some(c @ ("run" | "check")) => return Err(format!("{c} takes no arguments")),
         Some(c) => return Err(format!("unknown command {c:?}")),
         None => Command::Run,
@@ -136,6 +159,9 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
     }
     if key_options && !matches!(command, Command::KeyCreate { .. }) {
         return Err("--scope and --expires belong to key create".into());
+    }
+    if ttl.is_some() {
+        return Err("--ttl belongs to invite create".into());
     }
     Ok(Cli { config, command })
 }
@@ -194,29 +220,80 @@ fn main() -> ExitCode {
             expires,
             name,
         } => key_create(&cfg, scopes.as_deref(), expires.as_deref(), &name),
-        Command::KeyList => match KeyFile::load(&cfg.keys.file) {
-            Ok(f) => {
-                print!("{}", keys::format_list(f.keys(), timefmt::now_unix()));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(1, &e),
-        },
-        Command::KeyDelete(id) => {
-            match KeyFile::load(&cfg.keys.file).and_then(|mut f| f.delete(&id)) {
-                Ok(()) => {
-                    eprintln!("xrelay: key {id} deleted");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(1, &e),
-            }
-        }
+        Command::KeyList => listed(
+            KeyFile::load(&cfg.keys.file).map(|f| keys::format_list(f.keys(), timefmt::now_unix())),
+        ),
+        Command::KeyDelete(id) => confirmed(
+            KeyFile::load(&cfg.keys.file)
+                .and_then(|mut f| f.delete(&id))
+                .map(|()| format!("key {id} deleted")),
+        ),
+        Command::InviteCreate { ttl, name } => invite_create(&cfg, ttl.as_deref(), &name),
+        Command::InviteList => listed(
+            InviteFile::load(&cfg.invites.file)
+                .map(|f| invites::format_list(f.invites(), timefmt::now_unix())),
+        ),
+        Command::InviteRevoke(id) => confirmed(
+            InviteFile::load(&cfg.invites.file)
+                .and_then(|mut f| f.revoke(&id))
+                .map(|()| format!("invite {id} revoked")),
+        ),
         Command::Help | Command::Version => ExitCode::SUCCESS,
+    }
+}
+
+/// Make an invite and print its URI (and landing page), the only time they are shown.
+fn invite_create(cfg: &Config, ttl: Option<&str>, name: &str) -> ExitCode {
+    let ttl = match ttl.map(config::parse_duration).transpose() {
+        Ok(Some(d)) if d.is_zero() => return fail(2, &"--ttl: the duration must not be zero"),
+        Ok(d) => d.unwrap_or(cfg.invites.ttl),
+        Err(e) => return fail(2, &format!("--ttl: {e}")),
+    };
+    let now = timefmt::now_unix();
+    let created = InviteFile::load(&cfg.invites.file)
+        .and_then(|mut f| f.create(name, now, now + ttl.as_secs(), cfg.invites.max));
+    match created {
+        Ok((invite, token)) => {
+            println!("{}", invites::uri(&cfg.xmpp.jid, &token));
+            if let Some(base) = &cfg.invites.public_url {
+                println!("{}", invites::landing_url(base, &token));
+            }
+            eprintln!(
+                "xrelay: invite {} created, valid once until {}; the link is shown only now",
+                invite.id,
+                timefmt::format_rfc3339(invite.expires)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
     }
 }
 
 fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("xrelay: {e}");
     ExitCode::from(code)
+}
+
+/// Print a listing, or fail with exit 1.
+fn listed(result: Result<String, impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// Confirm a change on stderr, or fail with exit 1.
+fn confirmed(result: Result<String, impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(note) => {
+            eprintln!("xrelay: {note}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
+    }
 }
 
 /// Make a key and print its token, the only time it is ever shown.
@@ -272,7 +349,7 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
     };
     smol::block_on(async {
         match Connection::open(&cfg.xmpp, tls, &mut report).await {
-            Ok(conn) => {
+            Ok(mut conn) => {
                 conn.close().await;
                 println!("ok: online in {} ms", started.elapsed().as_millis());
                 ExitCode::SUCCESS

@@ -4,12 +4,13 @@
 //! The pure half turns a stanza into a request (URL template, JSON or XML body, signature)
 //! and a response into what the sender gets ([`Outcome`]): 202/204 nothing, a stanza in the
 //! body that reply, a 4xx/5xx the stanza error of Prosody's HTTP→stanza-error table, an
-//! unreachable endpoint `wait/recipient-unavailable`. The shell is an HTTP/1.1 client
-//! (async-h1 over smol TCP, rustls for https) and one worker fed by a bounded queue, so
+//! unreachable endpoint `wait/recipient-unavailable`. The shell is a one-request HTTP/1.x
+//! client (`http::client` over smol TCP, rustls for https) and one worker fed by a bounded queue, so
 //! replies keep the order of the stanzas and a slow endpoint never holds up the stream.
 
 use crate::app::App;
 use crate::config::{WebhookConfig, WebhookFormat};
+use crate::http::client::{self, ExchangeError, ResponseError};
 use crate::log;
 use crate::metrics;
 use crate::xmpp::jid::Jid;
@@ -17,12 +18,11 @@ use crate::xmpp::jsonmap;
 use crate::xmpp::stanza::{self, NS_CLIENT};
 use crate::xmpp::tls;
 use crate::xmpp::xml::{self, Element};
-use http_types::{Method, Request, Url};
+use http_types::Url;
 use ring::hmac;
 use rustls::ClientConfig;
 use smol::channel::{Receiver, Sender, TrySendError};
 use smol::future::FutureExt;
-use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
 use smol::Timer;
 use std::fmt;
@@ -60,7 +60,7 @@ pub enum CallError {
     Tls(tls::TlsError),
     /// The endpoint did not answer within `webhook.timeout`.
     Timeout,
-    /// The answer was not HTTP/1.1, or broke off.
+    /// The answer was not HTTP, or broke off.
     Http(String),
     /// The answer's body is larger than a stanza may be.
     TooLarge(usize),
@@ -165,7 +165,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     format!(
         "sha256={}",
-        crate::keys::hex(hmac::sign(&key, body).as_ref())
+        crate::hashfile::hex(hmac::sign(&key, body).as_ref())
     )
 }
 
@@ -408,52 +408,57 @@ impl Webhook {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| CallError::Url("no port".into()))?;
-        let mut req = Request::new(Method::Post, url);
-        req.set_body(body.to_vec());
-        req.insert_header("Content-Type", content_type);
-        req.insert_header(
-            "Accept",
-            "application/json, application/xmpp+xml;q=0.9, */*;q=0.1",
-        );
-        req.insert_header("User-Agent", concat!("xrelay/", env!("CARGO_PKG_VERSION")));
-        req.insert_header("Connection", "close");
-        if let Some(secret) = &self.cfg.secret {
-            req.insert_header(SIGNATURE_HEADER, signature(secret.expose(), body));
+        let signed = self
+            .cfg
+            .secret
+            .as_ref()
+            .map(|secret| signature(secret.expose(), body));
+        let bearer = self
+            .cfg
+            .bearer
+            .as_ref()
+            .map(|b| format!("Bearer {}", b.expose()));
+        let mut headers = vec![
+            ("Content-Type", content_type),
+            (
+                "Accept",
+                "application/json, application/xmpp+xml;q=0.9, */*;q=0.1",
+            ),
+            ("User-Agent", concat!("xrelay/", env!("CARGO_PKG_VERSION"))),
+        ];
+        if let Some(sig) = &signed {
+            headers.push((SIGNATURE_HEADER, sig));
         }
-        if let Some(bearer) = &self.cfg.bearer {
-            req.insert_header("Authorization", format!("Bearer {}", bearer.expose()));
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b));
         }
+        let host_header = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let request = client::post(&host_header, &target, &headers, body);
         // A bracketed IPv6 literal is the host of the URL; sockets want it bare.
         let addr_host = host.trim_start_matches('[').trim_end_matches(']');
-        let tcp = TcpStream::connect((addr_host, port))
+        let mut tcp = TcpStream::connect((addr_host, port))
             .await
             .map_err(CallError::Connect)?;
         let res = if https {
-            let stream = tls::connect(self.tls.clone(), addr_host, tcp)
+            let mut stream = tls::connect(self.tls.clone(), addr_host, tcp)
                 .await
                 .map_err(CallError::Tls)?;
-            async_h1::connect(stream, req).await
+            client::exchange(&mut stream, &request, self.max_body).await
         } else {
-            async_h1::connect(tcp, req).await
+            client::exchange(&mut tcp, &request, self.max_body).await
         };
-        let mut res = res.map_err(|e| CallError::Http(e.to_string()))?;
-        let status = u16::from(res.status());
-        let ctype = res
-            .header("Content-Type")
-            .map(|h| h.last().as_str().to_string());
-        if res.len().is_some_and(|n| n > self.max_body) {
-            return Err(CallError::TooLarge(self.max_body));
-        }
-        let mut answer = Vec::new();
-        res.take_body()
-            .take(self.max_body as u64 + 1)
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| CallError::Http(e.to_string()))?;
-        if answer.len() > self.max_body {
-            return Err(CallError::TooLarge(self.max_body));
-        }
-        Ok((status, ctype, answer))
+        let res = res.map_err(|e| match e {
+            ExchangeError::Response(ResponseError::TooLarge(max)) => CallError::TooLarge(max),
+            other => CallError::Http(other.to_string()),
+        })?;
+        Ok((res.status, res.content_type, res.body))
     }
 }
 

@@ -320,3 +320,72 @@ fn full_queue_answers_resource_constraint() {
     assert!(refused >= 1 && done >= 1, "done {done}, refused {refused}");
     assert_eq!(hook.requests().len(), done);
 }
+
+/// A raw endpoint that answers every connection with `answer(body it received)`, exactly
+/// as written: for framings the test endpoint does not produce.
+fn raw_endpoint(answer: fn(&str) -> String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The request is small: read until the declared body is in.
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        let _ = conn.write_all(answer(body).as_bytes());
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    url
+}
+
+fn body_field(json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["body"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn http_1_0_close_framed_and_chunked_answers() {
+    let p = shared();
+    // Python's http.server and CGI gateways: HTTP/1.0, the body ends when the server closes.
+    let url = raw_endpoint(|req| {
+        format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{}",
+            serde_json::json!({ "body": format!("1.0: {}", body_field(req)) })
+        )
+    });
+    let mut b = bed(p, &format!("url = {}", toml_str(&url)));
+    b.send("one");
+    assert_eq!(b.reply(), "1.0: one");
+
+    let url = raw_endpoint(|req| {
+        let reply =
+            serde_json::json!({ "body": format!("chunked: {}", body_field(req)) }).to_string();
+        let (a, z) = reply.split_at(5);
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{z}\r\n0\r\n\r\n",
+            a.len(),
+            z.len()
+        )
+    });
+    let mut b = bed(p, &format!("url = {}", toml_str(&url)));
+    b.send("two");
+    assert_eq!(b.reply(), "chunked: two");
+}

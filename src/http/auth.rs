@@ -126,14 +126,15 @@ struct Entry {
 /// Failed attempts per client address, in a fixed-size table.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    entries: Vec<Entry>,
+    /// Fixed capacity: a flood of addresses evicts the oldest entry, never grows memory.
+    entries: heapless::Vec<Entry, MAX_TRACKED>,
 }
 
 impl RateLimiter {
     /// An empty limiter.
     pub fn new() -> RateLimiter {
         RateLimiter {
-            entries: Vec::with_capacity(MAX_TRACKED),
+            entries: heapless::Vec::new(),
         }
     }
 
@@ -167,10 +168,10 @@ impl RateLimiter {
             failures: 1,
             since: now,
         };
-        if self.entries.len() < MAX_TRACKED {
-            self.entries.push(fresh);
-        } else if let Some(oldest) = self.entries.iter_mut().min_by_key(|e| e.since) {
-            *oldest = fresh;
+        if let Err(fresh) = self.entries.push(fresh) {
+            if let Some(oldest) = self.entries.iter_mut().min_by_key(|e| e.since) {
+                *oldest = fresh;
+            }
         }
     }
 

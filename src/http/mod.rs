@@ -1,11 +1,14 @@
 //! The HTTP listener: accepting connections under a cap, async-h1 on each, and the socket
 //! wrapper that bounds slow clients.
 //!
-//! `routes` decides what each request means; `body` parses `/msg` bodies and `auth` reads
-//! credentials and rate-limits failures. This module only moves bytes.
+//! `routes` decides what each request means; `body` parses `/msg` bodies, `rest` `/rest`
+//! bodies, and `auth` reads credentials and rate-limits failures; `client` is the webhook's
+//! one-request HTTP client. This module only moves bytes.
 
 pub mod auth;
 pub mod body;
+pub mod client;
+pub mod rest;
 pub mod routes;
 
 use crate::app::App;

@@ -1,16 +1,25 @@
 //! What each HTTP request means: routing, authentication, bounded body reading, and the
-//! answers of `/msg`, `/health` and `/metrics` (contract section "HTTP API").
+//! answers of `/msg`, `/invites_api`, `/invite/{token}`, `/health` and `/metrics`
+//! (contract section "HTTP API").
 //!
 //! Every error is JSON `{"error": "<one human sentence>"}` with the contract's status.
 
 use super::auth::{self, Credentials};
 use super::body::{self, MsgRequest};
+use super::rest;
 use super::{HttpIo, BODY_TIMEOUT};
 use crate::app::{App, RoomState, StreamState};
+use crate::config;
+use crate::invites::{self, InvitesError};
+use crate::iqwait::WaitError;
 use crate::keys::{AuthResult, Scope};
+use crate::log;
 use crate::metrics;
+use crate::outbox::AckWaiter;
 use crate::timefmt;
+use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza;
+use crate::xmpp::xml::Element;
 use http_types::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use smol::future::FutureExt;
@@ -23,7 +32,7 @@ use std::time::{Duration, Instant};
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `X-Timeout` honoured.
 pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Seconds a client is asked to wait when the outbox is full.
+/// Seconds a client is asked to wait when a message cannot be queued (full, stopping).
 const RETRY_AFTER_FULL: u64 = 5;
 
 /// Answer one request and count the answer.
@@ -43,6 +52,8 @@ struct Reject {
     headers: Vec<(&'static str, String)>,
     /// The stanza id, when the message was queued after all (504).
     id: Option<String>,
+    /// The XMPP condition mod_rest names for a refused `/rest` body.
+    condition: Option<&'static str>,
 }
 
 impl Reject {
@@ -52,6 +63,7 @@ impl Reject {
             msg: msg.into(),
             headers: Vec::new(),
             id: None,
+            condition: None,
         }
     }
 
@@ -61,10 +73,13 @@ impl Reject {
     }
 
     fn into_response(self) -> Response {
-        let body = match &self.id {
-            Some(id) => json!({ "error": self.msg, "id": id }),
-            None => json!({ "error": self.msg }),
-        };
+        let mut body = json!({ "error": self.msg });
+        if let Some(id) = &self.id {
+            body["id"] = id.as_str().into();
+        }
+        if let Some(condition) = self.condition {
+            body["condition"] = condition.into();
+        }
         let mut res = json_response(self.status, &body);
         for (k, v) in self.headers {
             res.insert_header(k, v);
@@ -100,6 +115,25 @@ async fn route(app: &App, req: &mut Request, peer: IpAddr, io: &HttpIo) -> Answe
             allow(method, &[Method::Get, Method::Post])?;
             authenticate(app, req, peer, Some(Scope::Msg))?;
             post_msg(app, req, io, p.strip_prefix("/msg/").unwrap_or("")).await
+        }
+        p if p.starts_with("/rest/") || p == "/rest" => {
+            let rest_path = p.strip_prefix("/rest").unwrap_or("");
+            if rest_path.trim_start_matches('/').is_empty() {
+                allow(method, &[Method::Post])?;
+            } else {
+                allow(method, &[Method::Get, Method::Post])?;
+            }
+            authenticate(app, req, peer, Some(Scope::Rest))?;
+            post_rest(app, req, io, rest_path).await
+        }
+        "/invites_api" => {
+            allow(method, &[Method::Get, Method::Post])?;
+            authenticate(app, req, peer, Some(Scope::Invite))?;
+            create_invite(app, req.url().query())
+        }
+        p if p.starts_with("/invite/") => {
+            allow(method, &[Method::Get])?;
+            Ok(invite_page(app, p.strip_prefix("/invite/").unwrap_or("")))
         }
         _ => Err(Reject::new(StatusCode::NotFound, "no such endpoint")),
     }
@@ -218,17 +252,29 @@ async fn read_body(req: &mut Request, max: usize, io: &HttpIo) -> Result<Vec<u8>
     }
 }
 
-async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> Answer {
+/// The body of a POST (empty for other methods) and its declared media type. async-h1
+/// reports a missing Content-Type as application/octet-stream; both mean "none declared".
+async fn request_body(
+    app: &App,
+    req: &mut Request,
+    io: &HttpIo,
+) -> Result<(Vec<u8>, Option<String>), Reject> {
     let body = if req.method() == Method::Post {
         read_body(req, app.cfg.http.max_body_bytes, io).await?
     } else {
         Vec::new()
     };
+    let content_type = req
+        .header("Content-Type")
+        .map(|h| h.last().as_str().to_string())
+        .filter(|c| !c.starts_with("application/octet-stream"));
+    Ok((body, content_type))
+}
+
+async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> Answer {
+    // No declared type is text/plain to the contract (UTF-8 is still checked).
+    let (body, content_type) = request_body(app, req, io).await?;
     let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
-    // async-h1 reports a missing Content-Type as application/octet-stream; both mean "no
-    // declared type", which the contract treats as text/plain (UTF-8 is still checked).
-    let content_type =
-        header("Content-Type").filter(|c| !c.starts_with("application/octet-stream"));
     let subject = header("Subject").or_else(|| header("Title"));
     let query = req.url().query().map(str::to_string);
     let method = req.method().to_string();
@@ -255,17 +301,7 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
         });
     let id = app.next_id();
     let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
-    let waiter = match app.outbox.push(stanza, wait) {
-        Ok(w) => w,
-        Err(_) => {
-            return Err(Reject::new(
-                StatusCode::ServiceUnavailable,
-                "the outbox is full; try again later",
-            )
-            .header("Retry-After", RETRY_AFTER_FULL.to_string()));
-        }
-    };
-    metrics::inc(&app.metrics.accepted);
+    let waiter = push(app, stanza, wait)?;
     let Some(waiter) = waiter else {
         return Ok(json_response(
             StatusCode::Accepted,
@@ -290,6 +326,179 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
         r.id = Some(id);
         Err(r)
     }
+}
+
+/// mod_invites_api: make an invite; 201 with `Location:` its landing page (or its `xmpp:`
+/// URI without `invites.public_url`), or 303 there with `redirect`. Optional `name` and
+/// `ttl` (a duration) in the query.
+fn create_invite(app: &App, query: Option<&str>) -> Answer {
+    let param = |name: &str| {
+        query
+            .and_then(|q| auth::query_param(q, name))
+            .transpose()
+            .map_err(|_| {
+                Reject::new(
+                    StatusCode::BadRequest,
+                    format!("the {name} parameter is not valid percent-encoding"),
+                )
+            })
+    };
+    let name = param("name")?.unwrap_or_default();
+    let ttl = match param("ttl")? {
+        None => app.cfg.invites.ttl,
+        Some(t) => config::parse_duration(&t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Reject::new(
+                    StatusCode::UnprocessableEntity,
+                    "ttl is not a duration such as 30m, 12h or 7d",
+                )
+            })?,
+    };
+    let redirect = param("redirect")?.is_some_and(|v| v != "0" && v != "false");
+    let now = timefmt::now_unix();
+    let (invite, token) = app
+        .invites
+        .create(&name, now, now + ttl.as_secs(), app.cfg.invites.max)
+        .map_err(|e| {
+            let status = match e {
+                InvitesError::BadName => StatusCode::UnprocessableEntity,
+                InvitesError::Full(_) => StatusCode::Conflict,
+                _ => StatusCode::InternalServerError,
+            };
+            Reject::new(status, e.to_string())
+        })?;
+    log!("invite {} created over HTTP", invite.id);
+    let uri = invites::uri(&app.cfg.xmpp.jid, &token);
+    let url = app
+        .cfg
+        .invites
+        .public_url
+        .as_deref()
+        .map(|base| invites::landing_url(base, &token));
+    let location = url.clone().unwrap_or_else(|| uri.clone());
+    let mut res = if redirect {
+        Response::new(StatusCode::SeeOther)
+    } else {
+        json_response(
+            StatusCode::Created,
+            &json!({
+                "id": invite.id,
+                "uri": uri,
+                "url": url,
+                "expires": timefmt::format_rfc3339(invite.expires),
+            }),
+        )
+    };
+    res.insert_header("Location", location);
+    res.insert_header("Cache-Control", "no-store");
+    Ok(res)
+}
+
+/// The landing page of an invite: 200 for a valid token, 410 for a used or expired one,
+/// 404 for an unknown one. The token is looked up by its hash.
+fn invite_page(app: &App, token: &str) -> Response {
+    let invite = (!token.is_empty() && token.len() <= invites::MAX_TOKEN_CHARS)
+        .then(|| app.invites.find(token))
+        .flatten();
+    let (status, html) = invites::landing_page(
+        &app.cfg.xmpp.jid,
+        token,
+        invite.as_ref(),
+        timefmt::now_unix(),
+    );
+    let mut res = Response::new(StatusCode::try_from(status).unwrap_or(StatusCode::NotFound));
+    res.insert_header("Content-Type", "text/html; charset=utf-8");
+    res.insert_header("Cache-Control", "no-store");
+    // The URL holds the token: no other site may see it, and the page loads nothing else.
+    res.insert_header("Referrer-Policy", "no-referrer");
+    res.insert_header(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'",
+    );
+    res.insert_header("X-Content-Type-Options", "nosniff");
+    res.set_body(html);
+    res
+}
+
+async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Answer {
+    let (body, content_type) = request_body(app, req, io).await?;
+    let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
+    let method = req.method().to_string();
+    let request = rest::RestRequest {
+        method: &method,
+        path,
+        content_type: content_type.as_deref(),
+        body: &body,
+    };
+    let mut stanza = rest::parse(&request, &app.cfg.xmpp.jid).map_err(|e| {
+        let status = StatusCode::try_from(e.status()).unwrap_or(StatusCode::BadRequest);
+        let mut r = Reject::new(status, e.to_string());
+        r.condition = Some(e.condition());
+        r
+    })?;
+    let id = match stanza.get_attr("id") {
+        Some(id) => id.to_string(),
+        None => {
+            let id = app.next_id();
+            stanza.set_attr("id", &id);
+            id
+        }
+    };
+    if stanza.name() != "iq" {
+        push(app, stanza, false)?;
+        return Ok(json_response(
+            StatusCode::Accepted,
+            &json!({"id": id, "status": "queued"}),
+        ));
+    }
+    // The reply comes from where the request went; without `to`, from our own account.
+    let own = app.cfg.xmpp.jid.bare();
+    let from = match stanza.get_attr("to") {
+        Some(to) => Jid::parse(to).unwrap_or_else(|_| own.clone()),
+        None => own,
+    };
+    let waiting = app.iq_waits.wait(&id, from).map_err(|e| match e {
+        WaitError::Full => Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+            .header("Retry-After", RETRY_AFTER_FULL.to_string()),
+        WaitError::Duplicate => Reject::new(StatusCode::Conflict, e.to_string()),
+    })?;
+    push(app, stanza, false)?;
+    let timeout = header("X-Timeout")
+        .or_else(|| header("Prosody-Rest-Timeout"))
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map_or(app.cfg.rest.timeout, Duration::from_secs)
+        .min(app.cfg.rest.max_timeout);
+    let reply = async { waiting.reply().await };
+    let timer = async {
+        Timer::after(timeout).await;
+        None
+    };
+    let Some(reply) = reply.or(timer).await else {
+        let mut r = Reject::new(
+            StatusCode::GatewayTimeout,
+            format!("no reply to the iq within {} s", timeout.as_secs_f32()),
+        );
+        r.id = Some(id);
+        return Err(r);
+    };
+    let media = rest::reply_type(header("Accept").as_deref(), content_type.as_deref());
+    let mut res = Response::new(StatusCode::Ok);
+    res.insert_header("Content-Type", media);
+    res.set_body(rest::encode(&reply, media));
+    Ok(res)
+}
+
+/// Queue a stanza for the stream (with an acknowledgement waiter if `wait`), or 503 when
+/// the outbox is full.
+fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Reject> {
+    let waiter = app.outbox.push(stanza, wait).map_err(|e| {
+        Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+            .header("Retry-After", RETRY_AFTER_FULL.to_string())
+    })?;
+    metrics::inc(&app.metrics.accepted);
+    Ok(waiter)
 }
 
 fn health(app: &App) -> Response {

@@ -6,7 +6,7 @@
 
 use super::jid::Jid;
 use super::resolve::{self, Service, Target};
-use super::stream::{self, Client, Event, Settings};
+use super::stream::{self, Client, Event, Resumption, Settings, SmState};
 use super::tls::{self, TlsError};
 use super::xml::Element;
 use crate::config::{TlsMode, XmppConfig};
@@ -191,6 +191,12 @@ pub struct Connection {
     /// reactor, and deadlines move on every byte received.
     timer: Timer,
     armed: Option<Instant>,
+    resumption: Resumption,
+    /// An event taken from the state machine whose call was cancelled before returning it
+    /// (the state machine already counted it as handled, so it must not be lost).
+    held: Option<Event>,
+    /// How the connection ended, once it did, for the next call.
+    broken: Option<Error>,
 }
 
 impl Connection {
@@ -198,6 +204,17 @@ impl Connection {
     pub async fn open(
         cfg: &XmppConfig,
         tls: Arc<ClientConfig>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Connection, Error> {
+        Connection::open_resuming(cfg, tls, None, progress).await
+    }
+
+    /// [`Connection::open`], resuming `previous` instead of binding when the server can
+    /// (see [`Connection::resumption`]).
+    pub async fn open_resuming(
+        cfg: &XmppConfig,
+        tls: Arc<ClientConfig>,
+        previous: Option<SmState>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Connection, Error> {
         let domain = cfg.jid.domain().to_string();
@@ -226,9 +243,14 @@ impl Connection {
             max_stanza_bytes: cfg.max_stanza_bytes,
             ping_interval: cfg.ping_interval,
             timeout: cfg.timeout,
+            resume: cfg.resume,
+        };
+        let client = match previous {
+            Some(prev) => Client::resuming(settings, prev, Instant::now()),
+            None => Client::new(settings, Instant::now()),
         };
         let mut conn = Connection {
-            client: Client::new(settings, Instant::now()),
+            client,
             io,
             buf: Box::new([0; READ_CHUNK]),
             tls,
@@ -237,9 +259,17 @@ impl Connection {
             unflushed: false,
             timer: Timer::never(),
             armed: None,
+            resumption: Resumption::None,
+            held: None,
+            broken: None,
         };
         match conn.next_event_inner(progress).await? {
-            Event::Online { jid, sm } => {
+            Event::Online {
+                jid,
+                sm,
+                resumption,
+            } => {
+                conn.resumption = resumption;
                 progress(Progress::Online {
                     jid,
                     mechanism: conn.client.mechanism().map_or("", |m| m.name()),
@@ -250,6 +280,16 @@ impl Connection {
             // The state machine emits nothing else before it is online.
             _ => Err(Error::Stream(stream::Error::Protocol("event before login"))),
         }
+    }
+
+    /// What became of the session this connection was asked to resume.
+    pub fn resumption(&self) -> Resumption {
+        self.resumption
+    }
+
+    /// The session a later connection may resume, once this one broke.
+    pub fn sm_state(&self) -> Option<SmState> {
+        self.client.sm_state()
     }
 
     /// Queue a stanza; returns the sequence number a later [`Event::Acked`] covers.
@@ -269,16 +309,21 @@ impl Connection {
         self.next_event_inner(&mut |_| {}).await
     }
 
-    /// Close the stream cleanly, waiting a bounded time for the server's side.
-    pub async fn close(mut self) {
+    /// Close the stream cleanly, waiting a bounded time for the server's side. This ends
+    /// the session: it cannot be resumed afterwards. Returns the last acknowledgement that
+    /// arrived meanwhile (a server confirms what it got when the stream closes).
+    pub async fn close(&mut self) -> Option<u64> {
         self.client.close(Instant::now());
+        let mut acked = None;
         loop {
             match self.next_event().await {
                 Ok(Event::Closed) | Err(_) => break,
+                Ok(Event::Acked(seq)) => acked = Some(seq),
                 Ok(_) => {}
             }
         }
         let _ = self.io.close().await;
+        acked
     }
 
     async fn next_event_inner(
@@ -286,19 +331,30 @@ impl Connection {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Event, Error> {
         loop {
+            if let Some(ev) = self.held.take() {
+                return Ok(ev);
+            }
+            if let Some(e) = self.broken.take() {
+                return Err(e);
+            }
             let polled = self.client.poll_event(Instant::now());
             let ev = match polled {
                 Ok(ev) => ev,
-                Err(e) => {
-                    self.flush_best_effort().await;
-                    return Err(Error::Stream(e));
-                }
+                Err(e) => return Err(self.end(Error::Stream(e)).await),
             };
             match ev {
                 Some(Event::StartTls) => self.upgrade(progress).await?,
                 Some(ev) => {
-                    self.flush().await?;
-                    return Ok(ev);
+                    // Flushed first, so answers go out before the caller acts; held
+                    // meanwhile, so a cancelled call loses nothing; delivered even if the
+                    // flush failed (the next call reports that).
+                    self.held = Some(ev);
+                    if let Err(e) = self.flush().await {
+                        self.broken = Some(e);
+                    }
+                    if let Some(ev) = self.held.take() {
+                        return Ok(ev);
+                    }
                 }
                 None => {}
             }
@@ -324,8 +380,7 @@ impl Connection {
                 Some(Ok(0)) => return Err(Error::Eof),
                 Some(Ok(n)) => {
                     if let Err(e) = self.client.handle_input(&self.buf[..n], Instant::now()) {
-                        self.flush_best_effort().await;
-                        return Err(Error::Stream(e));
+                        return Err(self.end(Error::Stream(e)).await);
                     }
                 }
                 Some(Err(e)) => return Err(Error::Io(e)),
@@ -366,9 +421,14 @@ impl Connection {
         Ok(())
     }
 
-    /// On the way out: try to deliver a stream error or closing tag, but never wait long.
-    async fn flush_best_effort(&mut self) {
+    /// On the way out: try to deliver a stream error or closing tag (each write bounded by
+    /// the timeout), then report `e`; a call cancelled meanwhile reports it next time.
+    async fn end(&mut self, e: Error) -> Error {
+        self.broken = Some(e);
         let _ = self.flush().await;
+        self.broken
+            .take()
+            .unwrap_or(Error::Stream(stream::Error::Protocol("connection ended")))
     }
 
     async fn upgrade(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {

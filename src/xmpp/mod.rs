@@ -4,6 +4,7 @@ pub mod conn;
 pub mod jid;
 pub mod jsonmap;
 pub mod resolve;
+pub mod roster;
 pub mod sasl;
 pub mod stanza;
 pub mod stream;

@@ -90,6 +90,13 @@ pub fn message(
     m.child(Element::new("body", NS_CLIENT).text(body))
 }
 
+/// A `<presence>` of `kind` (`subscribed`, `subscribe`, `unsubscribed`, ...) to `to`.
+pub fn presence(to: &Jid, kind: &str) -> Element {
+    Element::new("presence", NS_CLIENT)
+        .attr("to", to.as_str())
+        .attr("type", kind)
+}
+
 /// An `<iq>` of type get or set with one payload element.
 pub fn iq(kind: &str, to: Option<&str>, id: &str, payload: Element) -> Element {
     let mut iq = Element::new("iq", NS_CLIENT)

@@ -41,6 +41,46 @@ pub struct Settings {
     pub ping_interval: Duration,
     /// How long any login step or ping may take.
     pub timeout: Duration,
+    /// Ask the server to keep the session for resumption (XEP-0198 §5).
+    pub resume: bool,
+}
+
+/// A stream-management session that a new connection may resume (XEP-0198 §5): the
+/// server's resumption id, the bound JID and both counters. Sequence numbers continue
+/// across connections, so what an [`Event::Acked`] of one stream covered stays comparable
+/// with the numbers of the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmState {
+    id: String,
+    jid: Jid,
+    /// Stanzas we handled (the `h` we report when resuming).
+    inbound: u32,
+    /// The last `h` the server reported.
+    last_h: u32,
+    /// Our last sequence number.
+    seq: u64,
+    /// The highest sequence number the server confirmed.
+    acked: u64,
+}
+
+/// How a stream came online with respect to an earlier session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumption {
+    /// There was no earlier session to resume.
+    None,
+    /// The earlier session continues (presence, roster and rooms included): stanzas up to
+    /// `acked` reached the server, later ones did not and must be sent again.
+    Resumed {
+        /// The highest sequence number of the earlier session the server processed.
+        acked: u64,
+    },
+    /// The earlier session is gone and this is a new one: everything unacknowledged must be
+    /// sent again. `acked` is what the server still knew of the old session (its `h` in
+    /// `<failed/>`, XEP-0198 §5), when it said.
+    Failed {
+        /// The highest sequence number of the earlier session the server processed.
+        acked: Option<u64>,
+    },
 }
 
 /// What the shell must act on.
@@ -48,12 +88,14 @@ pub struct Settings {
 pub enum Event {
     /// Run the TLS handshake on the socket now, then call [`Client::tls_established`].
     StartTls,
-    /// Logged in and bound: stanzas may be sent.
+    /// Logged in and bound (or resumed): stanzas may be sent.
     Online {
         /// The full JID the server bound.
         jid: Jid,
         /// Whether XEP-0198 acknowledgements are in use.
         sm: bool,
+        /// What became of the earlier session, if one was to be resumed.
+        resumption: Resumption,
     },
     /// A stanza for the application.
     Stanza(Element),
@@ -201,6 +243,7 @@ enum Phase {
     Auth(sasl::Client),
     Bind(String),
     Session(String),
+    Resume,
     EnableSm,
     Online,
     Closing,
@@ -210,6 +253,8 @@ enum Phase {
 /// XEP-0198 counters, present once the server enabled stream management.
 #[derive(Debug)]
 struct Sm {
+    /// The resumption id, when the server keeps the session for resumption.
+    id: Option<String>,
     /// Stanzas received since enabling (the `h` we report).
     inbound: u32,
     /// The last `h` the server reported.
@@ -239,6 +284,10 @@ pub struct Client {
     sm_offered: bool,
     session_needed: bool,
     sm: Option<Sm>,
+    /// The session to resume during login, until the server answered.
+    previous: Option<SmState>,
+    /// What became of `previous`.
+    resumption: Resumption,
     /// Stanzas written since online (each gets the next number).
     seq: u64,
     /// Highest sequence number the server confirmed.
@@ -254,6 +303,19 @@ pub struct Client {
 }
 
 impl Client {
+    /// Start a stream that tries to resume `previous` after authentication (and starts a
+    /// new session when the server cannot resume it).
+    pub fn resuming(settings: Settings, previous: SmState, now: Instant) -> Client {
+        let mut c = Client::new(settings, now);
+        // A new session numbers on from the old one, so late acknowledgements of the old
+        // stream can never be mistaken for the new one's.
+        c.seq = previous.seq;
+        c.acked = previous.seq;
+        c.resumption = Resumption::Failed { acked: None };
+        c.previous = Some(previous);
+        c
+    }
+
     /// Start a stream. With `TlsMode::Direct` the shell has already completed the TLS
     /// handshake; otherwise the stream starts in plaintext.
     pub fn new(settings: Settings, now: Instant) -> Client {
@@ -275,6 +337,8 @@ impl Client {
             sm_offered: false,
             session_needed: false,
             sm: None,
+            previous: None,
+            resumption: Resumption::None,
             seq: 0,
             acked: 0,
             last_rx: now,
@@ -327,6 +391,20 @@ impl Client {
     /// Whether the stream is online.
     pub fn is_online(&self) -> bool {
         matches!(self.phase, Phase::Online)
+    }
+
+    /// The session a later connection may resume: present once the server enabled
+    /// stream management with resumption. Meaningful after the stream broke.
+    pub fn sm_state(&self) -> Option<SmState> {
+        let sm = self.sm.as_ref()?;
+        Some(SmState {
+            id: sm.id.clone()?,
+            jid: self.bound.clone()?,
+            inbound: sm.inbound,
+            last_h: sm.last_h,
+            seq: self.seq,
+            acked: self.acked,
+        })
     }
 
     /// Queue a stanza. Returns its sequence number, which a later [`Event::Acked`] covers.
@@ -427,7 +505,7 @@ impl Client {
                 match &self.keepalive {
                     Some(p) if self.last_rx <= p.sent => {
                         if now >= p.sent + self.settings.timeout {
-                            return Err(self.fail(Error::Timeout("waiting for a ping reply")));
+                            return Err(self.abandon(Error::Timeout("waiting for a ping reply")));
                         }
                     }
                     _ => {
@@ -455,7 +533,7 @@ impl Client {
             Phase::Closed | Phase::Handshake => Ok(None),
             _ => {
                 if now >= self.last_rx + self.settings.timeout {
-                    return Err(self.fail(Error::Timeout("waiting for the server during login")));
+                    return Err(self.abandon(Error::Timeout("waiting for the server during login")));
                 }
                 Ok(None)
             }
@@ -505,8 +583,18 @@ impl Client {
                 }
                 Ok(self.after_bind())
             }
+            Phase::Resume if el.is("resumed", NS_SM) => self.on_resumed(&el),
+            Phase::Resume if el.is("failed", NS_SM) => {
+                self.on_resume_failed(&el);
+                Ok(None)
+            }
             Phase::EnableSm if el.is("enabled", NS_SM) => {
+                let resumable = matches!(el.get_attr("resume"), Some("true" | "1"));
                 self.sm = Some(Sm {
+                    id: el
+                        .get_attr("id")
+                        .filter(|id| resumable && !id.is_empty())
+                        .map(str::to_string),
                     inbound: 0,
                     last_h: 0,
                 });
@@ -565,14 +653,70 @@ impl Client {
                 self.session_needed = features
                     .get_child("session", NS_SESSION)
                     .is_some_and(|s| s.get_child("optional", NS_SESSION).is_none());
-                let id = self.ids.next_id();
-                let bind = Element::new("bind", NS_BIND)
-                    .child(Element::new("resource", NS_BIND).text(&self.settings.resource));
-                stanza::iq("set", None, &id, bind).write_to(&mut self.out, NS_CLIENT);
-                self.phase = Phase::Bind(id);
+                match &self.previous {
+                    Some(prev) if self.sm_offered => {
+                        Element::new("resume", NS_SM)
+                            .attr("h", &prev.inbound.to_string())
+                            .attr("previd", &prev.id)
+                            .write_to(&mut self.out, NS_CLIENT);
+                        self.phase = Phase::Resume;
+                    }
+                    _ => self.bind(),
+                }
                 Ok(())
             }
         }
+    }
+
+    fn bind(&mut self) {
+        let id = self.ids.next_id();
+        let bind = Element::new("bind", NS_BIND)
+            .child(Element::new("resource", NS_BIND).text(&self.settings.resource));
+        stanza::iq("set", None, &id, bind).write_to(&mut self.out, NS_CLIENT);
+        self.phase = Phase::Bind(id);
+    }
+
+    /// What the server's `h` for the previous session means in our sequence numbers, if
+    /// it is plausible.
+    fn previous_acked(prev: &SmState, h: u32) -> Option<u64> {
+        let acked = prev.acked + u64::from(h.wrapping_sub(prev.last_h));
+        (acked <= prev.seq).then_some(acked)
+    }
+
+    /// `<resumed h='..'/>`: the old session continues; stanzas past `h` are resent by the
+    /// application, numbered on from `h`.
+    fn on_resumed(&mut self, el: &Element) -> Result<Option<Event>, Error> {
+        let Some(prev) = self.previous.take() else {
+            return Err(Error::Protocol("resumed without a session to resume"));
+        };
+        let h: u32 = el
+            .get_attr("h")
+            .and_then(|h| h.parse().ok())
+            .ok_or(Error::Protocol("a <resumed/> without a valid h"))?;
+        let acked = Client::previous_acked(&prev, h).ok_or(Error::AckTooHigh)?;
+        self.seq = acked;
+        self.acked = acked;
+        self.bound = Some(prev.jid);
+        self.sm = Some(Sm {
+            id: Some(prev.id),
+            inbound: prev.inbound,
+            last_h: h,
+        });
+        self.resumption = Resumption::Resumed { acked };
+        Ok(self.go_online(true))
+    }
+
+    /// `<failed/>` to our `<resume/>`: bind a new session. The server may still say how
+    /// many stanzas of the old one it processed; an implausible `h` counts as unknown
+    /// (everything is resent: a duplicate is better than a loss).
+    fn on_resume_failed(&mut self, el: &Element) {
+        let acked = self.previous.take().and_then(|prev| {
+            el.get_attr("h")
+                .and_then(|h| h.parse().ok())
+                .and_then(|h| Client::previous_acked(&prev, h))
+        });
+        self.resumption = Resumption::Failed { acked };
+        self.bind();
     }
 
     fn on_sasl(&mut self, mut client: sasl::Client, el: &Element) -> Result<Option<Event>, Error> {
@@ -630,8 +774,11 @@ impl Client {
 
     fn after_bind(&mut self) -> Option<Event> {
         if self.sm_offered {
-            self.out
-                .extend_from_slice(b"<enable xmlns='urn:xmpp:sm:3'/>");
+            self.out.extend_from_slice(if self.settings.resume {
+                b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>".as_slice()
+            } else {
+                b"<enable xmlns='urn:xmpp:sm:3'/>".as_slice()
+            });
             self.phase = Phase::EnableSm;
             return None;
         }
@@ -641,7 +788,11 @@ impl Client {
     fn go_online(&mut self, sm: bool) -> Option<Event> {
         self.phase = Phase::Online;
         let jid = self.bound.clone()?;
-        Some(Event::Online { jid, sm })
+        Some(Event::Online {
+            jid,
+            sm,
+            resumption: self.resumption,
+        })
     }
 
     fn on_online(&mut self, el: Element, now: Instant) -> Result<Option<Event>, Error> {
@@ -749,6 +900,14 @@ impl Client {
 
     fn fail(&mut self, e: Error) -> Error {
         self.write_close();
+        self.phase = Phase::Closed;
+        e
+    }
+
+    /// Give up on a link that stopped answering, without a closing tag: the server would
+    /// end the session on it (XEP-0198 §5), and it may arrive late over a link that comes
+    /// back, after the next connection resumed the session.
+    fn abandon(&mut self, e: Error) -> Error {
         self.phase = Phase::Closed;
         e
     }

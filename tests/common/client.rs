@@ -308,6 +308,53 @@ impl TestClient {
         ));
     }
 
+    /// Fetches the roster as (jid, subscription, ask) per item. The session then also
+    /// gets roster pushes and subscription answers (RFC 6121 §2.1.6, §3.1.6).
+    pub fn roster(&mut self) -> Vec<(String, String, Option<String>)> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let id = format!("roster-{}", N.fetch_add(1, Ordering::Relaxed));
+        self.send_raw(&format!(
+            "<iq type='get' id='{id}'><query xmlns='jabber:iq:roster'/></iq>"
+        ));
+        let result = self
+            .recv_where(STEP_TIMEOUT, |e| {
+                e.is("iq") && e.attr("id") == Some(id.as_str())
+            })
+            .unwrap_or_else(|| panic!("{} got no roster", self.jid));
+        let query = result.el.child("query").cloned().unwrap_or_default();
+        query
+            .children
+            .iter()
+            .map(|i| {
+                (
+                    i.attr("jid").unwrap_or_default().to_string(),
+                    i.attr("subscription").unwrap_or("none").to_string(),
+                    i.attr("ask").map(str::to_string),
+                )
+            })
+            .collect()
+    }
+
+    /// Sends a `<presence type='KIND'/>` to `to`.
+    pub fn send_presence(&mut self, to: &str, kind: &str) {
+        self.send_raw(&format!(
+            "<presence to='{}' type='{}'/>",
+            escape(to),
+            escape(kind)
+        ));
+    }
+
+    /// The next `<presence type='KIND'/>` from the bare JID `from` (any resource), or `None`
+    /// after `timeout`.
+    pub fn recv_presence(&mut self, from: &str, kind: &str, timeout: Duration) -> Option<Stanza> {
+        self.recv_where(timeout, |e| {
+            e.is("presence")
+                && e.attr("type") == Some(kind)
+                && e.attr("from")
+                    .is_some_and(|f| f.split('/').next() == Some(from))
+        })
+    }
+
     /// The next `<message>` with a body, or `None` after `timeout`.
     pub fn recv_message(&mut self, timeout: Duration) -> Option<Message> {
         self.recv_where(timeout, |e| e.is("message") && e.child("body").is_some())

@@ -61,6 +61,48 @@ impl Daemon {
         );
     }
 
+    /// Take the log lines that arrived so far without waiting.
+    fn drain(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+    }
+
+    /// How many log lines so far contain `needle`.
+    pub fn count(&mut self, needle: &str) -> usize {
+        self.drain();
+        self.seen.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// The log so far.
+    pub fn log(&mut self) -> String {
+        self.drain();
+        self.seen.join("\n")
+    }
+
+    /// Send `sig` (e.g. `libc::SIGTERM`, `libc::SIGKILL`).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain syscall; the child is not reaped yet, so its pid is still ours.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Wait up to `within` for the process to exit; its status, and every log line.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                _ if Instant::now() >= deadline => return None,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        // The reader thread may still hold the last lines: drain until it sees end of file.
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(l);
+        }
+        Some(status)
+    }
+
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status

@@ -9,12 +9,14 @@
 mod certs;
 pub mod client;
 mod daemon;
+pub mod faults;
 mod prosody;
 pub mod webhook;
 pub mod xml;
 
 pub use client::{Message, Stanza, TestClient, Transport};
 pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
+pub use faults::FaultProxy;
 pub use prosody::{Prosody, ProsodyOpts, Scram};
 pub use xml::Element;
 

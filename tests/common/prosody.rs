@@ -290,7 +290,7 @@ impl Prosody {
 
     fn lua_config(&self) -> String {
         let certs = certs();
-        let mut modules = vec!["roster", "saslauth", "tls", "disco", "ping"];
+        let mut modules = vec!["roster", "saslauth", "tls", "disco", "ping", "version"];
         if self.opts.smacks {
             modules.push("smacks");
         }

@@ -23,6 +23,7 @@ fn settings(tls: TlsMode) -> Settings {
         max_stanza_bytes: 4096,
         ping_interval: Duration::from_secs(60),
         timeout: Duration::from_secs(10),
+        resume: true,
     }
 }
 
@@ -70,7 +71,19 @@ impl Session {
 
     /// Over direct TLS, past PLAIN authentication and the new stream header.
     fn authenticated() -> Session {
-        let mut s = Session::new(TlsMode::Direct);
+        Session::authenticate(Session::new(TlsMode::Direct))
+    }
+
+    /// A stream over direct TLS that will try to resume `prev`, past authentication.
+    fn resuming(prev: SmState) -> Session {
+        let now = Instant::now();
+        Session::authenticate(Session {
+            c: Client::resuming(settings(TlsMode::Direct), prev, now),
+            now,
+        })
+    }
+
+    fn authenticate(mut s: Session) -> Session {
         s.feed(HEADER).unwrap();
         s.feed(MECHS_PLAIN).unwrap();
         s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
@@ -99,7 +112,7 @@ impl Session {
             ))
             .unwrap();
         if let Some(reply) = sm_reply {
-            assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3'/>");
+            assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
             evs = s.feed(reply).unwrap();
         }
         assert!(matches!(evs.as_slice(), [Event::Online { .. }]), "{evs:?}");
@@ -163,13 +176,14 @@ fn full_starttls_login_transcript() {
          <jid>bot@example.org/xrelay</jid></bind></iq>"
     ))
     .unwrap();
-    assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3'/>");
+    assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
     let evs = s.feed("<enabled xmlns='urn:xmpp:sm:3'/>").unwrap();
     assert_eq!(
         evs,
         vec![Event::Online {
             jid: Jid::parse("bot@example.org/xrelay").unwrap(),
-            sm: true
+            sm: true,
+            resumption: Resumption::None,
         }]
     );
 }
@@ -306,7 +320,9 @@ fn keepalive_ping_and_dead_connection() {
         s.advance(Duration::from_secs(10)),
         Err(Error::Timeout("waiting for a ping reply"))
     );
-    assert!(s.out().ends_with("</stream:stream>"));
+    // A dead link gets no closing tag: arriving late, it would end a session that the
+    // next connection resumes.
+    assert_eq!(s.out(), "");
 }
 
 #[test]
@@ -503,4 +519,308 @@ fn output_is_bounded() {
     assert!(s.c.pending_output().len() < MAX_PENDING_OUTPUT + 2000);
     s.out();
     assert!(s.c.send(&m).is_ok());
+}
+
+const ENABLED_RESUMABLE: &str =
+    "<enabled xmlns='urn:xmpp:sm:3' id='sm-1' resume='true' max='600'/>";
+
+fn message(n: u32) -> Element {
+    let to = Jid::parse("alice@example.org").unwrap();
+    stanza::message(&to, MessageType::Chat, &format!("m{n}"), "hi", None)
+}
+
+/// An online stream with resumable stream management that sent five stanzas (two acked)
+/// and handled three inbound ones, then broke.
+fn broken_session() -> SmState {
+    let mut s = Session::online(BIND_SM, Some(ENABLED_RESUMABLE));
+    for n in 1..=5 {
+        assert_eq!(s.c.send(&message(n)), Ok(u64::from(n)));
+    }
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='2'/>").unwrap(),
+        vec![Event::Acked(2)]
+    );
+    s.feed(
+        "<message from='alice@example.org/x' type='chat'><body>1</body></message>\
+         <presence from='alice@example.org/x'/>\
+         <message from='alice@example.org/x' type='chat'><body>2</body></message>",
+    )
+    .unwrap();
+    s.out();
+    let state = s.c.sm_state().expect("resumable");
+    assert_eq!(
+        (state.inbound, state.last_h, state.seq, state.acked),
+        (3, 2, 5, 2)
+    );
+    assert_eq!(state.id, "sm-1");
+    state
+}
+
+#[test]
+fn resume_success_resends_only_what_the_server_did_not_get() {
+    let mut s = Session::resuming(broken_session());
+    s.out();
+    // The features offer stream management: resume instead of binding, reporting h.
+    assert!(s.feed(BIND_SM).unwrap().is_empty());
+    assert_eq!(
+        s.out(),
+        "<resume xmlns='urn:xmpp:sm:3' h='3' previd='sm-1'/>"
+    );
+    assert!(!s.c.is_online());
+    // The server processed four of our five stanzas.
+    let evs = s
+        .feed("<resumed xmlns='urn:xmpp:sm:3' h='4' previd='sm-1'/>")
+        .unwrap();
+    assert_eq!(
+        evs,
+        vec![Event::Online {
+            jid: Jid::parse("bot@example.org/xrelay").unwrap(),
+            sm: true,
+            resumption: Resumption::Resumed { acked: 4 },
+        }]
+    );
+    assert_eq!(s.out(), "", "no bind, no enable, no presence");
+    // Stanza 5 is sent again and numbered on from the server's h.
+    assert_eq!(s.c.send(&message(5)), Ok(5));
+    s.c.request_ack(s.now);
+    assert!(s.out().ends_with("<r xmlns='urn:xmpp:sm:3'/>"));
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='5'/>").unwrap(),
+        vec![Event::Acked(5)]
+    );
+    // The state survives a second break, with the same id.
+    let again = s.c.sm_state().unwrap();
+    assert_eq!((again.id.as_str(), again.seq, again.acked), ("sm-1", 5, 5));
+}
+
+#[test]
+fn inbound_h_counts_on_across_resumption() {
+    let mut s = Session::resuming(broken_session());
+    s.feed(BIND_SM).unwrap();
+    s.feed("<resumed xmlns='urn:xmpp:sm:3' h='5' previd='sm-1'/>")
+        .unwrap();
+    s.out();
+    // The server asks before resending anything: we handled three.
+    s.feed("<r xmlns='urn:xmpp:sm:3'/>").unwrap();
+    assert_eq!(s.out(), "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    // It resends the stanza we never got, then asks again.
+    let evs = s
+        .feed(
+            "<message from='alice@example.org/x' type='chat'><body>3</body></message>\
+             <r xmlns='urn:xmpp:sm:3'/>",
+        )
+        .unwrap();
+    assert!(
+        matches!(evs.as_slice(), [Event::Stanza(m)] if m.get_child("body", NS_CLIENT).is_some_and(|b| b.text_content() == "3"))
+    );
+    assert_eq!(s.out(), "<a xmlns='urn:xmpp:sm:3' h='4'/>");
+    assert_eq!(s.c.sm_state().unwrap().inbound, 4);
+}
+
+#[test]
+fn counters_wrap_at_two_to_the_32() {
+    let prev = SmState {
+        id: "w".into(),
+        jid: Jid::parse("bot@example.org/xrelay").unwrap(),
+        inbound: u32::MAX,
+        last_h: u32::MAX - 1,
+        seq: 10,
+        acked: 6,
+    };
+    let mut s = Session::resuming(prev);
+    s.out();
+    s.feed(BIND_SM).unwrap();
+    assert!(s.out().contains(&format!("h='{}'", u32::MAX)));
+    let evs = s
+        .feed("<resumed xmlns='urn:xmpp:sm:3' h='1' previd='w'/>")
+        .unwrap();
+    assert!(matches!(
+        evs.as_slice(),
+        [Event::Online {
+            resumption: Resumption::Resumed { acked: 9 },
+            ..
+        }]
+    ));
+    // Inbound wraps too.
+    s.feed("<presence from='alice@example.org/x'/><r xmlns='urn:xmpp:sm:3'/>")
+        .unwrap();
+    assert_eq!(s.out(), "<a xmlns='urn:xmpp:sm:3' h='0'/>");
+}
+
+#[test]
+fn resumed_with_an_impossible_h_is_an_error() {
+    let mut s = Session::resuming(broken_session());
+    s.feed(BIND_SM).unwrap();
+    assert_eq!(
+        s.feed("<resumed xmlns='urn:xmpp:sm:3' h='9' previd='sm-1'/>"),
+        Err(Error::AckTooHigh)
+    );
+    let mut s = Session::resuming(broken_session());
+    s.feed(BIND_SM).unwrap();
+    assert!(matches!(
+        s.feed("<resumed xmlns='urn:xmpp:sm:3' previd='sm-1'/>"),
+        Err(Error::Protocol(_))
+    ));
+}
+
+/// After `<failed/>`: bind, enable, online as a new session numbered on from the old one.
+fn bind_new_session(s: &mut Session) -> Vec<Event> {
+    let bind = s.out();
+    assert!(bind.contains("<resource>xrelay</resource>"), "{bind}");
+    let id = attr(&bind, "id");
+    s.feed(&format!(
+        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <jid>bot@example.org/xrelay</jid></bind></iq>"
+    ))
+    .unwrap();
+    assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    s.feed("<enabled xmlns='urn:xmpp:sm:3' id='sm-2' resume='true'/>")
+        .unwrap()
+}
+
+#[test]
+fn resume_failure_binds_a_new_session() {
+    let mut s = Session::resuming(broken_session());
+    s.out();
+    s.feed(BIND_SM).unwrap();
+    s.out();
+    let evs = s
+        .feed(
+            "<failed xmlns='urn:xmpp:sm:3'>\
+             <item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>",
+        )
+        .unwrap();
+    assert!(evs.is_empty());
+    let evs = bind_new_session(&mut s);
+    assert!(
+        matches!(
+            evs.as_slice(),
+            [Event::Online {
+                sm: true,
+                resumption: Resumption::Failed { acked: None },
+                ..
+            }]
+        ),
+        "{evs:?}"
+    );
+    // New numbers follow the old ones; the new session counts h from zero both ways.
+    assert_eq!(s.c.send(&message(3)), Ok(6));
+    s.feed("<r xmlns='urn:xmpp:sm:3'/>").unwrap();
+    assert!(s.out().ends_with("<a xmlns='urn:xmpp:sm:3' h='0'/>"));
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='1'/>").unwrap(),
+        vec![Event::Acked(6)]
+    );
+    assert_eq!(s.c.sm_state().unwrap().id, "sm-2");
+}
+
+#[test]
+fn resume_failure_with_h_says_what_the_old_session_got() {
+    let mut s = Session::resuming(broken_session());
+    s.feed(BIND_SM).unwrap();
+    s.out();
+    s.feed(
+        "<failed xmlns='urn:xmpp:sm:3' h='3'>\
+         <item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>",
+    )
+    .unwrap();
+    let evs = bind_new_session(&mut s);
+    assert!(matches!(
+        evs.as_slice(),
+        [Event::Online {
+            resumption: Resumption::Failed { acked: Some(3) },
+            ..
+        }]
+    ));
+    // An h above what was sent is not believed: everything goes out again.
+    let mut s = Session::resuming(broken_session());
+    s.feed(BIND_SM).unwrap();
+    s.out();
+    s.feed("<failed xmlns='urn:xmpp:sm:3' h='77'/>").unwrap();
+    let evs = bind_new_session(&mut s);
+    assert!(matches!(
+        evs.as_slice(),
+        [Event::Online {
+            resumption: Resumption::Failed { acked: None },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_server_without_stream_management_gets_a_new_session() {
+    let mut s = Session::resuming(broken_session());
+    s.out();
+    s.feed(BIND_ONLY).unwrap();
+    let id = attr(&s.out(), "id");
+    let evs = s
+        .feed(&format!(
+            "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+             <jid>bot@example.org/xrelay</jid></bind></iq>"
+        ))
+        .unwrap();
+    assert!(matches!(
+        evs.as_slice(),
+        [Event::Online {
+            sm: false,
+            resumption: Resumption::Failed { acked: None },
+            ..
+        }]
+    ));
+    assert!(s.c.sm_state().is_none());
+    // Acknowledgement by ping still works, numbered on.
+    assert_eq!(s.c.send(&message(1)), Ok(6));
+    s.out();
+    s.c.request_ack(s.now);
+    let id = attr(&s.out(), "id");
+    assert_eq!(
+        s.feed(&format!("<iq type='result' id='{id}'/>")).unwrap(),
+        vec![Event::Acked(7)]
+    );
+}
+
+#[test]
+fn no_resumption_without_the_servers_consent_or_ours() {
+    // The server enabled stream management without resumption.
+    let s = Session::online(BIND_SM, Some("<enabled xmlns='urn:xmpp:sm:3'/>"));
+    assert!(s.c.sm_state().is_none());
+    // Resumption off: a plain enable.
+    let now = Instant::now();
+    let mut s = Session::authenticate(Session {
+        c: Client::new(
+            Settings {
+                resume: false,
+                ..settings(TlsMode::Direct)
+            },
+            now,
+        ),
+        now,
+    });
+    s.out();
+    s.feed(BIND_SM).unwrap();
+    let id = attr(&s.out(), "id");
+    s.feed(&format!(
+        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <jid>bot@example.org/xrelay</jid></bind></iq>"
+    ))
+    .unwrap();
+    assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3'/>");
+}
+
+#[test]
+fn a_clean_close_is_not_resumable_but_a_broken_link_is() {
+    let mut s = Session::online(BIND_SM, Some(ENABLED_RESUMABLE));
+    s.c.send(&message(1)).unwrap();
+    s.out();
+    // A stream error still closes the stream (the server ended it anyway)...
+    let mut t = Session::online(BIND_SM, Some(ENABLED_RESUMABLE));
+    t.feed("<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
+        .unwrap_err();
+    assert!(t.out().ends_with("</stream:stream>"));
+    // ...while a dead link keeps its state for the next connection.
+    s.advance(Duration::from_secs(60)).unwrap();
+    s.out();
+    s.advance(Duration::from_secs(10)).unwrap_err();
+    assert_eq!(s.out(), "");
+    assert_eq!(s.c.sm_state().unwrap().seq, 2, "the message and the ping");
 }

@@ -1,0 +1,541 @@
+//! `/rest` bodies (mod_rest's sending side): what a request asks to send, checked the way
+//! mod_rest checks it, and the encodings of the iq reply.
+//!
+//! A body is never passed through: XML is parsed into a bounded tree by the stream's own
+//! parser and JSON is mapped by `jsonmap`, then xrelay serializes the stanza itself, so what
+//! reaches the stream is always well-formed and one stanza. Only `to`, `id`, `type` and
+//! `xml:lang` survive on the top element; the server stamps `from`.
+
+use super::body::percent_decode;
+use crate::webhook::{CONTENT_JSON, CONTENT_XML};
+use crate::xmpp::jid::Jid;
+use crate::xmpp::jsonmap::{self, MapError};
+use crate::xmpp::stanza::NS_CLIENT;
+use crate::xmpp::xml::{self, DocError, Element};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The iq payloads `GET /rest/{payload}/{to}` and `POST /rest/iq/{payload}/{to}` name.
+const IQ_SHORTHANDS: [&str; 4] = ["ping", "disco", "items", "version"];
+
+/// Why a `/rest` request is refused (mod_rest's errors, with its status codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestError {
+    /// A media type other than XML, JSON or (with a path) plain text.
+    MediaType(String),
+    /// The body is not well-formed XML or JSON, not UTF-8, or not exactly one element.
+    NotWellFormed(String),
+    /// The path is not `/rest/{kind}/{type}/{to}` (or `/rest/{payload}/{to}` for GET).
+    Path(String),
+    /// The stanza carries a namespace other than jabber:client.
+    Namespace(String),
+    /// Not a message, presence or iq.
+    StanzaKind(String),
+    /// `to` is not a valid address.
+    To(String),
+    /// `from` is not a valid address.
+    From(String),
+    /// `from` names someone other than the bot.
+    NotOurFrom(String),
+    /// An iq of a type other than get or set.
+    IqType,
+    /// An iq without exactly one child element.
+    IqChildren(usize),
+    /// The JSON does not describe a stanza.
+    Mapping(MapError),
+}
+
+impl RestError {
+    /// The HTTP status mod_rest answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            RestError::MediaType(_) => 415,
+            RestError::NotWellFormed(_) | RestError::Path(_) => 400,
+            RestError::NotOurFrom(_) => 403,
+            RestError::Namespace(_)
+            | RestError::StanzaKind(_)
+            | RestError::To(_)
+            | RestError::From(_)
+            | RestError::IqType
+            | RestError::IqChildren(_)
+            | RestError::Mapping(_) => 422,
+        }
+    }
+
+    /// The XMPP condition mod_rest names for it.
+    pub fn condition(&self) -> &'static str {
+        match self {
+            RestError::MediaType(_) | RestError::IqChildren(_) | RestError::Mapping(_) => {
+                "bad-format"
+            }
+            RestError::NotWellFormed(_) | RestError::Path(_) => "not-well-formed",
+            RestError::Namespace(_) => "invalid-namespace",
+            RestError::StanzaKind(_) => "unsupported-stanza-type",
+            RestError::To(_) => "improper-addressing",
+            RestError::From(_) => "invalid-from",
+            RestError::NotOurFrom(_) => "not-authorized",
+            RestError::IqType => "invalid-xml",
+        }
+    }
+}
+
+impl fmt::Display for RestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestError::MediaType(t) => write!(
+                f,
+                "unsupported media type {t:?}; use application/xmpp+xml or application/json \
+                 (text/plain with /rest/{{kind}}/{{type}}/{{to}})"
+            ),
+            RestError::NotWellFormed(why) => write!(f, "the body is not well-formed: {why}"),
+            RestError::Path(why) => write!(f, "bad path: {why}"),
+            RestError::Namespace(ns) => {
+                write!(
+                    f,
+                    "the stanza must have no xmlns (it is jabber:client), not {ns:?}"
+                )
+            }
+            RestError::StanzaKind(name) => write!(
+                f,
+                "<{name}> is not a stanza; send a message, presence or iq"
+            ),
+            RestError::To(why) => write!(f, "invalid destination address: {why}"),
+            RestError::From(why) => write!(f, "invalid source address: {why}"),
+            RestError::NotOurFrom(from) => {
+                write!(f, "{from} is not this bot's address; leave out from")
+            }
+            RestError::IqType => f.write_str("an iq must be of type get or set"),
+            RestError::IqChildren(n) => {
+                write!(f, "an iq must have exactly one child element, not {n}")
+            }
+            RestError::Mapping(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RestError {}
+
+/// A `/rest` request as far as the body goes.
+#[derive(Debug, Clone, Copy)]
+pub struct RestRequest<'a> {
+    /// `GET` or `POST`.
+    pub method: &'a str,
+    /// The path after `/rest` (`""`, or `/{kind}/{type}/{to}`, or for GET `/{payload}/{to}`).
+    pub path: &'a str,
+    /// The declared media type, if any.
+    pub content_type: Option<&'a str>,
+    /// The body (already bounded by `http.max_body_bytes`).
+    pub body: &'a [u8],
+}
+
+/// The stanza `req` asks to send, checked; its `id` is left as given (maybe absent).
+/// `bot` is the bot's full JID.
+pub fn parse(req: &RestRequest<'_>, bot: &Jid) -> Result<Element, RestError> {
+    let path = req.path.trim_start_matches('/');
+    let path = (!path.is_empty()).then_some(path);
+    let media = req
+        .content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty());
+    let el = if req.method == "GET" {
+        let path = path.ok_or_else(|| RestError::Path("GET needs /rest/{payload}/{to}".into()))?;
+        from_json(amend(Map::new(), &format!("iq/{path}"))?)?
+    } else {
+        match media.as_deref() {
+            // The body is already bounded; the framer's own limit only has to let it through.
+            Some(CONTENT_XML) => xml::parse_document(req.body, req.body.len().max(512) * 2)
+                .map_err(|e| match e {
+                    DocError::NotOneElement => {
+                        RestError::NotWellFormed("expected exactly one element".into())
+                    }
+                    DocError::Xml(e) => RestError::NotWellFormed(e.to_string()),
+                })?,
+            Some(CONTENT_JSON) => {
+                let v: Value = serde_json::from_slice(req.body)
+                    .map_err(|e| RestError::NotWellFormed(e.to_string()))?;
+                match path {
+                    None => jsonmap::from_json(&v).map_err(RestError::Mapping)?,
+                    Some(p) => match v {
+                        Value::Object(m) => from_json(amend(m, p)?)?,
+                        _ => return Err(RestError::Mapping(MapError::NotAnObject)),
+                    },
+                }
+            }
+            Some("text/plain") => {
+                let text = std::str::from_utf8(req.body)
+                    .map_err(|_| RestError::NotWellFormed("the body is not UTF-8".into()))?;
+                text_stanza(text, path)?
+            }
+            None if req.body.is_empty() => match path {
+                Some(p) => from_json(amend(Map::new(), p)?)?,
+                None => return Err(RestError::MediaType(String::new())),
+            },
+            other => return Err(RestError::MediaType(other.unwrap_or_default().to_string())),
+        }
+    };
+    check(el, bot)
+}
+
+/// `text/plain`: the message body or the presence `show`, as mod_rest reads it.
+fn text_stanza(text: &str, path: Option<&str>) -> Result<Element, RestError> {
+    let Some(path) = path else {
+        let mut m = Map::new();
+        m.insert("kind".into(), "message".into());
+        m.insert("type".into(), "chat".into());
+        m.insert("body".into(), text.into());
+        return from_json(m);
+    };
+    let mut m = amend(Map::new(), path)?;
+    match m.get("kind").and_then(Value::as_str) {
+        Some("message") => m.insert("body".into(), text.into()),
+        Some("presence") => m.insert("show".into(), text.into()),
+        _ => {
+            return Err(RestError::Path(
+                "text/plain goes with /rest/message/... or /rest/presence/...".into(),
+            ))
+        }
+    };
+    from_json(m)
+}
+
+fn from_json(m: Map<String, Value>) -> Result<Element, RestError> {
+    jsonmap::from_json(&Value::Object(m)).map_err(RestError::Mapping)
+}
+
+/// Fill `kind`, `type` and `to` from `{kind}/{type}/{to}`; an iq path names a payload
+/// instead of a type (`iq/ping/{to}`), whose value is the body's object.
+fn amend(data: Map<String, Value>, path: &str) -> Result<Map<String, Value>, RestError> {
+    let mut parts = path.splitn(3, '/');
+    let (Some(kind), Some(kind_type)) = (parts.next(), parts.next()) else {
+        return Err(RestError::Path(format!(
+            "{path:?} is not {{kind}}/{{type}}/{{to}}"
+        )));
+    };
+    let to = parts.next().unwrap_or_default();
+    let to = percent_decode(to.as_bytes(), false)
+        .and_then(|v| String::from_utf8(v).ok())
+        .ok_or_else(|| RestError::To("bad percent-encoding in the path".into()))?;
+    let mut out = if kind == "iq" && !matches!(kind_type, "get" | "set") {
+        if !IQ_SHORTHANDS.contains(&kind_type) {
+            return Err(RestError::Path(format!(
+                "{kind_type:?} is not an iq type or one of ping, disco, items, version"
+            )));
+        }
+        let payload = if kind_type == "ping" || data.is_empty() {
+            Value::Bool(true)
+        } else {
+            Value::Object(data)
+        };
+        let mut m = Map::new();
+        m.insert(kind_type.into(), payload);
+        m
+    } else {
+        let mut m = data;
+        m.insert("type".into(), kind_type.into());
+        m
+    };
+    out.insert("kind".into(), kind.into());
+    if !to.is_empty() {
+        out.insert("to".into(), to.into());
+    }
+    Ok(out)
+}
+
+/// mod_rest's checks, then only the attributes a client may set.
+fn check(mut el: Element, bot: &Jid) -> Result<Element, RestError> {
+    if el.ns() != NS_CLIENT {
+        return Err(RestError::Namespace(el.ns().to_string()));
+    }
+    if !matches!(el.name(), "message" | "presence" | "iq") {
+        return Err(RestError::StanzaKind(el.name().to_string()));
+    }
+    if let Some(to) = el.get_attr("to") {
+        let jid = Jid::parse(to).map_err(|e| RestError::To(e.to_string()))?;
+        el.set_attr("to", jid.as_str());
+    }
+    if let Some(from) = el.get_attr("from") {
+        let jid = Jid::parse(from).map_err(|e| RestError::From(e.to_string()))?;
+        let ours =
+            jid.bare() == bot.bare() && jid.resource().is_none_or(|r| Some(r) == bot.resource());
+        if !ours {
+            return Err(RestError::NotOurFrom(jid.to_string()));
+        }
+    }
+    let drop: Vec<String> = el
+        .attrs()
+        .map(|(k, _)| k)
+        .filter(|k| !matches!(*k, "to" | "id" | "type" | "xml:lang"))
+        .map(str::to_string)
+        .collect();
+    for k in drop {
+        el.remove_attr(&k);
+    }
+    if el.name() == "iq" {
+        if !matches!(el.get_attr("type"), Some("get" | "set")) {
+            return Err(RestError::IqType);
+        }
+        let n = el.children().count();
+        if n != 1 {
+            return Err(RestError::IqChildren(n));
+        }
+    }
+    Ok(el)
+}
+
+/// The reply's media type: whichever of XML and JSON comes first in `Accept`, then in the
+/// request's own type (mod_rest's rule); XML when neither names one.
+pub fn reply_type(accept: Option<&str>, content_type: Option<&str>) -> &'static str {
+    let s = format!(
+        "{},{}",
+        accept.unwrap_or_default(),
+        content_type.unwrap_or_default()
+    )
+    .to_ascii_lowercase();
+    match (s.find(CONTENT_XML), s.find(CONTENT_JSON)) {
+        (_, None) => CONTENT_XML,
+        (None, Some(_)) => CONTENT_JSON,
+        (Some(x), Some(j)) if j < x => CONTENT_JSON,
+        _ => CONTENT_XML,
+    }
+}
+
+/// `reply` in `media_type` (one of [`reply_type`]'s answers).
+pub fn encode(reply: &Element, media_type: &str) -> Vec<u8> {
+    if media_type == CONTENT_JSON {
+        Value::Object(jsonmap::to_json(reply))
+            .to_string()
+            .into_bytes()
+    } else {
+        reply.to_bytes("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bot() -> Jid {
+        Jid::parse("bot@example.org/xrelay").unwrap()
+    }
+
+    fn post(path: &str, ct: Option<&str>, body: &str) -> Result<Element, RestError> {
+        parse(
+            &RestRequest {
+                method: "POST",
+                path,
+                content_type: ct,
+                body: body.as_bytes(),
+            },
+            &bot(),
+        )
+    }
+
+    fn xml(body: &str) -> Result<Element, RestError> {
+        post("", Some("application/xmpp+xml"), body)
+    }
+
+    fn out(el: &Element) -> String {
+        String::from_utf8(el.to_bytes(NS_CLIENT)).unwrap()
+    }
+
+    #[test]
+    fn xml_stanzas_are_reserialized_with_only_client_attributes() {
+        let el = xml("<message to='Alice@Example.org' type='chat' id='m1' foo='x' from='bot@example.org/xrelay'><body>a &amp; b</body></message>").unwrap();
+        assert_eq!(
+            out(&el),
+            "<message to='alice@example.org' type='chat' id='m1'><body>a &amp; b</body></message>"
+        );
+        let el = xml("<iq type='get' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>").unwrap();
+        assert_eq!(
+            out(&el),
+            "<iq type='get' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>"
+        );
+        // An explicit jabber:client is the default namespace, so it is allowed.
+        assert!(xml("<presence xmlns='jabber:client'/>").is_ok());
+    }
+
+    #[test]
+    fn json_and_path_forms_follow_mod_rest() {
+        let el = post("", Some("application/json"), r#"{"to":"a@b","body":"hi"}"#).unwrap();
+        assert_eq!(out(&el), "<message to='a@b'><body>hi</body></message>");
+        let el = post(
+            "/message/headline/a%40b",
+            Some("text/plain; charset=utf-8"),
+            "hi",
+        )
+        .unwrap();
+        assert_eq!(
+            out(&el),
+            "<message type='headline' to='a@b'><body>hi</body></message>"
+        );
+        let el = post("/presence/available/", Some("text/plain"), "away").unwrap();
+        assert_eq!(out(&el), "<presence><show>away</show></presence>");
+        let el = post("/iq/ping/example.org", None, "").unwrap();
+        assert_eq!(
+            out(&el),
+            "<iq type='get' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>"
+        );
+        let el = parse(
+            &RestRequest {
+                method: "GET",
+                path: "/version/example.org",
+                content_type: None,
+                body: b"",
+            },
+            &bot(),
+        )
+        .unwrap();
+        assert_eq!(
+            out(&el),
+            "<iq type='get' to='example.org'><query xmlns='jabber:iq:version'/></iq>"
+        );
+        let el = post(
+            "/message/chat/a@b",
+            Some("application/json"),
+            r#"{"body":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            out(&el),
+            "<message type='chat' to='a@b'><body>x</body></message>"
+        );
+        let el = post("", Some("text/plain"), "just text").unwrap();
+        assert_eq!(
+            out(&el),
+            "<message type='chat'><body>just text</body></message>"
+        );
+    }
+
+    #[test]
+    fn every_refusal_has_mod_rests_status() {
+        let cases: Vec<(Result<Element, RestError>, u16, &str)> = vec![
+            (post("", Some("text/html"), "<p/>"), 415, "bad-format"),
+            (post("", None, "x"), 415, "bad-format"),
+            (post("", None, ""), 415, "bad-format"),
+            (xml("<message>"), 400, "not-well-formed"),
+            (xml("<message/><message/>"), 400, "not-well-formed"),
+            (
+                xml("<?xml version='1.0'?><message/>"),
+                400,
+                "not-well-formed",
+            ),
+            (
+                post("", Some("application/json"), "{"),
+                400,
+                "not-well-formed",
+            ),
+            (post("", Some("text/plain"), "\u{0}\u{ff}"), 200, ""),
+            (xml("<message xmlns='urn:x'/>"), 422, "invalid-namespace"),
+            (
+                xml("<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>"),
+                422,
+                "invalid-namespace",
+            ),
+            (xml("<foo/>"), 422, "unsupported-stanza-type"),
+            (xml("<message to='a@@b'/>"), 422, "improper-addressing"),
+            (xml("<message from='@x'/>"), 422, "invalid-from"),
+            (
+                xml("<message from='eve@example.org'/>"),
+                403,
+                "not-authorized",
+            ),
+            (
+                xml("<message from='bot@example.org/other'/>"),
+                403,
+                "not-authorized",
+            ),
+            (xml("<iq type='result' to='x'/>"), 422, "invalid-xml"),
+            (xml("<iq type='get' to='x'/>"), 422, "bad-format"),
+            (
+                xml("<iq type='get' to='x'><a xmlns='u:a'/><b xmlns='u:b'/></iq>"),
+                422,
+                "bad-format",
+            ),
+            (
+                post(
+                    "",
+                    Some("application/json"),
+                    r#"{"body":"x","color":"red"}"#,
+                ),
+                422,
+                "bad-format",
+            ),
+            (post("", Some("application/json"), "[1]"), 422, "bad-format"),
+            (
+                post("", Some("application/json"), r#"{"to":"a@@b","body":"x"}"#),
+                422,
+                "bad-format",
+            ),
+            (
+                post("/message", Some("text/plain"), "x"),
+                400,
+                "not-well-formed",
+            ),
+            (
+                post("/iq/get/x", Some("text/plain"), "x"),
+                400,
+                "not-well-formed",
+            ),
+            (post("/iq/nope/x", None, ""), 400, "not-well-formed"),
+            (
+                post("/message/chat/%zz", Some("text/plain"), "x"),
+                422,
+                "improper-addressing",
+            ),
+            (
+                post("/message/shout/a@b", Some("text/plain"), "x"),
+                422,
+                "bad-format",
+            ),
+        ];
+        for (i, (got, status, condition)) in cases.into_iter().enumerate() {
+            match got {
+                Ok(el) => assert_eq!(status, 200, "case {i}: accepted {}", out(&el)),
+                Err(e) => {
+                    assert_eq!(
+                        (e.status(), e.condition()),
+                        (status, condition),
+                        "case {i}: {e}"
+                    );
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+        // A body that is not UTF-8 is refused, whatever the type.
+        let bad = parse(
+            &RestRequest {
+                method: "POST",
+                path: "/message/chat/a@b",
+                content_type: Some("text/plain"),
+                body: b"\xff",
+            },
+            &bot(),
+        );
+        assert_eq!(bad.unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn replies_follow_accept_then_the_request_type() {
+        assert_eq!(reply_type(None, None), CONTENT_XML);
+        assert_eq!(reply_type(None, Some("application/json")), CONTENT_JSON);
+        assert_eq!(
+            reply_type(Some("application/xmpp+xml"), Some("application/json")),
+            CONTENT_XML
+        );
+        assert_eq!(
+            reply_type(
+                Some("application/json, application/xmpp+xml;q=0.5"),
+                Some("application/xmpp+xml")
+            ),
+            CONTENT_JSON
+        );
+        let reply =
+            xml("<iq type='get' id='v' to='x'><query xmlns='jabber:iq:version'/></iq>").unwrap();
+        let json: Value = serde_json::from_slice(&encode(&reply, CONTENT_JSON)).unwrap();
+        assert_eq!(json["kind"], "iq");
+        assert!(String::from_utf8(encode(&reply, CONTENT_XML))
+            .unwrap()
+            .starts_with("<iq xmlns='jabber:client'"));
+    }
+}
