@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash tests/setup-debian.sh
 cargo build --release --locked --quiet
-XRELAY=$PWD/target/release/xrelay
+XRELAY=${CARGO_TARGET_DIR:-$PWD/target}/release/xrelay
 . tests/bed.sh
 
 echo "== Prosody on 127.0.0.1 with a test CA and the accounts bot and alice"
