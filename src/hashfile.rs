@@ -103,18 +103,7 @@ impl DataFile {
             return Err(self.err(Cause::TooLarge));
         }
         let text = fs::read_to_string(&self.path).map_err(|e| self.err(Cause::Io(e)))?;
-        let mut out = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let entry = parse(line).map_err(|msg| self.err(Cause::Parse { line: i + 1, msg }))?;
-            if out.len() == max {
-                return Err(self.err(Cause::TooMany(max)));
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        parse_lines(&text, max, parse).map_err(|cause| self.err(cause))
     }
 
     /// Replace the file with `text` atomically: a 0600 temp file in the same directory
@@ -161,6 +150,27 @@ impl DataFile {
             .ok()
             .map(|m| Signature(m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
     }
+}
+
+/// Parse every entry of a file's text with `parse`, skipping `#` comments and blank lines;
+/// at most `max` entries.
+pub(crate) fn parse_lines<T>(
+    text: &str,
+    max: usize,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, Cause> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let entry = parse(line).map_err(|msg| Cause::Parse { line: i + 1, msg })?;
+        if out.len() == max {
+            return Err(Cause::TooMany(max));
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// Modification time, size and inode of a file: changes whenever it is rewritten.

@@ -248,25 +248,37 @@ impl InviteFile {
     }
 
     fn save(&self) -> Result<(), InvitesError> {
-        let mut text = String::from(
-            "# xrelay invites: ID, SHA-256 of the token, state, created, expires, name\n",
-        );
-        for i in &self.invites {
-            let state = match &i.state {
-                State::Unused => "unused".to_string(),
-                State::Used(by) => format!("used:{by}"),
-            };
-            text.push_str(&format!(
-                "{}\t{}\t{state}\t{}\t{}\t{}\n",
-                i.id,
-                hex(&i.token_hash),
-                format_rfc3339(i.created),
-                format_rfc3339(i.expires),
-                i.name
-            ));
-        }
-        self.file.save(&text).map_err(InvitesError::File)
+        self.file
+            .save(&render(&self.invites))
+            .map_err(InvitesError::File)
     }
+}
+
+/// The invites file's text for `invites`.
+pub(crate) fn render(invites: &[Invite]) -> String {
+    let mut text = String::from(
+        "# xrelay invites: ID, SHA-256 of the token, state, created, expires, name\n",
+    );
+    for i in invites {
+        let state = match &i.state {
+            State::Unused => "unused".to_string(),
+            State::Used(by) => format!("used:{by}"),
+        };
+        text.push_str(&format!(
+            "{}\t{}\t{state}\t{}\t{}\t{}\n",
+            i.id,
+            hex(&i.token_hash),
+            format_rfc3339(i.created),
+            format_rfc3339(i.expires),
+            i.name
+        ));
+    }
+    text
+}
+
+/// The invites in an invites file's text.
+pub(crate) fn parse_text(text: &str) -> Result<Vec<Invite>, hashfile::Cause> {
+    hashfile::parse_lines(text, MAX_INVITES, parse_line)
 }
 
 fn parse_line(line: &str) -> Result<Invite, String> {
