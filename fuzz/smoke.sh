@@ -3,7 +3,7 @@
 # long runs), one at a time on one core, starting from the committed seeds in fuzz/seeds/.
 # New inputs go to fuzz/corpus/TARGET, crashes to fuzz/artifacts/TARGET (both ignored by git).
 # Needs the nightly toolchain and cargo-fuzz; skips (exit 0) when either is missing.
-# usage: fuzz/smoke.sh [SECONDS] [TARGET...]
+# usage: fuzz/smoke.sh [SECONDS] [TARGET...]   (FUZZ_LOG_DIR=DIR keeps each run's full log)
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-10}
@@ -23,7 +23,12 @@ cargo +nightly fuzz build >/dev/null 2>&1 || { cargo +nightly fuzz build 2>&1 | 
 failed=0
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
-    log=$(mktemp)
+    if [ -n "${FUZZ_LOG_DIR:-}" ]; then
+        mkdir -p "$FUZZ_LOG_DIR"
+        log=$FUZZ_LOG_DIR/$t.log
+    else
+        log=$(mktemp)
+    fi
     if cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=512 -timeout=10 -max_len=65536 \
         -print_final_stats=1 >"$log" 2>&1; then
@@ -35,6 +40,6 @@ for t in "${targets[@]}"; do
         grep -A6 -E 'panicked|ERROR: (libFuzzer|AddressSanitizer)' "$log" | head -20; grep -E '^(Base64|artifact_prefix)' "$log"
         failed=1
     fi
-    rm -f "$log"
+    [ -n "${FUZZ_LOG_DIR:-}" ] || rm -f "$log"
 done
 exit $failed
