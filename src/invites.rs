@@ -256,9 +256,8 @@ impl InviteFile {
 
 /// The invites file's text for `invites`.
 pub(crate) fn render(invites: &[Invite]) -> String {
-    let mut text = String::from(
-        "# xrelay invites: ID, SHA-256 of the token, state, created, expires, name\n",
-    );
+    let mut text =
+        String::from("# xrelay invites: ID, SHA-256 of the token, state, created, expires, name\n");
     for i in invites {
         let state = match &i.state {
             State::Unused => "unused".to_string(),

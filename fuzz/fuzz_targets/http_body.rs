@@ -57,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             assert!(matches!(e.status(), 400 | 415 | 422));
             let text = e.to_string();
-            assert!(!text.is_empty() && text.chars().count() <= MAX_ERROR_CHARS, "{text}");
+            assert!(
+                !text.is_empty() && text.chars().count() <= MAX_ERROR_CHARS,
+                "{text}"
+            );
         }
     }
 });

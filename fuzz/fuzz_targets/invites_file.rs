@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let written = render_invites(&invites);
     let again = parse_invites(&written)
         .unwrap_or_else(|e| panic!("written invites file does not parse: {e}\n{written}"));
-    assert_eq!(again, invites, "invites changed when written and read back:\n{written}");
+    assert_eq!(
+        again, invites,
+        "invites changed when written and read back:\n{written}"
+    );
     assert_eq!(render_invites(&again), written);
 });

@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     let normal = jid.as_str();
     assert_eq!(jid.to_string(), normal);
     assert!(normal.len() <= input.len(), "{input:?} grew to {normal:?}");
-    assert_eq!(Jid::parse(normal).as_ref(), Ok(&jid), "{input:?} → {normal:?}");
+    assert_eq!(
+        Jid::parse(normal).as_ref(),
+        Ok(&jid),
+        "{input:?} → {normal:?}"
+    );
 
     let mut joined = String::new();
     if let Some(local) = jid.local() {

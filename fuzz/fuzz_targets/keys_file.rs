@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let written = render_keys(&keys);
     let again = parse_keys(&written)
         .unwrap_or_else(|e| panic!("written keys file does not parse: {e}\n{written}"));
-    assert_eq!(again, keys, "keys changed when written and read back:\n{written}");
+    assert_eq!(
+        again, keys,
+        "keys changed when written and read back:\n{written}"
+    );
     assert_eq!(render_keys(&again), written);
 });

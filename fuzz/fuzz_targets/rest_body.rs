@@ -22,7 +22,11 @@ const SLACK: usize = 512;
 /// A stanza built from JSON: stable when serialized, and its JSON form maps back to it.
 fn check_stanza(el: &Element, input_len: usize) {
     let bytes = el.to_bytes(CLIENT_NS);
-    assert!(bytes.len() <= MAX_GROWTH * input_len + SLACK, "{input_len} → {} bytes", bytes.len());
+    assert!(
+        bytes.len() <= MAX_GROWTH * input_len + SLACK,
+        "{input_len} → {} bytes",
+        bytes.len()
+    );
     let back = parse_document(&bytes, bytes.len().max(LIMIT))
         .unwrap_or_else(|e| panic!("a stanza from JSON does not parse: {e}: {bytes:?}"));
     assert_eq!(back.to_bytes(CLIENT_NS), bytes, "serializing is not stable");
@@ -31,7 +35,11 @@ fn check_stanza(el: &Element, input_len: usize) {
     let again = from_json(&value)
         .unwrap_or_else(|e| panic!("the JSON form of a stanza from JSON is refused: {e}: {value}"));
     // Defaults may become explicit (a message without type is "normal"); nothing else moves.
-    assert_eq!(to_json(&again), json, "the JSON form is not stable: {value}");
+    assert_eq!(
+        to_json(&again),
+        json,
+        "the JSON form is not stable: {value}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -43,7 +51,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(el) = parse_document(data, LIMIT) {
         let json = Value::Object(to_json(&el));
         let text = json.to_string();
-        assert!(text.len() <= MAX_GROWTH * data.len() + SLACK, "{} → {}", data.len(), text.len());
+        assert!(
+            text.len() <= MAX_GROWTH * data.len() + SLACK,
+            "{} → {}",
+            data.len(),
+            text.len()
+        );
         if let Ok(mapped) = from_json(&json) {
             check_stanza(&mapped, text.len());
         }

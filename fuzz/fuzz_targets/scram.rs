@@ -61,12 +61,18 @@ fn server_signature(sha256: bool, server_first: &str, auth_message: &str) -> Opt
     let (prf, mac) = if sha256 {
         (pbkdf2::PBKDF2_HMAC_SHA256, hmac::HMAC_SHA256)
     } else {
-        (pbkdf2::PBKDF2_HMAC_SHA1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY)
+        (
+            pbkdf2::PBKDF2_HMAC_SHA1,
+            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        )
     };
     let mut salted = vec![0u8; mac.digest_algorithm().output_len()];
     pbkdf2::derive(prf, iterations, &salt, PASSWORD.as_bytes(), &mut salted);
     let server_key = hmac::sign(&hmac::Key::new(mac, &salted), b"Server Key");
-    let signature = hmac::sign(&hmac::Key::new(mac, server_key.as_ref()), auth_message.as_bytes());
+    let signature = hmac::sign(
+        &hmac::Key::new(mac, server_key.as_ref()),
+        auth_message.as_bytes(),
+    );
     Some(STANDARD.encode(signature.as_ref()))
 }
 
@@ -92,7 +98,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(client.mechanism(), mechanism);
-    let initial = STANDARD.decode(&initial).expect("the initial response is base64");
+    let initial = STANDARD
+        .decode(&initial)
+        .expect("the initial response is base64");
 
     if mechanism == Mechanism::Plain {
         let _ = client.success(Some(&payload(server_first, encode)));
@@ -101,20 +109,28 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let initial = String::from_utf8(initial).expect("client-first is UTF-8");
-    let client_first_bare = initial.strip_prefix("n,,").expect("client-first has a GS2 header");
+    let client_first_bare = initial
+        .strip_prefix("n,,")
+        .expect("client-first has a GS2 header");
     let nonce = field(client_first_bare, "r=").expect("client-first has a nonce");
     let server_first = replace(server_first, b"%N", nonce.as_bytes());
     let first_text = String::from_utf8_lossy(&server_first).into_owned();
     if first_text
         .split(',')
         .filter_map(|f| f.strip_prefix("i="))
-        .any(|i| i.parse::<u32>().is_ok_and(|n| n > MAX_FUZZ_ITERATIONS && n <= 1_000_000))
+        .any(|i| {
+            i.parse::<u32>()
+                .is_ok_and(|n| n > MAX_FUZZ_ITERATIONS && n <= 1_000_000)
+        })
     {
         return;
     }
 
     let Ok(response) = client.challenge(&payload(&server_first, encode)) else {
-        assert!(client.challenge("=").is_err(), "an exchange goes on after an error");
+        assert!(
+            client.challenge("=").is_err(),
+            "an exchange goes on after an error"
+        );
         return;
     };
     // Accepted: server-first was UTF-8 and well-formed.
@@ -122,7 +138,9 @@ fuzz_target!(|data: &[u8]| {
         .expect("client-final is UTF-8");
     let server_nonce = field(&first_text, "r=").expect("accepted server-first has a nonce");
     assert!(server_nonce.starts_with(nonce) && server_nonce.len() > nonce.len());
-    let (without_proof, proof) = client_final.split_once(",p=").expect("client-final has a proof");
+    let (without_proof, proof) = client_final
+        .split_once(",p=")
+        .expect("client-final has a proof");
     assert_eq!(without_proof, format!("c=biws,r={server_nonce}"));
     let proof = STANDARD.decode(proof).expect("the proof is base64");
     assert_eq!(proof.len(), if sha256 { 32 } else { 20 });
@@ -136,19 +154,30 @@ fuzz_target!(|data: &[u8]| {
         && final_text.split(',').next() == Some(&format!("v={signature}"));
 
     let accepted = if final_in_success {
-        client.success(Some(&payload(&server_final, encode))).is_ok()
+        client
+            .success(Some(&payload(&server_final, encode)))
+            .is_ok()
     } else {
         let ok = client.challenge(&payload(&server_final, encode)).is_ok();
         let done = client.success(last.map(|l| payload(l, encode)).as_deref());
         if !ok {
-            assert!(done.is_err(), "success accepted after a failed server-final");
+            assert!(
+                done.is_err(),
+                "success accepted after a failed server-final"
+            );
         }
         ok
     };
     if !encode {
         // A payload passed as given may decode to anything: only soundness holds.
-        assert!(!accepted || correct, "a wrong server signature was accepted");
+        assert!(
+            !accepted || correct,
+            "a wrong server signature was accepted"
+        );
     } else {
-        assert_eq!(accepted, correct, "server-final {final_text:?}, signature {signature}");
+        assert_eq!(
+            accepted, correct,
+            "server-final {final_text:?}, signature {signature}"
+        );
     }
 });

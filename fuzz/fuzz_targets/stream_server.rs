@@ -83,7 +83,11 @@ fuzz_target!(|data: &[u8]| {
         let read = read.as_slice();
         read_total += read.len();
         if dead {
-            assert_eq!(client.poll_event(now), Ok(None), "events after the stream ended");
+            assert_eq!(
+                client.poll_event(now),
+                Ok(None),
+                "events after the stream ended"
+            );
             break;
         }
         if client.handle_input(read, now).is_err() {

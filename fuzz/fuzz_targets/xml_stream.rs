@@ -15,7 +15,11 @@ use xrelay::xmpp::xml::{parse_document, Element, Framer, StreamEvent, XmlError, 
 /// prefix was reused are bounded by the limit itself.
 const MAX_GROWTH: usize = 6;
 
-fn run(framer: &mut Framer, input: &[u8], cuts: &mut impl FnMut() -> usize) -> (Vec<StreamEvent>, Option<XmlError>) {
+fn run(
+    framer: &mut Framer,
+    input: &[u8],
+    cuts: &mut impl FnMut() -> usize,
+) -> (Vec<StreamEvent>, Option<XmlError>) {
     let mut events = Vec::new();
     let mut rest = input;
     while !rest.is_empty() {
@@ -71,8 +75,12 @@ fuzz_target!(|data: &[u8]| {
     // Which error an oversized item hits first (its size or a syntax error past the limit)
     // depends on where the reads end; that it fails does not.
     match (&error, &cut_error) {
-        (Some(XmlError::TooLarge { .. }), Some(_)) | (Some(_), Some(XmlError::TooLarge { .. })) => {}
-        _ => assert_eq!(error, cut_error, "the outcome depends on how the input was cut"),
+        (Some(XmlError::TooLarge { .. }), Some(_)) | (Some(_), Some(XmlError::TooLarge { .. })) => {
+        }
+        _ => assert_eq!(
+            error, cut_error,
+            "the outcome depends on how the input was cut"
+        ),
     }
 
     for ev in &events {

@@ -54,7 +54,9 @@ impl fmt::Display for JidError {
         match self {
             JidError::Empty => f.write_str("the address is empty"),
             JidError::EmptyDomain => f.write_str("the address has no domain"),
-            JidError::EmptyLabel => f.write_str("the domain has two dots in a row or a dot at an end"),
+            JidError::EmptyLabel => {
+                f.write_str("the domain has two dots in a row or a dot at an end")
+            }
             JidError::EmptyLocal => f.write_str("the address has nothing before '@'"),
             JidError::EmptyResource => f.write_str("the address has nothing after '/'"),
             JidError::TooLong(part) => write!(f, "the {part} is longer than 1023 bytes"),
@@ -244,7 +246,13 @@ mod tests {
 
     #[test]
     fn normal_form_parses_to_itself() {
-        for input in ["Example.ORG.", "A@B.c./R.", "[::1]/x", "é@b/..", "a@1.2.3.4"] {
+        for input in [
+            "Example.ORG.",
+            "A@B.c./R.",
+            "[::1]/x",
+            "é@b/..",
+            "a@1.2.3.4",
+        ] {
             let j = Jid::parse(input).unwrap();
             assert_eq!(Jid::parse(j.as_str()), Ok(j.clone()), "{input}");
         }

@@ -965,11 +965,7 @@ type Open = (Element, usize, Arc<str>);
 /// and used by many elements would come out far larger than it went in: an element whose
 /// serialized form would carry more than `max` bytes of namespace declarations is refused
 /// as too large.
-fn parse_element(
-    raw: &[u8],
-    base: &[(String, Arc<str>)],
-    max: usize,
-) -> Result<Element, XmlError> {
+fn parse_element(raw: &[u8], base: &[(String, Arc<str>)], max: usize) -> Result<Element, XmlError> {
     let mut reader = Reader::from_reader(raw);
     reader.config_mut().check_end_names = true;
     let mut bindings: Vec<(String, Arc<str>)> = Vec::new();
@@ -1137,7 +1133,9 @@ fn open_tag(
     let ns = match prefix {
         None => lookup(bindings, base, "").map_or_else(|| Arc::from(""), Arc::clone),
         Some("xmlns") => return Err(not_well_formed("element with the xmlns prefix")),
-        Some(p) => lookup(bindings, base, p).ok_or(XmlError::BadPrefix)?.clone(),
+        Some(p) => lookup(bindings, base, p)
+            .ok_or(XmlError::BadPrefix)?
+            .clone(),
     };
     Ok(Element {
         name: name.to_owned(),
@@ -1220,7 +1218,10 @@ mod tests {
             Some(p) if Arc::ptr_eq(p, &el.ns) => 0,
             _ => el.ns.len(),
         };
-        own + el.children().map(|c| ns_heap(c, Some(&el.ns))).sum::<usize>()
+        own + el
+            .children()
+            .map(|c| ns_heap(c, Some(&el.ns)))
+            .sum::<usize>()
     }
 
     #[test]
@@ -1259,7 +1260,10 @@ mod tests {
                 .as_bytes(),
             )
             .unwrap();
-        assert!(matches!(framer.next_event(), Ok(Some(StreamEvent::Open(_)))));
+        assert!(matches!(
+            framer.next_event(),
+            Ok(Some(StreamEvent::Open(_)))
+        ));
         assert_eq!(framer.next_event(), Err(XmlError::TooLarge { limit }));
         // A few reuses stay well within the bound and round-trip.
         let doc = format!("<a xmlns:p='{ns}'><p:b/><p:b/><c/><p:b/></a>");
