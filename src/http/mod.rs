@@ -181,10 +181,12 @@ impl Served {
         self.0.borrow().iter().any(|c| !c.is_requesting())
     }
 
-    /// Close the oldest connection that is not answering a request, if there is one.
+    /// Close the oldest connection that is not answering a request, if there is one. It
+    /// leaves the list at once, so that the next new connection closes another.
     fn make_room(&self) {
-        if let Some(c) = self.0.borrow().iter().find(|c| !c.is_requesting()) {
-            let _ = c.tcp.shutdown(Shutdown::Both);
+        let mut list = self.0.borrow_mut();
+        if let Some(i) = list.iter().position(|c| !c.is_requesting()) {
+            let _ = list.remove(i).tcp.shutdown(Shutdown::Both);
         }
     }
 
