@@ -161,6 +161,9 @@ pub(crate) fn parse_lines<T>(
 ) -> Result<Vec<T>, Cause> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
+        // `lines` leaves a bare carriage return at the very end; it would become part of
+        // the last field, and be lost when the file is written again.
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
@@ -269,6 +272,23 @@ mod tests {
         assert!(ct_eq(&h, &sha256("abc")));
         assert!(!ct_eq(&h, &sha256("abd")));
         assert_ne!(random::<16>().unwrap(), random::<16>().unwrap());
+    }
+
+    #[test]
+    fn line_endings_do_not_leak_into_fields() {
+        let fields = |text: &str| parse_lines(text, 8, |l| Ok(l.to_string())).unwrap();
+        for text in [
+            "a\tb\nc\td",
+            "a\tb\r\nc\td\r\n",
+            "a\tb\r\nc\td\r",
+            "# x\r\n\r\na\tb\nc\td\r",
+        ] {
+            assert_eq!(fields(text), ["a\tb", "c\td"], "{text:?}");
+        }
+        assert!(matches!(
+            parse_lines("a\nb\nc", 2, |l| Ok(l.to_string())),
+            Err(Cause::TooMany(2))
+        ));
     }
 
     #[test]

@@ -537,6 +537,23 @@ mod tests {
     }
 
     #[test]
+    fn written_file_reads_back_the_same() {
+        // Found by fuzzing: a last line ending in a bare CR kept it in the name, and
+        // writing the file turned it into a line ending.
+        let h = hex(&sha256("t"));
+        let text = format!(
+            "a1\t{h}\tused:Alice@Example.org\t2024-01-02T03:04:05Z\t2024-01-09T03:04:05Z\tx\r\n\
+             b2\t{h}\tunused\t2024-01-02T03:04:05Z\t2024-01-09T03:04:05Z\t\r"
+        );
+        let invites = parse_text(&text).unwrap();
+        assert_eq!(invites[0].state, State::Used("alice@example.org".into()));
+        assert_eq!(invites[1].name, "");
+        let written = render(&invites);
+        assert_eq!(parse_text(&written).unwrap(), invites);
+        assert_eq!(render(&parse_text(&written).unwrap()), written);
+    }
+
+    #[test]
     fn create_find_redeem_list_revoke() {
         let d = dir("cycle");
         let path = d.join("invites");
