@@ -161,9 +161,10 @@ pub(crate) fn parse_lines<T>(
 ) -> Result<Vec<T>, Cause> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        // `lines` leaves a bare carriage return at the very end; it would become part of
-        // the last field, and be lost when the file is written again.
-        let line = line.strip_suffix('\r').unwrap_or(line);
+        // `lines` takes one CR before the LF as part of the line ending and leaves any
+        // other at the end of the line: it would become part of the last field (a name
+        // never has one) and be lost when the file is written again.
+        let line = line.trim_end_matches('\r');
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
@@ -281,6 +282,7 @@ mod tests {
             "a\tb\nc\td",
             "a\tb\r\nc\td\r\n",
             "a\tb\r\nc\td\r",
+            "a\tb\r\r\r\nc\td\r\r",
             "# x\r\n\r\na\tb\nc\td\r",
         ] {
             assert_eq!(fields(text), ["a\tb", "c\td"], "{text:?}");
