@@ -103,18 +103,7 @@ impl DataFile {
             return Err(self.err(Cause::TooLarge));
         }
         let text = fs::read_to_string(&self.path).map_err(|e| self.err(Cause::Io(e)))?;
-        let mut out = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let entry = parse(line).map_err(|msg| self.err(Cause::Parse { line: i + 1, msg }))?;
-            if out.len() == max {
-                return Err(self.err(Cause::TooMany(max)));
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        parse_lines(&text, max, parse).map_err(|cause| self.err(cause))
     }
 
     /// Replace the file with `text` atomically: a 0600 temp file in the same directory
@@ -161,6 +150,31 @@ impl DataFile {
             .ok()
             .map(|m| Signature(m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
     }
+}
+
+/// Parse every entry of a file's text with `parse`, skipping `#` comments and blank lines;
+/// at most `max` entries.
+pub(crate) fn parse_lines<T>(
+    text: &str,
+    max: usize,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, Cause> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        // `lines` takes one CR before the LF as part of the line ending and leaves any
+        // other at the end of the line: it would become part of the last field (a name
+        // never has one) and be lost when the file is written again.
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let entry = parse(line).map_err(|msg| Cause::Parse { line: i + 1, msg })?;
+        if out.len() == max {
+            return Err(Cause::TooMany(max));
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// Modification time, size and inode of a file: changes whenever it is rewritten.
@@ -259,6 +273,24 @@ mod tests {
         assert!(ct_eq(&h, &sha256("abc")));
         assert!(!ct_eq(&h, &sha256("abd")));
         assert_ne!(random::<16>().unwrap(), random::<16>().unwrap());
+    }
+
+    #[test]
+    fn line_endings_do_not_leak_into_fields() {
+        let fields = |text: &str| parse_lines(text, 8, |l| Ok(l.to_string())).unwrap();
+        for text in [
+            "a\tb\nc\td",
+            "a\tb\r\nc\td\r\n",
+            "a\tb\r\nc\td\r",
+            "a\tb\r\r\r\nc\td\r\r",
+            "# x\r\n\r\na\tb\nc\td\r",
+        ] {
+            assert_eq!(fields(text), ["a\tb", "c\td"], "{text:?}");
+        }
+        assert!(matches!(
+            parse_lines("a\nb\nc", 2, |l| Ok(l.to_string())),
+            Err(Cause::TooMany(2))
+        ));
     }
 
     #[test]

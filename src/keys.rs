@@ -220,23 +220,33 @@ impl KeyFile {
     }
 
     fn save(&self) -> Result<(), KeysError> {
-        let mut text = String::from(
-            "# xrelay API keys: ID, SHA-256 of the secret, scopes, created, expires, name\n",
-        );
-        for k in &self.keys {
-            let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
-            text.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\n",
-                k.id,
-                hex(&k.secret_hash),
-                scopes.join(","),
-                format_rfc3339(k.created),
-                k.expires.map_or_else(|| "-".to_string(), format_rfc3339),
-                k.name
-            ));
-        }
-        self.file.save(&text).map_err(KeysError::File)
+        self.file.save(&render(&self.keys)).map_err(KeysError::File)
     }
+}
+
+/// The keys file's text for `keys`.
+pub(crate) fn render(keys: &[Key]) -> String {
+    let mut text = String::from(
+        "# xrelay API keys: ID, SHA-256 of the secret, scopes, created, expires, name\n",
+    );
+    for k in keys {
+        let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            k.id,
+            hex(&k.secret_hash),
+            scopes.join(","),
+            format_rfc3339(k.created),
+            k.expires.map_or_else(|| "-".to_string(), format_rfc3339),
+            k.name
+        ));
+    }
+    text
+}
+
+/// The keys in a keys file's text.
+pub(crate) fn parse_text(text: &str) -> Result<Vec<Key>, hashfile::Cause> {
+    hashfile::parse_lines(text, MAX_KEYS, parse_line)
 }
 
 fn parse_line(line: &str) -> Result<Key, String> {

@@ -28,11 +28,14 @@
 //! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
 //! typed, validated settings; `keys` keeps API keys hashed in a file, `invites` XEP-0379
 //! invite tokens likewise (both on `hashfile`: hashes, private atomic files); `timefmt` formats
-//! timestamps; `log` writes one line per state change to stderr.
+//! timestamps; `log` writes one line per state change to stderr. `fuzzing` (hidden) lets the
+//! fuzz targets in `fuzz/` reach the file parsers.
 
 pub mod app;
 pub mod config;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hashfile;
 pub mod http;
 pub mod invites;

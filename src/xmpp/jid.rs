@@ -27,6 +27,9 @@ pub enum JidError {
     Empty,
     /// The domain part is missing or empty.
     EmptyDomain,
+    /// The domain has an empty label: two dots in a row, or a dot first or last (one final
+    /// dot, the DNS root, is allowed and dropped).
+    EmptyLabel,
     /// An '@' with nothing before it.
     EmptyLocal,
     /// A '/' with nothing after it.
@@ -51,6 +54,9 @@ impl fmt::Display for JidError {
         match self {
             JidError::Empty => f.write_str("the address is empty"),
             JidError::EmptyDomain => f.write_str("the address has no domain"),
+            JidError::EmptyLabel => {
+                f.write_str("the domain has two dots in a row or a dot at an end")
+            }
             JidError::EmptyLocal => f.write_str("the address has nothing before '@'"),
             JidError::EmptyResource => f.write_str("the address has nothing after '/'"),
             JidError::TooLong(part) => write!(f, "the {part} is longer than 1023 bytes"),
@@ -86,6 +92,10 @@ impl Jid {
         let domain = domain.strip_suffix('.').unwrap_or(domain);
         if domain.is_empty() {
             return Err(JidError::EmptyDomain);
+        }
+        // Otherwise "a.." would normalize to "a.", which parses as another JID, "a".
+        if domain.split('.').any(str::is_empty) {
+            return Err(JidError::EmptyLabel);
         }
         check_part(domain, "domain", |c| {
             c.is_whitespace() || c.is_control() || matches!(c, '@' | '/' | '"' | '<' | '>' | '\'')
@@ -235,6 +245,20 @@ mod tests {
     }
 
     #[test]
+    fn normal_form_parses_to_itself() {
+        for input in [
+            "Example.ORG.",
+            "A@B.c./R.",
+            "[::1]/x",
+            "é@b/..",
+            "a@1.2.3.4",
+        ] {
+            let j = Jid::parse(input).unwrap();
+            assert_eq!(Jid::parse(j.as_str()), Ok(j.clone()), "{input}");
+        }
+    }
+
+    #[test]
     fn errors() {
         use JidError::*;
         assert_eq!(Jid::parse(""), Err(Empty));
@@ -242,6 +266,10 @@ mod tests {
         assert_eq!(Jid::parse("@b"), Err(EmptyLocal));
         assert_eq!(Jid::parse("a@b/"), Err(EmptyResource));
         assert_eq!(Jid::parse("/r"), Err(EmptyDomain));
+        assert_eq!(Jid::parse("a@."), Err(EmptyDomain));
+        for bad in ["oo../s", "a@b..", "a@.b", "a@b..c", "..", "a@b.c../r"] {
+            assert_eq!(Jid::parse(bad), Err(EmptyLabel), "{bad}");
+        }
         assert_eq!(Jid::parse_bare("a@b/c"), Err(NotBare));
         assert!(matches!(Jid::parse("a b@c"), Err(BadChar { ch: ' ', .. })));
         assert!(matches!(Jid::parse("a<b@c"), Err(BadChar { ch: '<', .. })));
@@ -253,7 +281,7 @@ mod tests {
         assert_eq!(Jid::parse(&format!("{long}@b")), Err(TooLong("user part")));
         assert_eq!(Jid::parse(&long), Err(TooLong("domain")));
         assert_eq!(Jid::parse(&format!("a@b/{long}")), Err(TooLong("resource")));
-        for e in [Empty, NotBare, NoLocal, TooLong("domain")] {
+        for e in [Empty, NotBare, NoLocal, TooLong("domain"), EmptyLabel] {
             assert!(!e.to_string().is_empty());
         }
     }

@@ -575,7 +575,8 @@ fn error_from(v: &Value) -> Result<Element, MapError> {
         ));
     }
     let condition = opt_str(o, "condition", "error")?.unwrap_or("undefined-condition");
-    if !is_valid_name(condition) {
+    // `text` names the error's text element: as a condition it would read back as text.
+    if !is_valid_name(condition) || condition == "text" {
         return Err(bad("error", "a condition that is an element name"));
     }
     let mut e = Element::new("error", NS_CLIENT)
@@ -777,6 +778,10 @@ mod tests {
             ),
             (
                 json!({"error": {"condition": "a b"}}),
+                bad("error", "a condition that is an element name"),
+            ),
+            (
+                json!({"error": {"condition": "text"}}),
                 bad("error", "a condition that is an element name"),
             ),
         ];

@@ -10,6 +10,7 @@
 //! is scanned once.
 
 use std::fmt;
+use std::sync::Arc;
 
 use quick_xml::errors::Error as QxError;
 use quick_xml::escape::{resolve_xml_entity, EscapeError};
@@ -43,7 +44,9 @@ const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     name: String,
-    ns: String,
+    /// Shared with the parser's binding and every element in the same namespace: a long
+    /// namespace inherited by many small elements is held once, not once per element.
+    ns: Arc<str>,
     attrs: Vec<(String, String)>,
     nodes: Vec<Node>,
 }
@@ -62,7 +65,7 @@ impl Element {
     pub fn new(name: &str, ns: &str) -> Element {
         Element {
             name: name.to_owned(),
-            ns: ns.to_owned(),
+            ns: Arc::from(ns),
             attrs: Vec::new(),
             nodes: Vec::new(),
         }
@@ -173,7 +176,7 @@ impl Element {
 
     /// Whether this element is `name` in namespace `ns`.
     pub fn is(&self, name: &str, ns: &str) -> bool {
-        self.name == name && self.ns == ns
+        self.name == name && &*self.ns == ns
     }
 
     /// Serializes the element into `out`; `parent_ns` is the default namespace in scope
@@ -188,7 +191,7 @@ impl Element {
         if !is_valid_name(&self.name) {
             return;
         }
-        let prefixed = self.ns == STREAM_NS;
+        let prefixed = &*self.ns == STREAM_NS;
         out.push(b'<');
         if prefixed {
             out.extend_from_slice(b"stream:");
@@ -197,7 +200,7 @@ impl Element {
         let inner_ns = if prefixed {
             parent_ns
         } else {
-            if self.ns != parent_ns {
+            if &*self.ns != parent_ns {
                 out.extend_from_slice(b" xmlns='");
                 escape(&self.ns, out, true);
                 out.push(b'\'');
@@ -286,6 +289,13 @@ fn escape(text: &str, out: &mut Vec<u8>, in_attr: bool) {
         run = i;
     }
     out.extend_from_slice(&bytes[run..]);
+}
+
+/// Length of `text` escaped as an attribute value.
+fn escaped_len(text: &str) -> usize {
+    let mut out = Vec::with_capacity(text.len());
+    escape(text, &mut out, true);
+    out.len()
 }
 
 /// Whether `s` is a valid element or attribute name without a prefix (an XML 1.0 `NCName`):
@@ -569,7 +579,7 @@ struct StreamCtx {
     /// Qualified name of the root, which `</...>` at top level must repeat.
     root: String,
     /// Prefix bindings in scope for stanzas (`""` is the default namespace).
-    bindings: Vec<(String, String)>,
+    bindings: Vec<(String, Arc<str>)>,
 }
 
 #[derive(Debug)]
@@ -678,7 +688,7 @@ impl Framer {
                     (Some(StreamEvent::Open(header)), Some(Phase::Open(ctx)))
                 }
                 (Phase::Open(ctx), Item::Element) => {
-                    let element = parse_element(raw, &ctx.bindings)?;
+                    let element = parse_element(raw, &ctx.bindings, self.max)?;
                     (Some(StreamEvent::Element(element)), None)
                 }
                 (Phase::Open(ctx), Item::Close) => {
@@ -908,17 +918,17 @@ fn parse_header(raw: &[u8], self_closing: bool) -> Result<(StreamHeader, StreamC
         Event::Start(start) => start,
         _ => return Err(not_well_formed("malformed stream header")),
     };
-    let mut bindings = vec![("xml".to_owned(), XML_NS.to_owned())];
+    let mut bindings = vec![("xml".to_owned(), Arc::from(XML_NS))];
     let root = open_tag(&start, &mut bindings, &[])?;
     if root.name != "stream" {
         return Err(XmlError::BadStreamHeader(
             "the root element is not a stream",
         ));
     }
-    if root.ns != STREAM_NS {
+    if &*root.ns != STREAM_NS {
         return Err(XmlError::InvalidNamespace("wrong stream namespace"));
     }
-    if lookup(&bindings, &[], "") != Some(CLIENT_NS) {
+    if lookup(&bindings, &[], "").map(|ns| &**ns) != Some(CLIENT_NS) {
         return Err(XmlError::InvalidNamespace(
             "the content namespace is not jabber:client",
         ));
@@ -944,44 +954,46 @@ fn check_close(raw: &[u8], root: &str) -> Result<(), XmlError> {
     }
 }
 
+/// An element being built: its bindings mark (how many were in scope before it) and the
+/// default namespace its children are serialized under.
+type Open = (Element, usize, Arc<str>);
+
 /// Builds one top-level element from its complete bytes; `base` holds the stream header's
 /// prefix bindings. Iterative, so input depth never becomes stack depth.
-fn parse_element(raw: &[u8], base: &[(String, String)]) -> Result<Element, XmlError> {
+///
+/// The serializer writes a namespace in full wherever it changes, so a prefix declared once
+/// and used by many elements would come out far larger than it went in: an element whose
+/// serialized form would carry more than `max` bytes of namespace declarations is refused
+/// as too large.
+fn parse_element(raw: &[u8], base: &[(String, Arc<str>)], max: usize) -> Result<Element, XmlError> {
     let mut reader = Reader::from_reader(raw);
     reader.config_mut().check_end_names = true;
-    let mut bindings: Vec<(String, String)> = Vec::new();
-    // Open elements, each with the number of bindings in scope before it.
-    let mut stack: Vec<(Element, usize)> = Vec::new();
+    let mut bindings: Vec<(String, Arc<str>)> = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
     let mut root = None;
+    let client_ns: Arc<str> = Arc::from(CLIENT_NS);
+    let mut declared = 0;
     loop {
         let event = reader.read_event().map_err(from_quick_xml)?;
-        match event {
-            Event::Start(start) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError::TooDeep);
-                }
-                let mark = bindings.len();
-                let element = open_tag(&start, &mut bindings, base)?;
-                stack.push((element, mark));
-            }
-            Event::Empty(start) => {
-                if stack.len() >= MAX_DEPTH {
-                    return Err(XmlError::TooDeep);
-                }
-                let mark = bindings.len();
-                let element = open_tag(&start, &mut bindings, base)?;
-                bindings.truncate(mark);
-                attach(&mut stack, &mut root, element)?;
-            }
+        let (start, empty) = match event {
+            Event::Start(start) => (start, false),
+            Event::Empty(start) => (start, true),
             Event::End(_) => {
-                let (element, mark) = stack
+                let (element, mark, _) = stack
                     .pop()
                     .ok_or_else(|| not_well_formed("unexpected end tag"))?;
                 bindings.truncate(mark);
                 attach(&mut stack, &mut root, element)?;
+                continue;
             }
-            Event::Text(text) => push_text(&mut stack, &text.xml10_content())?,
-            Event::CData(cdata) => push_text(&mut stack, &cdata.xml10_content())?,
+            Event::Text(text) => {
+                push_text(&mut stack, &text.xml10_content())?;
+                continue;
+            }
+            Event::CData(cdata) => {
+                push_text(&mut stack, &cdata.xml10_content())?;
+                continue;
+            }
             Event::GeneralRef(reference) => {
                 let mut utf8 = [0u8; 4];
                 let resolved: &str = match reference.resolve_char_ref() {
@@ -991,6 +1003,7 @@ fn parse_element(raw: &[u8], base: &[(String, String)]) -> Result<Element, XmlEr
                     Err(_) => return Err(not_well_formed("invalid character reference")),
                 };
                 push_text(&mut stack, resolved)?;
+                continue;
             }
             Event::Comment(_) => return Err(XmlError::Restricted("comment")),
             Event::PI(_) | Event::Decl(_) => {
@@ -998,6 +1011,31 @@ fn parse_element(raw: &[u8], base: &[(String, String)]) -> Result<Element, XmlEr
             }
             Event::DocType(_) => return Err(XmlError::Restricted("DOCTYPE")),
             Event::Eof => break,
+        };
+        if stack.len() >= MAX_DEPTH {
+            return Err(XmlError::TooDeep);
+        }
+        let mark = bindings.len();
+        let element = open_tag(&start, &mut bindings, base)?;
+        let outer = stack.last().map_or(&client_ns, |(_, _, d)| d).clone();
+        // Mirrors `write_to`: stream elements carry the `stream:` prefix, others an `xmlns`
+        // where the namespace changes.
+        let inner = if &*element.ns == STREAM_NS {
+            outer
+        } else {
+            if element.ns != outer {
+                declared += escaped_len(&element.ns) + " xmlns=''".len();
+                if declared > max {
+                    return Err(XmlError::TooLarge { limit: max });
+                }
+            }
+            element.ns.clone()
+        };
+        if empty {
+            bindings.truncate(mark);
+            attach(&mut stack, &mut root, element)?;
+        } else {
+            stack.push((element, mark, inner));
         }
     }
     if !stack.is_empty() {
@@ -1007,22 +1045,22 @@ fn parse_element(raw: &[u8], base: &[(String, String)]) -> Result<Element, XmlEr
 }
 
 fn attach(
-    stack: &mut [(Element, usize)],
+    stack: &mut [Open],
     root: &mut Option<Element>,
     element: Element,
 ) -> Result<(), XmlError> {
     match stack.last_mut() {
-        Some((parent, _)) => parent.nodes.push(Node::Element(element)),
+        Some((parent, _, _)) => parent.nodes.push(Node::Element(element)),
         None if root.is_none() => *root = Some(element),
         None => return Err(not_well_formed("more than one top-level element")),
     }
     Ok(())
 }
 
-fn push_text(stack: &mut [(Element, usize)], text: &str) -> Result<(), XmlError> {
+fn push_text(stack: &mut [Open], text: &str) -> Result<(), XmlError> {
     check_chars(text)?;
     match stack.last_mut() {
-        Some((parent, _)) => parent.push_text(text),
+        Some((parent, _, _)) => parent.push_text(text),
         None if text.bytes().all(is_xml_space) => {}
         None => return Err(not_well_formed("text outside elements")),
     }
@@ -1031,16 +1069,16 @@ fn push_text(stack: &mut [(Element, usize)], text: &str) -> Result<(), XmlError>
 
 /// The URI bound to `prefix` (`""`: the default namespace), innermost first.
 fn lookup<'a>(
-    local: &'a [(String, String)],
-    base: &'a [(String, String)],
+    local: &'a [(String, Arc<str>)],
+    base: &'a [(String, Arc<str>)],
     prefix: &str,
-) -> Option<&'a str> {
+) -> Option<&'a Arc<str>> {
     local
         .iter()
         .rev()
         .chain(base.iter().rev())
         .find(|(p, _)| p == prefix)
-        .map(|(_, uri)| uri.as_str())
+        .map(|(_, uri)| uri)
 }
 
 /// Splits a qualified name into a validated prefix and local name.
@@ -1059,8 +1097,8 @@ fn split_qname(qname: &str) -> Result<(Option<&str>, &str), XmlError> {
 /// resolves its namespace and keeps plain attributes and `xml:lang`.
 fn open_tag(
     start: &BytesStart<'_>,
-    bindings: &mut Vec<(String, String)>,
-    base: &[(String, String)],
+    bindings: &mut Vec<(String, Arc<str>)>,
+    base: &[(String, Arc<str>)],
 ) -> Result<Element, XmlError> {
     let (prefix, name) = split_qname(start.name().0)?;
     let mut attrs = Vec::new();
@@ -1070,7 +1108,7 @@ fn open_tag(
         let key = attr.key.0;
         let value = attr_value(&attr)?;
         match split_qname(key)? {
-            (None, "xmlns") => bindings.push((String::new(), value)),
+            (None, "xmlns") => bindings.push((String::new(), Arc::from(value))),
             (None, local) => attrs.push((local.to_owned(), value)),
             (Some("xmlns"), declared) => {
                 let valid = !value.is_empty()
@@ -1079,7 +1117,7 @@ fn open_tag(
                 if !valid {
                     return Err(not_well_formed("invalid namespace declaration"));
                 }
-                bindings.push((declared.to_owned(), value));
+                bindings.push((declared.to_owned(), Arc::from(value)));
             }
             (Some("xml"), "lang") => attrs.push(("xml:lang".to_owned(), value)),
             (Some("xml"), _) => {}
@@ -1093,13 +1131,15 @@ fn open_tag(
         return Err(XmlError::BadPrefix);
     }
     let ns = match prefix {
-        None => lookup(bindings, base, "").unwrap_or(""),
+        None => lookup(bindings, base, "").map_or_else(|| Arc::from(""), Arc::clone),
         Some("xmlns") => return Err(not_well_formed("element with the xmlns prefix")),
-        Some(p) => lookup(bindings, base, p).ok_or(XmlError::BadPrefix)?,
+        Some(p) => lookup(bindings, base, p)
+            .ok_or(XmlError::BadPrefix)?
+            .clone(),
     };
     Ok(Element {
         name: name.to_owned(),
-        ns: ns.to_owned(),
+        ns,
         attrs,
         nodes: Vec::new(),
     })
@@ -1169,6 +1209,67 @@ mod tests {
             parse_document(deep.as_bytes(), 4096),
             Err(DocError::Xml(XmlError::TooDeep))
         );
+    }
+
+    /// Heap bytes of namespace text a tree holds, counting shared text once per element
+    /// that does not share it with its parent.
+    fn ns_heap(el: &Element, parent: Option<&Arc<str>>) -> usize {
+        let own = match parent {
+            Some(p) if Arc::ptr_eq(p, &el.ns) => 0,
+            _ => el.ns.len(),
+        };
+        own + el
+            .children()
+            .map(|c| ns_heap(c, Some(&el.ns)))
+            .sum::<usize>()
+    }
+
+    #[test]
+    fn inherited_namespaces_are_shared_not_copied() {
+        // A long default namespace inherited by thousands of tiny children: each copy would
+        // cost the namespace's length, 4 input bytes each.
+        let ns = "u".repeat(8 * 1024);
+        let doc = format!("<a xmlns='{ns}'>{}</a>", "<b/>".repeat(10_000));
+        let el = parse_document(doc.as_bytes(), 64 * 1024).unwrap();
+        assert_eq!(el.children().count(), 10_000);
+        assert_eq!(ns_heap(&el, None), ns.len());
+        let prefixed = format!("<p:a xmlns:p='{ns}'>{}</p:a>", "<p:b/>".repeat(5_000));
+        let el = parse_document(prefixed.as_bytes(), 64 * 1024).unwrap();
+        assert_eq!(ns_heap(&el, None), ns.len());
+    }
+
+    #[test]
+    fn reused_prefixes_cannot_blow_up_the_serialized_form() {
+        // Each `<p:b/>` (6 bytes) serializes with the namespace written out in full.
+        let ns = "u".repeat(4 * 1024);
+        let limit = 64 * 1024;
+        let doc = format!("<a xmlns:p='{ns}'>{}</a>", "<p:b/>".repeat(2_000));
+        assert_eq!(
+            parse_document(doc.as_bytes(), limit),
+            Err(DocError::Xml(XmlError::TooLarge { limit }))
+        );
+        // The same in the stream, where the prefix comes from the header.
+        let mut framer = Framer::new(limit);
+        framer
+            .feed(
+                format!(
+                    "<stream:stream xmlns='jabber:client' xmlns:stream='{STREAM_NS}' \
+                     xmlns:p='{ns}'><a>{}</a>",
+                    "<p:b/><c/>".repeat(1_000)
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        assert!(matches!(
+            framer.next_event(),
+            Ok(Some(StreamEvent::Open(_)))
+        ));
+        assert_eq!(framer.next_event(), Err(XmlError::TooLarge { limit }));
+        // A few reuses stay well within the bound and round-trip.
+        let doc = format!("<a xmlns:p='{ns}'><p:b/><p:b/><c/><p:b/></a>");
+        let el = parse_document(doc.as_bytes(), limit).unwrap();
+        let bytes = el.to_bytes(CLIENT_NS);
+        assert_eq!(parse_document(&bytes, limit).unwrap(), el);
     }
 
     const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";

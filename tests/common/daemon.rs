@@ -112,6 +112,24 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Peak RSS so far (VmHWM) and the number of open sockets.
+    pub fn peak_rss_kib_and_sockets(&self) -> (u64, usize) {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let hwm = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        let sockets = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count();
+        (hwm, sockets)
+    }
+
     pub fn terminate(mut self) -> std::process::ExitStatus {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
