@@ -63,6 +63,8 @@ fuzz_target!(|data: &[u8]| {
         max_stanza_bytes: 256 << (flags / 3 % 6),
         ping_interval: Duration::from_secs(60),
         timeout: Duration::from_secs(30),
+        // Asking for resumption changes what `<enabled/>` and a later `<resumed/>` mean.
+        resume: flags / 18 % 2 == 0,
     };
     let step = Duration::from_millis(u64::from(*clock) * 250);
     let mut now = Instant::now();
