@@ -18,6 +18,9 @@ use ring::{hmac, pbkdf2};
 use std::num::NonZeroU32;
 use xrelay::xmpp::sasl::{Client, Mechanism};
 
+mod common;
+use common::replace;
+
 const PASSWORD: &str = "pencil";
 /// Iteration counts above this are skipped: PBKDF2 would dominate the run time, and the
 /// parser treats all counts up to its maximum alike.
@@ -33,21 +36,6 @@ fn payload(text: &[u8], encode: bool) -> String {
     } else {
         String::from_utf8_lossy(text).into_owned()
     }
-}
-
-fn replace(text: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        if text[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(text[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 fn field<'a>(message: &'a str, name: &str) -> Option<&'a str> {

@@ -19,6 +19,9 @@ use xrelay::xmpp::jid::Jid;
 use xrelay::xmpp::stanza::{message, MessageType};
 use xrelay::xmpp::stream::{Client, Event, Settings};
 
+mod common;
+use common::replace;
+
 /// Output per input byte: an `<r/>` (26 bytes) is answered by an `<a h='..'/>` (42 bytes),
 /// a ping by its result; login steps and the harness's own stanzas fit the constant.
 const MAX_GROWTH: usize = 4;
@@ -29,21 +32,6 @@ fn last_attr<'a>(out: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     let start = out.windows(prefix.len()).rposition(|w| w == prefix)? + prefix.len();
     let len = out[start..].iter().position(|&b| b == b'\'')?;
     Some(&out[start..start + len])
-}
-
-fn replace(text: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        if text[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(text[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 fuzz_target!(|data: &[u8]| {
