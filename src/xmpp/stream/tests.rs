@@ -104,13 +104,7 @@ impl Session {
         s.feed(HEADER).unwrap();
         s.feed(features).unwrap();
         let bind = s.out();
-        let id = attr(&bind, "id");
-        let mut evs = s
-            .feed(&format!(
-                "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-                 <jid>bot@example.org/xrelay</jid></bind></iq>"
-            ))
-            .unwrap();
+        let mut evs = answer_bind(&mut s, &bind);
         if let Some(reply) = sm_reply {
             assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
             evs = s.feed(reply).unwrap();
@@ -119,6 +113,16 @@ impl Session {
         s.out();
         s
     }
+}
+
+/// Answer the bind request the client wrote (`request`) with the bound JID.
+fn answer_bind(s: &mut Session, request: &str) -> Vec<Event> {
+    let id = attr(request, "id");
+    s.feed(&format!(
+        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <jid>bot@example.org/xrelay</jid></bind></iq>"
+    ))
+    .unwrap()
 }
 
 /// The value of the first `name='...'` attribute in serialized XML.
@@ -170,12 +174,7 @@ fn full_starttls_login_transcript() {
     s.feed(BIND_SM).unwrap();
     let bind = s.out();
     assert!(bind.contains("<resource>xrelay</resource>"), "{bind}");
-    let id = attr(&bind, "id");
-    s.feed(&format!(
-        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-         <jid>bot@example.org/xrelay</jid></bind></iq>"
-    ))
-    .unwrap();
+    answer_bind(&mut s, &bind);
     assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
     let evs = s.feed("<enabled xmlns='urn:xmpp:sm:3'/>").unwrap();
     assert_eq!(
@@ -667,12 +666,7 @@ fn resumed_with_an_impossible_h_is_an_error() {
 fn bind_new_session(s: &mut Session) -> Vec<Event> {
     let bind = s.out();
     assert!(bind.contains("<resource>xrelay</resource>"), "{bind}");
-    let id = attr(&bind, "id");
-    s.feed(&format!(
-        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-         <jid>bot@example.org/xrelay</jid></bind></iq>"
-    ))
-    .unwrap();
+    answer_bind(s, &bind);
     assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
     s.feed("<enabled xmlns='urn:xmpp:sm:3' id='sm-2' resume='true'/>")
         .unwrap()
@@ -752,13 +746,8 @@ fn a_server_without_stream_management_gets_a_new_session() {
     let mut s = Session::resuming(broken_session());
     s.out();
     s.feed(BIND_ONLY).unwrap();
-    let id = attr(&s.out(), "id");
-    let evs = s
-        .feed(&format!(
-            "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-             <jid>bot@example.org/xrelay</jid></bind></iq>"
-        ))
-        .unwrap();
+    let bind = s.out();
+    let evs = answer_bind(&mut s, &bind);
     assert!(matches!(
         evs.as_slice(),
         [Event::Online {
@@ -798,12 +787,8 @@ fn no_resumption_without_the_servers_consent_or_ours() {
     });
     s.out();
     s.feed(BIND_SM).unwrap();
-    let id = attr(&s.out(), "id");
-    s.feed(&format!(
-        "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
-         <jid>bot@example.org/xrelay</jid></bind></iq>"
-    ))
-    .unwrap();
+    let bind = s.out();
+    answer_bind(&mut s, &bind);
     assert_eq!(s.out(), "<enable xmlns='urn:xmpp:sm:3'/>");
 }
 
