@@ -213,6 +213,32 @@ fn wait_count(d: &mut Daemon, needle: &str, n: usize) {
     }
 }
 
+/// Post `n` messages, cutting every connection at a quarter, half and three quarters;
+/// ten posts after each cut, wait until the log shows `back(cuts)` (a line and its count),
+/// so the stream flows again before the next cut. Returns the accepted messages, collected.
+fn post_with_three_cuts(
+    r: &mut Relay,
+    rx: &mut Receiver,
+    proxy: &FaultProxy,
+    n: usize,
+    back: impl Fn(usize) -> (&'static str, usize),
+) -> Vec<String> {
+    let cut_at = [n / 4, n / 2, 3 * n / 4];
+    let mut cuts = 0;
+    let accepted = post_all(r, rx, n, |i, r, _| {
+        if cut_at.contains(&i) {
+            proxy.cut_all();
+            cuts += 1;
+        }
+        if cut_at.contains(&(i.saturating_sub(10))) {
+            let (line, count) = back(cuts);
+            wait_count(&mut r.daemon, line, count);
+        }
+    });
+    rx.collect(&accepted);
+    accepted
+}
+
 /// Three cuts while messages are in flight: each time the session is resumed, and only
 /// what the server did not get is sent again.
 #[test]
@@ -224,19 +250,8 @@ fn cuts_mid_stream_lose_and_duplicate_nothing() {
     let mut r = relay(p, &proxy, &[], "");
     let mut rx = Receiver::new(p);
     let n = messages();
-    let cut_at = [n / 4, n / 2, 3 * n / 4];
-    let mut cuts = 0;
-    let accepted = post_all(&mut r, &mut rx, n, |i, r, _| {
-        if cut_at.contains(&i) {
-            proxy.cut_all();
-            cuts += 1;
-        }
-        if cut_at.contains(&(i.saturating_sub(10))) {
-            // Ten posts while reconnecting, then the stream flows again before the next cut.
-            wait_count(&mut r.daemon, "session resumed", cuts);
-        }
-    });
-    rx.collect(&accepted);
+    let accepted =
+        post_with_three_cuts(&mut r, &mut rx, &proxy, n, |cuts| ("session resumed", cuts));
     let rep = report("cuts", started, &accepted, &rx);
     show_sessions("cuts", &mut r.daemon);
     assert_eq!(rep.answered, n);
@@ -353,18 +368,7 @@ fn without_stream_management_cuts_lose_nothing() {
     let mut r = relay(&p, &proxy, &[], "");
     let mut rx = Receiver::new(&p);
     let n = messages();
-    let cut_at = [n / 4, n / 2, 3 * n / 4];
-    let mut cuts = 0;
-    let accepted = post_all(&mut r, &mut rx, n, |i, r, _| {
-        if cut_at.contains(&i) {
-            proxy.cut_all();
-            cuts += 1;
-        }
-        if cut_at.contains(&(i.saturating_sub(10))) {
-            wait_count(&mut r.daemon, "online as", cuts + 1);
-        }
-    });
-    rx.collect(&accepted);
+    let accepted = post_with_three_cuts(&mut r, &mut rx, &proxy, n, |cuts| ("online as", cuts + 1));
     let rep = report("cuts without stream management", started, &accepted, &rx);
     show_sessions("cuts without stream management", &mut r.daemon);
     assert_eq!(rep.lost, 0, "{rep:?}");
