@@ -744,10 +744,10 @@ mod tests {
     fn full_file_makes_room_from_spent_invites_only() {
         let d = dir("full");
         let mut f = InviteFile::load(&d.join("invites")).unwrap();
-        let (_, t1) = f.create("a", T + 0, T + 100, 2).unwrap();
-        f.create("b", T + 0, T + 100, 2).unwrap();
+        let (_, t1) = f.create("a", T, T + 100, 2).unwrap();
+        f.create("b", T, T + 100, 2).unwrap();
         assert!(matches!(
-            f.create("c", T + 0, T + 100, 2),
+            f.create("c", T, T + 100, 2),
             Err(InvitesError::Full(2))
         ));
         f.redeem(&t1, "a@x", T + 10).unwrap();
@@ -759,7 +759,7 @@ mod tests {
             "expired ones give way"
         );
         assert!(matches!(
-            f.create("a\tb", T + 0, T + 1, 9),
+            f.create("a\tb", T, T + 1, 9),
             Err(InvitesError::BadName)
         ));
         fs::remove_dir_all(&d).unwrap();
@@ -783,7 +783,7 @@ mod tests {
         }
         fs::remove_file(&path).unwrap();
         let mut f = InviteFile::load(&path).unwrap();
-        let (_, token) = f.create("", T + 0, T + 100, 5).unwrap();
+        let (_, token) = f.create("", T, T + 100, 5).unwrap();
         // A directory where the file should be: the rename fails.
         fs::remove_file(&path).unwrap();
         fs::create_dir(&path).unwrap();
@@ -801,7 +801,7 @@ mod tests {
         let path = d.join("invites");
         let store = InviteStore::open(&path).unwrap();
         let mut cli = InviteFile::load(&path).unwrap();
-        let (inv, token) = cli.create("x", T + 0, T + 100, 5).unwrap();
+        let (inv, token) = cli.create("x", T, T + 100, 5).unwrap();
         assert_eq!(store.find(&token), Some(inv.clone()));
         assert!(store.redeem(&token, "a@x", T + 1).is_ok());
         let mut cli = InviteFile::load(&path).unwrap();
@@ -809,11 +809,11 @@ mod tests {
             cli.redeem(&token, "b@x", T + 2),
             Err(Refusal::Used)
         ));
-        let (_, other) = cli.create("y", T + 0, T + 100, 5).unwrap();
+        let (_, other) = cli.create("y", T, T + 100, 5).unwrap();
         assert!(store.find(&other).is_some());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(
-            store.create("z", T + 0, T + 100, 5).is_err(),
+            store.create("z", T, T + 100, 5).is_err(),
             "a refused file stays as it is"
         );
         assert!(matches!(
