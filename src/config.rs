@@ -4,6 +4,7 @@
 //! type or out of range is an error naming the key and its line, so a typo never silently
 //! falls back to a default.
 
+use crate::hashfile;
 use crate::toml::{self, Entry, Value};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::tls;
@@ -16,6 +17,8 @@ use std::time::Duration;
 pub const DEFAULT_PATH: &str = "/etc/xrelay/xrelay.toml";
 /// Largest config file accepted: a config is a few hundred bytes; anything huge is a mistake.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Largest `password_file` accepted.
+pub const MAX_PASSWORD_FILE_BYTES: u64 = 4096;
 /// Default bound on one incoming stanza.
 pub const DEFAULT_MAX_STANZA_BYTES: usize = 64 * 1024;
 /// Smallest allowed stanza bound: stream features and roster results must fit.
@@ -235,6 +238,8 @@ pub enum ConfigError {
         /// Why.
         err: std::io::Error,
     },
+    /// The file is not one xrelay may trust (owner, type, size).
+    File(hashfile::FileError),
     /// The file is not valid in our TOML subset.
     Syntax(toml::TomlError),
     /// A key is unknown, missing, or has a bad value.
@@ -254,6 +259,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, err } => {
                 write!(f, "cannot read config {}: {err}", path.display())
             }
+            ConfigError::File(e) => write!(f, "{e}"),
             ConfigError::Syntax(e) => write!(f, "config syntax error on {e}"),
             ConfigError::Key {
                 key,
@@ -278,16 +284,33 @@ impl Config {
             path: path.to_path_buf(),
             err,
         };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(read_err(std::io::Error::other("file is larger than 1 MiB")));
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
-        Config::parse(&text, password_env)
+        let (data, mode) = match hashfile::read_checked(path, MAX_CONFIG_BYTES) {
+            Ok(read) => read,
+            Err(hashfile::Cause::Io(e)) => return Err(read_err(e)),
+            Err(cause) => {
+                return Err(ConfigError::File(hashfile::FileError {
+                    what: "config",
+                    path: path.to_path_buf(),
+                    cause,
+                }))
+            }
+        };
+        let text = String::from_utf8(data)
+            .map_err(|_| read_err(std::io::Error::other("the file is not UTF-8")))?;
+        Config::parse_file(&text, password_env, Some((path, mode)))
     }
 
     /// Validate config text (see [`Config::load`]).
     pub fn parse(text: &str, password_env: Option<String>) -> Result<Config, ConfigError> {
+        Config::parse_file(text, password_env, None)
+    }
+
+    /// Validate config text read from `file` (its path and mode), if from a file.
+    fn parse_file(
+        text: &str,
+        password_env: Option<String>,
+        file: Option<(&Path, u32)>,
+    ) -> Result<Config, ConfigError> {
         let entries = toml::parse(text).map_err(ConfigError::Syntax)?;
         if let Some(e) = entries.iter().find(|e| !is_known(&e.table, &e.key)) {
             return Err(ConfigError::Key {
@@ -301,6 +324,21 @@ impl Config {
             });
         }
         let t = Tables { entries };
+        if let (Some((path, mode)), Some(line)) = (file, t.line_of("xmpp", "password")) {
+            if hashfile::check_private(mode).is_err() {
+                return Err(ConfigError::Key {
+                    key: "xmpp.password".into(),
+                    line: Some(line),
+                    msg: format!(
+                        "the config {} holds the password and is readable by group or others \
+                         (mode {:o}); run chmod 600 {}, or move the password to password_file",
+                        path.display(),
+                        mode & 0o777,
+                        path.display()
+                    ),
+                });
+            }
+        }
         let cfg = Config {
             xmpp: xmpp_section(&t, password_env)?,
             http: HttpConfig {
@@ -457,13 +495,20 @@ fn password(t: &Tables, password_env: Option<String>) -> Result<Secret, ConfigEr
             "missing: set password, password_file, or the environment variable XRELAY_PASSWORD",
         ));
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        t.bad(
-            "xmpp",
-            "password_file",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
+    let text = hashfile::read_checked(&path, MAX_PASSWORD_FILE_BYTES)
+        .and_then(|(data, mode)| {
+            hashfile::check_private(mode)?;
+            String::from_utf8(data)
+                .map_err(|_| hashfile::Cause::Io(std::io::Error::other("not UTF-8")))
+        })
+        .map_err(|cause| {
+            let e = hashfile::FileError {
+                what: "password",
+                path: path.clone(),
+                cause,
+            };
+            t.bad("xmpp", "password_file", format!("cannot use it: {e}"))
+        })?;
     let p = text.trim_end_matches(['\n', '\r']);
     if p.is_empty() {
         return Err(t.bad("xmpp", "password_file", "the file is empty"));
@@ -816,6 +861,7 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const MINIMAL: &str = "[xmpp]\njid = \"bot@example.org\"\npassword = \"pw\"\n";
 
@@ -919,6 +965,7 @@ max = 10
         std::fs::create_dir_all(&dir).unwrap();
         let pf = dir.join("pw");
         std::fs::write(&pf, "file-pw\n").unwrap();
+        std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o600)).unwrap();
         let text = format!("[xmpp]\njid = \"bot@x\"\npassword_file = {:?}\n", pf);
         let c = Config::parse(&text, None).unwrap();
         assert_eq!(c.xmpp.password.expose(), "file-pw");
@@ -931,6 +978,47 @@ max = 10
         assert!(err(&both).contains("not both"));
         let missing = "[xmpp]\njid = \"bot@x\"\npassword_file = \"/nonexistent/pw\"\n";
         assert!(err(missing).contains("xmpp.password_file (line 3)"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn world_readable_password_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("xrelay-cfg-pf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pf = dir.join("pw");
+        std::fs::write(&pf, "file-pw\n").unwrap();
+        std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!("[xmpp]\njid = \"bot@x\"\npassword_file = {:?}\n", pf);
+        let e = err(&text);
+        assert!(
+            e.contains("xmpp.password_file (line 3)")
+                && e.contains(&pf.display().to_string())
+                && e.contains("chmod 600"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn readable_config_holding_the_password_is_refused() {
+        let dir = std::env::temp_dir().join(format!("xrelay-cfg-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("xrelay.toml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = Config::load(&path, None).unwrap_err().to_string();
+        assert!(
+            e.contains("xmpp.password (line 3)")
+                && e.contains(&path.display().to_string())
+                && e.contains("chmod 600"),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&path, None).is_ok());
+        // Without a password in it, a config may be readable by all.
+        std::fs::write(&path, "[xmpp]\njid = \"bot@x\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&path, Some("env".into())).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

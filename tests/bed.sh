@@ -17,6 +17,8 @@ bed_free_port() {
 }
 
 bed_start() {
+    # The configs written here hold passwords: xrelay refuses them if others can read them.
+    umask 077
     BED_DIR=$(mktemp -d)
     trap bed_stop EXIT
     BED_C2S=$(bed_free_port)
