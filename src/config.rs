@@ -549,7 +549,21 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
         return Ok(None);
     };
     // The placeholders are filled per stanza; a sample fill must give a usable URL.
-    let sample = ["{kind}", "{type}", "{from}", "{to}"]
+    let placeholders = ["{kind}", "{type}", "{from}", "{to}"];
+    // A value chosen by whoever sends the bot a stanza must not pick the host.
+    let path_start = path_start(&url);
+    if placeholders
+        .iter()
+        .any(|p| url.find(p).is_some_and(|i| i < path_start))
+    {
+        return Err(t.bad(
+            "webhook",
+            "url",
+            "placeholders ({kind}, {type}, {from}, {to}) may be used only in the path and \
+             the query, not in the scheme or host",
+        ));
+    }
+    let sample = placeholders
         .iter()
         .fold(url.clone(), |u, p| u.replace(p, "x"));
     let parsed = http_types::Url::parse(&sample).ok();
@@ -584,7 +598,16 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
         timeout: t
             .duration("webhook", "timeout")?
             .unwrap_or(Duration::from_secs(10)),
-        secret: t.string("webhook", "secret")?.map(Secret::new),
+        secret: match t.string("webhook", "secret")? {
+            Some(s) if s.is_empty() => {
+                return Err(t.bad(
+                    "webhook",
+                    "secret",
+                    "an empty secret signs nothing; remove the key, or set a long random value",
+                ))
+            }
+            s => s.map(Secret::new),
+        },
         bearer: match t.string("webhook", "bearer")? {
             // It goes into a header line: no spaces or control characters.
             Some(b) if b.is_empty() || !b.bytes().all(|c| c.is_ascii_graphic()) => {
@@ -601,6 +624,29 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
             .map_or(2, |n| u32::try_from(n).unwrap_or(2)),
         queue: t.int("webhook", "queue", 1, 4096)?.unwrap_or(16),
     }))
+}
+
+/// Where the path of `url` starts: after `scheme://` and the authority.
+fn path_start(url: &str) -> usize {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    url[authority..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority + i)
+}
+
+impl WebhookConfig {
+    /// Whether requests go over plain `http://` to a host other than this machine.
+    pub fn is_plain_http_to_another_host(&self) -> bool {
+        let Some(rest) = self.url.strip_prefix("http://") else {
+            return false;
+        };
+        let authority = &rest[..path_start(&self.url) - "http://".len()];
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        !is_loopback_host(host)
+    }
 }
 
 fn invites_section(t: &Tables) -> Result<InvitesConfig, ConfigError> {
@@ -1020,6 +1066,43 @@ max = 10
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Config::load(&path, Some("env".into())).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn webhook_placeholders_only_in_path_and_query_and_no_empty_secret() {
+        for url in [
+            "http://{from}/x",
+            "http://h{to}:80/x",
+            "https://x.{kind}.example/",
+            "http://h:{type}/",
+        ] {
+            let e = err(&format!("{MINIMAL}[webhook]\nurl = {url:?}\n"));
+            assert!(e.contains("only in the path and the query"), "{url}: {e}");
+        }
+        let ok = format!("{MINIMAL}[webhook]\nurl = \"http://h:1/{{kind}}?t={{type}}\"\n");
+        assert!(Config::parse(&ok, None).is_ok());
+        let e = err(&format!(
+            "{MINIMAL}[webhook]\nurl = \"http://h/\"\nsecret = \"\"\n"
+        ));
+        assert!(e.contains("webhook.secret (line 6)"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_noticed() {
+        let plain = |url: &str| {
+            let text = format!("{MINIMAL}[webhook]\nurl = {url:?}\n");
+            Config::parse(&text, None)
+                .unwrap()
+                .webhook
+                .unwrap()
+                .is_plain_http_to_another_host()
+        };
+        assert!(plain("http://hooks.example/x"));
+        assert!(plain("http://192.168.1.5:8080/x"));
+        assert!(!plain("http://127.0.0.1:9999/x"));
+        assert!(!plain("http://[::1]:9999/"));
+        assert!(!plain("http://localhost/{kind}"));
+        assert!(!plain("https://hooks.example/x"));
     }
 
     #[test]
