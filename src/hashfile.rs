@@ -250,7 +250,7 @@ pub struct FileLock {
 
 /// `O_NOFOLLOW` for [`OpenOptionsExt::custom_flags`]: its value differs between
 /// architectures, so it comes from rustix rather than a literal.
-fn o_nofollow() -> i32 {
+pub(crate) fn o_nofollow() -> i32 {
     i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0)
 }
 
@@ -274,7 +274,14 @@ pub fn create_new_private(path: &Path) -> io::Result<File> {
 /// file owned by the user running xrelay or by root. Returns its bytes and mode, for the
 /// caller's own mode rule ([`check_private`] for secrets).
 pub fn read_checked(path: &Path, max: u64) -> Result<(Vec<u8>, u32), Cause> {
-    let f = File::open(path).map_err(Cause::Io)?;
+    // Non-blocking, so that a FIFO put in a file's place cannot hang the open; a regular
+    // file reads the same either way.
+    let nonblock = i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0);
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblock)
+        .open(path)
+        .map_err(Cause::Io)?;
     let meta = f.metadata().map_err(Cause::Io)?;
     if !meta.is_file() {
         return Err(Cause::NotAFile);
@@ -483,6 +490,11 @@ pub(crate) mod tests {
             (MAX_FILE_BYTES as usize + 1, 0o600)
         );
         assert!(matches!(read_checked(&d, 1 << 20), Err(Cause::NotAFile)));
+        let fifo = d.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            assert!(matches!(read_checked(&fifo, 1 << 20), Err(Cause::NotAFile)));
+        }
         fs::write(&f.path, "# small\n").unwrap();
         fs::set_permissions(&f.path, fs::Permissions::from_mode(0o640)).unwrap();
         let e = f.load(8, |l| Ok(l.to_string())).unwrap_err();

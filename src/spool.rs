@@ -221,6 +221,7 @@ fn open_append(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o600)
+        .custom_flags(crate::hashfile::o_nofollow())
         .open(path)
 }
 
