@@ -155,14 +155,7 @@ impl DataFile {
     /// Replace the file with `text` atomically: a new 0600 temp file with a random name in
     /// the same directory (made 0700 if missing), fsync, rename, fsync the directory.
     pub fn save(&self, text: &str) -> Result<(), FileError> {
-        let dir = self.dir();
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| self.err(Cause::Io(e)))?;
-        }
+        let dir = self.dir()?;
         let random = random::<TEMP_NAME_BYTES>()
             .map_err(|_| self.err(Cause::Io(io::Error::other("the OS random source failed"))))?;
         let tmp = dir.join(format!(".{}.{}.tmp", self.file_name(), hex(&random)));
@@ -182,14 +175,7 @@ impl DataFile {
     /// Take the exclusive lock that every read-modify-write of this file holds (an `flock`
     /// on `.NAME.lock` beside it), waiting at most [`LOCK_WAIT`]. Released when dropped.
     pub fn lock(&self) -> Result<FileLock, FileError> {
-        let dir = self.dir();
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| self.err(Cause::Io(e)))?;
-        }
+        let dir = self.dir()?;
         let path = dir.join(format!(".{}.lock", self.file_name()));
         let f = fs::OpenOptions::new()
             .read(true)
@@ -227,11 +213,20 @@ impl DataFile {
         })
     }
 
-    fn dir(&self) -> PathBuf {
-        match self.path.parent() {
+    /// The file's directory, made (mode 0700) if missing.
+    fn dir(&self) -> Result<PathBuf, FileError> {
+        let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
+        };
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| self.err(Cause::Io(e)))?;
         }
+        Ok(dir)
     }
 
     fn file_name(&self) -> String {
