@@ -247,3 +247,43 @@ fn concurrent_cli_creates_revokes_and_deletes_lose_nothing() {
         }
     }
 }
+
+#[test]
+fn broken_keys_file_revokes_the_deleted_key_in_the_running_daemon() {
+    let d = dir("revoke");
+    let (cfg, http_port) = config(&d, 1);
+    let key = |name: &str| {
+        let out = xrelay(&cfg, &["key", "create", name]);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (kept, deleted) = (key("kept"), key("deleted"));
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("listening", WAIT);
+    let post = |token: &str| {
+        let auth = format!("Bearer {token}");
+        let head = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "text/plain"),
+        ];
+        http(http_port, "POST", "/msg/alice@localhost", &head, b"hi").status
+    };
+    assert_ne!(post(&deleted), 401);
+    // The admin deletes a key by hand and leaves a typo behind.
+    let keys = d.join(format!("keys-{http_port}"));
+    let id = deleted.split('/').next().unwrap();
+    let text = std::fs::read_to_string(&keys).unwrap();
+    let left: String = text
+        .lines()
+        .filter(|l| !l.starts_with(id))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&keys, format!("{left}typo\n")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(post(&deleted), 401);
+    assert_eq!(post(&kept), 401, "nothing loads, so nothing is valid");
+    daemon.wait_for("ALL API KEYS REFUSED", WAIT);
+    std::fs::write(&keys, left).unwrap();
+    assert_ne!(post(&kept), 401, "valid again once the file loads");
+    assert_eq!(post(&deleted), 401);
+}
