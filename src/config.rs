@@ -284,7 +284,7 @@ impl Config {
             path: path.to_path_buf(),
             err,
         };
-        let (data, mode) = match hashfile::read_checked(path, MAX_CONFIG_BYTES) {
+        let (data, meta) = match hashfile::read_checked(path, MAX_CONFIG_BYTES) {
             Ok(read) => read,
             Err(hashfile::Cause::Io(e)) => return Err(read_err(e)),
             Err(cause) => {
@@ -297,7 +297,7 @@ impl Config {
         };
         let text = String::from_utf8(data)
             .map_err(|_| read_err(std::io::Error::other("the file is not UTF-8")))?;
-        Config::parse_file(&text, password_env, Some((path, mode)))
+        Config::parse_file(&text, password_env, Some((path, &meta)))
     }
 
     /// Validate config text (see [`Config::load`]).
@@ -305,11 +305,11 @@ impl Config {
         Config::parse_file(text, password_env, None)
     }
 
-    /// Validate config text read from `file` (its path and mode), if from a file.
+    /// Validate config text read from `file` (its path and metadata), if from a file.
     fn parse_file(
         text: &str,
         password_env: Option<String>,
-        file: Option<(&Path, u32)>,
+        file: Option<(&Path, &std::fs::Metadata)>,
     ) -> Result<Config, ConfigError> {
         let entries = toml::parse(text).map_err(ConfigError::Syntax)?;
         if let Some(e) = entries.iter().find(|e| !is_known(&e.table, &e.key)) {
@@ -324,16 +324,16 @@ impl Config {
             });
         }
         let t = Tables { entries };
-        if let (Some((path, mode)), Some(line)) = (file, t.line_of("xmpp", "password")) {
-            if hashfile::check_private(mode).is_err() {
+        if let (Some((path, meta)), Some(line)) = (file, t.line_of("xmpp", "password")) {
+            if hashfile::check_shared_secret(meta).is_err() {
                 return Err(ConfigError::Key {
                     key: "xmpp.password".into(),
                     line: Some(line),
                     msg: format!(
-                        "the config {} holds the password and is readable by group or others \
+                        "the config {} holds the password and is open to group or others \
                          (mode {:o}); run chmod 600 {}, or move the password to password_file",
                         path.display(),
-                        mode & 0o777,
+                        std::os::unix::fs::MetadataExt::mode(meta) & 0o777,
                         path.display()
                     ),
                 });
@@ -496,8 +496,8 @@ fn password(t: &Tables, password_env: Option<String>) -> Result<Secret, ConfigEr
         ));
     };
     let text = hashfile::read_checked(&path, MAX_PASSWORD_FILE_BYTES)
-        .and_then(|(data, mode)| {
-            hashfile::check_private(mode)?;
+        .and_then(|(data, meta)| {
+            hashfile::check_shared_secret(&meta)?;
             String::from_utf8(data)
                 .map_err(|_| hashfile::Cause::Io(std::io::Error::other("not UTF-8")))
         })
@@ -1051,7 +1051,7 @@ max = 10
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("xrelay.toml");
         std::fs::write(&path, MINIMAL).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = Config::load(&path, None).unwrap_err().to_string();
         assert!(
             e.contains("xmpp.password (line 3)")
@@ -1059,8 +1059,20 @@ max = 10
                 && e.contains("chmod 600"),
             "{e}"
         );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+        assert!(
+            Config::load(&path, None).is_err(),
+            "the group may not change it"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Config::load(&path, None).is_ok());
+        // root:GROUP 0640, GROUP being the one xrelay runs as: the packaged layout. The test
+        // made the file with its own uid and gid, so that is the case when it runs as root.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            Config::load(&path, None).is_ok(),
+            rustix::process::geteuid().is_root()
+        );
         // Without a password in it, a config may be readable by all.
         std::fs::write(&path, "[xmpp]\njid = \"bot@x\"\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();

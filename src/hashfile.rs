@@ -90,7 +90,7 @@ impl fmt::Display for FileError {
             Cause::Io(e) => write!(f, "{what} file {path}: {e}"),
             Cause::Permissions(mode) => write!(
                 f,
-                "{what} file {path} is readable by group or others (mode {:o}); \
+                "{what} file {path} is open to group or others (mode {:o}); \
                  run chmod 600 {path}",
                 mode & 0o777
             ),
@@ -141,12 +141,12 @@ impl DataFile {
         max: usize,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<Vec<T>, FileError> {
-        let (data, mode) = match read_checked(&self.path, MAX_FILE_BYTES) {
+        let (data, meta) = match read_checked(&self.path, MAX_FILE_BYTES) {
             Ok(read) => read,
             Err(Cause::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(cause) => return Err(self.err(cause)),
         };
-        check_private(mode).map_err(|cause| self.err(cause))?;
+        check_private(meta.mode()).map_err(|cause| self.err(cause))?;
         let text = String::from_utf8(data)
             .map_err(|_| self.err(Cause::Io(io::ErrorKind::InvalidData.into())))?;
         parse_lines(&text, max, parse).map_err(|cause| self.err(cause))
@@ -266,9 +266,9 @@ pub fn create_new_private(path: &Path) -> io::Result<File> {
 }
 
 /// Read a whole file of at most `max` bytes, checked on the open descriptor: a regular
-/// file owned by the user running xrelay or by root. Returns its bytes and mode, for the
-/// caller's own mode rule ([`check_private`] for secrets).
-pub fn read_checked(path: &Path, max: u64) -> Result<(Vec<u8>, u32), Cause> {
+/// file owned by the user running xrelay or by root. Returns its bytes and metadata, for
+/// the caller's own mode rule ([`check_private`], [`check_shared_secret`]).
+pub fn read_checked(path: &Path, max: u64) -> Result<(Vec<u8>, fs::Metadata), Cause> {
     // Non-blocking, so that a FIFO put in a file's place cannot hang the open; a regular
     // file reads the same either way.
     let nonblock = i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0);
@@ -291,13 +291,26 @@ pub fn read_checked(path: &Path, max: u64) -> Result<(Vec<u8>, u32), Cause> {
     if data.len() as u64 > max {
         return Err(Cause::TooLarge(max));
     }
-    Ok((data, meta.mode()))
+    Ok((data, meta))
 }
 
 /// Refuse a mode that lets group or others at a secret.
 pub fn check_private(mode: u32) -> Result<(), Cause> {
     if mode & 0o077 != 0 {
         return Err(Cause::Permissions(mode));
+    }
+    Ok(())
+}
+
+/// Refuse a secret that an admin shares with xrelay (`password_file`, a config holding
+/// the password) if others could read it or anyone but its owner change it: mode 0600, or
+/// 0640 when root owns it and its group is the one xrelay runs as (the packaged layout,
+/// root:xrelay, with the service running as user and group xrelay).
+pub fn check_shared_secret(meta: &fs::Metadata) -> Result<(), Cause> {
+    let group_may_read = meta.uid() == 0 && meta.gid() == rustix::process::getegid().as_raw();
+    let refused = if group_may_read { 0o037 } else { 0o077 };
+    if meta.mode() & refused != 0 {
+        return Err(Cause::Permissions(meta.mode()));
     }
     Ok(())
 }
@@ -479,9 +492,9 @@ pub(crate) mod tests {
         fs::set_permissions(&f.path, fs::Permissions::from_mode(0o600)).unwrap();
         let e = f.load(8, |l| Ok(l.to_string())).unwrap_err();
         assert!(matches!(e.cause, Cause::TooLarge(MAX_FILE_BYTES)), "{e}");
-        let (data, mode) = read_checked(&f.path, 10 << 20).unwrap();
+        let (data, meta) = read_checked(&f.path, 10 << 20).unwrap();
         assert_eq!(
-            (data.len(), mode & 0o777),
+            (data.len(), meta.mode() & 0o777),
             (MAX_FILE_BYTES as usize + 1, 0o600)
         );
         assert!(matches!(read_checked(&d, 1 << 20), Err(Cause::NotAFile)));
