@@ -15,7 +15,7 @@
 #   mips-unknown-linux-musl          xrelay_VERSION_mips_24kc.ipk
 #
 # VERSION is Cargo.toml's. XRELAY_MAINTAINER and XRELAY_HOMEPAGE override the Maintainer and
-# Homepage fields. The binaries are taken as they are (cross/check.sh already checked them);
+# Homepage fields. The binaries go in as they are, after cross/check.sh (static, stripped);
 # file dates come from SOURCE_DATE_EPOCH, else the last commit, so a rebuild gives the same
 # bytes.
 set -euo pipefail
@@ -207,6 +207,8 @@ for t in "${targets[@]}"; do
     bin=$DIST/xrelay-$t
     deb=$(deb_arch "$t")
     [ -f "$bin" ] || die "$bin missing: run cross/build.sh $t"
+    # no Depends: only a static binary may go in
+    bash "$ROOT/cross/check.sh" "$bin" >/dev/null || die "$(bash "$ROOT/cross/check.sh" "$bin")"
     [ -z "$deb" ] || build_deb "$bin" "$deb"
     for a in $(ipk_archs "$t"); do build_ipk "$bin" "$a"; done
 done | while read -r out; do
