@@ -472,6 +472,13 @@ async fn serve(
                     let _ = conn.send(&reply);
                 }
             }
+            Wake::Event(Ok(Event::Skipped(s))) => log!(
+                "skipped a {}-byte {} from {}: {}",
+                s.bytes,
+                s.name,
+                s.from.as_deref().unwrap_or("the server"),
+                s.why
+            ),
             Wake::Event(Ok(_)) => {}
             Wake::Event(Err(e)) => return Some(e),
         }
