@@ -17,7 +17,7 @@ use crate::invites::{self, InviteStore, Refusal};
 use crate::keys::KeyStore;
 use crate::log;
 use crate::metrics;
-use crate::outbox::Outbox;
+use crate::outbox::{Limits, Outbox};
 use crate::spool::Spool;
 use crate::webhook;
 use crate::xmpp::conn::{self, Connection, Progress};
@@ -25,7 +25,7 @@ use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
 use crate::xmpp::roster::{Outcome, MAX_ROSTER_ITEMS};
 use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC, NS_PING};
-use crate::xmpp::stream::{Event, Resumption, SmState};
+use crate::xmpp::stream::{Error as StreamError, Event, Resumption, SmState};
 use crate::xmpp::tls;
 use crate::xmpp::xml::Element;
 use async_signal::{Signal, Signals};
@@ -183,7 +183,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 replay.entries.len()
             );
         }
-        app.outbox = Outbox::with_spool(app.cfg.outbox.capacity, spool, replay.entries);
+        app.outbox = Outbox::with_spool(Limits::of(&app.cfg), spool, replay.entries);
     }
     let ex = Rc::new(LocalExecutor::new());
     let worker = hook.map(|(hook, queue, rx)| {
@@ -252,6 +252,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                         Some(e) => {
                             log!("disconnected: {e}");
                             *app.last_error.borrow_mut() = Some(e.to_string());
+                            take_out_poison(&app, &e);
                         }
                     }
                     if started.elapsed() >= STABLE_AFTER {
@@ -285,6 +286,23 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         log_stopped(&app);
         Ok(())
     }))
+}
+
+/// After a stream error, let the outbox find a stanza the server refuses every time.
+fn take_out_poison(app: &App, e: &conn::Error) {
+    let conn::Error::Stream(StreamError::StreamError { condition, .. }) = e else {
+        return;
+    };
+    if let Some(p) = app.outbox.stream_error(condition) {
+        metrics::inc(&app.metrics.poisoned);
+        log!(
+            "message {} to {} ({} bytes) failed and left the queue: the server ended the \
+             stream ({condition}) right after it twice",
+            p.id,
+            p.to,
+            p.bytes
+        );
+    }
 }
 
 /// What a stop signal asks for.
@@ -442,7 +460,7 @@ async fn serve(
             close(app, conn, stopper).await;
             return None;
         }
-        if app.outbox.send_pending(|el| conn.send(el)) > 0 {
+        if app.outbox.send_pending(|xml| conn.send_serialized(xml)) > 0 {
             conn.request_ack();
         }
         let ev = async { Wake::Event(conn.next_event().await) };

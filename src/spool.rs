@@ -4,12 +4,14 @@
 //! The file is a log of one-line records, appended:
 //!
 //! ```text
-//! + 17 9f3a11c2 <message xmlns='jabber:client' to='alice@example.org' ...>...</message>
+//! + 17 9f3a11c2 @1796350320 <message xmlns='jabber:client' to='alice@example.org' ...>...</message>
 //! - 17
 //! ```
 //!
-//! `+ N CHECK XML` is accepted stanza number N (line feeds written as `&#10;`, so it is one
-//! line) with the FNV-1a hash of the XML; `- N` says that every stanza up to N was
+//! `+ N CHECK @TIME XML` is accepted stanza number N, accepted at TIME (seconds since the
+//! epoch, kept for its delay stamp), as XML (line feeds written as `&#10;`, so it is one
+//! line), with the FNV-1a hash of everything after CHECK. Records of earlier versions have
+//! no `@TIME`; they count as accepted when replayed. `- N` says that every stanza up to N was
 //! acknowledged. At start a line that is torn (no final newline), fails its check or does
 //! not parse is skipped, and the file is rewritten with the live entries only.
 //!
@@ -20,8 +22,9 @@
 //! outweigh the live ones; either only after the file passed [`COMPACT_BYTES`].
 
 use crate::hashfile::DataFile;
+use crate::timefmt;
 use crate::xmpp::stanza::NS_CLIENT;
-use crate::xmpp::xml::{parse_document, Element};
+use crate::xmpp::xml::parse_document;
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -54,11 +57,22 @@ impl fmt::Display for SpoolError {
 
 impl std::error::Error for SpoolError {}
 
+/// An unacknowledged stanza from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// Its number in the spool.
+    pub n: u64,
+    /// When it was accepted, seconds since the epoch.
+    pub accepted: u64,
+    /// The stanza, checked by the stream's parser and serialized again.
+    pub xml: Vec<u8>,
+}
+
 /// What the file held at start.
 #[derive(Debug)]
 pub struct Replay {
-    /// Unacknowledged stanzas with their numbers, in the order they were accepted.
-    pub entries: Vec<(u64, Element)>,
+    /// Unacknowledged stanzas, in the order they were accepted.
+    pub entries: Vec<Replayed>,
     /// Lines skipped: torn, failing their check, or not a stanza.
     pub skipped: usize,
 }
@@ -94,13 +108,17 @@ impl Spool {
             entries: Vec::with_capacity(scan.entries.len()),
             skipped: scan.skipped,
         };
-        for (n, xml) in scan.entries {
+        let now = timefmt::now_unix();
+        for (n, rest) in scan.entries {
+            let (accepted, xml) = split_time(rest);
             match parse_document(xml, max_record) {
                 Ok(el) => {
-                    let line = record_add(n, &el);
+                    let accepted = accepted.unwrap_or(now);
+                    let xml = el.to_bytes(NS_CLIENT);
+                    let line = record_add(n, &xml, accepted);
                     live.push_back((n, line.len() as u64));
                     text.extend_from_slice(&line);
-                    replay.entries.push((n, el));
+                    replay.entries.push(Replayed { n, accepted, xml });
                 }
                 Err(_) => replay.skipped += 1,
             }
@@ -129,14 +147,15 @@ impl Spool {
         ))
     }
 
-    /// Append `stanza` and sync it to disk; returns its number for [`Spool::done`].
-    pub fn append(&mut self, stanza: &Element) -> io::Result<u64> {
+    /// Append serialized `stanza`, accepted at `accepted` (seconds since the epoch), and
+    /// sync it to disk; returns its number for [`Spool::done`].
+    pub fn append(&mut self, stanza: &[u8], accepted: u64) -> io::Result<u64> {
         if self.torn {
             self.out.set_len(self.file_bytes)?;
             self.torn = false;
         }
         let n = self.next;
-        let line = record_add(n, stanza);
+        let line = record_add(n, stanza, accepted);
         let written = self
             .out
             .write_all(&line)
@@ -245,13 +264,13 @@ fn check(data: &[u8]) -> u32 {
     })
 }
 
-/// The `+` record of stanza number `n`.
-fn record_add(n: u64, stanza: &Element) -> Vec<u8> {
-    let xml = stanza.to_bytes(NS_CLIENT);
+/// The `+` record of serialized stanza number `n`, accepted at `accepted`.
+fn record_add(n: u64, xml: &[u8], accepted: u64) -> Vec<u8> {
     // The serializer writes line feeds in text as they are (and nowhere else); as
     // character references they parse back to the same text.
-    let mut one_line = Vec::with_capacity(xml.len() + 16);
-    for &b in &xml {
+    let mut one_line = Vec::with_capacity(xml.len() + 32);
+    one_line.extend_from_slice(format!("@{accepted} ").as_bytes());
+    for &b in xml {
         if b == b'\n' {
             one_line.extend_from_slice(b"&#10;");
         } else {
@@ -266,6 +285,23 @@ fn record_line(n: u64, xml: &[u8]) -> Vec<u8> {
     line.extend_from_slice(xml);
     line.push(b'\n');
     line
+}
+
+/// A record's acceptance time (absent in records of earlier versions) and its XML.
+fn split_time(rest: &[u8]) -> (Option<u64>, &[u8]) {
+    let Some(stamped) = rest.strip_prefix(b"@") else {
+        return (None, rest);
+    };
+    let Some(space) = stamped.iter().position(|&b| b == b' ') else {
+        return (None, rest);
+    };
+    let time = std::str::from_utf8(&stamped[..space])
+        .ok()
+        .and_then(|t| t.parse().ok());
+    match time {
+        Some(t) => (Some(t), &stamped[space + 1..]),
+        None => (None, rest),
+    }
 }
 
 fn record_done(n: u64) -> Vec<u8> {
@@ -340,10 +376,17 @@ mod tests {
     use super::*;
     use crate::xmpp::jid::Jid;
     use crate::xmpp::stanza::{self, MessageType};
+    use crate::xmpp::xml::Element;
 
-    fn msg(body: &str) -> Element {
+    const T: u64 = 1_796_350_320;
+
+    fn element(body: &str) -> Element {
         let to = Jid::parse("alice@example.org").unwrap();
         stanza::message(&to, MessageType::Chat, "id1", body, Some("subj"))
+    }
+
+    fn msg(body: &str) -> Vec<u8> {
+        element(body).to_bytes(NS_CLIENT)
     }
 
     fn dir(name: &str) -> PathBuf {
@@ -356,21 +399,29 @@ mod tests {
     fn bodies(r: &Replay) -> Vec<String> {
         r.entries
             .iter()
-            .map(|(_, e)| e.get_child("body", NS_CLIENT).unwrap().text_content())
+            .map(|e| {
+                parse_document(&e.xml, 65536)
+                    .unwrap()
+                    .get_child("body", NS_CLIENT)
+                    .unwrap()
+                    .text_content()
+            })
             .collect()
     }
 
     #[test]
     fn records_are_one_line_and_round_trip() {
-        let m = msg("two\nlines & <tags> 'quoted'\r\n\ttab");
-        let line = record_add(7, &m);
+        let m = element("two\nlines & <tags> 'quoted'\r\n\ttab");
+        let line = record_add(7, &m.to_bytes(NS_CLIENT), T);
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
         assert!(line.ends_with(b"\n"));
         let s = scan(&line, 0);
         assert_eq!(s.next, 8);
         assert_eq!(s.skipped, 0);
-        let (n, xml) = s.entries[0];
+        let (n, rest) = s.entries[0];
         assert_eq!(n, 7);
+        let (accepted, xml) = split_time(rest);
+        assert_eq!(accepted, Some(T));
         assert_eq!(parse_document(xml, 65536).unwrap(), m);
     }
 
@@ -378,11 +429,11 @@ mod tests {
     fn done_records_and_garbage() {
         let mut data = Vec::new();
         for n in 1..=4 {
-            data.extend_from_slice(&record_add(n, &msg(&n.to_string())));
+            data.extend_from_slice(&record_add(n, &msg(&n.to_string()), T));
         }
         data.extend_from_slice(&record_done(2));
         // A record whose bytes changed fails its check; unknown lines are skipped.
-        let mut bad = record_add(5, &msg("5"));
+        let mut bad = record_add(5, &msg("5"), T);
         let i = bad.len() - 10;
         bad[i] ^= 0x20;
         data.extend_from_slice(&bad);
@@ -400,8 +451,8 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_skipped() {
-        let mut data = record_add(1, &msg("one"));
-        let second = record_add(2, &msg("two"));
+        let mut data = record_add(1, &msg("one"), T);
+        let second = record_add(2, &msg("two"), T);
         for cut in 1..second.len() {
             let mut d = data.clone();
             d.extend_from_slice(&second[..cut]);
@@ -420,23 +471,23 @@ mod tests {
         let (mut sp, r) = Spool::open(&path, 65536).unwrap();
         assert!(r.entries.is_empty());
         for b in ["a", "b", "c"] {
-            sp.append(&msg(b)).unwrap();
+            sp.append(&msg(b), T).unwrap();
         }
         sp.done(1).unwrap();
         drop(sp);
         // The power went while the fourth record was being written.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&record_add(4, &msg("d"))[..20]).unwrap();
+        f.write_all(&record_add(4, &msg("d"), T)[..20]).unwrap();
         drop(f);
         let (mut sp, r) = Spool::open(&path, 65536).unwrap();
         assert_eq!(bodies(&r), ["b", "c"]);
         assert_eq!(r.skipped, 1);
         assert_eq!(
-            r.entries.iter().map(|e| e.0).collect::<Vec<_>>(),
+            r.entries.iter().map(|e| e.n).collect::<Vec<_>>(),
             vec![2, 3]
         );
         // Rewritten clean: numbering goes on, and the torn piece is gone.
-        assert_eq!(sp.append(&msg("e")).unwrap(), 4);
+        assert_eq!(sp.append(&msg("e"), T).unwrap(), 4);
         drop(sp);
         let (_, r) = Spool::open(&path, 65536).unwrap();
         assert_eq!(bodies(&r), ["b", "c", "e"]);
@@ -457,7 +508,7 @@ mod tests {
         // A steady stream with a few stanzas always waiting never empties the outbox.
         let mut max = 0;
         for i in 0..2000u64 {
-            let n = sp.append(&msg(&body)).unwrap();
+            let n = sp.append(&msg(&body), T).unwrap();
             if i >= 4 {
                 sp.done(n - 4).unwrap();
             }
@@ -470,7 +521,7 @@ mod tests {
         assert_eq!(r.entries.len(), 4);
         let mut last = 0;
         for _ in 0..200 {
-            last = sp.append(&msg(&body)).unwrap();
+            last = sp.append(&msg(&body), T).unwrap();
         }
         sp.done(last).unwrap();
         assert_eq!(size(), 0);
@@ -479,10 +530,34 @@ mod tests {
         let (mut sp, r) = Spool::open(&path, 65536).unwrap();
         assert!(r.entries.is_empty());
         assert_eq!(
-            sp.append(&msg("next")).unwrap(),
+            sp.append(&msg("next"), T).unwrap(),
             1,
             "an empty file starts over"
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn replays_keep_their_acceptance_time() {
+        let d = dir("times");
+        let path = d.join("spool");
+        let old = format!("@{} ", T - 3600);
+        let mut data = record_add(1, &msg("new"), T);
+        // A record written before acceptance times were kept.
+        let legacy = msg("legacy");
+        data.extend_from_slice(&record_line(2, &legacy));
+        std::fs::write(&path, &data).unwrap();
+        let before = timefmt::now_unix();
+        let (mut sp, r) = Spool::open(&path, 65536).unwrap();
+        assert_eq!(r.entries[0].accepted, T);
+        assert!(r.entries[1].accepted >= before);
+        sp.append(&msg("later"), T - 3600).unwrap();
+        drop(sp);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(&old), "{text}");
+        let (_, r) = Spool::open(&path, 65536).unwrap();
+        assert_eq!(bodies(&r), ["new", "legacy", "later"]);
+        assert_eq!(r.entries[2].accepted, T - 3600);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -327,10 +327,10 @@ pub async fn run_worker(hook: Webhook, rx: Receiver<Element>, app: &App) {
         let Some(reply) = hook.deliver(&st, app).await else {
             continue;
         };
-        if app.outbox.push(reply, false).is_err() {
+        if let Err(e) = app.outbox.push(&reply, false) {
             metrics::inc(&app.metrics.webhook.reply_dropped);
             log!(
-                "webhook: the reply to {} from {} was dropped: the outbox is full",
+                "webhook: the reply to {} from {} was dropped: {e}",
                 st.name(),
                 st.get_attr("from").unwrap_or_default()
             );

@@ -423,6 +423,21 @@ impl Client {
         Ok(self.write_stanza(stanza))
     }
 
+    /// Queue a stanza as [`Element::write_to`] serialized it (with `jabber:client` as the
+    /// namespace in scope); only the serializer's output may be passed, so that no text
+    /// can become markup. Returns its sequence number, as [`Client::send`].
+    pub fn send_serialized(&mut self, xml: &[u8]) -> Result<u64, SendError> {
+        if !self.is_online() {
+            return Err(SendError::NotOnline);
+        }
+        if self.out.len() >= MAX_PENDING_OUTPUT {
+            return Err(SendError::Full);
+        }
+        self.out.extend_from_slice(xml);
+        self.seq += 1;
+        Ok(self.seq)
+    }
+
     /// Ask the server to confirm everything sent so far: `<r/>` with XEP-0198, else a ping
     /// whose answer proves the server processed what came before it.
     pub fn request_ack(&mut self, now: Instant) {
