@@ -153,7 +153,12 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         Some(w) => {
             let trust = webhook::trust(cfg.xmpp.ca_file.as_deref());
             let tls = tls::client_config(&trust).map_err(RunError::Tls)?;
-            Some(webhook::new(w.clone(), tls, cfg.xmpp.max_stanza_bytes))
+            Some(webhook::new(
+                w.clone(),
+                tls,
+                cfg.xmpp.max_stanza_bytes,
+                cfg.outbox.max_bytes,
+            ))
         }
         None => None,
     };
