@@ -18,7 +18,7 @@ use crate::keys::KeyStore;
 use crate::log;
 use crate::metrics;
 use crate::outbox::{Limits, Outbox};
-use crate::spool::Spool;
+use crate::spool::{Budget, Spool};
 use crate::webhook;
 use crate::xmpp::conn::{self, Connection, Progress};
 use crate::xmpp::jid::Jid;
@@ -169,6 +169,10 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             Spool::open(
                 path,
                 cfg.http.max_body_bytes.max(cfg.xmpp.max_stanza_bytes) * 6 + 4096,
+                Budget {
+                    entries: cfg.outbox.capacity,
+                    bytes: cfg.outbox.max_bytes,
+                },
             )
             .map_err(RunError::Spool)?,
         ),
@@ -184,8 +188,10 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         }
         if !replay.entries.is_empty() {
             log!(
-                "outbox spool: {} message(s) from before the restart queued again",
-                replay.entries.len()
+                "outbox spool: {} message(s) from before the restart queued again, {} more \
+                 wait on disk for room",
+                replay.entries.len(),
+                spool.backlog()
             );
         }
         app.outbox = Outbox::with_spool(Limits::of(&app.cfg), spool, replay.entries);

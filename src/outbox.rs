@@ -27,7 +27,7 @@
 //! across an `.await`.
 
 use crate::log;
-use crate::spool::{Replayed, Spool};
+use crate::spool::{Budget, Replayed, Spool};
 use crate::timefmt;
 use crate::xmpp::stanza::NS_CLIENT;
 use crate::xmpp::stream::SendError;
@@ -202,20 +202,7 @@ impl Outbox {
         let o = Outbox::new(limits);
         {
             let mut inner = o.inner.borrow_mut();
-            for r in replayed {
-                let serial = inner.next_serial;
-                inner.next_serial += 1;
-                inner.bytes += r.xml.len();
-                inner.entries.push_back(Entry {
-                    xml: r.xml.into_boxed_slice(),
-                    serial,
-                    accepted_unix: r.accepted,
-                    accepted: None,
-                    seq: None,
-                    waiter: None,
-                    spooled: Some(r.n),
-                });
-            }
+            inner.add_replayed(replayed);
             inner.spool = Some(spool);
         }
         o
@@ -237,6 +224,7 @@ impl Outbox {
         }
         if inner.entries.len() >= self.limits.capacity
             || inner.bytes + xml.len() > self.limits.max_bytes
+            || inner.spool.as_ref().is_some_and(|s| s.backlog() > 0)
         {
             return Err(PushError::Full);
         }
@@ -273,9 +261,10 @@ impl Outbox {
         Ok(rx)
     }
 
-    /// Stanzas waiting, sent or not.
+    /// Stanzas waiting, sent or not, those still only in the spool included.
     pub fn depth(&self) -> usize {
-        self.inner.borrow().entries.len()
+        let inner = self.inner.borrow();
+        inner.entries.len() + inner.spool.as_ref().map_or(0, Spool::backlog)
     }
 
     /// Bytes of the stanzas waiting.
@@ -364,6 +353,7 @@ impl Outbox {
         if let Some(done) = spooled {
             inner.spool_done(done);
         }
+        inner.refill(&self.limits);
         if inner
             .suspect_until
             .is_some_and(|s| inner.entries.front().is_none_or(|e| e.serial > s))
@@ -392,6 +382,7 @@ impl Outbox {
             if let Some(n) = e.spooled {
                 inner.spool_done(n);
             }
+            inner.refill(&self.limits);
             let poisoned = Poisoned {
                 id: attr(&e.xml, "id"),
                 to: attr(&e.xml, "to"),
@@ -432,6 +423,42 @@ impl Outbox {
 }
 
 impl Inner {
+    /// Entries from the spool, in order, with their original acceptance time.
+    fn add_replayed(&mut self, replayed: Vec<Replayed>) {
+        for r in replayed {
+            let serial = self.next_serial;
+            self.next_serial += 1;
+            self.bytes += r.xml.len();
+            self.entries.push_back(Entry {
+                xml: r.xml.into_boxed_slice(),
+                serial,
+                accepted_unix: r.accepted,
+                accepted: None,
+                seq: None,
+                waiter: None,
+                spooled: Some(r.n),
+            });
+        }
+    }
+
+    /// Take in what the spool still holds on disk, as far as there is room.
+    fn refill(&mut self, limits: &Limits) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        if spool.backlog() == 0 {
+            return;
+        }
+        let budget = Budget {
+            entries: limits.capacity.saturating_sub(self.entries.len()),
+            bytes: limits.max_bytes.saturating_sub(self.bytes),
+        };
+        match spool.load(budget, self.entries.is_empty()) {
+            Ok(loaded) => self.add_replayed(loaded),
+            Err(e) => log!("outbox spool: cannot read the messages waiting on disk: {e}"),
+        }
+    }
+
     fn spool_done(&mut self, n: u64) {
         if let Some(spool) = &mut self.spool {
             if let Err(e) = spool.done(n) {
@@ -492,6 +519,11 @@ fn attr(xml: &[u8], name: &str) -> String {
 mod tests {
     use super::*;
     use crate::xmpp::xml::parse_document;
+
+    const ALL: Budget = Budget {
+        entries: usize::MAX,
+        bytes: usize::MAX,
+    };
 
     fn limits(capacity: usize) -> Limits {
         Limits {
@@ -665,7 +697,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("spool");
-        let (spool, replay) = Spool::open(&path, 65536).unwrap();
+        let (spool, replay) = Spool::open(&path, 65536, ALL).unwrap();
         let o = Outbox::with_spool(limits(2), spool, replay.entries);
         assert!(o.is_spooled());
         o.push(&msg(1), false).unwrap();
@@ -676,7 +708,7 @@ mod tests {
         assert_eq!(o.ack(1), 1);
         drop(o);
         // Restarted with a smaller capacity: nothing replayed is dropped.
-        let (spool, replay) = Spool::open(&path, 65536).unwrap();
+        let (spool, replay) = Spool::open(&path, 65536, ALL).unwrap();
         let o = Outbox::with_spool(limits(1), spool, replay.entries);
         assert_eq!(o.depth(), 1);
         assert!(matches!(o.push(&msg(4), false), Err(PushError::Full)));
@@ -685,8 +717,43 @@ mod tests {
         assert_eq!(s.ids, ["2"]);
         o.ack(1);
         drop(o);
-        let (_, replay) = Spool::open(&path, 65536).unwrap();
+        let (_, replay) = Spool::open(&path, 65536, ALL).unwrap();
         assert!(replay.entries.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_spool_over_the_bounds_comes_in_as_room_frees_up_before_new_messages() {
+        let dir = std::env::temp_dir().join(format!("xrelay-outbox-b-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spool");
+        let (spool, _) = Spool::open(&path, 65536, ALL).unwrap();
+        let o = Outbox::with_spool(limits(100), spool, vec![]);
+        for n in 1..=6 {
+            o.push(&msg(n), false).unwrap();
+        }
+        drop(o);
+        let small = limits(2);
+        let budget = Budget {
+            entries: small.capacity,
+            bytes: small.max_bytes,
+        };
+        let (spool, replay) = Spool::open(&path, 65536, budget).unwrap();
+        let o = Outbox::with_spool(small, spool, replay.entries);
+        assert_eq!(o.depth(), 6);
+        assert!(matches!(o.push(&msg(7), false), Err(PushError::Full)));
+        let mut s = Stream::at(0);
+        let mut acked = 0;
+        while o.depth() > 0 {
+            assert!(o.inner.borrow().entries.len() <= 2);
+            o.send_pending(|e| s.send(e));
+            acked = s.seq;
+            o.ack(acked);
+        }
+        assert_eq!(s.ids, ["1", "2", "3", "4", "5", "6"]);
+        assert!(acked > 0);
+        o.push(&msg(7), false).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -761,11 +828,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("spool");
-        let (mut spool, _) = Spool::open(&path, 65536).unwrap();
+        let (mut spool, _) = Spool::open(&path, 65536, ALL).unwrap();
         let hour_ago = timefmt::now_unix() - 3600;
         spool.append(&msg(1).to_bytes(NS_CLIENT), hour_ago).unwrap();
         drop(spool);
-        let (spool, replay) = Spool::open(&path, 65536).unwrap();
+        let (spool, replay) = Spool::open(&path, 65536, ALL).unwrap();
         let o = Outbox::with_spool(limits(4), spool, replay.entries);
         let mut s = Stream::at(0);
         o.send_pending(|e| s.send(e));
