@@ -314,3 +314,63 @@ fn outbox_refuses_with_503_at_its_byte_bound_and_memory_stays_bounded() {
     );
     b.daemon.terminate();
 }
+
+#[test]
+fn spool_larger_than_the_outbox_bounds_is_replayed_in_order_from_disk() {
+    let mut p = Prosody::start(ProsodyOpts {
+        muc: false,
+        direct_tls: false,
+        ..ProsodyOpts::default()
+    });
+    let rcpt_user = unique_user("rcpt");
+    p.register(&rcpt_user, "pw");
+    let spool = p.dir.join("spool");
+    let spool_line = format!("spool = {}\n", common::toml_str(&spool.to_string_lossy()));
+    // First run: a large outbox fills the spool while the server is down.
+    let mut b = bot(
+        &p,
+        &[("reconnect_max", "\"1s\"")],
+        &format!("[outbox]\ncapacity = 4096\nmax_bytes = 8388608\n{spool_line}"),
+        true,
+    );
+    p.stop();
+    b.daemon.wait_for("disconnected", WAIT);
+    let to = p.jid(&rcpt_user);
+    let total = 40;
+    for n in 0..total {
+        let r = b.post(
+            &format!("/msg/{to}"),
+            &format!("{n:03} {}", "s".repeat(60_000)),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    b.daemon.signal(libc::SIGKILL);
+    b.daemon.wait_exit(WAIT);
+    // Second run: the same spool under a 1 MiB outbox.
+    p.start_again();
+    let mut rcpt = TestClient::connect(&p, &rcpt_user, "pw");
+    let (port, http_tail) = common::http_section(&p.dir);
+    let cfg = p.xrelay_config_with(
+        &b.user,
+        "pw",
+        &[],
+        &format!("{http_tail}[outbox]\nmax_bytes = 1048576\n{spool_line}"),
+    );
+    let mut d = Daemon::start(&cfg);
+    d.wait_for("more wait on disk", WAIT);
+    let mut got = Vec::new();
+    let mut peak = 0;
+    while got.len() < total {
+        let Some(m) = rcpt.recv_message(Duration::from_secs(20)) else {
+            break;
+        };
+        got.push(m.body.unwrap_or_default()[..3].to_string());
+        peak = peak.max(d.rss_kib());
+    }
+    let want: Vec<String> = (0..total).map(|n| format!("{n:03}")).collect();
+    assert_eq!(got, want, "log:\n{}", d.log());
+    let health = http(port, "GET", "/health", &[], b"");
+    assert!(health.body.contains("\"depth\":0"), "{}", health.body);
+    eprintln!("spool replay: {total} x 60 kB through a 1 MiB outbox, peak RSS {peak} KiB");
+    assert!(d.terminate().success());
+}
