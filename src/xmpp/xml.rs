@@ -725,8 +725,20 @@ impl Framer {
                     (Some(StreamEvent::Open(header)), Some(Phase::Open(ctx)))
                 }
                 (Phase::Open(ctx), Item::Element) => {
-                    let element = parse_element(raw, &ctx.bindings, self.max)?;
-                    (Some(StreamEvent::Element(element)), None)
+                    match parse_element(raw, &ctx.bindings, self.max) {
+                        Ok(element) => (Some(StreamEvent::Element(element)), None),
+                        // Within the limit on the wire, over it once serialized: skipped
+                        // like any oversized stanza.
+                        Err(why @ XmlError::TooLarge { .. }) => match stanza_head(raw)? {
+                            Some(head) => {
+                                let bytes = raw.len();
+                                let skipped = Skipped { bytes, why, ..head };
+                                (Some(StreamEvent::Skipped(skipped)), None)
+                            }
+                            None => return Err(why),
+                        },
+                        Err(e) => return Err(e),
+                    }
                 }
                 (Phase::Open(ctx), Item::Close) => {
                     check_close(raw, &ctx.root)?;
@@ -1710,6 +1722,25 @@ mod tests {
         framer.feed(b"<stream:stream a='").unwrap();
         framer.feed(pad.as_bytes()).unwrap();
         assert_eq!(framer.next_event(), Err(XmlError::TooLarge { limit }));
+    }
+
+    #[test]
+    fn stanza_that_would_amplify_when_serialized_is_skipped() {
+        let limit = 4096;
+        let ns = "u".repeat(1000);
+        let body = format!(
+            "<message from='e@x' xmlns:p='{ns}'>{}</message><presence/>",
+            "<p:a/>".repeat(50)
+        );
+        let input = format!("{HEADER}{body}");
+        let mut framer = Framer::new(limit);
+        framer.feed(input.as_bytes()).unwrap();
+        let events = drain(&mut framer).unwrap();
+        let s = skipped(&events);
+        assert_eq!(s.len(), 1, "{events:?}");
+        assert_eq!(s[0].from.as_deref(), Some("e@x"));
+        assert_eq!(s[0].why, XmlError::TooLarge { limit });
+        assert_eq!(events.len(), 3);
     }
 
     #[test]
