@@ -207,6 +207,12 @@ fn poison_stanza_is_taken_out_after_two_tries_and_the_next_ten_arrive() {
     assert_eq!(got, want, "log:\n{}", b.daemon.log());
     let log = b.daemon.log();
     assert_eq!(log.matches("failed and left the queue").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("disconnected: the server ended the stream: policy-violation")
+            .count(),
+        2,
+        "two tries: {log}"
+    );
     let metrics = b.get("/metrics");
     assert!(
         metrics
