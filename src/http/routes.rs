@@ -496,7 +496,7 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
 }
 
 /// Queue a stanza for the stream (with an acknowledgement waiter if `wait`), or 503 when
-/// the outbox is full.
+/// the outbox is full, 413 when the stanza is over `xmpp.max_outgoing_bytes`.
 fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Reject> {
     let waiter = app.outbox.push(&stanza, wait).map_err(|e| match e {
         PushError::TooLarge { .. } => Reject::new(StatusCode::PayloadTooLarge, e.to_string()),
