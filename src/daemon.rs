@@ -165,10 +165,14 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     let spool = match &cfg.outbox.spool {
         // A spooled stanza was built from a body of at most `max_body_bytes` (or a
         // webhook answer of at most `max_stanza_bytes`); escaping at most sextuples it.
+        // It is at most `max_outgoing_bytes`, which the one-line form (a line feed
+        // becomes `&#10;`) at most quintuples.
         Some(path) => Some(
             Spool::open(
                 path,
-                cfg.http.max_body_bytes.max(cfg.xmpp.max_stanza_bytes) * 6 + 4096,
+                (cfg.http.max_body_bytes.max(cfg.xmpp.max_stanza_bytes) * 6)
+                    .max(cfg.xmpp.max_outgoing_bytes * 5)
+                    + 4096,
                 Budget {
                     entries: cfg.outbox.capacity,
                     bytes: cfg.outbox.max_bytes,
