@@ -840,7 +840,14 @@ impl Framer {
                                 });
                             }
                             if self.depth >= MAX_DEPTH && self.skip.is_none() {
-                                self.start_skip(XmlError::TooDeep)?;
+                                // The bound the bytes before this `>` already broke comes
+                                // first, as it would when they arrive one by one.
+                                let why = if self.pos - 1 - self.start > self.max {
+                                    XmlError::TooLarge { limit: self.max }
+                                } else {
+                                    XmlError::TooDeep
+                                };
+                                self.start_skip(why)?;
                             }
                             if slash {
                                 if self.depth == 0 {
@@ -1682,6 +1689,45 @@ mod tests {
             assert!(framer.buf.len() <= limit + 1);
         }
         expected(&events);
+    }
+
+    #[test]
+    fn stanza_both_too_deep_and_too_large_is_reported_alike_at_every_split() {
+        let limit = 256;
+        for pad in [0, 100, 150, 160, 170, 200, 300] {
+            let deep = format!(
+                "<message id='m'><x>{}</x>{}{}</message>",
+                "p".repeat(pad),
+                "<a>".repeat(MAX_DEPTH + 2),
+                "</a>".repeat(MAX_DEPTH + 2)
+            );
+            let input = format!("{HEADER}{deep}<presence/>");
+            let bytes = input.as_bytes();
+            let mut first = None;
+            for split in 0..=bytes.len() {
+                let mut framer = Framer::new(limit);
+                let mut events = Vec::new();
+                for part in [&bytes[..split], &bytes[split..]] {
+                    framer.feed(part).unwrap();
+                    events.extend(drain(&mut framer).unwrap());
+                }
+                let first = first.get_or_insert_with(|| events.clone());
+                assert_eq!(&events, first, "pad {pad}, split at {split}");
+            }
+            let whole = first.unwrap();
+            assert_eq!(whole, events_bytewise_limit(bytes, limit));
+            assert_eq!(skipped(&whole)[0].bytes, deep.len());
+        }
+    }
+
+    fn events_bytewise_limit(input: &[u8], limit: usize) -> Vec<StreamEvent> {
+        let mut framer = Framer::new(limit);
+        let mut events = Vec::new();
+        for b in input {
+            framer.feed(std::slice::from_ref(b)).unwrap();
+            events.extend(drain(&mut framer).unwrap());
+        }
+        events
     }
 
     #[test]
