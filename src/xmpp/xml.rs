@@ -2035,6 +2035,51 @@ mod tests {
     }
 
     #[test]
+    fn skipping_gives_the_same_events_however_random_stanzas_are_cut() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let limit = 256;
+        for _ in 0..300 {
+            let mut input = String::from(HEADER);
+            for i in 0..(1 + next() % 6) {
+                let pad = "q".repeat((next() % 400) as usize);
+                let depth = (next() % 40) as usize;
+                let id = "i".repeat(1 + (next() % 300) as usize);
+                let name = ["message", "presence", "iq"][(next() % 3) as usize];
+                input.push_str(&format!(
+                    "<{name} id='{id}' n='{i}'>{pad}{}<![CDATA[<]]>{}</{name}>",
+                    "<a>".repeat(depth),
+                    "</a>".repeat(depth)
+                ));
+            }
+            let whole = events_whole_limit(input.as_bytes(), limit);
+            let mut framer = Framer::new(limit);
+            let mut events = Vec::new();
+            let mut rest = input.as_bytes();
+            while !rest.is_empty() {
+                let n = 1 + (next() as usize) % 300;
+                let (chunk, tail) = rest.split_at(n.min(rest.len()));
+                rest = tail;
+                framer.feed(chunk).unwrap();
+                events.extend(drain(&mut framer).unwrap());
+                assert!(framer.buf.len() <= limit + 300);
+            }
+            assert_eq!(events, whole, "{input}");
+        }
+    }
+
+    fn events_whole_limit(input: &[u8], limit: usize) -> Vec<StreamEvent> {
+        let mut framer = Framer::new(limit);
+        framer.feed(input).unwrap();
+        drain(&mut framer).unwrap()
+    }
+
+    #[test]
     fn arbitrary_input_never_panics() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
