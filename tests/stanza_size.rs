@@ -312,6 +312,12 @@ fn outbox_refuses_with_503_at_its_byte_bound_and_memory_stays_bounded() {
         accepted * body.len() <= max_bytes && (accepted + 1) * per > max_bytes,
         "{accepted} accepted"
     );
+    let health = b.get("/health");
+    assert!(
+        health.body.contains("\"max_bytes\":1048576"),
+        "{}",
+        health.body
+    );
     let rss = b.daemon.rss_kib();
     eprintln!("outbox bytes: {accepted} accepted, RSS idle {idle} KiB, full {rss} KiB");
     assert!(

@@ -522,7 +522,12 @@ fn health(app: &App) -> Response {
     let body = json!({
         "stream": state.as_str(),
         "jid": app.cfg.xmpp.jid.as_str(),
-        "outbox": {"depth": app.outbox.depth(), "capacity": app.outbox.capacity()},
+        "outbox": {
+            "depth": app.outbox.depth(),
+            "capacity": app.outbox.capacity(),
+            "bytes": app.outbox.bytes(),
+            "max_bytes": app.cfg.outbox.max_bytes,
+        },
         "rooms": rooms,
         "last_error": *app.last_error.borrow(),
     });
