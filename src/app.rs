@@ -8,7 +8,7 @@ use crate::invites::InviteStore;
 use crate::iqwait::IqWaiters;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
+use crate::outbox::{Limits, Outbox};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::roster::Roster;
 use crate::xmpp::stanza::IdGen;
@@ -88,7 +88,7 @@ impl App {
             .map(|r| (r.clone(), RoomState::Joining))
             .collect();
         App {
-            outbox: Outbox::new(cfg.outbox.capacity),
+            outbox: Outbox::new(Limits::of(&cfg)),
             iq_waits: IqWaiters::new(cfg.rest.max_waiting),
             cfg,
             metrics: Metrics::default(),

@@ -25,6 +25,10 @@ pub const DEFAULT_MAX_STANZA_BYTES: usize = 64 * 1024;
 pub const MIN_MAX_STANZA_BYTES: usize = 4 * 1024;
 /// Largest allowed stanza bound, so memory stays small on a router.
 pub const MAX_MAX_STANZA_BYTES: usize = 16 * 1024 * 1024;
+/// Default bound on one outgoing stanza: Prosody's default `c2s_stanza_size_limit`.
+pub const DEFAULT_MAX_OUTGOING_BYTES: usize = 256 * 1024;
+/// Default bound on the outbox's serialized stanzas.
+pub const DEFAULT_OUTBOX_MAX_BYTES: usize = 1024 * 1024;
 
 /// How the stream is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +85,11 @@ pub struct XmppConfig {
     pub rooms: Vec<Jid>,
     /// Nickname in rooms.
     pub nick: String,
-    /// Bound on one incoming stanza; a larger one ends the stream with `policy-violation`.
+    /// Bound on one incoming stanza; a larger stanza is skipped (an iq request answered
+    /// with `policy-violation`), anything else larger ends the stream.
     pub max_stanza_bytes: usize,
+    /// Bound on one outgoing stanza as serialized; a larger message is refused with 413.
+    pub max_outgoing_bytes: usize,
     /// Silence after which a ping is sent.
     pub ping_interval: Duration,
     /// How long a ping (and each login step) may take before the connection counts as dead.
@@ -127,6 +134,10 @@ pub const MAX_GRACE: Duration = Duration::from_secs(3600);
 pub struct OutboxConfig {
     /// How many stanzas may wait.
     pub capacity: usize,
+    /// How many bytes of serialized stanzas may wait.
+    pub max_bytes: usize,
+    /// A message sent later than this after it was accepted carries an XEP-0203 delay stamp.
+    pub stamp_after: Duration,
     /// A file that keeps accepted stanzas until they are acknowledged, across restarts.
     pub spool: Option<PathBuf>,
     /// How long a stop signal waits for the outbox to be acknowledged.
@@ -355,6 +366,12 @@ impl Config {
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
+                max_bytes: t
+                    .int("outbox", "max_bytes", 1024, 1 << 30)?
+                    .unwrap_or(DEFAULT_OUTBOX_MAX_BYTES),
+                stamp_after: t
+                    .duration("outbox", "stamp_after")?
+                    .unwrap_or(Duration::from_secs(5)),
                 spool: t.path("outbox", "spool")?,
                 grace: match t.duration("outbox", "grace")? {
                     Some(g) if g > MAX_GRACE => {
@@ -372,6 +389,17 @@ impl Config {
             },
             invites: invites_section(&t)?,
         };
+        if cfg.outbox.max_bytes < cfg.xmpp.max_outgoing_bytes {
+            return Err(t.bad(
+                "outbox",
+                "max_bytes",
+                format!(
+                    "must be at least xmpp.max_outgoing_bytes ({}), or the largest message \
+                     could never be queued",
+                    cfg.xmpp.max_outgoing_bytes
+                ),
+            ));
+        }
         Ok(cfg)
     }
 }
@@ -459,6 +487,9 @@ fn xmpp_section(t: &Tables, password_env: Option<String>) -> Result<XmppConfig, 
                 MAX_MAX_STANZA_BYTES,
             )?
             .unwrap_or(DEFAULT_MAX_STANZA_BYTES),
+        max_outgoing_bytes: t
+            .int("xmpp", "max_outgoing_bytes", 1024, MAX_MAX_STANZA_BYTES)?
+            .unwrap_or(DEFAULT_MAX_OUTGOING_BYTES),
         ping_interval: t
             .duration("xmpp", "ping_interval")?
             .unwrap_or(Duration::from_secs(60)),
@@ -741,6 +772,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "rooms",
             "nick",
             "max_stanza_bytes",
+            "max_outgoing_bytes",
             "ping_interval",
             "timeout",
             "reconnect_max",
@@ -756,7 +788,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "read_timeout",
         ],
     ),
-    ("outbox", &["capacity", "spool", "grace"]),
+    (
+        "outbox",
+        &["capacity", "max_bytes", "spool", "grace", "stamp_after"],
+    ),
     ("rest", &["timeout", "max_timeout", "max_waiting"]),
     (
         "webhook",
@@ -1280,6 +1315,27 @@ max = 10
             let e = err(&text);
             assert!(e.contains(needle), "{text:?}\n=> {e}\n(wanted {needle:?})");
         }
+    }
+
+    #[test]
+    fn size_keys_default_and_must_fit_together() {
+        let c = Config::parse(MINIMAL, None).unwrap();
+        assert_eq!(c.xmpp.max_outgoing_bytes, 256 * 1024);
+        assert_eq!(c.outbox.max_bytes, 1024 * 1024);
+        assert_eq!(c.outbox.stamp_after, Duration::from_secs(5));
+        let text = format!(
+            "{MINIMAL}max_outgoing_bytes = 20000\n[outbox]\nmax_bytes = 40000\nstamp_after = \"2s\"\n"
+        );
+        let c = Config::parse(&text, None).unwrap();
+        assert_eq!(c.xmpp.max_outgoing_bytes, 20000);
+        assert_eq!(c.outbox.max_bytes, 40000);
+        assert_eq!(c.outbox.stamp_after, Duration::from_secs(2));
+        let text = format!("{MINIMAL}[outbox]\nmax_bytes = 40000\n");
+        let e = Config::parse(&text, None).unwrap_err().to_string();
+        assert!(
+            e.contains("outbox.max_bytes") && e.contains("262144"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -17,15 +17,15 @@ use crate::invites::{self, InviteStore, Refusal};
 use crate::keys::KeyStore;
 use crate::log;
 use crate::metrics;
-use crate::outbox::Outbox;
-use crate::spool::Spool;
+use crate::outbox::{Limits, Outbox};
+use crate::spool::{Budget, Spool};
 use crate::webhook;
 use crate::xmpp::conn::{self, Connection, Progress};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
 use crate::xmpp::roster::{Outcome, MAX_ROSTER_ITEMS};
 use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC, NS_PING};
-use crate::xmpp::stream::{Event, Resumption, SmState};
+use crate::xmpp::stream::{Error as StreamError, Event, Resumption, SmState};
 use crate::xmpp::tls;
 use crate::xmpp::xml::Element;
 use async_signal::{Signal, Signals};
@@ -153,17 +153,30 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         Some(w) => {
             let trust = webhook::trust(cfg.xmpp.ca_file.as_deref());
             let tls = tls::client_config(&trust).map_err(RunError::Tls)?;
-            Some(webhook::new(w.clone(), tls, cfg.xmpp.max_stanza_bytes))
+            Some(webhook::new(
+                w.clone(),
+                tls,
+                cfg.xmpp.max_stanza_bytes,
+                cfg.outbox.max_bytes,
+            ))
         }
         None => None,
     };
     let spool = match &cfg.outbox.spool {
         // A spooled stanza was built from a body of at most `max_body_bytes` (or a
         // webhook answer of at most `max_stanza_bytes`); escaping at most sextuples it.
+        // It is at most `max_outgoing_bytes`, which the one-line form (a line feed
+        // becomes `&#10;`) at most quintuples.
         Some(path) => Some(
             Spool::open(
                 path,
-                cfg.http.max_body_bytes.max(cfg.xmpp.max_stanza_bytes) * 6 + 4096,
+                (cfg.http.max_body_bytes.max(cfg.xmpp.max_stanza_bytes) * 6)
+                    .max(cfg.xmpp.max_outgoing_bytes * 5)
+                    + 4096,
+                Budget {
+                    entries: cfg.outbox.capacity,
+                    bytes: cfg.outbox.max_bytes,
+                },
             )
             .map_err(RunError::Spool)?,
         ),
@@ -179,11 +192,13 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         }
         if !replay.entries.is_empty() {
             log!(
-                "outbox spool: {} message(s) from before the restart queued again",
-                replay.entries.len()
+                "outbox spool: {} message(s) from before the restart queued again, {} more \
+                 wait on disk for room",
+                replay.entries.len(),
+                spool.backlog()
             );
         }
-        app.outbox = Outbox::with_spool(app.cfg.outbox.capacity, spool, replay.entries);
+        app.outbox = Outbox::with_spool(Limits::of(&app.cfg), spool, replay.entries);
     }
     let ex = Rc::new(LocalExecutor::new());
     let worker = hook.map(|(hook, queue, rx)| {
@@ -252,6 +267,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                         Some(e) => {
                             log!("disconnected: {e}");
                             *app.last_error.borrow_mut() = Some(e.to_string());
+                            take_out_poison(&app, &e);
                         }
                     }
                     if started.elapsed() >= STABLE_AFTER {
@@ -285,6 +301,23 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         log_stopped(&app);
         Ok(())
     }))
+}
+
+/// After a stream error, let the outbox find a stanza the server refuses every time.
+fn take_out_poison(app: &App, e: &conn::Error) {
+    let conn::Error::Stream(StreamError::StreamError { condition, .. }) = e else {
+        return;
+    };
+    if let Some(p) = app.outbox.stream_error(condition) {
+        metrics::inc(&app.metrics.poisoned);
+        log!(
+            "message {} to {} ({} bytes) failed and left the queue: the server ended the \
+             stream ({condition}) right after it twice",
+            p.id,
+            p.to,
+            p.bytes
+        );
+    }
 }
 
 /// What a stop signal asks for.
@@ -442,7 +475,7 @@ async fn serve(
             close(app, conn, stopper).await;
             return None;
         }
-        if app.outbox.send_pending(|el| conn.send(el)) > 0 {
+        if app.outbox.send_pending(|xml| conn.send_serialized(xml)) > 0 {
             conn.request_ack();
         }
         let ev = async { Wake::Event(conn.next_event().await) };
@@ -472,6 +505,13 @@ async fn serve(
                     let _ = conn.send(&reply);
                 }
             }
+            Wake::Event(Ok(Event::Skipped(s))) => log!(
+                "skipped a {}-byte {} from {}: {}",
+                s.bytes,
+                s.name,
+                s.from.as_deref().unwrap_or("the server"),
+                s.why
+            ),
             Wake::Event(Ok(_)) => {}
             Wake::Event(Err(e)) => return Some(e),
         }

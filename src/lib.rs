@@ -12,16 +12,19 @@
 //!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg and
 //!     │           /rest bodies; iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
-//!     │   app     shared state: outbox (bounded, until acknowledged; optionally on disk in
-//!     │           `spool`), keys, invites, roster, metrics, status
-//!     ├── webhook inbound stanzas → bounded queue → one worker POSTing them (http::client)
+//!     │   app     shared state: outbox (serialized stanzas bounded in entries and bytes,
+//!     │           until acknowledged; delay stamps; poison stanzas taken out; optionally on
+//!     │           disk in `spool`, replayed as room frees up), keys, invites, roster,
+//!     │           metrics, status
+//!     ├── webhook inbound stanzas → byte-bounded queue → one worker POSTing them (http::client)
 //!     │
 //!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop,
 //!     │           SCRAM's PBKDF2 on a blocking thread
 //!     │
 //!  xmpp::stream   sans-I/O client state machine: STARTTLS, SASL (xmpp::sasl), bind,
 //!     │           stream management, keepalive, acknowledgements
-//!  xmpp::xml      bounded incremental XML framer, element tree, escaping serializer
+//!  xmpp::xml      bounded incremental XML framer (reads past oversized stanzas), element
+//!                 tree, escaping serializer
 //!  xmpp::stanza   stanza builders;  xmpp::jid  addresses;  xmpp::roster  the roster;
 //!  xmpp::jsonmap  stanzas as JSON
 //! ```

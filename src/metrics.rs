@@ -21,6 +21,8 @@ pub struct Metrics {
     pub delivered: AtomicUsize,
     /// Messages the server bounced with an error after accepting them.
     pub failed: AtomicUsize,
+    /// Messages taken out of the outbox because the server ended the stream over them twice.
+    pub poisoned: AtomicUsize,
     /// Streams lost and re-established.
     pub reconnects: AtomicUsize,
     /// Webhook calls by result.
@@ -77,6 +79,11 @@ impl Metrics {
                 "xrelay_messages_failed_total",
                 "Messages the server bounced with an error.",
                 &self.failed,
+            ),
+            (
+                "xrelay_messages_refused_by_server_total",
+                "Messages taken out of the queue: the server ended the stream right after them twice.",
+                &self.poisoned,
             ),
             (
                 "xrelay_stream_reconnects_total",

@@ -25,7 +25,9 @@ use smol::channel::{Receiver, Sender, TrySendError};
 use smol::future::FutureExt;
 use smol::net::TcpStream;
 use smol::Timer;
+use std::cell::Cell;
 use std::fmt;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,28 +310,64 @@ pub struct Webhook {
     max_body: usize,
 }
 
-/// The bounded queue in front of the worker.
+/// The bounded queue in front of the worker: bounded in entries (`webhook.queue`) and in
+/// bytes (`outbox.max_bytes`). Entries are serialized stanzas, a fraction of what their
+/// element trees would take; the worker parses each again when its turn comes.
 #[derive(Debug)]
 pub struct Queue {
-    tx: Sender<Element>,
+    tx: Sender<Box<[u8]>>,
+    /// Bytes queued, shared with the worker.
+    bytes: Rc<Cell<usize>>,
+    max_bytes: usize,
 }
 
 impl Queue {
     /// Hand `st` to the worker; `false` when the queue is full (or the worker is gone).
     pub fn offer(&self, st: Element) -> bool {
-        match self.tx.try_send(st) {
-            Ok(()) => true,
+        let xml = st.to_bytes(NS_CLIENT);
+        let len = xml.len();
+        if self.bytes.get() + len > self.max_bytes {
+            return false;
+        }
+        match self.tx.try_send(xml.into_boxed_slice()) {
+            Ok(()) => {
+                self.bytes.set(self.bytes.get() + len);
+                true
+            }
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
         }
     }
 }
 
-/// A webhook and its queue; the receiver goes to [`run_worker`].
+/// The worker's end of the [`Queue`].
+#[derive(Debug)]
+pub struct QueueRx {
+    rx: Receiver<Box<[u8]>>,
+    bytes: Rc<Cell<usize>>,
+}
+
+impl QueueRx {
+    /// The next stanza, once one is queued; `None` when the queue is gone.
+    async fn next(&self) -> Option<Element> {
+        loop {
+            let xml = self.rx.recv().await.ok()?;
+            self.bytes.set(self.bytes.get().saturating_sub(xml.len()));
+            // Our own serializer wrote it from a parsed stanza; it parses back the same.
+            if let Ok(st) = xml::parse_document(&xml, xml.len()) {
+                return Some(st);
+            }
+        }
+    }
+}
+
+/// A webhook and its queue, holding at most `max_queue_bytes` of stanzas; the receiver
+/// goes to [`run_worker`].
 pub fn new(
     cfg: WebhookConfig,
     tls: Arc<ClientConfig>,
     max_body: usize,
-) -> (Webhook, Queue, Receiver<Element>) {
+    max_queue_bytes: usize,
+) -> (Webhook, Queue, QueueRx) {
     if cfg.bearer.is_some() && cfg.is_plain_http_to_another_host() {
         log!(
             "warning: webhook.bearer goes in clear text over http:// to a host that is not \
@@ -337,20 +375,26 @@ pub fn new(
         );
     }
     let (tx, rx) = smol::channel::bounded(cfg.queue);
-    (Webhook { cfg, tls, max_body }, Queue { tx }, rx)
+    let bytes = Rc::new(Cell::new(0));
+    let queue = Queue {
+        tx,
+        bytes: bytes.clone(),
+        max_bytes: max_queue_bytes,
+    };
+    (Webhook { cfg, tls, max_body }, queue, QueueRx { rx, bytes })
 }
 
 /// The worker: one stanza at a time, so replies keep their order; each reply goes through
 /// the outbox like any other stanza, so it survives a reconnect.
-pub async fn run_worker(hook: Webhook, rx: Receiver<Element>, app: &App) {
-    while let Ok(st) = rx.recv().await {
+pub async fn run_worker(hook: Webhook, rx: QueueRx, app: &App) {
+    while let Some(st) = rx.next().await {
         let Some(reply) = hook.deliver(&st, app).await else {
             continue;
         };
-        if app.outbox.push(reply, false).is_err() {
+        if let Err(e) = app.outbox.push(&reply, false) {
             metrics::inc(&app.metrics.webhook.reply_dropped);
             log!(
-                "webhook: the reply to {} from {} was dropped: the outbox is full",
+                "webhook: the reply to {} from {} was dropped: {e}",
                 st.name(),
                 st.get_attr("from").unwrap_or_default()
             );
@@ -512,6 +556,27 @@ mod tests {
 
     fn el(s: &str) -> Element {
         xml::parse_document(s.as_bytes(), 65536).unwrap()
+    }
+
+    #[test]
+    fn queue_refuses_once_its_bytes_are_taken_and_hands_out_the_same_stanza() {
+        let (tx, rx) = smol::channel::bounded(100);
+        let bytes = Rc::new(Cell::new(0));
+        let q = Queue {
+            tx,
+            bytes: bytes.clone(),
+            max_bytes: 1000,
+        };
+        let rx = QueueRx { rx, bytes };
+        let st = el(&format!(
+            "<message from='a@b/c' xmlns:p='urn:p'><body>{}</body><p:x a='&apos;'/></message>",
+            "x".repeat(400)
+        ));
+        assert!(q.offer(st.clone()));
+        assert!(q.offer(st.clone()));
+        assert!(!q.offer(st.clone()), "a third would pass 1000 bytes");
+        assert_eq!(smol::block_on(rx.next()), Some(st.clone()));
+        assert!(q.offer(st));
     }
 
     fn ser(e: &Element) -> String {

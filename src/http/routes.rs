@@ -15,7 +15,7 @@ use crate::iqwait::WaitError;
 use crate::keys::{AuthResult, Scope};
 use crate::log;
 use crate::metrics;
-use crate::outbox::AckWaiter;
+use crate::outbox::{AckWaiter, PushError};
 use crate::timefmt;
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza;
@@ -308,16 +308,21 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
             &json!({"id": id, "status": "queued"}),
         ));
     };
-    let acked = async { waiter.recv().await.is_ok() };
+    let acked = async { waiter.recv().await.ok() };
     let timer = async {
         Timer::after(timeout).await;
-        false
+        None
     };
-    if acked.or(timer).await {
+    let delivery = acked.or(timer).await;
+    if let Some(Ok(())) = delivery {
         Ok(json_response(
             StatusCode::Ok,
             &json!({"id": id, "status": "acknowledged"}),
         ))
+    } else if let Some(Err(why)) = delivery {
+        let mut r = Reject::new(StatusCode::BadGateway, why);
+        r.id = Some(id);
+        Err(r)
     } else {
         let mut r = Reject::new(
             StatusCode::GatewayTimeout,
@@ -491,11 +496,12 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
 }
 
 /// Queue a stanza for the stream (with an acknowledgement waiter if `wait`), or 503 when
-/// the outbox is full.
+/// the outbox is full, 413 when the stanza is over `xmpp.max_outgoing_bytes`.
 fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Reject> {
-    let waiter = app.outbox.push(stanza, wait).map_err(|e| {
-        Reject::new(StatusCode::ServiceUnavailable, e.to_string())
-            .header("Retry-After", RETRY_AFTER_FULL.to_string())
+    let waiter = app.outbox.push(&stanza, wait).map_err(|e| match e {
+        PushError::TooLarge { .. } => Reject::new(StatusCode::PayloadTooLarge, e.to_string()),
+        _ => Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+            .header("Retry-After", RETRY_AFTER_FULL.to_string()),
     })?;
     metrics::inc(&app.metrics.accepted);
     Ok(waiter)
@@ -516,7 +522,12 @@ fn health(app: &App) -> Response {
     let body = json!({
         "stream": state.as_str(),
         "jid": app.cfg.xmpp.jid.as_str(),
-        "outbox": {"depth": app.outbox.depth(), "capacity": app.outbox.capacity()},
+        "outbox": {
+            "depth": app.outbox.depth(),
+            "capacity": app.outbox.capacity(),
+            "bytes": app.outbox.bytes(),
+            "max_bytes": app.cfg.outbox.max_bytes,
+        },
         "rooms": rooms,
         "last_error": *app.last_error.borrow(),
     });

@@ -298,6 +298,11 @@ impl Connection {
         self.client.send(stanza)
     }
 
+    /// Queue a stanza the serializer already wrote, see [`stream::Client::send_serialized`].
+    pub fn send_serialized(&mut self, xml: &[u8]) -> Result<u64, stream::SendError> {
+        self.client.send_serialized(xml)
+    }
+
     /// Ask the server to confirm everything sent so far.
     pub fn request_ack(&mut self) {
         self.client.request_ack(Instant::now());

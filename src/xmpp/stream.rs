@@ -13,7 +13,9 @@ use super::stanza::{
     self, IdGen, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
     NS_STREAM_ERRORS, NS_TLS,
 };
-use super::xml::{write_stream_header, Element, Framer, StreamEvent, XmlError, STREAM_CLOSE};
+use super::xml::{
+    write_stream_header, Element, Framer, Skipped, StreamEvent, XmlError, STREAM_CLOSE,
+};
 use crate::config::TlsMode;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -99,6 +101,9 @@ pub enum Event {
     },
     /// A stanza for the application.
     Stanza(Element),
+    /// An incoming stanza over `xmpp.max_stanza_bytes` (or too deep) was read past: counted
+    /// as handled (XEP-0198), an iq get/set answered with `policy-violation`. For the log.
+    Skipped(Skipped),
     /// The server has processed every stanza up to this sequence number.
     Acked(u64),
     /// The stream ended cleanly after [`Client::close`].
@@ -421,6 +426,21 @@ impl Client {
         Ok(self.write_stanza(stanza))
     }
 
+    /// Queue a stanza as [`Element::write_to`] serialized it (with `jabber:client` as the
+    /// namespace in scope); only the serializer's output may be passed, so that no text
+    /// can become markup. Returns its sequence number, as [`Client::send`].
+    pub fn send_serialized(&mut self, xml: &[u8]) -> Result<u64, SendError> {
+        if !self.is_online() {
+            return Err(SendError::NotOnline);
+        }
+        if self.out.len() >= MAX_PENDING_OUTPUT {
+            return Err(SendError::Full);
+        }
+        self.out.extend_from_slice(xml);
+        self.seq += 1;
+        Ok(self.seq)
+    }
+
     /// Ask the server to confirm everything sent so far: `<r/>` with XEP-0198, else a ping
     /// whose answer proves the server processed what came before it.
     pub fn request_ack(&mut self, now: Instant) {
@@ -493,6 +513,7 @@ impl Client {
                 StreamEvent::Open(_) => self.on_header(),
                 StreamEvent::Close => self.on_close(),
                 StreamEvent::Element(el) => self.on_element(el, now),
+                StreamEvent::Skipped(skipped) => self.on_skipped(skipped),
             };
             match result {
                 Ok(Some(ev)) => return Ok(Some(ev)),
@@ -865,6 +886,30 @@ impl Client {
             }
             _ => Ok(Some(Event::Stanza(el))),
         }
+    }
+
+    /// A stanza too large to keep counts as handled, so the server neither resends it on
+    /// resumption nor waits for it; an iq request gets an error, as RFC 6120 §8.2.3 asks.
+    /// Before the stream is online nothing may be that large.
+    fn on_skipped(&mut self, skipped: Skipped) -> Result<Option<Event>, Error> {
+        if !matches!(self.phase, Phase::Online | Phase::Closing) {
+            return Err(self.fail_xml(skipped.why));
+        }
+        if let Some(sm) = &mut self.sm {
+            sm.inbound = sm.inbound.wrapping_add(1);
+        }
+        let request =
+            skipped.name == "iq" && matches!(skipped.kind.as_deref(), Some("get" | "set"));
+        if let (true, Some(id), true) = (request, &skipped.id, self.is_online()) {
+            let mut iq = Element::new("iq", NS_CLIENT).attr("id", id);
+            if let Some(from) = &skipped.from {
+                iq.set_attr("from", from);
+            }
+            let text = skipped.why.to_string();
+            let reply = stanza::error_reply_text(&iq, "modify", "policy-violation", &text);
+            self.write_stanza(&reply);
+        }
+        Ok(Some(Event::Skipped(skipped)))
     }
 
     fn on_sm(&mut self, el: &Element, now: Instant) -> Result<Option<Event>, Error> {

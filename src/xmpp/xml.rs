@@ -393,9 +393,11 @@ pub fn parse_document(doc: &[u8], max_bytes: usize) -> Result<Element, DocError>
     framer.feed(STREAM_CLOSE)?;
     let element = match first {
         Some(StreamEvent::Element(e)) => e,
+        Some(StreamEvent::Skipped(s)) => return Err(DocError::Xml(s.why)),
         Some(_) => return Err(DocError::NotOneElement),
         None => match framer.next_event()? {
             Some(StreamEvent::Element(e)) => e,
+            Some(StreamEvent::Skipped(s)) => return Err(DocError::Xml(s.why)),
             _ => return Err(DocError::NotOneElement),
         },
     };
@@ -430,6 +432,27 @@ pub enum StreamEvent {
     Element(Element),
     /// `</stream:stream>`: the server closed its stream.
     Close,
+    /// A stanza over the size or depth bound, read past without being buffered.
+    Skipped(Skipped),
+}
+
+/// A stanza the framer read past: what its start tag said, for counting it (XEP-0198),
+/// answering it (an iq) and logging it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// `message`, `presence` or `iq`.
+    pub name: String,
+    /// Its `id`, `from` and `type` attributes; absent when the start tag alone was over the
+    /// limit.
+    pub id: Option<String>,
+    /// The sender.
+    pub from: Option<String>,
+    /// The stanza type.
+    pub kind: Option<String>,
+    /// Its size on the wire in bytes.
+    pub bytes: usize,
+    /// Which bound it broke: [`XmlError::TooLarge`] or [`XmlError::TooDeep`].
+    pub why: XmlError,
 }
 
 /// Why the server's stream cannot be read further; each maps to an RFC 6120 §4.9.3 condition.
@@ -568,9 +591,13 @@ const CDATA_OPEN: &[u8] = b"[CDATA[";
 #[derive(Debug, Clone, Copy)]
 enum Item {
     Decl,
-    Header { self_closing: bool },
+    Header {
+        self_closing: bool,
+    },
     Element,
     Close,
+    /// The end of a stanza being skipped.
+    Skipped,
 }
 
 /// What the stream header established for the rest of the stream.
@@ -594,6 +621,9 @@ enum Phase {
 ///
 /// Feed it whatever the socket gave with [`Framer::feed`], then call [`Framer::next_event`]
 /// until it returns `Ok(None)`. Memory stays within `max_stanza_bytes` plus one read.
+/// A stanza over that bound (or nested deeper than [`MAX_DEPTH`]) is read past without
+/// being kept and reported as [`StreamEvent::Skipped`]; anything else over it (the stream
+/// header, features, other top-level elements) ends the stream.
 /// After an error the stream is dead: every later call returns the same error.
 #[derive(Debug)]
 pub struct Framer {
@@ -606,6 +636,10 @@ pub struct Framer {
     lex: Lex,
     /// Open elements of the current stanza.
     depth: usize,
+    /// End of the current top-level element's start tag, once seen.
+    tag_end: Option<usize>,
+    /// The stanza being read past, with the bytes already dropped counted in.
+    skip: Option<Skipped>,
     phase: Phase,
 }
 
@@ -620,6 +654,8 @@ impl Framer {
             pos: 0,
             lex: Lex::Between,
             depth: 0,
+            tag_end: None,
+            skip: None,
             phase: Phase::Prolog { decl_seen: false },
         }
     }
@@ -637,6 +673,7 @@ impl Framer {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.pos -= self.start;
+            self.tag_end = self.tag_end.map(|t| t - self.start);
             self.start = 0;
         }
         if self.buf.len() > self.max {
@@ -688,13 +725,32 @@ impl Framer {
                     (Some(StreamEvent::Open(header)), Some(Phase::Open(ctx)))
                 }
                 (Phase::Open(ctx), Item::Element) => {
-                    let element = parse_element(raw, &ctx.bindings, self.max)?;
-                    (Some(StreamEvent::Element(element)), None)
+                    match parse_element(raw, &ctx.bindings, self.max) {
+                        Ok(element) => (Some(StreamEvent::Element(element)), None),
+                        // Within the limit on the wire, over it once serialized: skipped
+                        // like any oversized stanza.
+                        Err(why @ XmlError::TooLarge { .. }) => match stanza_head(raw)? {
+                            Some(head) => {
+                                let bytes = raw.len();
+                                let skipped = Skipped { bytes, why, ..head };
+                                (Some(StreamEvent::Skipped(skipped)), None)
+                            }
+                            None => return Err(why),
+                        },
+                        Err(e) => return Err(e),
+                    }
                 }
                 (Phase::Open(ctx), Item::Close) => {
                     check_close(raw, &ctx.root)?;
                     (Some(StreamEvent::Close), Some(Phase::Closed))
                 }
+                (Phase::Open(_), Item::Skipped) => match self.skip.take() {
+                    Some(mut skipped) => {
+                        skipped.bytes += raw.len();
+                        (Some(StreamEvent::Skipped(skipped)), None)
+                    }
+                    None => return Err(not_well_formed("markup out of place")),
+                },
                 (Phase::Prolog { .. }, Item::Decl) => {
                     return Err(not_well_formed("repeated xml declaration"))
                 }
@@ -783,8 +839,15 @@ impl Framer {
                                     self_closing: slash,
                                 });
                             }
-                            if self.depth >= MAX_DEPTH {
-                                return Err(XmlError::TooDeep);
+                            if self.depth >= MAX_DEPTH && self.skip.is_none() {
+                                // The bound the bytes before this `>` already broke comes
+                                // first, as it would when they arrive one by one.
+                                let why = if self.pos - 1 - self.start > self.max {
+                                    XmlError::TooLarge { limit: self.max }
+                                } else {
+                                    XmlError::TooDeep
+                                };
+                                self.start_skip(why)?;
                             }
                             if slash {
                                 if self.depth == 0 {
@@ -792,6 +855,9 @@ impl Framer {
                                 }
                             } else {
                                 self.depth += 1;
+                                if self.depth == 1 {
+                                    self.tag_end = Some(self.pos);
+                                }
                             }
                             self.lex = Lex::Content;
                         }
@@ -870,20 +936,111 @@ impl Framer {
                 }
             }
         }
-        if len - self.start > self.max {
-            return Err(XmlError::TooLarge { limit: self.max });
+        if self.skip.is_none() && len - self.start > self.max {
+            self.start_skip(XmlError::TooLarge { limit: self.max })?;
+        }
+        if let Some(skip) = &mut self.skip {
+            // Everything scanned so far is only counted, never kept.
+            skip.bytes += self.pos - self.start;
+            self.start = self.pos;
+            self.tag_end = None;
         }
         Ok(None)
     }
 
     fn complete(&mut self, item: Item) -> Result<Option<Item>, XmlError> {
-        if self.pos - self.start > self.max {
-            return Err(XmlError::TooLarge { limit: self.max });
-        }
+        let item = match item {
+            Item::Element if self.skip.is_some() => Item::Skipped,
+            Item::Element if self.pos - self.start > self.max => {
+                self.start_skip(XmlError::TooLarge { limit: self.max })?;
+                Item::Skipped
+            }
+            Item::Element => Item::Element,
+            _ if self.pos - self.start > self.max => {
+                return Err(XmlError::TooLarge { limit: self.max })
+            }
+            other => other,
+        };
         self.lex = Lex::Between;
         self.depth = 0;
+        self.tag_end = None;
         Ok(Some(item))
     }
+
+    /// The element starting at `start` broke bound `why`: read past it if it is a stanza
+    /// (so one oversized message cannot end the stream), else fail with `why`.
+    fn start_skip(&mut self, why: XmlError) -> Result<(), XmlError> {
+        if !matches!(self.phase, Phase::Open(_)) {
+            return Err(why);
+        }
+        // A start tag over the limit is read by name only, however it arrived.
+        let head = match self.tag_end.filter(|&end| end - self.start <= self.max) {
+            Some(end) => stanza_head(&self.buf[self.start..end])?,
+            None => stanza_name(&self.buf[self.start..self.pos]).map(|name| Skipped {
+                name: name.to_owned(),
+                id: None,
+                from: None,
+                kind: None,
+                bytes: 0,
+                why: why.clone(),
+            }),
+        };
+        match head {
+            Some(head) => {
+                self.skip = Some(Skipped { why, ..head });
+                Ok(())
+            }
+            None => Err(why),
+        }
+    }
+}
+
+/// The local name of the top-level element starting `raw` if it is a stanza in the
+/// content namespace (no prefix).
+fn stanza_name(raw: &[u8]) -> Option<&'static str> {
+    let name_end = raw
+        .iter()
+        .skip(1)
+        .position(|&b| is_xml_space(b) || b == b'/' || b == b'>')?;
+    match &raw[1..1 + name_end] {
+        b"message" => Some("message"),
+        b"presence" => Some("presence"),
+        b"iq" => Some("iq"),
+        _ => None,
+    }
+}
+
+/// What the complete start tag `raw` of a stanza being skipped says; `None` when it is not
+/// a stanza in the content namespace.
+fn stanza_head(raw: &[u8]) -> Result<Option<Skipped>, XmlError> {
+    let Some(name) = stanza_name(raw) else {
+        return Ok(None);
+    };
+    let mut reader = Reader::from_reader(raw);
+    let start = match reader.read_event().map_err(from_quick_xml)? {
+        Event::Start(start) | Event::Empty(start) => start,
+        _ => return Err(not_well_formed("malformed start tag")),
+    };
+    let mut head = Skipped {
+        name: name.to_owned(),
+        id: None,
+        from: None,
+        kind: None,
+        bytes: 0,
+        why: XmlError::TooDeep,
+    };
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| from_quick_xml(e.into()))?;
+        let slot = match attr.key.0 {
+            "xmlns" if attr_value(&attr)? != CLIENT_NS => return Ok(None),
+            "id" => &mut head.id,
+            "from" => &mut head.from,
+            "type" => &mut head.kind,
+            _ => continue,
+        };
+        *slot = Some(attr_value(&attr)?);
+    }
+    Ok(Some(head))
 }
 
 /// Accepts `<?xml ...?>` declaring UTF-8 or no encoding; any other PI is restricted.
@@ -1454,44 +1611,194 @@ mod tests {
         assert_eq!(framer.next_event(), Ok(None));
     }
 
+    fn skipped(events: &[StreamEvent]) -> Vec<&Skipped> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Skipped(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn oversized_element_is_bounded() {
+    fn oversized_stanza_is_skipped_in_bounded_memory() {
         let limit = 1024;
         let chunk = [b'a'; 4096];
         let mut framer = Framer::new(limit);
         framer.feed(HEADER.as_bytes()).unwrap();
         drain(&mut framer).unwrap();
-        framer.feed(b"<message><body>").unwrap();
-        let mut failed = None;
+        framer
+            .feed(b"<message from='eve@x/y' type='chat'><body>")
+            .unwrap();
         for _ in 0..100 {
-            if let Err(e) = framer.feed(&chunk) {
-                failed = Some(e);
-                break;
-            }
+            framer.feed(&chunk).unwrap();
+            assert_eq!(drain(&mut framer).unwrap(), []);
             assert!(framer.buf.len() <= limit + chunk.len());
-            if let Err(e) = drain(&mut framer) {
-                failed = Some(e);
-                break;
-            }
         }
-        let e = failed.unwrap();
-        assert_eq!(e, XmlError::TooLarge { limit });
-        assert_eq!(e.condition(), "policy-violation");
         assert!(framer.buf.capacity() <= 2 * (limit + chunk.len()));
+        framer.feed(b"</body></message><presence/>").unwrap();
+        let events = drain(&mut framer).unwrap();
+        let StreamEvent::Skipped(s) = &events[0] else {
+            panic!("not skipped: {events:?}");
+        };
+        assert_eq!(s.name, "message");
+        assert_eq!(s.from.as_deref(), Some("eve@x/y"));
+        assert_eq!(s.kind.as_deref(), Some("chat"));
+        assert_eq!(s.bytes, 36 + 6 + 100 * chunk.len() + 17);
+        assert_eq!(s.why, XmlError::TooLarge { limit });
+        assert_eq!(
+            events[1],
+            StreamEvent::Element(Element::new("presence", CLIENT_NS))
+        );
+    }
 
-        // A complete element over the limit fails too, however it arrives.
-        let big = format!("<message><body>{}</body></message>", "b".repeat(limit));
+    #[test]
+    fn oversized_stanza_is_skipped_at_every_split() {
+        let limit = 256;
+        let big = format!(
+            "<iq type='set' id='q1' from='a@b/c'><x xmlns='urn:x'>{}<y a='>'/></x></iq>",
+            "&amp;<![CDATA[<z>]]>".repeat(40)
+        );
+        let input = format!("{HEADER}<presence id='1'/>{big}<message id='2'/>");
+        let expected = |events: &[StreamEvent]| {
+            assert_eq!(events.len(), 4, "{events:?}");
+            let s = skipped(events);
+            assert_eq!(s.len(), 1, "{events:?}");
+            assert_eq!(s[0].name, "iq");
+            assert_eq!(s[0].id.as_deref(), Some("q1"));
+            assert_eq!(s[0].kind.as_deref(), Some("set"));
+            assert_eq!(s[0].bytes, big.len());
+            assert!(matches!(&events[3], StreamEvent::Element(m) if m.get_attr("id") == Some("2")));
+        };
+        let bytes = input.as_bytes();
+        for split in 0..=bytes.len() {
+            let mut framer = Framer::new(limit);
+            let mut events = Vec::new();
+            for part in [&bytes[..split], &bytes[split..]] {
+                framer.feed(part).unwrap();
+                events.extend(drain(&mut framer).unwrap());
+            }
+            expected(&events);
+        }
         let mut framer = Framer::new(limit);
-        framer.feed(HEADER.as_bytes()).unwrap();
-        drain(&mut framer).unwrap();
-        framer.feed(big.as_bytes()).unwrap();
-        assert_eq!(framer.next_event(), Err(XmlError::TooLarge { limit }));
+        let mut events = Vec::new();
+        for b in bytes {
+            framer.feed(std::slice::from_ref(b)).unwrap();
+            events.extend(drain(&mut framer).unwrap());
+            assert!(framer.buf.len() <= limit + 1);
+        }
+        expected(&events);
+    }
 
-        // So does a stream header that never ends.
+    #[test]
+    fn stanza_both_too_deep_and_too_large_is_reported_alike_at_every_split() {
+        let limit = 256;
+        for pad in [0, 100, 150, 160, 170, 200, 300] {
+            let deep = format!(
+                "<message id='m'><x>{}</x>{}{}</message>",
+                "p".repeat(pad),
+                "<a>".repeat(MAX_DEPTH + 2),
+                "</a>".repeat(MAX_DEPTH + 2)
+            );
+            let input = format!("{HEADER}{deep}<presence/>");
+            let bytes = input.as_bytes();
+            let mut first = None;
+            for split in 0..=bytes.len() {
+                let mut framer = Framer::new(limit);
+                let mut events = Vec::new();
+                for part in [&bytes[..split], &bytes[split..]] {
+                    framer.feed(part).unwrap();
+                    events.extend(drain(&mut framer).unwrap());
+                }
+                let first = first.get_or_insert_with(|| events.clone());
+                assert_eq!(&events, first, "pad {pad}, split at {split}");
+            }
+            let whole = first.unwrap();
+            assert_eq!(whole, events_bytewise_limit(bytes, limit));
+            assert_eq!(skipped(&whole)[0].bytes, deep.len());
+        }
+    }
+
+    fn events_bytewise_limit(input: &[u8], limit: usize) -> Vec<StreamEvent> {
+        let mut framer = Framer::new(limit);
+        let mut events = Vec::new();
+        for b in input {
+            framer.feed(std::slice::from_ref(b)).unwrap();
+            events.extend(drain(&mut framer).unwrap());
+        }
+        events
+    }
+
+    #[test]
+    fn stanza_whose_start_tag_alone_is_oversized_is_skipped_by_name() {
+        let limit = 256;
+        let body = format!(
+            "<message id='{}'><body/></message><presence/>",
+            "i".repeat(600)
+        );
+        let events = {
+            let mut framer = Framer::new(limit);
+            framer.feed(HEADER.as_bytes()).unwrap();
+            framer.feed(body.as_bytes()).unwrap();
+            drain(&mut framer).unwrap()
+        };
+        let s = skipped(&events);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].name.as_str(), s[0].id.as_ref()), ("message", None));
+        assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn oversized_features_or_header_end_the_stream() {
+        let limit = 256;
+        let pad = "x".repeat(limit);
+        let features =
+            format!("{HEADER}<stream:features><m xmlns='urn:m'>{pad}</m></stream:features>");
+        let mut framer = Framer::new(limit);
+        framer.feed(features.as_bytes()).unwrap();
+        assert_eq!(drain(&mut framer), Err(XmlError::TooLarge { limit }));
+
+        let other = format!("{HEADER}<r xmlns='urn:xmpp:sm:3'>{pad}</r>");
+        let mut framer = Framer::new(limit);
+        framer.feed(other.as_bytes()).unwrap();
+        assert_eq!(drain(&mut framer), Err(XmlError::TooLarge { limit }));
+
         let mut framer = Framer::new(limit);
         framer.feed(b"<stream:stream a='").unwrap();
-        framer.feed(&chunk).unwrap();
+        framer.feed(pad.as_bytes()).unwrap();
         assert_eq!(framer.next_event(), Err(XmlError::TooLarge { limit }));
+    }
+
+    #[test]
+    fn stanza_that_would_amplify_when_serialized_is_skipped() {
+        let limit = 4096;
+        let ns = "u".repeat(1000);
+        let body = format!(
+            "<message from='e@x' xmlns:p='{ns}'>{}</message><presence/>",
+            "<p:a/>".repeat(50)
+        );
+        let input = format!("{HEADER}{body}");
+        let mut framer = Framer::new(limit);
+        framer.feed(input.as_bytes()).unwrap();
+        let events = drain(&mut framer).unwrap();
+        let s = skipped(&events);
+        assert_eq!(s.len(), 1, "{events:?}");
+        assert_eq!(s[0].from.as_deref(), Some("e@x"));
+        assert_eq!(s[0].why, XmlError::TooLarge { limit });
+        assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn stanza_in_another_namespace_is_not_skipped() {
+        let limit = 256;
+        let input = format!(
+            "{HEADER}<message xmlns='urn:other'>{}</message>",
+            "x".repeat(limit)
+        );
+        let mut framer = Framer::new(limit);
+        framer.feed(input.as_bytes()).unwrap();
+        assert_eq!(drain(&mut framer), Err(XmlError::TooLarge { limit }));
     }
 
     #[test]
@@ -1539,6 +1846,23 @@ mod tests {
         framer.feed(HEADER.as_bytes()).unwrap();
         framer.feed("<a>".repeat(MAX_DEPTH + 1).as_bytes()).unwrap();
         assert_eq!(drain(&mut framer).unwrap_err(), XmlError::TooDeep);
+    }
+
+    #[test]
+    fn too_deep_stanza_is_skipped() {
+        let deep = format!(
+            "<message from='e@x'>{}{}</message><presence/>",
+            "<a>".repeat(MAX_DEPTH * 4),
+            "</a>".repeat(MAX_DEPTH * 4)
+        );
+        let input = format!("{HEADER}{deep}");
+        let events = events_whole(input.as_bytes()).unwrap();
+        assert_eq!(events, events_bytewise(input.as_bytes()).unwrap());
+        let s = skipped(&events);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].why, XmlError::TooDeep);
+        assert_eq!(s[0].bytes, deep.len() - "<presence/>".len());
+        assert_eq!(events.len(), 3);
     }
 
     #[test]
@@ -1708,6 +2032,51 @@ mod tests {
         let events = drain(&mut framer).unwrap();
         assert_eq!(events.len(), 2);
         assert!(matches!(events[0], StreamEvent::Open(_)));
+    }
+
+    #[test]
+    fn skipping_gives_the_same_events_however_random_stanzas_are_cut() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let limit = 256;
+        for _ in 0..300 {
+            let mut input = String::from(HEADER);
+            for i in 0..(1 + next() % 6) {
+                let pad = "q".repeat((next() % 400) as usize);
+                let depth = (next() % 40) as usize;
+                let id = "i".repeat(1 + (next() % 300) as usize);
+                let name = ["message", "presence", "iq"][(next() % 3) as usize];
+                input.push_str(&format!(
+                    "<{name} id='{id}' n='{i}'>{pad}{}<![CDATA[<]]>{}</{name}>",
+                    "<a>".repeat(depth),
+                    "</a>".repeat(depth)
+                ));
+            }
+            let whole = events_whole_limit(input.as_bytes(), limit);
+            let mut framer = Framer::new(limit);
+            let mut events = Vec::new();
+            let mut rest = input.as_bytes();
+            while !rest.is_empty() {
+                let n = 1 + (next() as usize) % 300;
+                let (chunk, tail) = rest.split_at(n.min(rest.len()));
+                rest = tail;
+                framer.feed(chunk).unwrap();
+                events.extend(drain(&mut framer).unwrap());
+                assert!(framer.buf.len() <= limit + 300);
+            }
+            assert_eq!(events, whole, "{input}");
+        }
+    }
+
+    fn events_whole_limit(input: &[u8], limit: usize) -> Vec<StreamEvent> {
+        let mut framer = Framer::new(limit);
+        framer.feed(input).unwrap();
+        drain(&mut framer).unwrap()
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct ProsodyOpts {
     pub require_encryption: bool,
     /// Offline storage: messages to an offline account wait for it instead of bouncing.
     pub offline: bool,
+    /// `c2s_stanza_size_limit`, when not Prosody's default (256 KiB).
+    pub stanza_size_limit: Option<usize>,
 }
 
 impl Default for ProsodyOpts {
@@ -63,6 +65,7 @@ impl Default for ProsodyOpts {
             muc: true,
             require_encryption: true,
             offline: false,
+            stanza_size_limit: None,
         }
     }
 }
@@ -357,6 +360,14 @@ VirtualHost "{domain}"
             log = path("prosody.log"),
             domain = self.domain,
         );
+        if let Some(limit) = self.opts.stanza_size_limit {
+            // A global option: it must come before the first VirtualHost.
+            cfg = cfg.replacen(
+                "\nVirtualHost",
+                &format!("c2s_stanza_size_limit = {limit}\n\nVirtualHost"),
+                1,
+            );
+        }
         if self.opts.muc {
             cfg.push_str(&format!(
                 "\nComponent \"{MUC_DOMAIN}\" \"muc\"\n    restrict_room_creation = false\n    \

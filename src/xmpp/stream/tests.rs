@@ -445,9 +445,55 @@ fn server_stream_error_and_unexpected_close() {
 }
 
 #[test]
-fn oversized_stanza_is_a_policy_violation() {
+fn oversized_incoming_message_is_skipped_and_counted_and_stream_stays_up() {
+    let mut s = Session::online(BIND_SM, Some("<enabled xmlns='urn:xmpp:sm:3'/>"));
+    let big = format!(
+        "<message from='eve@example.org/x' type='chat'><body>{}</body></message>",
+        "x".repeat(8192)
+    );
+    let evs = s.feed(&format!("{big}<r xmlns='urn:xmpp:sm:3'/>")).unwrap();
+    let [Event::Skipped(skipped)] = evs.as_slice() else {
+        panic!("{evs:?}");
+    };
+    assert_eq!(skipped.from.as_deref(), Some("eve@example.org/x"));
+    assert_eq!(skipped.bytes, big.len());
+    assert_eq!(s.out(), "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    assert!(s.c.is_online());
+    let evs = s
+        .feed("<message from='a@example.org/y'><body>k</body></message>")
+        .unwrap();
+    assert!(matches!(evs.as_slice(), [Event::Stanza(_)]), "{evs:?}");
+}
+
+#[test]
+fn oversized_iq_request_is_answered_with_policy_violation() {
     let mut s = Session::online(BIND_ONLY, None);
-    let big = format!("<message><body>{}</body></message>", "x".repeat(8192));
+    let big = format!(
+        "<iq type='set' id='big1' from='eve@example.org/x'><q xmlns='urn:q'>{}</q></iq>",
+        "x".repeat(8192)
+    );
+    let evs = s.feed(&big).unwrap();
+    assert!(matches!(evs.as_slice(), [Event::Skipped(_)]), "{evs:?}");
+    let out = s.out();
+    assert!(
+        out.starts_with("<iq to='eve@example.org/x' id='big1' type='error'>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+        "{out}"
+    );
+    assert!(s.c.is_online());
+}
+
+#[test]
+fn oversized_features_end_the_stream_with_policy_violation() {
+    let mut s = Session::new(TlsMode::Direct);
+    s.feed(HEADER).unwrap();
+    let big = format!(
+        "<stream:features><x xmlns='urn:x'>{}</x></stream:features>",
+        "x".repeat(8192)
+    );
     let err = match s.c.handle_input(big.as_bytes(), s.now) {
         Err(e) => e,
         Ok(()) => s.drain().unwrap_err(),
