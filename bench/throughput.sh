@@ -22,6 +22,7 @@ port=$(bed_free_port)
 cfg=$BED_DIR/xrelay.toml
 printf '[http]\nlisten = ["127.0.0.1:%s"]\n[keys]\nfile = "%s/keys"\n[outbox]\ncapacity = 1024\n' "$port" "$BED_DIR" >> "$cfg"
 sed "s/bot@localhost/rcpt@localhost/; s/bot-password/rcpt-password/" "$BED_DIR/xrelay.toml" | sed '/^\[http\]/,$d' > "$BED_DIR/rcpt.toml"
+chmod 600 "$BED_DIR/rcpt.toml"   # it holds a password
 token=$("$bin" -c "$cfg" key create bench 2>/dev/null)
 "$bin" -c "$cfg" run 2>"$BED_DIR/xrelay.log" &
 pid=$!

@@ -4,6 +4,7 @@
 //! type or out of range is an error naming the key and its line, so a typo never silently
 //! falls back to a default.
 
+use crate::hashfile;
 use crate::toml::{self, Entry, Value};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::tls;
@@ -16,6 +17,8 @@ use std::time::Duration;
 pub const DEFAULT_PATH: &str = "/etc/xrelay/xrelay.toml";
 /// Largest config file accepted: a config is a few hundred bytes; anything huge is a mistake.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Largest `password_file` accepted.
+pub const MAX_PASSWORD_FILE_BYTES: u64 = 4096;
 /// Default bound on one incoming stanza.
 pub const DEFAULT_MAX_STANZA_BYTES: usize = 64 * 1024;
 /// Smallest allowed stanza bound: stream features and roster results must fit.
@@ -246,6 +249,8 @@ pub enum ConfigError {
         /// Why.
         err: std::io::Error,
     },
+    /// The file is not one xrelay may trust (owner, type, size).
+    File(hashfile::FileError),
     /// The file is not valid in our TOML subset.
     Syntax(toml::TomlError),
     /// A key is unknown, missing, or has a bad value.
@@ -265,6 +270,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, err } => {
                 write!(f, "cannot read config {}: {err}", path.display())
             }
+            ConfigError::File(e) => write!(f, "{e}"),
             ConfigError::Syntax(e) => write!(f, "config syntax error on {e}"),
             ConfigError::Key {
                 key,
@@ -289,16 +295,33 @@ impl Config {
             path: path.to_path_buf(),
             err,
         };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(read_err(std::io::Error::other("file is larger than 1 MiB")));
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
-        Config::parse(&text, password_env)
+        let (data, meta) = match hashfile::read_checked(path, MAX_CONFIG_BYTES) {
+            Ok(read) => read,
+            Err(hashfile::Cause::Io(e)) => return Err(read_err(e)),
+            Err(cause) => {
+                return Err(ConfigError::File(hashfile::FileError {
+                    what: "config",
+                    path: path.to_path_buf(),
+                    cause,
+                }))
+            }
+        };
+        let text = String::from_utf8(data)
+            .map_err(|_| read_err(std::io::Error::other("the file is not UTF-8")))?;
+        Config::parse_file(&text, password_env, Some((path, &meta)))
     }
 
     /// Validate config text (see [`Config::load`]).
     pub fn parse(text: &str, password_env: Option<String>) -> Result<Config, ConfigError> {
+        Config::parse_file(text, password_env, None)
+    }
+
+    /// Validate config text read from `file` (its path and metadata), if from a file.
+    fn parse_file(
+        text: &str,
+        password_env: Option<String>,
+        file: Option<(&Path, &std::fs::Metadata)>,
+    ) -> Result<Config, ConfigError> {
         let entries = toml::parse(text).map_err(ConfigError::Syntax)?;
         if let Some(e) = entries.iter().find(|e| !is_known(&e.table, &e.key)) {
             return Err(ConfigError::Key {
@@ -312,6 +335,21 @@ impl Config {
             });
         }
         let t = Tables { entries };
+        if let (Some((path, meta)), Some(line)) = (file, t.line_of("xmpp", "password")) {
+            if hashfile::check_shared_secret(meta).is_err() {
+                return Err(ConfigError::Key {
+                    key: "xmpp.password".into(),
+                    line: Some(line),
+                    msg: format!(
+                        "the config {} holds the password and is open to group or others \
+                         (mode {:o}); run chmod 600 {}, or move the password to password_file",
+                        path.display(),
+                        std::os::unix::fs::MetadataExt::mode(meta) & 0o777,
+                        path.display()
+                    ),
+                });
+            }
+        }
         let cfg = Config {
             xmpp: xmpp_section(&t, password_env)?,
             http: HttpConfig {
@@ -488,13 +526,20 @@ fn password(t: &Tables, password_env: Option<String>) -> Result<Secret, ConfigEr
             "missing: set password, password_file, or the environment variable XRELAY_PASSWORD",
         ));
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        t.bad(
-            "xmpp",
-            "password_file",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
+    let text = hashfile::read_checked(&path, MAX_PASSWORD_FILE_BYTES)
+        .and_then(|(data, meta)| {
+            hashfile::check_shared_secret(&meta)?;
+            String::from_utf8(data)
+                .map_err(|_| hashfile::Cause::Io(std::io::Error::other("not UTF-8")))
+        })
+        .map_err(|cause| {
+            let e = hashfile::FileError {
+                what: "password",
+                path: path.clone(),
+                cause,
+            };
+            t.bad("xmpp", "password_file", format!("cannot use it: {e}"))
+        })?;
     let p = text.trim_end_matches(['\n', '\r']);
     if p.is_empty() {
         return Err(t.bad("xmpp", "password_file", "the file is empty"));
@@ -535,7 +580,21 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
         return Ok(None);
     };
     // The placeholders are filled per stanza; a sample fill must give a usable URL.
-    let sample = ["{kind}", "{type}", "{from}", "{to}"]
+    let placeholders = ["{kind}", "{type}", "{from}", "{to}"];
+    // A value chosen by whoever sends the bot a stanza must not pick the host.
+    let path_start = path_start(&url);
+    if placeholders
+        .iter()
+        .any(|p| url.find(p).is_some_and(|i| i < path_start))
+    {
+        return Err(t.bad(
+            "webhook",
+            "url",
+            "placeholders ({kind}, {type}, {from}, {to}) may be used only in the path and \
+             the query, not in the scheme or host",
+        ));
+    }
+    let sample = placeholders
         .iter()
         .fold(url.clone(), |u, p| u.replace(p, "x"));
     let parsed = http_types::Url::parse(&sample).ok();
@@ -570,7 +629,16 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
         timeout: t
             .duration("webhook", "timeout")?
             .unwrap_or(Duration::from_secs(10)),
-        secret: t.string("webhook", "secret")?.map(Secret::new),
+        secret: match t.string("webhook", "secret")? {
+            Some(s) if s.is_empty() => {
+                return Err(t.bad(
+                    "webhook",
+                    "secret",
+                    "an empty secret signs nothing; remove the key, or set a long random value",
+                ))
+            }
+            s => s.map(Secret::new),
+        },
         bearer: match t.string("webhook", "bearer")? {
             // It goes into a header line: no spaces or control characters.
             Some(b) if b.is_empty() || !b.bytes().all(|c| c.is_ascii_graphic()) => {
@@ -587,6 +655,29 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
             .map_or(2, |n| u32::try_from(n).unwrap_or(2)),
         queue: t.int("webhook", "queue", 1, 4096)?.unwrap_or(16),
     }))
+}
+
+/// Where the path of `url` starts: after `scheme://` and the authority.
+fn path_start(url: &str) -> usize {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    url[authority..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority + i)
+}
+
+impl WebhookConfig {
+    /// Whether requests go over plain `http://` to a host other than this machine.
+    pub fn is_plain_http_to_another_host(&self) -> bool {
+        let Some(rest) = self.url.strip_prefix("http://") else {
+            return false;
+        };
+        let authority = &rest[..path_start(&self.url) - "http://".len()];
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        !is_loopback_host(host)
+    }
 }
 
 fn invites_section(t: &Tables) -> Result<InvitesConfig, ConfigError> {
@@ -851,6 +942,7 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const MINIMAL: &str = "[xmpp]\njid = \"bot@example.org\"\npassword = \"pw\"\n";
 
@@ -954,6 +1046,7 @@ max = 10
         std::fs::create_dir_all(&dir).unwrap();
         let pf = dir.join("pw");
         std::fs::write(&pf, "file-pw\n").unwrap();
+        std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o600)).unwrap();
         let text = format!("[xmpp]\njid = \"bot@x\"\npassword_file = {:?}\n", pf);
         let c = Config::parse(&text, None).unwrap();
         assert_eq!(c.xmpp.password.expose(), "file-pw");
@@ -967,6 +1060,96 @@ max = 10
         let missing = "[xmpp]\njid = \"bot@x\"\npassword_file = \"/nonexistent/pw\"\n";
         assert!(err(missing).contains("xmpp.password_file (line 3)"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn world_readable_password_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("xrelay-cfg-pf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pf = dir.join("pw");
+        std::fs::write(&pf, "file-pw\n").unwrap();
+        std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!("[xmpp]\njid = \"bot@x\"\npassword_file = {:?}\n", pf);
+        let e = err(&text);
+        assert!(
+            e.contains("xmpp.password_file (line 3)")
+                && e.contains(&pf.display().to_string())
+                && e.contains("chmod 600"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn readable_config_holding_the_password_is_refused() {
+        let dir = std::env::temp_dir().join(format!("xrelay-cfg-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("xrelay.toml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Config::load(&path, None).unwrap_err().to_string();
+        assert!(
+            e.contains("xmpp.password (line 3)")
+                && e.contains(&path.display().to_string())
+                && e.contains("chmod 600"),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).unwrap();
+        assert!(
+            Config::load(&path, None).is_err(),
+            "the group may not change it"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&path, None).is_ok());
+        // root:GROUP 0640, GROUP being the one xrelay runs as: the packaged layout. The test
+        // made the file with its own uid and gid, so that is the case when it runs as root.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            Config::load(&path, None).is_ok(),
+            rustix::process::geteuid().is_root()
+        );
+        // Without a password in it, a config may be readable by all.
+        std::fs::write(&path, "[xmpp]\njid = \"bot@x\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&path, Some("env".into())).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn webhook_placeholders_only_in_path_and_query_and_no_empty_secret() {
+        for url in [
+            "http://{from}/x",
+            "http://h{to}:80/x",
+            "https://x.{kind}.example/",
+            "http://h:{type}/",
+        ] {
+            let e = err(&format!("{MINIMAL}[webhook]\nurl = {url:?}\n"));
+            assert!(e.contains("only in the path and the query"), "{url}: {e}");
+        }
+        let ok = format!("{MINIMAL}[webhook]\nurl = \"http://h:1/{{kind}}?t={{type}}\"\n");
+        assert!(Config::parse(&ok, None).is_ok());
+        let e = err(&format!(
+            "{MINIMAL}[webhook]\nurl = \"http://h/\"\nsecret = \"\"\n"
+        ));
+        assert!(e.contains("webhook.secret (line 6)"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_noticed() {
+        let plain = |url: &str| {
+            let text = format!("{MINIMAL}[webhook]\nurl = {url:?}\n");
+            Config::parse(&text, None)
+                .unwrap()
+                .webhook
+                .unwrap()
+                .is_plain_http_to_another_host()
+        };
+        assert!(plain("http://hooks.example/x"));
+        assert!(plain("http://192.168.1.5:8080/x"));
+        assert!(!plain("http://127.0.0.1:9999/x"));
+        assert!(!plain("http://[::1]:9999/"));
+        assert!(!plain("http://localhost/{kind}"));
+        assert!(!plain("https://hooks.example/x"));
     }
 
     #[test]

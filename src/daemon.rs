@@ -404,11 +404,11 @@ fn log_stopped(app: &App) {
 fn reload_files(app: &App) {
     match app.keys.reload() {
         Ok(()) => log!("keys reloaded"),
-        Err(e) => log!("keys not reloaded, keeping the previous ones: {e}"),
+        Err(e) => log!("{}", crate::keys::revoked_all(&e)),
     }
     match app.invites.reload() {
         Ok(()) => log!("invites reloaded"),
-        Err(e) => log!("invites not reloaded, keeping the previous ones: {e}"),
+        Err(e) => log!("{}", invites::refused_all(&e)),
     }
 }
 

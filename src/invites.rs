@@ -3,7 +3,8 @@
 //!
 //! An invite is the URI `xmpp:BOT?roster;preauth=TOKEN`. Whoever opens it in an XMPP app
 //! sends the bot a subscription request carrying the token; a valid, unexpired, unused
-//! token gets it approved and is then used up.
+//! token gets it approved and is then used up. The contact that used it may use it again
+//! (its approval may have been lost with the stream) until it expires, nobody else ever.
 //!
 //! File format (contract "Files", like the keys file): one invite per line,
 //! `ID<TAB>SHA256(TOKEN) hex<TAB>state<TAB>created<TAB>expires<TAB>name`, where state is
@@ -68,13 +69,18 @@ pub enum Status {
 }
 
 impl Invite {
-    /// Where it stands at `now`; a used invite counts as used even once expired.
+    /// Where it stands at `now`; a used invite counts as used even once expired. While the
+    /// clock is obviously unset ([`hashfile::clock_is_set`]) every invite counts as expired.
     pub fn status(&self, now: u64) -> Status {
         match self.state {
             State::Used(_) => Status::Used,
-            State::Unused if now >= self.expires => Status::Expired,
+            State::Unused if self.expired(now) => Status::Expired,
             State::Unused => Status::Valid,
         }
+    }
+
+    fn expired(&self, now: u64) -> bool {
+        now >= self.expires || !hashfile::clock_is_set(now)
     }
 }
 
@@ -178,12 +184,6 @@ impl InviteFile {
             return Err(InvitesError::BadName);
         }
         let max = max.min(MAX_INVITES);
-        if self.invites.len() >= max {
-            self.invites.retain(|i| i.status(now) == Status::Valid);
-            if self.invites.len() >= max {
-                return Err(InvitesError::Full(max));
-            }
-        }
         let id = hex(&hashfile::random::<ID_BYTES>().map_err(|_| InvitesError::Random)?);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(hashfile::random::<TOKEN_BYTES>().map_err(|_| InvitesError::Random)?);
@@ -195,19 +195,49 @@ impl InviteFile {
             expires,
             name: name.to_string(),
         };
-        self.invites.push(invite.clone());
-        self.save()?;
+        self.locked(|invites| {
+            if invites.len() >= max {
+                invites.retain(|i| i.status(now) == Status::Valid);
+                if invites.len() >= max {
+                    return Err(InvitesError::Full(max));
+                }
+            }
+            invites.push(invite.clone());
+            Ok(())
+        })?;
         Ok((invite, token))
     }
 
     /// Delete an invite and save the file.
     pub fn revoke(&mut self, id: &str) -> Result<(), InvitesError> {
-        let before = self.invites.len();
-        self.invites.retain(|i| i.id != id);
-        if self.invites.len() == before {
-            return Err(InvitesError::NotFound(id.to_string()));
-        }
-        self.save()
+        self.locked(|invites| {
+            let before = invites.len();
+            invites.retain(|i| i.id != id);
+            if invites.len() == before {
+                return Err(InvitesError::NotFound(id.to_string()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Run `change` on the file as it is on disk now, under the file's lock, and save the
+    /// result when it succeeds, so that changes made meanwhile by another process are
+    /// neither lost nor undone. On any error the file and this copy stay as they were.
+    fn locked<T, E: From<InvitesError>>(
+        &mut self,
+        change: impl FnOnce(&mut Vec<Invite>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _lock = self.file.lock().map_err(InvitesError::File)?;
+        let mut invites = self
+            .file
+            .load(MAX_INVITES, parse_line)
+            .map_err(InvitesError::File)?;
+        let out = change(&mut invites)?;
+        self.file
+            .save(&render(&invites))
+            .map_err(InvitesError::File)?;
+        self.invites = invites;
+        Ok(out)
     }
 
     /// The invite with this token. Every stored hash is compared, in constant time, so
@@ -223,34 +253,36 @@ impl InviteFile {
     }
 
     /// Let `contact` (a bare JID) in with `token`: a valid invite is marked used by it and
-    /// saved before it counts. The contact that used an invite may use it again (its
-    /// approval may have been lost with the stream); nobody else can.
+    /// saved before it counts. The contact that used an invite may use it again while it
+    /// is unexpired (its approval may have been lost with the stream); nobody else can,
+    /// and a removed contact cannot come back with it once it expired.
     pub fn redeem(&mut self, token: &str, contact: &str, now: u64) -> Result<Invite, Refusal> {
-        let id = self.find(token).ok_or(Refusal::Unknown)?.id.clone();
-        let Some(invite) = self.invites.iter_mut().find(|i| i.id == id) else {
-            return Err(Refusal::Unknown);
-        };
-        match (&invite.state, invite.status(now)) {
-            (State::Used(by), _) if by == contact => return Ok(invite.clone()),
-            (_, Status::Used) => return Err(Refusal::Used),
-            (_, Status::Expired) => return Err(Refusal::Expired),
-            (_, Status::Valid) => {}
-        }
-        invite.state = State::Used(contact.to_string());
-        let used = invite.clone();
-        if let Err(e) = self.save() {
-            if let Some(i) = self.invites.iter_mut().find(|i| i.id == id) {
-                i.state = State::Unused;
+        let presented = sha256(token);
+        self.locked(|invites| {
+            let found = invites.iter().enumerate().fold(None, |found, (n, i)| {
+                match ct_eq(&presented, &i.token_hash) {
+                    true => Some(n),
+                    false => found,
+                }
+            });
+            let invite = found
+                .and_then(|n| invites.get_mut(n))
+                .ok_or(Refusal::Unknown)?;
+            if invite.expired(now) {
+                return Err(Refusal::Expired);
             }
-            return Err(Refusal::NotSaved(e));
-        }
-        Ok(used)
+            match &invite.state {
+                State::Used(by) if by != contact => return Err(Refusal::Used),
+                _ => invite.state = State::Used(contact.to_string()),
+            }
+            Ok(invite.clone())
+        })
     }
+}
 
-    fn save(&self) -> Result<(), InvitesError> {
-        self.file
-            .save(&render(&self.invites))
-            .map_err(InvitesError::File)
+impl From<InvitesError> for Refusal {
+    fn from(e: InvitesError) -> Refusal {
+        Refusal::NotSaved(e)
     }
 }
 
@@ -471,13 +503,23 @@ impl InviteStore {
         })
     }
 
-    /// Reread the file now (SIGHUP). On error the previous invites stay.
+    /// Reread the file now (SIGHUP). A file that does not load holds no invites until it
+    /// loads (a revoked invite must not stay valid); nothing is redeemed meanwhile, since
+    /// a redemption must be saved.
     pub fn reload(&self) -> Result<(), InvitesError> {
         let mut s = self.state.borrow_mut();
         // Remember the signature even on failure, so a bad file is reported once.
         s.signature = s.file.file.signature();
-        s.file = InviteFile::load(&s.file.file.path)?;
-        Ok(())
+        match InviteFile::load(&s.file.file.path) {
+            Ok(file) => {
+                s.file = file;
+                Ok(())
+            }
+            Err(e) => {
+                s.file.invites.clear();
+                Err(e)
+            }
+        }
     }
 
     /// The invite with this token, as it stands now.
@@ -488,24 +530,22 @@ impl InviteStore {
         };
         if changed {
             if let Err(e) = self.reload() {
-                log!("invites not reloaded, keeping the previous ones: {e}");
+                log!("{}", refused_all(&e));
             }
         }
         self.state.borrow().file.find(token).cloned()
     }
 
-    /// Run `change` on the file as it is on disk, and keep the result as the current copy.
-    fn change<T>(&self, change: impl FnOnce(&mut InviteFile) -> T) -> Result<T, InvitesError> {
-        let path = self.state.borrow().file.file.path.clone();
-        let mut file = InviteFile::load(&path)?;
-        let out = change(&mut file);
+    /// Run `change` (which works on the file as it is on disk, under its lock) and note
+    /// the file's new signature.
+    fn change<T>(&self, change: impl FnOnce(&mut InviteFile) -> T) -> T {
         let mut s = self.state.borrow_mut();
-        s.signature = file.file.signature();
-        s.file = file;
-        Ok(out)
+        let out = change(&mut s.file);
+        s.signature = s.file.file.signature();
+        out
     }
 
-    /// [`InviteFile::create`] on the file as it is on disk.
+    /// [`InviteFile::create`].
     pub fn create(
         &self,
         name: &str,
@@ -513,16 +553,20 @@ impl InviteStore {
         expires: u64,
         max: usize,
     ) -> Result<(Invite, String), InvitesError> {
-        self.change(|f| f.create(name, now, expires, max))?
+        self.change(|f| f.create(name, now, expires, max))
     }
 
-    /// [`InviteFile::redeem`] on the file as it is on disk. Unknown tokens (most requests
-    /// that are refused) are turned away without reading it.
+    /// [`InviteFile::redeem`]. Unknown tokens (most requests that are refused) are turned
+    /// away without reading the file.
     pub fn redeem(&self, token: &str, contact: &str, now: u64) -> Result<Invite, Refusal> {
         self.find(token).ok_or(Refusal::Unknown)?;
         self.change(|f| f.redeem(token, contact, now))
-            .map_err(Refusal::NotSaved)?
     }
+}
+
+/// The log line for an invites file that does not load.
+pub fn refused_all(e: &InvitesError) -> String {
+    format!("ALL INVITES REFUSED: the invites file changed and does not load ({e}); no invite works until it loads again")
 }
 
 #[cfg(test)]
@@ -531,6 +575,9 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
+
+    /// A true time: tests run at the clock floor and after.
+    const T: u64 = crate::hashfile::CLOCK_FLOOR;
 
     fn dir(name: &str) -> PathBuf {
         crate::hashfile::test_dir(&format!("inv-{name}"))
@@ -558,7 +605,7 @@ mod tests {
         let d = dir("cycle");
         let path = d.join("invites");
         let mut f = InviteFile::load(&path).unwrap();
-        let (inv, token) = f.create("alice's phone", 1000, 2000, 10).unwrap();
+        let (inv, token) = f.create("alice's phone", T + 1000, T + 2000, 10).unwrap();
         assert_eq!(token.len(), 22, "128 bits, URL-safe base64");
         assert!(token
             .chars()
@@ -576,39 +623,120 @@ mod tests {
         assert_eq!(f.find(&token), Some(&inv));
         assert_eq!(f.find("nope"), None);
         assert!(matches!(
-            f.redeem("nope", "a@x", 1500),
+            f.redeem("nope", "a@x", T + 1500),
             Err(Refusal::Unknown)
         ));
         assert!(matches!(
-            f.redeem(&token, "a@x", 2000),
+            f.redeem(&token, "a@x", T + 2000),
             Err(Refusal::Expired)
         ));
-        let used = f.redeem(&token, "a@x", 1500).unwrap();
+        let used = f.redeem(&token, "a@x", T + 1500).unwrap();
         assert_eq!(used.state, State::Used("a@x".into()));
-        assert!(matches!(f.redeem(&token, "b@x", 1500), Err(Refusal::Used)));
+        assert!(matches!(
+            f.redeem(&token, "b@x", T + 1500),
+            Err(Refusal::Used)
+        ));
         assert!(
-            f.redeem(&token, "a@x", 1600).is_ok(),
+            f.redeem(&token, "a@x", T + 1600).is_ok(),
             "the same contact again"
         );
 
         let f = InviteFile::load(&path).unwrap();
         assert_eq!(f.invites()[0].state, State::Used("a@x".into()));
-        let list = format_list(f.invites(), 1500);
+        let list = format_list(f.invites(), T + 1500);
         assert!(
             list.contains(&inv.id) && list.contains("used by a@x"),
             "{list}"
         );
         assert!(!list.contains(&token));
         let mut f = f;
-        let (other, _) = f.create("", 1000, 1100, 10).unwrap();
-        assert!(format_list(f.invites(), 1200).contains("expired"));
+        let (other, _) = f.create("", T + 1000, T + 1100, 10).unwrap();
+        assert!(format_list(f.invites(), T + 1200).contains("expired"));
         f.revoke(&other.id).unwrap();
         assert!(matches!(
             f.revoke(&other.id),
             Err(InvitesError::NotFound(_))
         ));
         assert_eq!(InviteFile::load(&path).unwrap().invites().len(), 1);
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "no temp files left");
+        assert_eq!(
+            crate::hashfile::tests::temp_files(&d),
+            0,
+            "no temp files left"
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn removed_contacts_resubscription_with_an_expired_used_token_is_refused() {
+        let d = dir("reuse");
+        let mut f = InviteFile::load(&d.join("invites")).unwrap();
+        let (_, token) = f.create("", T, T + 100, 5).unwrap();
+        f.redeem(&token, "a@x", T + 10).unwrap();
+        assert!(
+            f.redeem(&token, "a@x", T + 99).is_ok(),
+            "a lost approval may be asked for again"
+        );
+        assert!(matches!(
+            f.redeem(&token, "a@x", T + 100),
+            Err(Refusal::Expired)
+        ));
+        assert!(
+            matches!(f.redeem(&token, "a@x", 5), Err(Refusal::Expired)),
+            "a clock back in 1970 does not bring it back"
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn invites_are_refused_while_the_clock_is_unset() {
+        let d = dir("clock");
+        let mut f = InviteFile::load(&d.join("invites")).unwrap();
+        let (_, token) = f.create("", T, T + 100, 5).unwrap();
+        assert!(matches!(f.redeem(&token, "a@x", 50), Err(Refusal::Expired)));
+        assert!(f.redeem(&token, "a@x", T + 1).is_ok());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn concurrent_revokes_and_redeems_lose_nothing() {
+        const EACH: usize = 12;
+        let d = dir("race");
+        let path = d.join("invites");
+        let mut f = InviteFile::load(&path).unwrap();
+        let mut revoke = Vec::new();
+        let mut redeem = Vec::new();
+        for _ in 0..EACH {
+            revoke.push(f.create("r", T, T + 1000, 100).unwrap().0.id);
+            redeem.push(f.create("u", T, T + 1000, 100).unwrap().1);
+        }
+        std::thread::scope(|s| {
+            // Each side works on its own copy loaded before the other changed anything,
+            // as the CLI and the daemon do.
+            let (p1, p2) = (&path, &path);
+            let revoke = &revoke;
+            let redeem = &redeem;
+            s.spawn(move || {
+                let mut mine = InviteFile::load(p1).unwrap();
+                for id in revoke {
+                    mine.revoke(id).unwrap();
+                }
+            });
+            s.spawn(move || {
+                let mut mine = InviteFile::load(p2).unwrap();
+                for (n, token) in redeem.iter().enumerate() {
+                    mine.redeem(token, &format!("c{n}@x"), T + 1).unwrap();
+                }
+            });
+        });
+        let after = InviteFile::load(&path).unwrap();
+        assert_eq!(after.invites().len(), EACH, "every revoked invite is gone");
+        assert!(
+            after
+                .invites()
+                .iter()
+                .all(|i| matches!(i.state, State::Used(_))),
+            "every redemption is kept"
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -616,19 +744,22 @@ mod tests {
     fn full_file_makes_room_from_spent_invites_only() {
         let d = dir("full");
         let mut f = InviteFile::load(&d.join("invites")).unwrap();
-        let (_, t1) = f.create("a", 0, 100, 2).unwrap();
-        f.create("b", 0, 100, 2).unwrap();
+        let (_, t1) = f.create("a", T, T + 100, 2).unwrap();
+        f.create("b", T, T + 100, 2).unwrap();
         assert!(matches!(
-            f.create("c", 0, 100, 2),
+            f.create("c", T, T + 100, 2),
             Err(InvitesError::Full(2))
         ));
-        f.redeem(&t1, "a@x", 10).unwrap();
-        f.create("c", 20, 100, 2).unwrap();
+        f.redeem(&t1, "a@x", T + 10).unwrap();
+        f.create("c", T + 20, T + 100, 2).unwrap();
         let names: Vec<&str> = f.invites().iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["b", "c"]);
-        assert!(f.create("d", 200, 300, 2).is_ok(), "expired ones give way");
+        assert!(
+            f.create("d", T + 200, T + 300, 2).is_ok(),
+            "expired ones give way"
+        );
         assert!(matches!(
-            f.create("a\tb", 0, 1, 9),
+            f.create("a\tb", T, T + 1, 9),
             Err(InvitesError::BadName)
         ));
         fs::remove_dir_all(&d).unwrap();
@@ -652,12 +783,12 @@ mod tests {
         }
         fs::remove_file(&path).unwrap();
         let mut f = InviteFile::load(&path).unwrap();
-        let (_, token) = f.create("", 0, 100, 5).unwrap();
+        let (_, token) = f.create("", T, T + 100, 5).unwrap();
         // A directory where the file should be: the rename fails.
         fs::remove_file(&path).unwrap();
         fs::create_dir(&path).unwrap();
         assert!(matches!(
-            f.redeem(&token, "a@x", 1),
+            f.redeem(&token, "a@x", T + 1),
             Err(Refusal::NotSaved(_))
         ));
         assert_eq!(f.invites()[0].state, State::Unused);
@@ -670,20 +801,23 @@ mod tests {
         let path = d.join("invites");
         let store = InviteStore::open(&path).unwrap();
         let mut cli = InviteFile::load(&path).unwrap();
-        let (inv, token) = cli.create("x", 0, 100, 5).unwrap();
+        let (inv, token) = cli.create("x", T, T + 100, 5).unwrap();
         assert_eq!(store.find(&token), Some(inv.clone()));
-        assert!(store.redeem(&token, "a@x", 1).is_ok());
+        assert!(store.redeem(&token, "a@x", T + 1).is_ok());
         let mut cli = InviteFile::load(&path).unwrap();
-        assert!(matches!(cli.redeem(&token, "b@x", 2), Err(Refusal::Used)));
-        let (_, other) = cli.create("y", 0, 100, 5).unwrap();
+        assert!(matches!(
+            cli.redeem(&token, "b@x", T + 2),
+            Err(Refusal::Used)
+        ));
+        let (_, other) = cli.create("y", T, T + 100, 5).unwrap();
         assert!(store.find(&other).is_some());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(
-            store.create("z", 0, 100, 5).is_err(),
+            store.create("z", T, T + 100, 5).is_err(),
             "a refused file stays as it is"
         );
         assert!(matches!(
-            store.redeem(&other, "c@x", 1),
+            store.redeem(&other, "c@x", T + 1),
             Err(Refusal::NotSaved(_))
         ));
         assert_eq!(
@@ -712,27 +846,27 @@ mod tests {
             id: "1".into(),
             token_hash: sha256("T"),
             state: State::Unused,
-            created: 0,
-            expires: 86400,
+            created: T,
+            expires: T + 86400,
             name: "<b>".into(),
         };
-        let (status, body) = landing_page(&bot, "T", Some(&inv), 10);
+        let (status, body) = landing_page(&bot, "T", Some(&inv), T + 10);
         assert_eq!(status, 200);
         assert!(body.contains("href=\"xmpp:bot@example.org?roster;preauth=T\""));
-        assert!(body.contains("1970-01-02 00:00:00 UTC"), "{body}");
+        assert!(body.contains("2026-01-02 00:00:00 UTC"), "{body}");
         assert!(
             !body.contains("src=") && !body.contains("<link"),
             "self-contained"
         );
-        assert_eq!(landing_page(&bot, "T", Some(&inv), 86400).0, 410);
+        assert_eq!(landing_page(&bot, "T", Some(&inv), T + 86400).0, 410);
         let used = Invite {
             state: State::Used("a@x".into()),
             ..inv
         };
-        let (status, body) = landing_page(&bot, "T", Some(&used), 10);
+        let (status, body) = landing_page(&bot, "T", Some(&used), T + 10);
         assert_eq!(status, 410);
         assert!(body.contains("already been used") && !body.contains("preauth"));
-        assert_eq!(landing_page(&bot, "T", None, 10).0, 404);
+        assert_eq!(landing_page(&bot, "T", None, T + 10).0, 404);
         assert_eq!(html("<a href='x'>&"), "&lt;a href=&apos;x&apos;&gt;&amp;");
         let p = crate::xmpp::xml::Element::new("presence", "jabber:client")
             .attr("type", "subscribe")

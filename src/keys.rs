@@ -5,7 +5,8 @@
 //! RFC 3339 UTC (`-` for no expiry), `#` comments. Written atomically (temp file, fsync,
 //! rename) with mode 0600; a file readable by group or others is refused. [`KeyStore`]
 //! rereads the file when it changes, so keys made or deleted by the CLI take effect in a
-//! running daemon without a restart.
+//! running daemon without a restart; a changed file that does not load revokes every key
+//! (fails closed) until it loads again.
 
 use crate::hashfile::{self, ct_eq, hex, sha256, unhex32, DataFile, FileError, Signature};
 use crate::log;
@@ -155,6 +156,23 @@ impl KeyFile {
         &self.keys
     }
 
+    /// Run `change` on the file as it is on disk now, under the file's lock, so that
+    /// changes made meanwhile by another process are neither lost nor undone.
+    fn locked<T>(
+        &mut self,
+        change: impl FnOnce(&mut Vec<Key>) -> Result<T, KeysError>,
+    ) -> Result<T, KeysError> {
+        let _lock = self.file.lock().map_err(KeysError::File)?;
+        let mut keys = self
+            .file
+            .load(MAX_KEYS, parse_line)
+            .map_err(KeysError::File)?;
+        let out = change(&mut keys)?;
+        self.file.save(&render(&keys)).map_err(KeysError::File)?;
+        self.keys = keys;
+        Ok(out)
+    }
+
     /// Make a key and save the file. Returns the key and its `ID/SECRET` token, which is
     /// never stored and cannot be shown again.
     pub fn create(
@@ -166,9 +184,6 @@ impl KeyFile {
     ) -> Result<(Key, String), KeysError> {
         if !hashfile::is_valid_name(name) {
             return Err(KeysError::BadName);
-        }
-        if self.keys.len() >= MAX_KEYS {
-            return Err(KeysError::TooMany);
         }
         let id = hashfile::random::<8>().map_err(|_| KeysError::Random)?;
         let secret = hashfile::random::<32>().map_err(|_| KeysError::Random)?;
@@ -182,22 +197,31 @@ impl KeyFile {
             expires,
             name: name.to_string(),
         };
-        self.keys.push(key.clone());
-        self.save()?;
+        self.locked(|keys| {
+            if keys.len() >= MAX_KEYS {
+                return Err(KeysError::TooMany);
+            }
+            keys.push(key.clone());
+            Ok(())
+        })?;
         Ok((key, format!("{id}/{secret}")))
     }
 
     /// Delete a key and save the file.
     pub fn delete(&mut self, id: &str) -> Result<(), KeysError> {
-        let before = self.keys.len();
-        self.keys.retain(|k| k.id != id);
-        if self.keys.len() == before {
-            return Err(KeysError::NotFound(id.to_string()));
-        }
-        self.save()
+        self.locked(|keys| {
+            let before = keys.len();
+            keys.retain(|k| k.id != id);
+            if keys.len() == before {
+                return Err(KeysError::NotFound(id.to_string()));
+            }
+            Ok(())
+        })
     }
 
-    /// Check a presented token for `scope`.
+    /// Check a presented token for `scope`. While the clock is obviously unset
+    /// ([`hashfile::clock_is_set`]), a key with an expiry counts as expired: its expiry
+    /// cannot be judged, and an old clock must not bring expired keys back.
     pub fn verify(&self, id: &str, secret: &str, scope: Scope, now: u64) -> AuthResult {
         let presented = sha256(secret);
         // Compare against something even for an unknown id, so timing does not tell
@@ -207,7 +231,9 @@ impl KeyFile {
         let matches = ct_eq(&presented, key.map_or(&dummy, |k| &k.secret_hash));
         match key {
             Some(k) if matches => {
-                if k.expires.is_some_and(|e| now >= e) {
+                if k.expires
+                    .is_some_and(|e| now >= e || !hashfile::clock_is_set(now))
+                {
                     AuthResult::Expired
                 } else if !k.scopes.contains(&scope) {
                     AuthResult::MissingScope
@@ -217,10 +243,6 @@ impl KeyFile {
             }
             _ => AuthResult::Unknown,
         }
-    }
-
-    fn save(&self) -> Result<(), KeysError> {
-        self.file.save(&render(&self.keys)).map_err(KeysError::File)
     }
 }
 
@@ -351,7 +373,7 @@ impl KeyStore {
             return result;
         }
         if let Err(e) = self.reload() {
-            log!("keys not reloaded, keeping the previous ones: {e}");
+            log!("{}", revoked_all(&e));
         }
         match self.state.read() {
             Ok(s) => s.file.verify(id, secret, scope, now),
@@ -371,7 +393,8 @@ impl KeyStore {
         }
     }
 
-    /// Reread the file now (SIGHUP). On error the previous keys stay.
+    /// Reread the file now (SIGHUP). A file that does not load revokes every key until
+    /// it loads: the key just deleted from it, or all of them, must not stay valid.
     pub fn reload(&self) -> Result<(), KeysError> {
         let sig = self.file.signature();
         let result = KeyFile::load(&self.file.path);
@@ -384,9 +407,25 @@ impl KeyStore {
         })?;
         // Remember the signature even on failure, so a bad file is reported once.
         s.signature = sig;
-        s.file = result?;
-        Ok(())
+        match result {
+            Ok(file) => {
+                s.file = file;
+                Ok(())
+            }
+            Err(e) => {
+                s.file.keys.clear();
+                Err(e)
+            }
+        }
     }
+}
+
+/// The log line for a keys file that does not load.
+pub fn revoked_all(e: &KeysError) -> String {
+    format!(
+        "ALL API KEYS REFUSED: the keys file does not load ({e}); \
+         every key is refused until it loads again"
+    )
 }
 
 #[cfg(test)]
@@ -441,8 +480,11 @@ mod tests {
         f.delete(id).unwrap();
         assert!(matches!(f.delete(id), Err(KeysError::NotFound(_))));
         assert!(KeyFile::load(&path).unwrap().keys().is_empty());
-        let leftovers: Vec<_> = fs::read_dir(&d).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temp files left");
+        assert_eq!(
+            crate::hashfile::tests::temp_files(&d),
+            0,
+            "no temp files left"
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -450,16 +492,25 @@ mod tests {
     fn expiry_and_scopes() {
         let d = dir("expiry");
         let mut f = KeyFile::load(&d.join("keys")).unwrap();
+        let t = hashfile::CLOCK_FLOOR;
         let (_, token) = f
-            .create(&parse_scopes("rest, invite").unwrap(), Some(100), "", 10)
+            .create(
+                &parse_scopes("rest, invite").unwrap(),
+                Some(t + 100),
+                "",
+                t + 10,
+            )
             .unwrap();
         let (id, secret) = token.split_once('/').unwrap();
         assert_eq!(
-            f.verify(id, secret, Scope::Rest, 99),
+            f.verify(id, secret, Scope::Rest, t + 99),
             AuthResult::Ok(id.into())
         );
-        assert_eq!(f.verify(id, secret, Scope::Rest, 100), AuthResult::Expired);
-        assert!(format_list(f.keys(), 200).contains("(expired)"));
+        assert_eq!(
+            f.verify(id, secret, Scope::Rest, t + 100),
+            AuthResult::Expired
+        );
+        assert!(format_list(f.keys(), t + 200).contains("(expired)"));
         assert!(matches!(
             parse_scopes("msg,admin"),
             Err(KeysError::BadScope(_))
@@ -510,7 +561,7 @@ mod tests {
     }
 
     #[test]
-    fn store_reloads_on_change_and_keeps_old_keys_on_a_bad_file() {
+    fn store_reloads_on_change() {
         let d = dir("store");
         let path = d.join("keys");
         let mut f = KeyFile::load(&path).unwrap();
@@ -523,15 +574,67 @@ mod tests {
         ));
         let (_, t2) = f.create(&[Scope::Msg], None, "two", 0).unwrap();
         let (id2, s2) = t2.split_once('/').unwrap();
-        store.reload().unwrap();
+        assert!(
+            matches!(store.verify(id2, s2, Scope::Msg, 1), AuthResult::Ok(_)),
+            "an unknown key makes the store look at once"
+        );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn broken_keys_file_revokes_the_deleted_key() {
+        let d = dir("broken");
+        let path = d.join("keys");
+        let mut f = KeyFile::load(&path).unwrap();
+        let (_, t1) = f.create(&[Scope::Msg], None, "kept", 0).unwrap();
+        let (_, t2) = f.create(&[Scope::Msg], None, "deleted", 0).unwrap();
+        let (id1, s1) = t1.split_once('/').unwrap();
+        let (id2, s2) = t2.split_once('/').unwrap();
+        let store = KeyStore::open(&path).unwrap();
         assert!(matches!(
             store.verify(id2, s2, Scope::Msg, 1),
             AuthResult::Ok(_)
         ));
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(store.reload().is_err());
+        // The admin deletes the second key by hand and leaves a typo behind.
+        let text = fs::read_to_string(&path).unwrap();
+        let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with(id2)).collect();
+        fs::write(&path, format!("{}\ntypo\n", kept.join("\n"))).unwrap();
+        std::thread::sleep(RECHECK);
+        assert_eq!(store.verify(id2, s2, Scope::Msg, 1), AuthResult::Unknown);
+        assert_eq!(
+            store.verify(id1, s1, Scope::Msg, 1),
+            AuthResult::Unknown,
+            "nothing loads, so nothing is valid"
+        );
+        // A chmod alone counts as a change: a file readable by others revokes too.
+        fs::write(&path, kept.join("\n")).unwrap();
+        assert!(store.reload().is_ok());
         assert!(matches!(
-            store.verify(id2, s2, Scope::Msg, 1),
+            store.verify(id1, s1, Scope::Msg, 1),
+            AuthResult::Ok(_)
+        ));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        std::thread::sleep(RECHECK);
+        assert_eq!(store.verify(id1, s1, Scope::Msg, 1), AuthResult::Unknown);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn expiring_keys_are_refused_while_the_clock_is_unset() {
+        let d = dir("clock");
+        let mut f = KeyFile::load(&d.join("keys")).unwrap();
+        let now = hashfile::CLOCK_FLOOR + 1000;
+        let (_, expiring) = f
+            .create(&[Scope::Msg], Some(now - 10), "", now - 100)
+            .unwrap();
+        let (_, forever) = f.create(&[Scope::Msg], None, "", now - 100).unwrap();
+        let (id, secret) = expiring.split_once('/').unwrap();
+        assert_eq!(f.verify(id, secret, Scope::Msg, now), AuthResult::Expired);
+        // OpenWrt before NTP: 1970. The expired key must stay expired.
+        assert_eq!(f.verify(id, secret, Scope::Msg, 5), AuthResult::Expired);
+        let (id, secret) = forever.split_once('/').unwrap();
+        assert!(matches!(
+            f.verify(id, secret, Scope::Msg, 5),
             AuthResult::Ok(_)
         ));
         fs::remove_dir_all(&d).unwrap();

@@ -18,7 +18,8 @@
 //!     │           metrics, status
 //!     ├── webhook inbound stanzas → byte-bounded queue → one worker POSTing them (http::client)
 //!     │
-//!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop
+//!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop,
+//!     │           SCRAM's PBKDF2 on a blocking thread
 //!     │
 //!  xmpp::stream   sans-I/O client state machine: STARTTLS, SASL (xmpp::sasl), bind,
 //!     │           stream management, keepalive, acknowledgements
@@ -30,8 +31,9 @@
 //!
 //! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
 //! typed, validated settings; `keys` keeps API keys hashed in a file, `invites` XEP-0379
-//! invite tokens likewise (both on `hashfile`: hashes, private atomic files); `timefmt` formats
-//! timestamps; `log` writes one line per state change to stderr. `fuzzing` (hidden) lets the
+//! invite tokens likewise (both on `hashfile`: hashes, private atomic files, checks on the
+//! open descriptor, locks; config and spool read and write through it too); `timefmt` formats
+//! timestamps; `log` writes one line per state change to stderr, control characters escaped. `fuzzing` (hidden) lets the
 //! fuzz targets in `fuzz/` reach the file parsers.
 
 pub mod app;

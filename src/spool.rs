@@ -38,6 +38,9 @@ pub const COMPACT_BYTES: u64 = 64 * 1024;
 const DEAD_RATIO: u64 = 3;
 /// Largest spool file read at start; a larger one is refused, not truncated.
 pub const MAX_SPOOL_BYTES: u64 = 256 << 20;
+/// Highest record number read from a file: far beyond what appends ever reach, and low
+/// enough that counting on from it cannot overflow (a crafted file could say `u64::MAX`).
+const MAX_RECORD_NUMBER: u64 = 1 << 62;
 
 /// Why the spool could not be opened.
 #[derive(Debug)]
@@ -502,6 +505,7 @@ fn open_append(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o600)
+        .custom_flags(crate::hashfile::o_nofollow())
         .open(path)
 }
 
@@ -562,7 +566,10 @@ enum Record<'a> {
 }
 
 fn parse_line(line: &[u8]) -> Option<Record<'_>> {
-    let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+    let number = |b: &[u8]| {
+        let n = std::str::from_utf8(b).ok()?.parse::<u64>().ok()?;
+        (n <= MAX_RECORD_NUMBER).then_some(n)
+    };
     match line {
         [b'+', b' ', rest @ ..] => {
             let mut parts = rest.splitn(3, |&b| b == b' ');
@@ -763,6 +770,20 @@ mod tests {
             (91..=100).collect::<Vec<_>>()
         );
         assert!(std::fs::metadata(&path).unwrap().len() < 40 * 2100);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn crafted_record_numbers_cannot_overflow_the_counter() {
+        let d = dir("overflow");
+        let path = d.join("spool");
+        let max = u64::MAX;
+        let mut text = record_line(max, b"<message xmlns='jabber:client'/>");
+        text.extend_from_slice(format!("- {max}\n").as_bytes());
+        std::fs::write(&path, &text).unwrap();
+        let (mut sp, r) = Spool::open(&path, 65536, ALL).unwrap();
+        assert_eq!(r.skipped, 2);
+        assert_eq!(sp.append(&msg("a"), T).unwrap(), 1);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

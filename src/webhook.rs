@@ -35,8 +35,12 @@ use std::time::Duration;
 pub const CONTENT_XML: &str = "application/xmpp+xml";
 /// Media type of mod_rest's JSON mapping.
 pub const CONTENT_JSON: &str = "application/json";
-/// The signature header: `sha256=` and the hex HMAC-SHA256 of the body under `secret`.
+/// The signature header: `sha256=` and the hex HMAC-SHA256 under `secret` of the
+/// timestamp, a `.`, and the body.
 pub const SIGNATURE_HEADER: &str = "X-Xrelay-Signature";
+/// The time the request was signed (Unix seconds), so that a receiver can refuse a
+/// captured request replayed later.
+pub const TIMESTAMP_HEADER: &str = "X-Xrelay-Timestamp";
 /// First pause before retrying an unreachable endpoint; it doubles with each retry.
 pub const RETRY_START: Duration = Duration::from_millis(500);
 /// Longest pause between retries.
@@ -93,6 +97,8 @@ impl std::error::Error for CallError {}
 
 /// The URL for `st`: `{kind}`, `{type}`, `{from}` and `{to}` in the template replaced by the
 /// percent-encoded values (empty when absent; a presence without type is `available`).
+/// The config allows them only in the path and query; there no value can change the path
+/// (see [`percent_encode`]).
 pub fn fill_url(template: &str, st: &Element) -> String {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
@@ -130,8 +136,15 @@ pub fn fill_url(template: &str, st: &Element) -> String {
     out
 }
 
-/// RFC 3986 unreserved characters stay; every other byte becomes `%XX`.
+/// RFC 3986 unreserved characters stay; every other byte becomes `%XX`, `/` included. A
+/// value that is `.` or `..` would be a dot segment, and so would `%2E` and `%2E%2E`
+/// (RFC 3986 §6.2.2.2; browsers and proxies such as nginx resolve them), so each of its
+/// dots becomes `%252E`: the literal text `%2E` once decoded, never a step up the path.
 fn percent_encode(s: &str, out: &mut String) {
+    if matches!(s, "." | "..") {
+        out.push_str(&"%252E".repeat(s.len()));
+        return;
+    }
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
@@ -162,13 +175,14 @@ pub fn request_body(format: WebhookFormat, st: &Element) -> (Vec<u8>, &'static s
     }
 }
 
-/// The value of [`SIGNATURE_HEADER`] for `body`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// The value of [`SIGNATURE_HEADER`] for `body` sent at `timestamp` (the value of
+/// [`TIMESTAMP_HEADER`]): HMAC-SHA256 of `TIMESTAMP.BODY`.
+pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    format!(
-        "sha256={}",
-        crate::hashfile::hex(hmac::sign(&key, body).as_ref())
-    )
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(format!("{timestamp}.").as_bytes());
+    ctx.update(body);
+    format!("sha256={}", crate::hashfile::hex(ctx.sign().as_ref()))
 }
 
 /// The stanza error for an HTTP status (Prosody's net.http.errors table, after XEP-0086):
@@ -354,6 +368,12 @@ pub fn new(
     max_body: usize,
     max_queue_bytes: usize,
 ) -> (Webhook, Queue, QueueRx) {
+    if cfg.bearer.is_some() && cfg.is_plain_http_to_another_host() {
+        log!(
+            "warning: webhook.bearer goes in clear text over http:// to a host that is not \
+             this machine; use https:// (webhook.url)"
+        );
+    }
     let (tx, rx) = smol::channel::bounded(cfg.queue);
     let bytes = Rc::new(Cell::new(0));
     let queue = Queue {
@@ -452,11 +472,13 @@ impl Webhook {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| CallError::Url("no port".into()))?;
+        let timestamp = crate::timefmt::now_unix();
+        let timestamp_text = timestamp.to_string();
         let signed = self
             .cfg
             .secret
             .as_ref()
-            .map(|secret| signature(secret.expose(), body));
+            .map(|secret| signature(secret.expose(), timestamp, body));
         let bearer = self
             .cfg
             .bearer
@@ -471,6 +493,7 @@ impl Webhook {
             ("User-Agent", concat!("xrelay/", env!("CARGO_PKG_VERSION"))),
         ];
         if let Some(sig) = &signed {
+            headers.push((TIMESTAMP_HEADER, &timestamp_text));
             headers.push((SIGNATURE_HEADER, sig));
         }
         if let Some(b) = &bearer {
@@ -578,6 +601,83 @@ mod tests {
     }
 
     #[test]
+    fn dot_segment_values_stay_in_their_path_segment() {
+        for (t, filled) in [
+            ("..", "http://h/in/%252E%252E/x"),
+            (".", "http://h/in/%252E/x"),
+            ("../../admin", "http://h/in/..%2F..%2Fadmin/x"),
+            ("...", "http://h/in/.../x"),
+        ] {
+            let m = el(&format!(
+                "<message from='a@b' type='{t}'><body>x</body></message>"
+            ));
+            let url = fill_url("http://h/in/{type}/x", &m);
+            assert_eq!(url, filled);
+            // What the request line carries, after a URL parser normalized the path.
+            let parsed = Url::parse(&url).unwrap();
+            assert_eq!(parsed.path(), &filled["http://h".len()..], "{t}");
+            assert_eq!(parsed.path_segments().unwrap().count(), 3, "{t}");
+        }
+    }
+
+    #[test]
+    fn a_replayed_request_fails_the_documented_timestamp_check() {
+        // The receiver's check of docs/security.md, step by step.
+        fn receiver_accepts(secret: &str, ts: &str, sig: &str, body: &[u8], now: u64) -> bool {
+            let Ok(t) = ts.parse::<u64>() else {
+                return false;
+            };
+            if now.abs_diff(t) > 300 {
+                return false;
+            }
+            let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+            let mut signed = format!("{ts}.").into_bytes();
+            signed.extend_from_slice(body);
+            let Some(hex) = sig.strip_prefix("sha256=") else {
+                return false;
+            };
+            let raw: Option<Vec<u8>> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
+            raw.is_some_and(|raw| hmac::verify(&key, &signed, &raw).is_ok())
+        }
+        let body = br#"{"body":"open the door"}"#;
+        let sent = 1_800_000_000;
+        let sig = signature("s3cret", sent, body);
+        assert!(receiver_accepts(
+            "s3cret",
+            &sent.to_string(),
+            &sig,
+            body,
+            sent + 2
+        ));
+        // Captured and replayed an hour later, as it was.
+        assert!(!receiver_accepts(
+            "s3cret",
+            &sent.to_string(),
+            &sig,
+            body,
+            sent + 3600
+        ));
+        // Replayed with a fresh timestamp: the signature no longer matches.
+        let now = sent + 3600;
+        assert!(!receiver_accepts(
+            "s3cret",
+            &now.to_string(),
+            &sig,
+            body,
+            now
+        ));
+        assert!(!receiver_accepts(
+            "other",
+            &sent.to_string(),
+            &sig,
+            body,
+            sent
+        ));
+    }
+
+    #[test]
     fn bodies_are_json_with_the_stanza_or_xml() {
         let m = el(MSG);
         let (body, ct) = request_body(WebhookFormat::Json, &m);
@@ -598,11 +698,11 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_hex_hmac_sha256() {
-        // RFC 4231 test case 2.
+    fn signature_is_hex_hmac_sha256_of_timestamp_dot_body() {
+        // RFC 4231 test case 2's key and text, behind the timestamp (Python's hmac agrees).
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature("Jefe", 1_700_000_000, b"what do ya want for nothing?"),
+            "sha256=1cdd0650c8be1cb0974b1788d458b1e781206cfef59b85faafc582d2e182c57e"
         );
     }
 

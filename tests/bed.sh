@@ -54,6 +54,8 @@ LUA
         prosodyctl --config "$d/prosody.cfg.lua" register "$1" localhost "$2" >/dev/null
         [ -e "$d/xrelay.toml" ] || printf '[xmpp]\njid = "%s@localhost"\npassword = "%s"\nserver = "127.0.0.1"\nport = %s\nca_file = "%s"\n' \
             "$1" "$2" "$BED_C2S" "$d/ca.pem" > "$d/xrelay.toml"
+        # it holds a password: xrelay refuses it if others can read it (cp keeps the mode)
+        chmod 600 "$d/xrelay.toml"
         shift 2
     done
     prosody --config "$d/prosody.cfg.lua" >/dev/null 2>&1 &

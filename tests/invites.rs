@@ -465,3 +465,29 @@ fn invites_api_without_public_url_points_at_the_xmpp_uri() {
     b.expect_approved(p, &mut gina);
     b.check_file();
 }
+
+#[test]
+fn removed_contacts_resubscription_with_an_expired_used_token_is_refused() {
+    const TTL: Duration = Duration::from_secs(4);
+    let p = shared();
+    let mut b = bed(p, "");
+    let made = std::time::Instant::now();
+    b.cli_invite(&["--ttl", "4s", "short-lived"]);
+    let token = b.tokens[0].clone();
+    let mut c = invitee(p, "gone");
+    let bot = b.bot.clone();
+    subscribe(&mut c, &bot, Some(&token));
+    b.expect_approved(p, &mut c);
+    // The contact removes the bot, and comes back with the same token once it expired.
+    c.send_raw(&format!(
+        "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'>\
+         <item jid='{bot}' subscription='remove'/></query></iq>"
+    ));
+    b.daemon
+        .wait_for(&format!("{}: unsubscribe", c.bare_jid()), WAIT);
+    std::thread::sleep(
+        (made + TTL + Duration::from_secs(1)).saturating_duration_since(std::time::Instant::now()),
+    );
+    subscribe(&mut c, &bot, Some(&token));
+    b.expect_refused(&mut c, "ignored", "the invite has expired");
+}

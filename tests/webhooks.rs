@@ -166,7 +166,16 @@ fn json_webhook_requests_and_every_kind_of_answer() {
     let raw: Vec<u8> = (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect();
-    ring::hmac::verify(&key, &req.body, &raw).expect("the signature verifies");
+    // Signed as TIMESTAMP.BODY, the timestamp a recent one (docs/security.md).
+    let ts = req.header("X-Xrelay-Timestamp").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(ts.parse().unwrap()) <= 300, "{ts}");
+    let mut signed = format!("{ts}.").into_bytes();
+    signed.extend_from_slice(&req.body);
+    ring::hmac::verify(&key, &signed, &raw).expect("the signature verifies");
 
     // 202 and 204: nothing comes back; the worker keeps order, so the next reply is the echo.
     b.send("accepted");

@@ -87,6 +87,12 @@ fuzz_target!(|data: &[u8]| {
         loop {
             match client.poll_event(now) {
                 Ok(Some(Event::StartTls)) => client.tls_established(now),
+                Ok(Some(Event::Salt(job))) => {
+                    if client.salted(job.run(), now).is_err() {
+                        dead = true;
+                        break;
+                    }
+                }
                 Ok(Some(Event::Online { .. })) => {
                     assert!(client.is_online());
                     let msg = message(&to, MessageType::Chat, "m1", "hello", None);

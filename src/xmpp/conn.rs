@@ -349,6 +349,13 @@ impl Connection {
             };
             match ev {
                 Some(Event::StartTls) => self.upgrade(progress).await?,
+                Some(Event::Salt(job)) => {
+                    // Off the executor: PBKDF2 must not stall the HTTP side.
+                    let salted = smol::unblock(move || job.run()).await;
+                    if let Err(e) = self.client.salted(salted, Instant::now()) {
+                        return Err(self.end(Error::Stream(e)).await);
+                    }
+                }
                 Some(ev) => {
                     // Flushed first, so answers go out before the caller acts; held
                     // meanwhile, so a cancelled call loses nothing; delivered even if the

@@ -78,14 +78,21 @@ impl Roster {
     }
 
     /// Handle `iq` if it is the answer to our request or a roster push; `None` if it is
-    /// neither. `own` is the bot's bare JID: only pushes from it (or from no one, i.e. the
-    /// server) count (RFC 6121 §2.1.6).
+    /// neither. `own` is the bot's bare JID: only answers and pushes from it (or from no
+    /// one, i.e. the server) count (RFC 6121 §2.1.6): anyone else could guess the id of
+    /// our request and answer it with a roster of their choosing.
     pub fn handle(&mut self, iq: &Element, own: &Jid) -> Option<Outcome> {
         if iq.name() != "iq" || iq.ns() != NS_CLIENT {
             return None;
         }
+        let trusted = match iq.get_attr("from").map(Jid::parse) {
+            None => true,
+            Some(Ok(from)) => from == *own,
+            Some(Err(_)) => false,
+        };
         let kind = iq.get_attr("type");
         if matches!(kind, Some("result" | "error"))
+            && trusted
             && self.pending.is_some()
             && iq.get_attr("id") == self.pending.as_deref()
         {
@@ -110,11 +117,6 @@ impl Roster {
         if kind != Some("set") {
             return None;
         }
-        let trusted = match iq.get_attr("from").map(Jid::parse) {
-            None => true,
-            Some(Ok(from)) => from == *own,
-            Some(Err(_)) => false,
-        };
         if !trusted {
             return Some(Outcome::Answer(stanza::error_reply(
                 iq,
@@ -170,6 +172,14 @@ mod tests {
         assert!(get.get_child("query", NS_ROSTER).is_some());
         let other_result = el("<iq xmlns='jabber:client' type='result' id='zz'/>");
         assert_eq!(r.handle(&other_result, &own), None, "not ours");
+        for stranger in ["eve@x", "bot@x/other", "x"] {
+            let forged = el(&format!(
+                "<iq xmlns='jabber:client' type='result' id='r1' from='{stranger}'>\
+                 <query xmlns='jabber:iq:roster'><item jid='eve@x' subscription='both'/>\
+                 </query></iq>"
+            ));
+            assert_eq!(r.handle(&forged, &own), None, "a result from {stranger}");
+        }
         let result = el("<iq xmlns='jabber:client' type='result' id='r1'>\
              <query xmlns='jabber:iq:roster'>\
              <item jid='Alice@x' subscription='both' name='A'><group>g</group></item>\

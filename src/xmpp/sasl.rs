@@ -206,6 +206,12 @@ enum State {
         nonce: String,
         client_first_bare: String,
     },
+    /// Server-first accepted; waiting for the salted password ([`Client::salted`]).
+    ScramSalting {
+        hash: Hash,
+        auth_message: String,
+        without_proof: String,
+    },
     /// Client-final sent; server-final comes in a challenge or in `<success>`.
     ScramFinalSent(ServerProof),
     /// Server-final arrived in a challenge and verified; an empty `<success>` may follow.
@@ -276,9 +282,20 @@ impl Client {
     /// Answers a `<challenge>` payload (base64 text) with the `<response>` payload.
     ///
     /// Answering server-first runs PBKDF2 with the server's iteration count (at most
-    /// [`MAX_ITERATIONS`]), which can take a noticeable time on a slow CPU. Any error ends the
-    /// exchange: later calls give [`SaslError::UnexpectedMessage`].
+    /// [`MAX_ITERATIONS`]) right here, which can take a noticeable time on a slow CPU; an
+    /// event loop uses [`Client::challenge_deferred`] instead. Any error ends the exchange:
+    /// later calls give [`SaslError::UnexpectedMessage`].
     pub fn challenge(&mut self, payload: &str) -> Result<String, SaslError> {
+        match self.challenge_deferred(payload)? {
+            Answer::Response(response) => Ok(response),
+            Answer::Salt(job) => self.salted(job.run()),
+        }
+    }
+
+    /// Like [`Client::challenge`], but the PBKDF2 of server-first is handed back as a
+    /// [`SaltJob`] to run elsewhere (a blocking thread), its result going to
+    /// [`Client::salted`], so the caller's thread never spins for it.
+    pub fn challenge_deferred(&mut self, payload: &str) -> Result<Answer, SaslError> {
         match std::mem::replace(&mut self.state, State::Done) {
             State::ScramFirstSent {
                 hash,
@@ -288,20 +305,50 @@ impl Client {
             } => {
                 let data = decode(payload)?;
                 let server_first = utf8(&data)?;
-                let (client_final, proof) =
-                    client_final(hash, &password, &nonce, &client_first_bare, server_first)?;
-                self.state = State::ScramFinalSent(proof);
-                Ok(encode(client_final.as_bytes()))
+                let first = parse_server_first(server_first, &nonce)?;
+                let without_proof = format!("c={GS2_HEADER_B64},r={}", first.nonce);
+                let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+                let job = SaltJob {
+                    hash,
+                    password,
+                    salt: first.salt,
+                    iterations: first.iterations,
+                };
+                self.state = State::ScramSalting {
+                    hash,
+                    auth_message,
+                    without_proof,
+                };
+                Ok(Answer::Salt(job))
             }
             State::ScramFinalSent(proof) => {
                 let data = decode(payload)?;
                 proof.verify(utf8(&data)?)?;
                 self.state = State::ScramVerified(proof);
-                Ok(encode(&[]))
+                Ok(Answer::Response(encode(&[])))
             }
-            State::PlainSent | State::ScramVerified(_) | State::Done => {
-                Err(SaslError::UnexpectedMessage)
+            State::PlainSent
+            | State::ScramSalting { .. }
+            | State::ScramVerified(_)
+            | State::Done => Err(SaslError::UnexpectedMessage),
+        }
+    }
+
+    /// The `<response>` payload (client-final) once the [`SaltJob`] of
+    /// [`Client::challenge_deferred`] ran.
+    pub fn salted(&mut self, salted: SaltedPassword) -> Result<String, SaslError> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::ScramSalting {
+                hash,
+                auth_message,
+                without_proof,
+            } => {
+                let (client_final, proof) =
+                    client_final(hash, &salted.0, auth_message, &without_proof);
+                self.state = State::ScramFinalSent(proof);
+                Ok(encode(client_final.as_bytes()))
             }
+            _ => Err(SaslError::UnexpectedMessage),
         }
     }
 
@@ -334,7 +381,9 @@ impl Client {
                 }
                 proof.verify(utf8(&data)?)
             }
-            State::ScramFirstSent { .. } | State::Done => Err(SaslError::UnexpectedMessage),
+            State::ScramFirstSent { .. } | State::ScramSalting { .. } | State::Done => {
+                Err(SaslError::UnexpectedMessage)
+            }
         }
     }
 }
@@ -348,7 +397,7 @@ impl fmt::Debug for Client {
 }
 
 /// The hash function a SCRAM variant is built on.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hash {
     Sha256,
     Sha1,
@@ -461,30 +510,71 @@ fn parse_server_first<'a>(
     })
 }
 
-/// Builds client-final (RFC 5802 §3) and what is needed to check the server's answer.
+/// What a challenge asks of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Send this `<response>` payload.
+    Response(String),
+    /// Run this PBKDF2 (off the event loop), then pass its result to [`Client::salted`].
+    Salt(SaltJob),
+}
+
+/// The PBKDF2 of SCRAM's SaltedPassword (RFC 5802 §3): seconds of CPU on a router at a
+/// high iteration count, so it can run on another thread. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaltJob {
+    hash: Hash,
+    password: String,
+    salt: Vec<u8>,
+    iterations: NonZeroU32,
+}
+
+impl SaltJob {
+    /// Derive the salted password.
+    pub fn run(self) -> SaltedPassword {
+        let mut salted = vec![0u8; self.hash.digest().output_len()];
+        pbkdf2::derive(
+            self.hash.pbkdf2(),
+            self.iterations,
+            &self.salt,
+            self.password.as_bytes(),
+            &mut salted,
+        );
+        SaltedPassword(salted)
+    }
+
+    /// The server's iteration count.
+    pub fn iterations(&self) -> u32 {
+        self.iterations.get()
+    }
+}
+
+impl fmt::Debug for SaltJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaltJob")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of a [`SaltJob`]; a secret, so its `Debug` shows nothing.
+pub struct SaltedPassword(Vec<u8>);
+
+impl fmt::Debug for SaltedPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SaltedPassword(..)")
+    }
+}
+
+/// Builds client-final (RFC 5802 §3) from the salted password, and what is needed to check
+/// the server's answer.
 fn client_final(
     hash: Hash,
-    password: &str,
-    client_nonce: &str,
-    client_first_bare: &str,
-    server_first: &str,
-) -> Result<(String, ServerProof), SaslError> {
-    let first = parse_server_first(server_first, client_nonce)?;
-
-    let mut salted = [0u8; digest::MAX_OUTPUT_LEN];
-    let salted = &mut salted[..hash.digest().output_len()];
-    pbkdf2::derive(
-        hash.pbkdf2(),
-        first.iterations,
-        &first.salt,
-        password.as_bytes(),
-        salted,
-    );
+    salted: &[u8],
+    auth_message: String,
+    without_proof: &str,
+) -> (String, ServerProof) {
     let salted = hmac::Key::new(hash.hmac(), salted);
-
-    let without_proof = format!("c={GS2_HEADER_B64},r={}", first.nonce);
-    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-
     let client_key = hmac::sign(&salted, b"Client Key");
     let stored_key = digest::digest(hash.digest(), client_key.as_ref());
     let client_signature = hmac::sign(
@@ -504,7 +594,7 @@ fn client_final(
         server_key: hmac::Key::new(hash.hmac(), server_key.as_ref()),
         auth_message,
     };
-    Ok((message, server))
+    (message, server)
 }
 
 /// A fresh client nonce: random bytes as base64, which is printable and has no `,`.
@@ -609,6 +699,31 @@ mod tests {
 
     fn sha1_server_first_error(server_first: &str) -> SaslError {
         sha1_client().challenge(&b64(server_first)).unwrap_err()
+    }
+
+    #[test]
+    fn deferred_salting_gives_the_rfc_exchange_and_hides_the_password() {
+        let mut client = sha1_client();
+        let Answer::Salt(job) = client.challenge_deferred(&b64(SHA1_SERVER_FIRST)).unwrap() else {
+            panic!("server-first asks for the PBKDF2");
+        };
+        assert_eq!(job.iterations(), 4096);
+        assert!(!format!("{job:?}").contains("pencil"));
+        assert!(
+            matches!(
+                client.challenge(&b64(SHA1_SERVER_FINAL)),
+                Err(SaslError::UnexpectedMessage)
+            ),
+            "nothing else is accepted while it runs"
+        );
+        let mut client = sha1_client();
+        let Ok(Answer::Salt(job)) = client.challenge_deferred(&b64(SHA1_SERVER_FIRST)) else {
+            panic!("server-first asks for the PBKDF2");
+        };
+        let salted = std::thread::spawn(move || job.run()).join().unwrap();
+        assert_eq!(format!("{salted:?}"), "SaltedPassword(..)");
+        assert_eq!(unb64(&client.salted(salted).unwrap()), SHA1_CLIENT_FINAL);
+        client.success(Some(&b64(SHA1_SERVER_FINAL))).unwrap();
     }
 
     #[test]

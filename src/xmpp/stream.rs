@@ -108,6 +108,9 @@ pub enum Event {
     Acked(u64),
     /// The stream ended cleanly after [`Client::close`].
     Closed,
+    /// Run this PBKDF2 of the SCRAM login off the event loop (it may take a second on a
+    /// router), then hand the result to [`Client::salted`].
+    Salt(sasl::SaltJob),
 }
 
 /// The login step an error belongs to, for `xrelay check`.
@@ -742,12 +745,17 @@ impl Client {
 
     fn on_sasl(&mut self, mut client: sasl::Client, el: &Element) -> Result<Option<Event>, Error> {
         if el.is("challenge", NS_SASL) {
-            let response = client.challenge(&el.text_content()).map_err(Error::Sasl)?;
-            Element::new("response", NS_SASL)
-                .text(&response)
-                .write_to(&mut self.out, NS_CLIENT);
+            let answer = client
+                .challenge_deferred(&el.text_content())
+                .map_err(Error::Sasl)?;
             self.phase = Phase::Auth(client);
-            Ok(None)
+            match answer {
+                sasl::Answer::Response(response) => {
+                    self.write_sasl_response(&response);
+                    Ok(None)
+                }
+                sasl::Answer::Salt(job) => Ok(Some(Event::Salt(job))),
+            }
         } else if el.is("success", NS_SASL) {
             let data = el.text_content();
             let data = (!data.is_empty()).then_some(data.as_str());
@@ -769,6 +777,28 @@ impl Client {
         } else {
             Err(Error::Protocol("unexpected element during authentication"))
         }
+    }
+
+    /// The result of the [`Event::Salt`] job: the login goes on. The time it took is not
+    /// the server's, so the login timeout starts again.
+    pub fn salted(&mut self, salted: sasl::SaltedPassword, now: Instant) -> Result<(), Error> {
+        let Phase::Auth(client) = &mut self.phase else {
+            return Ok(());
+        };
+        match client.salted(salted) {
+            Ok(response) => {
+                self.last_rx = now;
+                self.write_sasl_response(&response);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(Error::Sasl(e))),
+        }
+    }
+
+    fn write_sasl_response(&mut self, response: &str) {
+        Element::new("response", NS_SASL)
+            .text(response)
+            .write_to(&mut self.out, NS_CLIENT);
     }
 
     fn on_bind(&mut self, el: &Element) -> Result<Option<Event>, Error> {
@@ -983,7 +1013,9 @@ fn bounded(mut s: String) -> String {
 }
 
 fn error_text(el: &Element, ns: &str) -> Option<String> {
-    el.get_child("text", ns).map(|t| bounded(t.text_content()))
+    // Escaped here, so that the text stays one line wherever it is shown (log, /health).
+    el.get_child("text", ns)
+        .map(|t| bounded(crate::log::one_line(&t.text_content())))
 }
 
 fn stream_error(el: &Element) -> Error {

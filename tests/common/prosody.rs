@@ -6,6 +6,7 @@ use super::{keep_dirs, new_dir, toml_str, DOMAIN, MUC_DOMAIN};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -288,6 +289,9 @@ impl Prosody {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::write(&path, text).expect("write the xrelay config");
+        // It holds the password: xrelay refuses it if group or others can read it.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("make the xrelay config private");
         path
     }
 
