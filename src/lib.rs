@@ -7,13 +7,14 @@
 //!  main.rs        CLI: run, check, send, key, invite
 //!     │
 //!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
-//!     │           (reconnect with backoff and session resumption, graceful stop, MUC joins,
-//!     │           roster, invite approvals, inbound answers)
+//!     │           (reconnect paced by `pacing`, session resumption, graceful stop, MUC
+//!     │           joins by `rooms`, roster, invite approvals, inbound answers filtered by
+//!     │           `access`)
 //!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg and
 //!     │           /rest bodies; iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (bounded, until acknowledged; optionally on disk in
-//!     │           `spool`), keys, invites, roster, metrics, status
+//!     │           `spool`), keys, invites, roster, rooms, metrics, status
 //!     ├── webhook inbound stanzas → bounded queue → one worker POSTing them (http::client)
 //!     │
 //!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop
@@ -25,12 +26,15 @@
 //!  xmpp::jsonmap  stanzas as JSON
 //! ```
 //!
-//! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
+//! Pure decision modules beside the daemon: `pacing` (when to reconnect), `rooms` (MUC join
+//! state, rejoin backoff, own echoes, `?wait=1` reflections), `access` (who may reach the
+//! webhook). Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
 //! typed, validated settings; `keys` keeps API keys hashed in a file, `invites` XEP-0379
 //! invite tokens likewise (both on `hashfile`: hashes, private atomic files); `timefmt` formats
 //! timestamps; `log` writes one line per state change to stderr. `fuzzing` (hidden) lets the
 //! fuzz targets in `fuzz/` reach the file parsers.
 
+pub mod access;
 pub mod app;
 pub mod config;
 pub mod daemon;
@@ -44,6 +48,8 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod pacing;
+pub mod rooms;
 pub mod spool;
 pub mod timefmt;
 pub mod toml;
