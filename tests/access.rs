@@ -273,3 +273,31 @@ fn xrelay_send_while_run_is_online_does_not_replace_the_daemons_session() {
     assert!(!log.contains("disconnected"), "{log}");
     assert_eq!(b.daemon.count("online as"), 1, "{log}");
 }
+
+#[test]
+fn a_second_copy_with_the_same_config_is_not_fought_in_a_loop() {
+    let p = shared();
+    let mut first = bot(p, "");
+    let user = first.jid.split('@').next().unwrap().to_string();
+    let (_, http) = http_section(&p.dir);
+    let twin = p.xrelay_config_with(&user, "pw", &[], &http);
+    let mut second = Daemon::start(&twin);
+    second.wait_for("online as", WAIT);
+    first.daemon.wait_for("session replaced", WAIT);
+    first.daemon.wait_for("reconnecting in", WAIT);
+    let log = first.daemon.log();
+    let pause: f64 = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split("reconnecting in ").nth(1))
+        .and_then(|s| s.trim_end_matches('s').parse().ok())
+        .expect("a pause");
+    assert!(pause >= 5.0, "fights back after {pause}s:\n{log}");
+    assert!(
+        log.contains(&format!("resource of {}/xrelay", first.jid)),
+        "{log}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(first.daemon.count("online as"), 1, "{}", first.daemon.log());
+    assert_eq!(second.count("session replaced"), 0, "{}", second.log());
+}
