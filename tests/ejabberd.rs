@@ -7,8 +7,9 @@
 mod common;
 
 use common::webhook::{Endpoint, Reply};
-use common::{http, xrelay, Daemon, Ejabberd, FaultProxy, HttpResponse, TestClient, Transport};
-use std::collections::HashMap;
+use common::{
+    http, xrelay, Daemon, Ejabberd, FaultProxy, HttpResponse, Receiver, Server, TestClient,
+};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -104,70 +105,6 @@ impl Relay {
     }
 }
 
-/// The receiving account and what it got, by body.
-struct Receiver {
-    user: String,
-    pw: String,
-    client: Option<TestClient>,
-    got: HashMap<String, usize>,
-}
-
-impl Receiver {
-    fn new(e: &Ejabberd) -> Receiver {
-        let (user, pw) = e.new_user("ejrcpt");
-        Receiver::of(e, user, pw)
-    }
-
-    fn of(e: &Ejabberd, user: String, pw: String) -> Receiver {
-        Receiver {
-            client: Some(TestClient::connect(e, &user, &pw)),
-            user,
-            pw,
-            got: HashMap::new(),
-        }
-    }
-
-    fn poll(&mut self, wait: Duration) {
-        let Some(c) = &mut self.client else { return };
-        let mut wait = wait;
-        while let Some(m) = c.recv_message(wait) {
-            *self.got.entry(m.body.unwrap_or_default()).or_default() += 1;
-            wait = Duration::from_millis(1);
-        }
-        if c.is_closed() {
-            self.client = None;
-        }
-    }
-
-    /// Log in again after the server came back (offline messages arrive then).
-    fn reconnect(&mut self, e: &Ejabberd) {
-        self.poll(Duration::from_millis(1));
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match TestClient::try_connect(e, &self.user, &self.pw, Transport::StartTls) {
-                Ok(c) => break self.client = Some(c),
-                Err(err) if Instant::now() > deadline => panic!("receiver cannot log in: {err}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-
-    /// Wait until every accepted body arrived (or the wait is over); (lost, duplicated).
-    fn collect(&mut self, accepted: &[String]) -> (usize, usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while accepted.iter().any(|b| !self.got.contains_key(b)) && Instant::now() < deadline {
-            self.poll(Duration::from_millis(200));
-        }
-        self.poll(Duration::from_millis(500));
-        let lost = accepted
-            .iter()
-            .filter(|b| !self.got.contains_key(*b))
-            .count();
-        let dup = self.got.values().map(|&n| n.saturating_sub(1)).sum();
-        (lost, dup)
-    }
-}
-
 /// Post `n` messages named `prefix i`, calling `fault(i)` before each; the accepted bodies.
 fn post_all(
     r: &mut Relay,
@@ -194,7 +131,7 @@ fn cuts_mid_stream_are_resumed_without_loss_or_duplicates() {
     let proxy = FaultProxy::start(e.c2s_port);
     proxy.delay(IN_FLIGHT_DELAY);
     let mut r = relay(&e, Some(&proxy), &[], "");
-    let mut rx = Receiver::new(&e);
+    let mut rx = Receiver::new(&*e);
     let cut_at = [MESSAGES / 4, MESSAGES / 2, 3 * MESSAGES / 4];
     let mut cuts = 0;
     let accepted = post_all(&mut r, &mut rx, "cut", MESSAGES, |i, r| {
@@ -207,7 +144,8 @@ fn cuts_mid_stream_are_resumed_without_loss_or_duplicates() {
         }
     });
     assert_eq!(accepted.len(), MESSAGES);
-    let (lost, dup) = rx.collect(&accepted);
+    rx.collect(&accepted);
+    let (lost, dup) = rx.lost_and_duplicated(&accepted);
     assert_eq!((lost, dup), (0, 0), "{}", r.daemon.log());
     assert_eq!(r.daemon.count("session resumed"), 3, "{}", r.daemon.log());
 }
@@ -216,7 +154,7 @@ fn cuts_mid_stream_are_resumed_without_loss_or_duplicates() {
 fn a_graceful_restart_loses_nothing_and_is_not_retried_at_once() {
     let mut e = server();
     let mut r = relay(&e, None, &[], "");
-    let mut rx = Receiver::new(&e);
+    let mut rx = Receiver::new(&*e);
     let mut accepted = post_all(&mut r, &mut rx, "before", MESSAGES / 2, |_, _| {});
     e.stop();
     r.daemon.wait_for("system-shutdown", WAIT);
@@ -236,10 +174,11 @@ fn a_graceful_restart_loses_nothing_and_is_not_retried_at_once() {
         }
     }
     e.start_again();
-    rx.reconnect(&e);
+    rx.reconnect(&*e);
     accepted.extend(post_all(&mut r, &mut rx, "after", MESSAGES / 2, |_, _| {}));
     assert_eq!(accepted.len(), MESSAGES + 20);
-    let (lost, dup) = rx.collect(&accepted);
+    rx.collect(&accepted);
+    let (lost, dup) = rx.lost_and_duplicated(&accepted);
     assert_eq!((lost, dup), (0, 0), "{}", r.daemon.log());
 }
 
@@ -252,7 +191,7 @@ fn kill_9_of_the_server_loses_nothing() {
     e.stop();
     e.start_again();
     let mut r = relay_as(&e, &bot, &bot_pw, None, &[], "");
-    let mut rx = Receiver::of(&e, rcpt, rcpt_pw);
+    let mut rx = Receiver::with_account(&*e, rcpt, rcpt_pw);
     let mut accepted = post_all(&mut r, &mut rx, "pre", MESSAGES / 2, |_, _| {});
     e.kill_9();
     for i in 0..20 {
@@ -262,10 +201,11 @@ fn kill_9_of_the_server_loses_nothing() {
         }
     }
     e.start_again();
-    rx.reconnect(&e);
+    rx.reconnect(&*e);
     accepted.extend(post_all(&mut r, &mut rx, "post", MESSAGES / 2, |_, _| {}));
     assert_eq!(accepted.len(), MESSAGES + 20);
-    let (lost, _) = rx.collect(&accepted);
+    rx.collect(&accepted);
+    let (lost, _) = rx.lost_and_duplicated(&accepted);
     assert_eq!(lost, 0, "{}", r.daemon.log());
 }
 

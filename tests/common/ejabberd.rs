@@ -173,20 +173,6 @@ impl Ejabberd {
         self.running = false;
     }
 
-    /// Creates an account; the node must be running.
-    pub fn register(&self, user: &str, password: &str) {
-        let out = self.ctl(&["register", user, DOMAIN, password]);
-        assert!(out.status.success(), "register {user}: {out:?}");
-    }
-
-    /// Registers a fresh account named after `prefix`; returns (user, password).
-    pub fn new_user(&self, prefix: &str) -> (String, String) {
-        let user = super::unique_user(prefix);
-        let password = format!("pw-{user}");
-        self.register(&user, &password);
-        (user, password)
-    }
-
     /// The bare JID of `user`.
     pub fn jid(&self, user: &str) -> String {
         format!("{user}@{DOMAIN}")
@@ -225,6 +211,10 @@ impl Server for Ejabberd {
     }
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("logs/ejabberd.log")).unwrap_or_default()
+    }
+    fn register(&self, user: &str, password: &str) {
+        let out = self.ctl(&["register", user, DOMAIN, password]);
+        assert!(out.status.success(), "register {user}: {out:?}");
     }
 }
 

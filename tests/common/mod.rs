@@ -12,6 +12,7 @@ mod daemon;
 mod ejabberd;
 pub mod faults;
 mod prosody;
+mod receiver;
 pub mod webhook;
 pub mod xml;
 
@@ -20,6 +21,7 @@ pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
 pub use ejabberd::Ejabberd;
 pub use faults::FaultProxy;
 pub use prosody::{Prosody, ProsodyOpts, Scram};
+pub use receiver::Receiver;
 pub use xml::Element;
 
 use std::net::TcpListener;
@@ -71,6 +73,16 @@ pub trait Server {
     fn ca_file(&self) -> &Path;
     /// The server's log so far.
     fn log(&self) -> String;
+    /// Creates an account; the server must be running.
+    fn register(&self, user: &str, password: &str);
+
+    /// Registers a fresh account named after `prefix`; returns (user, password).
+    fn new_user(&self, prefix: &str) -> (String, String) {
+        let user = unique_user(prefix);
+        let password = format!("pw-{user}");
+        self.register(&user, &password);
+        (user, password)
+    }
 }
 
 impl Server for Prosody {
@@ -88,6 +100,9 @@ impl Server for Prosody {
     }
     fn log(&self) -> String {
         Prosody::log(self)
+    }
+    fn register(&self, user: &str, password: &str) {
+        Prosody::register(self, user, password)
     }
 }
 

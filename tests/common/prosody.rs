@@ -186,10 +186,7 @@ impl Prosody {
 
     /// Registers a fresh account named after `prefix`; returns (user, password).
     pub fn new_user(&self, prefix: &str) -> (String, String) {
-        let user = super::unique_user(prefix);
-        let password = format!("pw-{user}");
-        self.register(&user, &password);
-        (user, password)
+        super::Server::new_user(self, prefix)
     }
 
     /// The bare JID of `user` on this instance.
