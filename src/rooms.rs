@@ -433,6 +433,14 @@ mod tests {
         )
     }
 
+    fn nick_taken(nick: &str) -> String {
+        format!(
+            "<presence xmlns='jabber:client' from='{ROOM}/{nick}' type='error'>\
+             <error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>\
+             </presence>"
+        )
+    }
+
     fn state(r: &Rooms) -> RoomState {
         r.get(&jid(ROOM)).unwrap().state.clone()
     }
@@ -527,16 +535,11 @@ mod tests {
     fn a_nick_conflict_retries_at_once_with_a_suffix() {
         let mut r = rooms();
         let now = Instant::now();
-        let taken = format!(
-            "<presence xmlns='jabber:client' from='{ROOM}/bot' type='error'>\
-             <error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>\
-             </presence>"
-        );
+        let taken = nick_taken("bot");
         assert!(feed(&mut r, &taken, now).is_some());
         let joins = r.due(now);
         assert_eq!(joins[0].get_attr("to"), Some(&*format!("{ROOM}/bot-2")));
-        let taken2 = taken.replace("/bot'", "/bot-2'");
-        feed(&mut r, &taken2, now);
+        feed(&mut r, &nick_taken("bot-2"), now);
         assert_eq!(
             r.due(now)[0].get_attr("to"),
             Some(&*format!("{ROOM}/bot-3"))
@@ -552,11 +555,7 @@ mod tests {
     fn a_new_session_joins_every_room_with_the_configured_nick() {
         let mut r = rooms();
         let now = Instant::now();
-        let taken = format!(
-            "<presence xmlns='jabber:client' from='{ROOM}/bot' type='error'>\
-             <error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>\
-             </presence>"
-        );
+        let taken = nick_taken("bot");
         feed(&mut r, &taken, now);
         let joins = r.join_all();
         assert_eq!(joins[0].get_attr("to"), Some(&*format!("{ROOM}/bot")));

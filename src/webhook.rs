@@ -646,6 +646,19 @@ mod tests {
     }
 
     #[test]
+    fn a_presence_in_the_answer_is_never_sent() {
+        let (o, why) = outcome(
+            &el(MSG),
+            200,
+            Some(CONTENT_XML),
+            b"<presence xmlns='jabber:client' type='subscribed'/>",
+            4096,
+        );
+        assert_eq!(o, Outcome::NoReply);
+        assert!(why.unwrap().contains("not a message or iq"));
+    }
+
+    #[test]
     fn http_errors_become_stanza_errors() {
         for (status, kind, condition) in [
             (400, "modify", "bad-request"),

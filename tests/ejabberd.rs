@@ -159,13 +159,7 @@ fn a_graceful_restart_loses_nothing_and_is_not_retried_at_once() {
     e.stop();
     r.daemon.wait_for("system-shutdown", WAIT);
     r.daemon.wait_for("reconnecting in", WAIT);
-    let log = r.daemon.log();
-    let pause: f64 = log
-        .lines()
-        .rev()
-        .find_map(|l| l.split("reconnecting in ").nth(1))
-        .and_then(|s| s.trim_end_matches('s').parse().ok())
-        .expect("a pause");
+    let pause = r.daemon.last_reconnect_pause();
     assert!(pause >= 5.0, "retried a leaving server after {pause}s");
     for i in 0..20 {
         let body = format!("down {i}");
