@@ -307,7 +307,8 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
     let id = app.next_id();
     let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
     // A room post waits for the room to reflect it back, not merely for the server's ack.
-    let reflection = match wait && app.rooms.borrow().get(&out.to).is_some() {
+    let to_room = app.rooms.borrow().get(&out.to).is_some();
+    let reflection = match wait && to_room {
         true => Some(app.reflections.wait(&id).map_err(|_| {
             Reject::new(
                 StatusCode::ServiceUnavailable,
