@@ -12,7 +12,7 @@
 
 use crate::access::{self, Origin};
 use crate::app::{App, StreamState};
-use crate::config::{Config, UnknownSubscription};
+use crate::config::{Config, UnknownSubscription, WebhookConfig};
 use crate::http;
 use crate::invites::{self, InviteStore, Refusal};
 use crate::keys::KeyStore;
@@ -550,8 +550,8 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
     }
     let kind = el.get_attr("type");
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
-    // No `from` means our own account (RFC 6120 §8.1.2.1). Our own stanzas (other sessions of
-    // the bot, messages the bot sent itself) never reach the webhook: that would be a loop.
+    // No `from` means our own account (RFC 6120 §8.1.2.1): nothing of ours is a room echo
+    // or a room presence to track, and `forward` never sends it out again.
     let own = from
         .as_ref()
         .is_none_or(|f| f.bare() == app.cfg.xmpp.jid.bare());
@@ -568,7 +568,9 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
             None
         }
         "message" => {
-            let from = from.filter(|_| !own)?;
+            if own {
+                return None;
+            }
             if kind == Some("groupchat") {
                 let echo = app.rooms.borrow().is_own_echo(el, |id| app.is_our_id(id));
                 if echo {
@@ -578,10 +580,9 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
                     return None;
                 }
             }
-            if !carries_content(el) || !admitted(app, &from, kind) {
-                return None;
-            }
-            forward(app, el).reply()
+            carries_content(el)
+                .then(|| forward(app, el).reply())
+                .flatten()
         }
         "presence" => {
             let from = from.filter(|_| !own)?;
@@ -589,29 +590,21 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
                 room_presence(app, &from, el);
                 return None;
             }
-            if admitted(app, &from, kind) {
-                // Nobody waits for an answer to a presence; a refusal is only logged.
-                let _ = forward(app, el);
-            }
+            // Nobody waits for an answer to a presence; a refusal is only logged.
+            let _ = forward(app, el);
             None
         }
-        "iq" => builtin_answer(el).or_else(|| {
-            let allowed = !own && from.as_ref().is_some_and(|f| admitted(app, f, kind));
-            match allowed.then(|| forward(app, el)) {
-                None | Some(Forward::Declined) => answer(el),
-                Some(other) => other.reply(),
-            }
+        "iq" => builtin_answer(el).or_else(|| match forward(app, el) {
+            Forward::Declined => answer(el),
+            other => other.reply(),
         }),
         _ => None,
     }
 }
 
 /// Whether `from` may reach the webhook (`webhook.from`); a refusal is logged once a
-/// minute per sender. Always `true` without a webhook: nothing is forwarded then anyway.
-fn admitted(app: &App, from: &Jid, kind: Option<&str>) -> bool {
-    let Some(cfg) = &app.cfg.webhook else {
-        return true;
-    };
+/// minute per sender.
+fn admitted(app: &App, cfg: &WebhookConfig, from: &Jid, kind: Option<&str>) -> bool {
     let bare = from.bare();
     let origin = match app.rooms.borrow().get(&bare) {
         Some(_) if kind == Some("groupchat") => Origin::RoomMessage,
@@ -755,6 +748,14 @@ fn forward(app: &App, el: &Element) -> Forward {
         return Forward::Declined;
     };
     if !webhook::wants(cfg, el) {
+        return Forward::Declined;
+    }
+    // Our own stanzas never go out again (a loop), nor those `webhook.from` does not allow.
+    let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
+    let Some(from) = from.filter(|f| f.bare() != app.cfg.xmpp.jid.bare()) else {
+        return Forward::Declined;
+    };
+    if !admitted(app, cfg, &from, el.get_attr("type")) {
         return Forward::Declined;
     }
     if queue.offer(el.clone()) {
