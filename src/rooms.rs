@@ -192,11 +192,17 @@ impl Rooms {
                 let cond = condition(el);
                 let pause = if cond == "conflict" {
                     room.conflicts = (room.conflicts + 1) % (MAX_NICK_SUFFIX + 1);
-                    room.nick = match room.conflicts {
-                        0 => base,
-                        n => format!("{base}-{}", n + 1),
-                    };
-                    Duration::ZERO
+                    match room.conflicts {
+                        // Every suffix was taken: start over, but not in a tight loop.
+                        0 => {
+                            room.nick = base;
+                            room.backoff(max)
+                        }
+                        n => {
+                            room.nick = format!("{base}-{}", n + 1);
+                            Duration::ZERO
+                        }
+                    }
                 } else {
                     room.backoff(max)
                 };
@@ -548,6 +554,30 @@ mod tests {
         assert_eq!(
             feed(&mut r, &joined, now),
             Some(Change::Joined(jid(ROOM), "bot-3".into()))
+        );
+    }
+
+    #[test]
+    fn when_every_suffix_is_taken_the_plain_nick_is_tried_again_after_a_pause() {
+        let mut r = rooms();
+        let now = Instant::now();
+        let mut nick = "bot".to_string();
+        for _ in 0..MAX_NICK_SUFFIX {
+            assert!(matches!(
+                feed(&mut r, &nick_taken(&nick), now),
+                Some(Change::Lost(_, _, p)) if p.is_zero()
+            ));
+            nick = r.get(&jid(ROOM)).unwrap().nick.clone();
+        }
+        assert_eq!(nick, "bot-10");
+        assert!(matches!(
+            feed(&mut r, &nick_taken(&nick), now),
+            Some(Change::Lost(_, _, p)) if p == RETRY_START
+        ));
+        assert!(r.due(now).is_empty());
+        assert_eq!(
+            r.due(now + RETRY_START)[0].get_attr("to"),
+            Some(&*format!("{ROOM}/bot"))
         );
     }
 
