@@ -437,7 +437,7 @@ async fn serve(
     if !matches!(resumption, Resumption::Resumed { .. }) {
         let _ = conn.send(&app.roster.borrow_mut().request(&app.next_id()));
         let _ = conn.send(&Element::new("presence", NS_CLIENT));
-        let joins = app.rooms.borrow_mut().join_all();
+        let joins = app.rooms.borrow_mut().join_all(Instant::now());
         for join in joins {
             let _ = conn.send(&join);
         }
@@ -480,6 +480,10 @@ async fn serve(
                 if let Some((_, id)) = probe.as_ref().filter(|p| !probe_sent && p.0 <= now) {
                     let _ = conn.send(&stanza::ping(Some(app.cfg.xmpp.jid.domain()), id));
                     probe_sent = true;
+                }
+                let lost = app.rooms.borrow_mut().timeouts(now);
+                for change in lost {
+                    log_room(change);
                 }
                 let joins = app.rooms.borrow_mut().due(now);
                 for join in joins {
@@ -773,13 +777,18 @@ fn forward(app: &App, el: &Element) -> Forward {
 /// Presence from one of our rooms: track whether we are in, and log what changed.
 fn room_presence(app: &App, from: &Jid, el: &Element) {
     let change = app.rooms.borrow_mut().presence(from, el, Instant::now());
+    if let Some(change) = change {
+        log_room(change);
+    }
+}
+
+fn log_room(change: Change) {
     match change {
-        Some(Change::Joined(room, nick)) => log!("joined {room} as {nick}"),
-        Some(Change::Lost(room, why, pause)) => log!(
+        Change::Joined(room, nick) => log!("joined {room} as {nick}"),
+        Change::Lost(room, why, pause) => log!(
             "not in {room}: {why}; joining again in {:.1}s",
             pause.as_secs_f64()
         ),
-        None => {}
     }
 }
 

@@ -21,6 +21,8 @@ pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 pub const NS_OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
 /// First pause before joining a lost room again.
 pub const RETRY_START: Duration = Duration::from_secs(1);
+/// A join the room has not answered within this time counts as failed (and is retried).
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Nick suffixes tried after conflicts before starting over with the plain nick.
 const MAX_NICK_SUFFIX: u32 = 9;
 /// Longest reason kept from a room's presence.
@@ -63,7 +65,7 @@ pub struct Room {
     failures: u32,
     /// Nick conflicts in a row.
     conflicts: u32,
-    /// When to join again, once failed.
+    /// When to join again once failed; when to give up waiting while joining.
     retry_at: Option<Instant>,
 }
 
@@ -116,13 +118,13 @@ impl Rooms {
     }
 
     /// A new session (nothing kept on the server): the join presence for every room.
-    pub fn join_all(&mut self) -> Vec<Element> {
+    pub fn join_all(&mut self, now: Instant) -> Vec<Element> {
         let base = self.nick.clone();
         self.rooms
             .iter_mut()
             .map(|r| {
                 r.state = RoomState::Joining;
-                r.retry_at = None;
+                r.retry_at = Some(now + JOIN_TIMEOUT);
                 r.occupant_id = None;
                 r.conflicts = 0;
                 r.nick = base.clone();
@@ -131,20 +133,35 @@ impl Rooms {
             .collect()
     }
 
+    /// Joins the rooms have not answered within [`JOIN_TIMEOUT`]: they count as lost.
+    pub fn timeouts(&mut self, now: Instant) -> Vec<Change> {
+        let max = self.max;
+        self.rooms
+            .iter_mut()
+            .filter(|r| r.state == RoomState::Joining && r.retry_at.is_some_and(|t| t <= now))
+            .map(|r| {
+                let pause = r.backoff(max);
+                r.lose("no answer to the join".into(), pause, now)
+            })
+            .collect()
+    }
+
     /// The join presences of the lost rooms whose retry time has come.
     pub fn due(&mut self, now: Instant) -> Vec<Element> {
         self.rooms
             .iter_mut()
-            .filter(|r| r.retry_at.is_some_and(|t| t <= now))
+            .filter(|r| {
+                matches!(r.state, RoomState::Failed(_)) && r.retry_at.is_some_and(|t| t <= now)
+            })
             .map(|r| {
-                r.retry_at = None;
+                r.retry_at = Some(now + JOIN_TIMEOUT);
                 r.state = RoomState::Joining;
                 join(&r.jid, &r.nick)
             })
             .collect()
     }
 
-    /// The earliest retry time, if a room waits for one.
+    /// The earliest time [`Rooms::timeouts`] or [`Rooms::due`] has something to do.
     pub fn next_due(&self) -> Option<Instant> {
         self.rooms.iter().filter_map(|r| r.retry_at).min()
     }
@@ -422,7 +439,7 @@ mod tests {
 
     fn rooms() -> Rooms {
         let mut r = Rooms::new(&[jid(ROOM)], "bot", Duration::from_secs(60));
-        r.join_all();
+        r.join_all(Instant::now());
         r
     }
 
@@ -498,7 +515,7 @@ mod tests {
     #[test]
     fn repeated_failures_double_the_pause_up_to_the_cap() {
         let mut r = Rooms::new(&[jid(ROOM)], "bot", Duration::from_secs(5));
-        r.join_all();
+        r.join_all(Instant::now());
         let now = Instant::now();
         let refused = format!(
             "<presence xmlns='jabber:client' from='{ROOM}/bot' type='error'>\
@@ -582,14 +599,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unanswered_join_counts_as_failed_and_is_sent_again() {
+        let mut r = Rooms::new(&[jid(ROOM)], "bot", Duration::from_secs(60));
+        let t0 = Instant::now();
+        r.join_all(t0);
+        assert!(r.timeouts(t0 + JOIN_TIMEOUT / 2).is_empty());
+        assert_eq!(
+            r.timeouts(t0 + JOIN_TIMEOUT),
+            [Change::Lost(
+                jid(ROOM),
+                "no answer to the join".into(),
+                RETRY_START
+            )]
+        );
+        assert!(r.due(t0 + JOIN_TIMEOUT).is_empty());
+        assert_eq!(r.due(t0 + JOIN_TIMEOUT + RETRY_START).len(), 1);
+        assert_eq!(state(&r), RoomState::Joining);
+    }
+
+    #[test]
     fn a_new_session_joins_every_room_with_the_configured_nick() {
         let mut r = rooms();
         let now = Instant::now();
         let taken = nick_taken("bot");
         feed(&mut r, &taken, now);
-        let joins = r.join_all();
+        let joins = r.join_all(now);
         assert_eq!(joins[0].get_attr("to"), Some(&*format!("{ROOM}/bot")));
-        assert_eq!(r.next_due(), None);
+        assert_eq!(r.next_due(), Some(now + JOIN_TIMEOUT));
     }
 
     #[test]
