@@ -308,15 +308,16 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
     let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
     // A room post waits for the room to reflect it back, not merely for the server's ack.
     let to_room = app.rooms.borrow().get(&out.to).is_some();
-    let reflection = match wait && to_room {
-        true => Some(app.reflections.wait(&id).map_err(|_| {
+    let reflection = if wait && to_room {
+        Some(app.reflections.wait(&id).map_err(|_| {
             Reject::new(
                 StatusCode::ServiceUnavailable,
                 "too many room posts waiting",
             )
             .header("Retry-After", RETRY_AFTER_FULL.to_string())
-        })?),
-        false => None,
+        })?)
+    } else {
+        None
     };
     let waiter = push(app, stanza, wait && reflection.is_none())?;
     if let Some(rx) = reflection {
