@@ -3,7 +3,9 @@
 //!
 //! `ejabberdctl` run as root switches to the `ejabberd` user, so the instance dir belongs to
 //! that user and lives in the system temp dir (the build tree may not be reachable for it).
-//! ejabberd daemonizes, so a small watchdog shell stops it once the test process is gone.
+//! Tests that do not run as root use `sudo -n` for what needs root, as
+//! `tests/setup-debian.sh` does. ejabberd daemonizes, so a small watchdog shell stops it
+//! once the test process is gone.
 
 use super::certs::certs;
 use super::{keep_dirs, Server, DOMAIN, MUC_DOMAIN};
@@ -29,18 +31,12 @@ impl Ejabberd {
     /// Writes the config and starts ejabberd; returns once it answers (about 5 s).
     pub fn start() -> Ejabberd {
         static N: AtomicUsize = AtomicUsize::new(0);
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        assert!(
-            root,
-            "the ejabberd tests run ejabberdctl as root (it switches to the ejabberd user)"
-        );
         let dir = std::env::temp_dir().join(format!(
             "xrelay-ejabberd-p{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = as_root("rm").arg("-rf").arg(&dir).status();
         for sub in ["pki", "logs", "spool"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create the ejabberd dir");
         }
@@ -71,14 +67,16 @@ impl Ejabberd {
         )
         .expect("write ejabberdctl.cfg");
         std::fs::write(e.dir.join("ejabberd.yml"), e.yaml()).expect("write ejabberd.yml");
-        let chown = Command::new("chown")
+        let chown = as_root("chown")
             .args(["-R", "ejabberd:ejabberd"])
             .arg(&e.dir)
             .status()
             .expect("chown");
-        assert!(chown.success());
-        std::fs::set_permissions(&e.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .expect("chmod the ejabberd dir");
+        let chmod = as_root("chmod").arg("700").arg(&e.dir).status();
+        assert!(
+            chown.success() && chmod.is_ok_and(|s| s.success()),
+            "the ejabberd tests need root or passwordless sudo"
+        );
         e.watchdog();
         e.start_again();
         e
@@ -106,7 +104,7 @@ impl Ejabberd {
     /// `ejabberdctl` for this instance.
     fn ctl(&self, args: &[&str]) -> Output {
         let dir = self.dir.to_string_lossy().into_owned();
-        Command::new("ejabberdctl")
+        as_root("ejabberdctl")
             .args(["--config-dir", &dir])
             .args(["--logs", &format!("{dir}/logs")])
             .args(["--spool", &format!("{dir}/spool")])
@@ -119,15 +117,16 @@ impl Ejabberd {
     /// Stops the node when the test process is gone (statics are never dropped).
     fn watchdog(&self) {
         let dir = self.dir.to_string_lossy().into_owned();
+        let sudo = if is_root() { "" } else { "sudo -n " };
         let rm = if keep_dirs() {
             String::new()
         } else {
-            format!("; rm -rf '{dir}'")
+            format!("; {sudo}rm -rf '{dir}'")
         };
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             ejabberdctl --config-dir '{dir}' --logs '{dir}/logs' --spool '{dir}/spool' stop \
-             >/dev/null 2>&1; sleep 3{rm}",
+            "while [ -d /proc/{pid} ]; do sleep 1; done; \
+             {sudo}ejabberdctl --config-dir '{dir}' --logs '{dir}/logs' --spool '{dir}/spool' \
+             stop >/dev/null 2>&1; sleep 3{rm}",
             pid = std::process::id()
         );
         // The outer shell exits at once; the watchdog runs on in the background.
@@ -163,10 +162,14 @@ impl Ejabberd {
 
     /// Kills the node with SIGKILL: no stream is closed, nothing is saved on the way.
     pub fn kill_9(&mut self) {
-        let pid = std::fs::read_to_string(self.dir.join("ejabberd.pid")).unwrap_or_default();
-        let pid: i32 = pid.trim().parse().expect("ejabberd's pid file");
-        // SAFETY: plain syscall on the node's pid.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let out = as_root("cat")
+            .arg(self.dir.join("ejabberd.pid"))
+            .output()
+            .expect("read ejabberd's pid file");
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!pid.is_empty(), "no pid file: {out:?}");
+        let killed = as_root("kill").args(["-9", &pid]).status();
+        assert!(killed.is_ok_and(|s| s.success()), "kill -9 {pid}");
         while Path::new(&format!("/proc/{pid}")).exists() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -210,7 +213,11 @@ impl Server for Ejabberd {
         &certs().ca
     }
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("logs/ejabberd.log")).unwrap_or_default()
+        as_root("cat")
+            .arg(self.dir.join("logs/ejabberd.log"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     }
     fn register(&self, user: &str, password: &str) {
         let out = self.ctl(&["register", user, DOMAIN, password]);
@@ -222,8 +229,24 @@ impl Drop for Ejabberd {
     fn drop(&mut self) {
         self.stop();
         if !keep_dirs() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = as_root("rm").arg("-rf").arg(&self.dir).status();
         }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `program`, through `sudo -n` unless the tests run as root.
+fn as_root(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", program]);
+        c
     }
 }
 
