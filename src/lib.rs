@@ -28,7 +28,9 @@
 //!
 //! Pure decision modules beside the daemon: `pacing` (when to reconnect), `rooms` (MUC join
 //! state, rejoin backoff, own echoes, `?wait=1` reflections), `access` (who may reach the
-//! webhook). Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
+//! webhook).
+//!
+//! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
 //! typed, validated settings; `keys` keeps API keys hashed in a file, `invites` XEP-0379
 //! invite tokens likewise (both on `hashfile`: hashes, private atomic files); `timefmt` formats
 //! timestamps; `log` writes one line per state change to stderr. `fuzzing` (hidden) lets the
