@@ -9,6 +9,8 @@ use crate::iqwait::IqWaiters;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::outbox::{Limits, Outbox};
+pub use crate::rooms::RoomState;
+use crate::rooms::{Reflections, Rooms};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::roster::Roster;
 use crate::xmpp::stanza::IdGen;
@@ -36,17 +38,6 @@ impl StreamState {
     }
 }
 
-/// A configured MUC room and how joining it went on the current stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoomState {
-    /// Join sent, no answer yet.
-    Joining,
-    /// Our own presence came back from the room.
-    Joined,
-    /// The room refused us (the stanza error condition).
-    Failed(String),
-}
-
 /// Everything the tasks share.
 #[derive(Debug)]
 pub struct App {
@@ -70,8 +61,12 @@ pub struct App {
     pub stream: Cell<StreamState>,
     /// Why the stream last went down, for `/health`.
     pub last_error: RefCell<Option<String>>,
-    /// Configured rooms and their join state.
-    pub rooms: RefCell<Vec<(Jid, RoomState)>>,
+    /// Configured rooms, their join state and nick.
+    pub rooms: RefCell<Rooms>,
+    /// `?wait=1` room posts waiting for the room to reflect them.
+    pub reflections: Reflections,
+    /// Senders refused recently, so each is logged once a minute.
+    pub refused: RefCell<crate::access::RefusalLog>,
     /// iq requests sent over `/rest`, waiting for their replies.
     pub iq_waits: IqWaiters,
     /// The queue in front of the webhook worker, when a webhook is configured.
@@ -81,15 +76,11 @@ pub struct App {
 impl App {
     /// Shared state for `cfg`, with keys and invites from their files.
     pub fn new(cfg: Config, keys: KeyStore, invites: InviteStore) -> App {
-        let rooms = cfg
-            .xmpp
-            .rooms
-            .iter()
-            .map(|r| (r.clone(), RoomState::Joining))
-            .collect();
+        let rooms = Rooms::new(&cfg.xmpp.rooms, &cfg.xmpp.nick, cfg.xmpp.reconnect_max);
         App {
             outbox: Outbox::new(Limits::of(&cfg)),
             iq_waits: IqWaiters::new(cfg.rest.max_waiting),
+            reflections: Reflections::new(cfg.outbox.capacity),
             cfg,
             metrics: Metrics::default(),
             keys,
@@ -100,6 +91,7 @@ impl App {
             stream: Cell::new(StreamState::Connecting),
             last_error: RefCell::new(None),
             rooms: RefCell::new(rooms),
+            refused: RefCell::new(crate::access::RefusalLog::default()),
             webhook: None,
         }
     }
@@ -114,10 +106,36 @@ impl App {
         self.ids.borrow().owns(id)
     }
 
-    /// Record a room's join state.
-    pub fn set_room(&self, room: &Jid, state: RoomState) {
-        if let Some(entry) = self.rooms.borrow_mut().iter_mut().find(|(r, _)| r == room) {
-            entry.1 = state;
+    /// What `/health` shows for each room: its state (`offline` while the stream is not
+    /// online), the nick in use, and why it was lost.
+    pub fn room_states(&self) -> Vec<(Jid, &'static str, String, Option<String>)> {
+        let online = self.stream.get() == StreamState::Online;
+        self.rooms
+            .borrow()
+            .iter()
+            .map(|r| {
+                let (state, why) = match &r.state {
+                    _ if !online => ("offline", None),
+                    RoomState::Failed(why) => ("failed", Some(why.clone())),
+                    s => (s.as_str(), None),
+                };
+                (r.jid.clone(), state, r.nick.clone(), why)
+            })
+            .collect()
+    }
+
+    /// Why a post to `room` cannot be delivered now: `None` when the bot is in it, joining
+    /// it, or the stream is offline (the post then waits in the outbox and follows the
+    /// join on the next session); else the room's state and reason. `None` for non-rooms.
+    pub fn room_refusal(&self, room: &Jid) -> Option<String> {
+        if self.stream.get() != StreamState::Online {
+            return None;
+        }
+        match &self.rooms.borrow().get(room)?.state {
+            RoomState::Failed(why) => Some(format!(
+                "not in the room {room} (failed: {why}); it is joined again automatically"
+            )),
+            _ => None,
         }
     }
 }

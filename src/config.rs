@@ -153,6 +153,9 @@ pub struct RestConfig {
     pub max_timeout: Duration,
     /// iq requests waiting at once; beyond it `/rest` answers 503.
     pub max_waiting: usize,
+    /// Whether `/rest` may send account changes (XEP-0077 registration and password
+    /// changes, roster edits, subscription presences).
+    pub allow_account_changes: bool,
 }
 
 /// The body format of webhook requests.
@@ -184,6 +187,8 @@ pub struct WebhookConfig {
     pub retries: u32,
     /// Stanzas waiting for the endpoint; beyond it senders get `resource-constraint`.
     pub queue: usize,
+    /// Whose stanzas reach the endpoint.
+    pub from: crate::access::Access,
 }
 
 /// `[keys]`: the API keys file.
@@ -564,6 +569,7 @@ fn rest_section(t: &Tables) -> Result<RestConfig, ConfigError> {
         timeout,
         max_timeout,
         max_waiting: t.int("rest", "max_waiting", 1, 4096)?.unwrap_or(16),
+        allow_account_changes: t.bool("rest", "allow_account_changes")?.unwrap_or(false),
     })
 }
 
@@ -654,6 +660,7 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
             .int("webhook", "retries", 0, 10)?
             .map_or(2, |n| u32::try_from(n).unwrap_or(2)),
         queue: t.int("webhook", "queue", 1, 4096)?.unwrap_or(16),
+        from: webhook_from(t)?,
     }))
 }
 
@@ -677,6 +684,28 @@ impl WebhookConfig {
             None => authority.split(':').next().unwrap_or_default(),
         };
         !is_loopback_host(host)
+    }
+}
+
+/// `webhook.from`: `"contacts"` (the default), `"anyone"`, or a list of bare JIDs and domains.
+fn webhook_from(t: &Tables) -> Result<crate::access::Access, ConfigError> {
+    use crate::access::Access;
+    match t.take("webhook", "from") {
+        None => Ok(Access::Contacts),
+        Some((Value::Array(_), _)) => Ok(Access::List(
+            t.list("webhook", "from", Access::entry)?
+                .unwrap_or_default(),
+        )),
+        Some((Value::Str(s), _)) => match s.as_str() {
+            "contacts" => Ok(Access::Contacts),
+            "anyone" => Ok(Access::Anyone),
+            _ => Err(t.bad(
+                "webhook",
+                "from",
+                "expected \"contacts\", \"anyone\" or a list of JIDs and domains",
+            )),
+        },
+        Some((v, _)) => Err(t.wrong_type("webhook", "from", "a string or an array", &v)),
     }
 }
 
@@ -792,11 +821,19 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         "outbox",
         &["capacity", "max_bytes", "spool", "grace", "stamp_after"],
     ),
-    ("rest", &["timeout", "max_timeout", "max_waiting"]),
+    (
+        "rest",
+        &[
+            "timeout",
+            "max_timeout",
+            "max_waiting",
+            "allow_account_changes",
+        ],
+    ),
     (
         "webhook",
         &[
-            "url", "format", "stanzas", "timeout", "secret", "bearer", "retries", "queue",
+            "url", "format", "stanzas", "timeout", "secret", "bearer", "retries", "queue", "from",
         ],
     ),
     ("keys", &["file"]),
@@ -1208,6 +1245,14 @@ max = 10
                 "webhook.bearer (line 6): expected printable ASCII",
             ),
             (
+                format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nfrom = \"friends\"\n"),
+                "webhook.from (line 6): expected \"contacts\", \"anyone\" or a list",
+            ),
+            (
+                format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nfrom = [\"a@b/c\"]\n"),
+                "webhook.from (line 6): \"a@b/c\": \"a@b/c\" is not a bare JID or a domain",
+            ),
+            (
                 format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\nqueue = 0\n"),
                 "webhook.queue (line 6): expected a number from 1 to 4096",
             ),
@@ -1336,6 +1381,37 @@ max = 10
             e.contains("outbox.max_bytes") && e.contains("262144"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn webhook_senders_default_to_contacts_and_take_a_word_or_a_list() {
+        use crate::access::Access;
+        let hook = |extra: &str| {
+            Config::parse(
+                &format!("{MINIMAL}[webhook]\nurl = \"http://h/\"\n{extra}"),
+                None,
+            )
+            .unwrap()
+            .webhook
+            .unwrap()
+            .from
+        };
+        assert_eq!(hook(""), Access::Contacts);
+        assert_eq!(hook("from = \"anyone\"\n"), Access::Anyone);
+        assert_eq!(
+            hook("from = [\"al@x.org\", \"corp.example\"]\n"),
+            Access::List(vec![
+                Jid::parse("al@x.org").unwrap(),
+                Jid::parse("corp.example").unwrap()
+            ])
+        );
+        let c = Config::parse(MINIMAL, None).unwrap();
+        assert!(!c.rest.allow_account_changes);
+        let c = Config::parse(
+            &format!("{MINIMAL}[rest]\nallow_account_changes = true\n"),
+            None,
+        );
+        assert!(c.unwrap().rest.allow_account_changes);
     }
 
     #[test]

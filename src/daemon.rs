@@ -10,22 +10,25 @@
 //! the outbox `outbox.grace` to be acknowledged (reconnecting if need be), then the stream
 //! is closed; a second signal stops at once.
 
-use crate::app::{App, RoomState, StreamState};
-use crate::config::{Config, UnknownSubscription};
+use crate::access::{self, Origin};
+use crate::app::{App, StreamState};
+use crate::config::{Config, UnknownSubscription, WebhookConfig};
 use crate::http;
 use crate::invites::{self, InviteStore, Refusal};
 use crate::keys::KeyStore;
 use crate::log;
 use crate::metrics;
 use crate::outbox::{Limits, Outbox};
+use crate::pacing::{End, Pacing};
+use crate::rooms::{self, Change};
 use crate::spool::{Budget, Spool};
 use crate::webhook;
 use crate::xmpp::conn::{self, Connection, Progress};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
-use crate::xmpp::roster::{Outcome, MAX_ROSTER_ITEMS};
-use crate::xmpp::stanza::{self, NS_CLIENT, NS_MUC, NS_PING};
-use crate::xmpp::stream::{Error as StreamError, Event, Resumption, SmState};
+use crate::xmpp::roster::{Outcome, Subscription, MAX_ROSTER_ITEMS};
+use crate::xmpp::stanza::{self, NS_CLIENT, NS_PING};
+use crate::xmpp::stream::{Error as StreamErr, Event, Resumption, SmState};
 use crate::xmpp::tls;
 use crate::xmpp::xml::Element;
 use async_signal::{Signal, Signals};
@@ -40,11 +43,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// First pause before reconnecting.
-const BACKOFF_START: Duration = Duration::from_secs(1);
-/// A connection that stayed up this long resets the backoff: a server that drops us right
-/// after login must not be hammered at the first step forever.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long after going online the daemon pings the server itself: an answer proves the
+/// session healthy, and the next outage's backoff starts from the minimum.
+const HEALTH_PROBE_AFTER: Duration = Duration::from_secs(5);
 /// Time the clean close of the stream still gets once the grace period is over.
 const CLOSE_AFTER_GRACE: Duration = Duration::from_secs(1);
 
@@ -80,41 +81,12 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Exponential backoff with jitter: each pause is drawn from the upper half of a window that
-/// doubles from one second up to a cap, so many devices restarted together spread out.
-#[derive(Debug)]
-pub struct Backoff {
-    window: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// A backoff that never pauses longer than `max`.
-    pub fn new(max: Duration) -> Backoff {
-        Backoff {
-            window: BACKOFF_START.min(max),
-            max,
-        }
-    }
-
-    /// The next pause.
-    pub fn next_delay(&mut self) -> Duration {
-        let w = self.window;
-        self.window = (self.window * 2).min(self.max);
-        w / 2 + w.mul_f64(f64::from(random_u16()) / f64::from(u16::MAX) / 2.0)
-    }
-
-    /// Start again from one second.
-    pub fn reset(&mut self) {
-        self.window = BACKOFF_START.min(self.max);
-    }
-}
-
-fn random_u16() -> u16 {
+/// Uniform in [0, 1], for the reconnect jitter.
+fn jitter() -> f64 {
     let mut b = [0u8; 2];
-    // Without OS randomness the jitter is merely zero; the backoff still works.
+    // Without OS randomness the jitter is merely zero; the pacing still works.
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u16::from_le_bytes(b)
+    f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
 }
 
 /// Log one line per connection step, as the daemon's state changes.
@@ -220,7 +192,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         deadline: None,
     };
     smol::block_on(ex.run(async {
-        let mut backoff = Backoff::new(app.cfg.xmpp.reconnect_max);
+        let mut pacing = Pacing::new(app.cfg.xmpp.reconnect_max);
         let mut reconnecting = false;
         // The session the next connection tries to resume.
         let mut previous: Option<SmState> = None;
@@ -252,14 +224,15 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                     }
                 }
             };
-            match opened {
+            let (how, online) = match opened {
                 Ok(mut conn) => {
                     if reconnecting {
                         metrics::inc(&app.metrics.reconnects);
                     }
                     reconnecting = true;
                     let started = Instant::now();
-                    let end = serve(&app, &mut conn, &mut stopper, &mut http_tasks).await;
+                    let end =
+                        serve(&app, &mut conn, &mut stopper, &mut http_tasks, &mut pacing).await;
                     previous = conn.sm_state();
                     drop(conn);
                     match end {
@@ -268,19 +241,18 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                             log!("disconnected: {e}");
                             *app.last_error.borrow_mut() = Some(e.to_string());
                             take_out_poison(&app, &e);
+                            (how_it_ended(&app, &e, &pacing), started.elapsed())
                         }
-                    }
-                    if started.elapsed() >= STABLE_AFTER {
-                        backoff.reset();
                     }
                 }
                 Err(e) => {
                     log!("connection failed ({}): {e}", e.step());
                     *app.last_error.borrow_mut() = Some(format!("{}: {e}", e.step()));
+                    (how_it_ended(&app, &e, &pacing), Duration::ZERO)
                 }
-            }
+            };
             app.stream.set(StreamState::Offline);
-            let delay = backoff.next_delay();
+            let delay = pacing.ended(how, online, jitter());
             log!("reconnecting in {:.1}s", delay.as_secs_f64());
             let mut timer = Timer::after(delay);
             loop {
@@ -305,7 +277,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
 
 /// After a stream error, let the outbox find a stanza the server refuses every time.
 fn take_out_poison(app: &App, e: &conn::Error) {
-    let conn::Error::Stream(StreamError::StreamError { condition, .. }) = e else {
+    let conn::Error::Stream(StreamErr::StreamError { condition, .. }) = e else {
         return;
     };
     if let Some(p) = app.outbox.stream_error(condition) {
@@ -318,6 +290,36 @@ fn take_out_poison(app: &App, e: &conn::Error) {
             p.bytes
         );
     }
+}
+
+/// What the end of a session or attempt means for the pacing; logs who took the session
+/// over when another login replaced it.
+fn how_it_ended(app: &App, e: &conn::Error, pacing: &Pacing) -> End {
+    let conn::Error::Stream(StreamErr::StreamError { condition, text }) = e else {
+        return End::Failed;
+    };
+    let how = End::from_condition(condition);
+    if how == End::Replaced {
+        let resource = &app.cfg.xmpp.resource;
+        let jid = app
+            .cfg
+            .xmpp
+            .jid
+            .with_resource(resource)
+            .map_or_else(|_| resource.clone(), |j| j.to_string());
+        log!(
+            "session replaced: another login took the resource of {jid}{}; {}",
+            text.as_ref()
+                .map_or_else(String::new, |t| format!(" (server: {t})")),
+            if pacing.is_replaced() {
+                "still backing off"
+            } else {
+                "backing off instead of taking it back at once (is a second copy running \
+                 with the same config?)"
+            }
+        );
+    }
+    how
 }
 
 /// What a stop signal asks for.
@@ -417,6 +419,8 @@ enum Wake {
     Event(Result<Event, conn::Error>),
     Stop(Stop),
     Pushed,
+    /// A timer: the health ping is due or a lost room's retry time came.
+    Tick,
 }
 
 /// Serve one online stream. `None`: stopped and closed cleanly.
@@ -425,6 +429,7 @@ async fn serve(
     conn: &mut Connection,
     stopper: &mut Stopper,
     http_tasks: &mut Vec<Task<()>>,
+    pacing: &mut Pacing,
 ) -> Option<conn::Error> {
     app.stream.set(StreamState::Online);
     *app.last_error.borrow_mut() = None;
@@ -465,11 +470,14 @@ async fn serve(
     if !matches!(resumption, Resumption::Resumed { .. }) {
         let _ = conn.send(&app.roster.borrow_mut().request(&app.next_id()));
         let _ = conn.send(&Element::new("presence", NS_CLIENT));
-        for room in &app.cfg.xmpp.rooms {
-            app.set_room(room, RoomState::Joining);
-            let _ = conn.send(&join(room, &app.cfg.xmpp.nick));
+        let joins = app.rooms.borrow_mut().join_all(Instant::now());
+        for join in joins {
+            let _ = conn.send(&join);
         }
     }
+    // Our own ping, once the session settled: its answer proves the session healthy.
+    let mut probe = Some((Instant::now() + HEALTH_PROBE_AFTER, app.next_id()));
+    let mut probe_sent = false;
     loop {
         if stopper.stopping() && app.outbox.depth() == 0 {
             close(app, conn, stopper).await;
@@ -484,8 +492,37 @@ async fn serve(
             app.outbox.pushed().await;
             Wake::Pushed
         };
-        match ev.or(stop).or(pushed).await {
+        let due = [
+            probe.as_ref().filter(|_| !probe_sent).map(|p| p.0),
+            app.rooms.borrow().next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let tick = async {
+            match due {
+                Some(at) => Timer::at(at).await,
+                None => Timer::never().await,
+            };
+            Wake::Tick
+        };
+        match ev.or(stop).or(pushed).or(tick).await {
             Wake::Pushed => {}
+            Wake::Tick => {
+                let now = Instant::now();
+                if let Some((_, id)) = probe.as_ref().filter(|p| !probe_sent && p.0 <= now) {
+                    let _ = conn.send(&stanza::ping(Some(app.cfg.xmpp.jid.domain()), id));
+                    probe_sent = true;
+                }
+                let lost = app.rooms.borrow_mut().timeouts(now);
+                for change in lost {
+                    log_room(change);
+                }
+                let joins = app.rooms.borrow_mut().due(now);
+                for join in joins {
+                    let _ = conn.send(&join);
+                }
+            }
             Wake::Stop(Stop::Begin) => begin_shutdown(app, http_tasks, stopper).await,
             Wake::Stop(Stop::Now) => {
                 close(app, conn, stopper).await;
@@ -496,6 +533,12 @@ async fn serve(
                 app.metrics.delivered.fetch_add(n, Ordering::Relaxed);
             }
             Wake::Event(Ok(Event::Stanza(el))) => {
+                if probe_sent && probe.as_ref().is_some_and(|(_, id)| is_reply_to(&el, id)) {
+                    // Any answer, even an error, shows the server serves this session.
+                    pacing.healthy();
+                    probe = None;
+                    continue;
+                }
                 let replies = roster_iq(app, &el)
                     .or_else(|| invite_presence(app, &el))
                     .unwrap_or_else(|| inbound(app, &el).into_iter().collect());
@@ -537,14 +580,11 @@ async fn close(app: &App, conn: &mut Connection, stopper: &Stopper) {
     }
 }
 
-/// MUC join presence (XEP-0045 §7.2), asking for no history.
-fn join(room: &Jid, nick: &str) -> Element {
-    let to = room
-        .with_resource(nick)
-        .map_or_else(|_| room.to_string(), |j| j.to_string());
-    Element::new("presence", NS_CLIENT).attr("to", &to).child(
-        Element::new("x", NS_MUC).child(Element::new("history", NS_MUC).attr("maxstanzas", "0")),
-    )
+/// Whether `el` is the answer (result or error) to our iq `id`.
+fn is_reply_to(el: &Element, id: &str) -> bool {
+    el.name() == "iq"
+        && matches!(el.get_attr("type"), Some("result" | "error"))
+        && el.get_attr("id") == Some(id)
 }
 
 /// React to an inbound stanza; returns the answer to send, if any.
@@ -554,29 +594,44 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
     }
     let kind = el.get_attr("type");
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
+    // No `from` means our own account (RFC 6120 §8.1.2.1): nothing of ours is a room echo
+    // or a room presence to track, and `forward` never sends it out again.
+    let own = from
+        .as_ref()
+        .is_none_or(|f| f.bare() == app.cfg.xmpp.jid.bare());
     match el.name() {
         "message" if kind == Some("error") => {
-            if el.get_attr("id").is_some_and(|id| app.is_our_id(id)) {
-                metrics::inc(&app.metrics.failed);
-                log!(
-                    "message {} to {} failed: {}",
-                    el.get_attr("id").unwrap_or_default(),
-                    el.get_attr("from").unwrap_or_default(),
-                    error_condition(el)
-                );
-            }
+            let id = el.get_attr("id").filter(|id| app.is_our_id(id))?;
+            metrics::inc(&app.metrics.failed);
+            let cond = rooms::condition(el);
+            log!(
+                "message {id} to {} failed: {cond}",
+                el.get_attr("from").unwrap_or_default(),
+            );
+            app.reflections.complete(id, Err(cond));
             None
         }
         "message" => {
-            let ours = from.as_ref().is_some_and(|f| is_own_occupant(app, f));
-            (!ours && carries_content(el))
+            if own {
+                return None;
+            }
+            if kind == Some("groupchat") {
+                let echo = app.rooms.borrow().is_own_echo(el, |id| app.is_our_id(id));
+                if echo {
+                    if let Some(id) = el.get_attr("id") {
+                        app.reflections.complete(id, Ok(()));
+                    }
+                    return None;
+                }
+            }
+            carries_content(el)
                 .then(|| forward(app, el).reply())
                 .flatten()
         }
         "presence" => {
-            let room = from.as_ref()?;
-            if app.cfg.xmpp.rooms.contains(&room.bare()) {
-                room_presence(app, room, el);
+            let from = from.filter(|_| !own)?;
+            if app.rooms.borrow().get(&from.bare()).is_some() {
+                room_presence(app, &from, el);
                 return None;
             }
             // Nobody waits for an answer to a presence; a refusal is only logged.
@@ -589,6 +644,36 @@ fn inbound(app: &App, el: &Element) -> Option<Element> {
         }),
         _ => None,
     }
+}
+
+/// Whether `from` may reach the webhook (`webhook.from`); a refusal is logged once a
+/// minute per sender.
+fn admitted(app: &App, cfg: &WebhookConfig, from: &Jid, kind: Option<&str>) -> bool {
+    let bare = from.bare();
+    let origin = match app.rooms.borrow().get(&bare) {
+        Some(_) if kind == Some("groupchat") => Origin::RoomMessage,
+        Some(_) => Origin::RoomOccupant,
+        None => Origin::Other,
+    };
+    let contact = app
+        .roster
+        .borrow()
+        .get(&bare)
+        .is_some_and(|s| matches!(s, Subscription::From | Subscription::Both));
+    if access::permits(&cfg.from, from, origin, contact) {
+        return true;
+    }
+    if app
+        .refused
+        .borrow_mut()
+        .should_log(bare.as_str(), Instant::now())
+    {
+        log!(
+            "webhook: ignoring {from}: not allowed by webhook.from (further refusals of this \
+             sender are not logged for a minute)"
+        );
+    }
+    false
 }
 
 /// The answer to our roster request, or a roster push (answered); `None` for other
@@ -674,11 +759,6 @@ fn invite_presence(app: &App, el: &Element) -> Option<Vec<Element>> {
     })
 }
 
-/// Our own occupant in one of our rooms: its messages are our posts reflected back.
-fn is_own_occupant(app: &App, jid: &Jid) -> bool {
-    jid.resource() == Some(app.cfg.xmpp.nick.as_str()) && app.cfg.xmpp.rooms.contains(&jid.bare())
-}
-
 /// Messages worth a webhook call: chat states, receipts and markers alone are not (they
 /// would cost one call per keystroke).
 fn carries_content(el: &Element) -> bool {
@@ -714,6 +794,14 @@ fn forward(app: &App, el: &Element) -> Forward {
     if !webhook::wants(cfg, el) {
         return Forward::Declined;
     }
+    // Our own stanzas never go out again (a loop), nor those `webhook.from` does not allow.
+    let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
+    let Some(from) = from.filter(|f| f.bare() != app.cfg.xmpp.jid.bare()) else {
+        return Forward::Declined;
+    };
+    if !admitted(app, cfg, &from, el.get_attr("type")) {
+        return Forward::Declined;
+    }
     if queue.offer(el.clone()) {
         return Forward::Queued;
     }
@@ -726,31 +814,21 @@ fn forward(app: &App, el: &Element) -> Forward {
     Forward::Busy(webhook::busy_reply(el))
 }
 
-/// Presence from one of our rooms: track whether we are in.
-fn room_presence(app: &App, room: &Jid, el: &Element) {
-    let bare = room.bare();
-    if room.resource() != Some(app.cfg.xmpp.nick.as_str()) {
-        return;
+/// Presence from one of our rooms: track whether we are in, and log what changed.
+fn room_presence(app: &App, from: &Jid, el: &Element) {
+    let change = app.rooms.borrow_mut().presence(from, el, Instant::now());
+    if let Some(change) = change {
+        log_room(change);
     }
-    match el.get_attr("type") {
-        None => {
-            if app
-                .rooms
-                .borrow()
-                .iter()
-                .any(|(r, s)| r == &bare && *s != RoomState::Joined)
-            {
-                log!("joined {bare}");
-            }
-            app.set_room(&bare, RoomState::Joined);
-        }
-        Some("error") => {
-            let cond = error_condition(el);
-            log!("cannot join {bare}: {cond}");
-            app.set_room(&bare, RoomState::Failed(cond));
-        }
-        Some("unavailable") => app.set_room(&bare, RoomState::Failed("left the room".into())),
-        _ => {}
+}
+
+fn log_room(change: Change) {
+    match change {
+        Change::Joined(room, nick) => log!("joined {room} as {nick}"),
+        Change::Lost(room, why, pause) => log!(
+            "not in {room}: {why}; joining again in {:.1}s",
+            pause.as_secs_f64()
+        ),
     }
 }
 
@@ -797,30 +875,9 @@ fn answer(el: &Element) -> Option<Element> {
         .then(|| stanza::error_reply(el, "cancel", "service-unavailable"))
 }
 
-fn error_condition(el: &Element) -> String {
-    el.get_child("error", NS_CLIENT)
-        .and_then(|e| e.children().next())
-        .map_or_else(|| "unknown error".to_string(), |c| c.name().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let mut b = Backoff::new(Duration::from_secs(10));
-        let expect = [1, 2, 4, 8, 10, 10];
-        for w in expect {
-            let d = b.next_delay();
-            let w = Duration::from_secs(w);
-            assert!(d >= w / 2 && d <= w, "{d:?} not in [{:?}, {w:?}]", w / 2);
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_secs(1));
-        let mut tiny = Backoff::new(Duration::from_millis(100));
-        assert!(tiny.next_delay() <= Duration::from_millis(100));
-    }
 
     #[test]
     fn unhandled_iq_gets_service_unavailable() {

@@ -7,14 +7,15 @@
 //!  main.rs        CLI: run, check, send, key, invite
 //!     │
 //!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
-//!     │           (reconnect with backoff and session resumption, graceful stop, MUC joins,
-//!     │           roster, invite approvals, inbound answers)
+//!     │           (reconnect paced by `pacing`, session resumption, graceful stop, MUC
+//!     │           joins by `rooms`, roster, invite approvals, inbound answers filtered by
+//!     │           `access`)
 //!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg and
 //!     │           /rest bodies; iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (serialized stanzas bounded in entries and bytes,
 //!     │           until acknowledged; delay stamps; poison stanzas taken out; optionally on
-//!     │           disk in `spool`, replayed as room frees up), keys, invites, roster,
+//!     │           disk in `spool`, replayed as room frees up), keys, invites, roster, rooms,
 //!     │           metrics, status
 //!     ├── webhook inbound stanzas → byte-bounded queue → one worker POSTing them (http::client)
 //!     │
@@ -29,6 +30,10 @@
 //!  xmpp::jsonmap  stanzas as JSON
 //! ```
 //!
+//! Pure decision modules beside the daemon: `pacing` (when to reconnect), `rooms` (MUC join
+//! state, rejoin backoff, own echoes, `?wait=1` reflections), `access` (who may reach the
+//! webhook).
+//!
 //! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
 //! typed, validated settings; `keys` keeps API keys hashed in a file, `invites` XEP-0379
 //! invite tokens likewise (both on `hashfile`: hashes, private atomic files, checks on the
@@ -36,6 +41,7 @@
 //! timestamps; `log` writes one line per state change to stderr, control characters escaped. `fuzzing` (hidden) lets the
 //! fuzz targets in `fuzz/` reach the file parsers.
 
+pub mod access;
 pub mod app;
 pub mod config;
 pub mod daemon;
@@ -49,6 +55,8 @@ pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod pacing;
+pub mod rooms;
 pub mod spool;
 pub mod timefmt;
 pub mod toml;

@@ -347,8 +347,9 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
             );
         }
     };
+    let xmpp = own_resource(cfg, "check");
     smol::block_on(async {
-        match Connection::open(&cfg.xmpp, tls, &mut report).await {
+        match Connection::open(&xmpp, tls, &mut report).await {
             Ok(mut conn) => {
                 conn.close().await;
                 println!("ok: online in {} ms", started.elapsed().as_millis());
@@ -403,8 +404,9 @@ fn send(
             return ExitCode::from(1);
         }
     };
+    let xmpp = own_resource(cfg, "send");
     smol::block_on(async {
-        let mut conn = match Connection::open(&cfg.xmpp, tls, &mut |_| {}).await {
+        let mut conn = match Connection::open(&xmpp, tls, &mut |_| {}).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("xrelay: connection failed ({}): {e}", e.step());
@@ -430,6 +432,21 @@ fn send(
         conn.close().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The stream settings of a one-shot command: its own resource (the configured one plus
+/// `-send-`/`-check-` and a random suffix), so it never replaces the running daemon's
+/// session, and no resumption.
+fn own_resource(cfg: &Config, command: &str) -> xrelay::config::XmppConfig {
+    let mut bytes = [0u8; 4];
+    // Without OS randomness the suffix is fixed; two commands at once then replace each
+    // other, but never the daemon.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut xmpp = cfg.xmpp.clone();
+    xmpp.resource = format!("{}-{command}-{suffix}", cfg.xmpp.resource);
+    xmpp.resume = false;
+    xmpp
 }
 
 /// A bare localpart means a user on the bot's own domain.

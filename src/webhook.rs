@@ -262,8 +262,9 @@ pub fn outcome(
 /// Addresses `reply` to the sender of `request`: to/from swapped (the server stamps our
 /// `from`), the id kept for iq; a reply to a groupchat message goes to the room.
 fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String> {
-    if reply.ns() != NS_CLIENT || !matches!(reply.name(), "message" | "presence" | "iq") {
-        return Err("the answer is not a message, presence or iq".into());
+    // Never presence: an endpoint must not approve subscriptions or change the bot's status.
+    if reply.ns() != NS_CLIENT || !matches!(reply.name(), "message" | "iq") {
+        return Err("the answer is not a message or iq".into());
     }
     let is_iq = request.name() == "iq";
     if is_iq != (reply.name() == "iq") {
@@ -810,6 +811,19 @@ mod tests {
     }
 
     #[test]
+    fn a_presence_in_the_answer_is_never_sent() {
+        let (o, why) = outcome(
+            &el(MSG),
+            200,
+            Some(CONTENT_XML),
+            b"<presence xmlns='jabber:client' type='subscribed'/>",
+            4096,
+        );
+        assert_eq!(o, Outcome::NoReply);
+        assert!(why.unwrap().contains("not a message or iq"));
+    }
+
+    #[test]
     fn http_errors_become_stanza_errors() {
         for (status, kind, condition) in [
             (400, "modify", "bad-request"),
@@ -857,6 +871,7 @@ mod tests {
             bearer: None,
             retries: 0,
             queue: 1,
+            from: crate::access::Access::Contacts,
         };
         assert!(wants(&cfg, &el(MSG)));
         assert!(wants(&cfg, &el(IQ)));

@@ -299,7 +299,7 @@ fn a_room_that_refuses_is_reported_not_fatal() {
     let rooms = "[\"nosuchroom@nonexistent.localhost\"]";
     let mut r = relay(p, &[("rooms", rooms)], "");
     r.daemon
-        .wait_for("cannot join nosuchroom@nonexistent.localhost", WAIT);
+        .wait_for("not in nosuchroom@nonexistent.localhost", WAIT);
     let res = r.get("/health");
     assert_eq!(res.status, 200, "{res:?}");
     let health: serde_json::Value = serde_json::from_str(&res.body).unwrap();

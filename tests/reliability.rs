@@ -10,18 +10,14 @@
 mod common;
 
 use common::{
-    http, unique_user, xrelay, Daemon, FaultProxy, HttpResponse, Prosody, ProsodyOpts, TestClient,
-    Transport,
+    http, unique_user, xrelay, Daemon, FaultProxy, HttpResponse, Prosody, ProsodyOpts, Receiver,
 };
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Messages per run unless `XRELAY_RELIABILITY_MESSAGES` says otherwise.
 const DEFAULT_MESSAGES: usize = 300;
-/// How long the receiver may take to see every accepted message.
-const ARRIVAL_WAIT: Duration = Duration::from_secs(30);
 /// Latency the proxy adds in the cut runs, so that messages are always in flight.
 const IN_FLIGHT_DELAY: Duration = Duration::from_millis(20);
 
@@ -83,64 +79,6 @@ impl Relay {
             &[("Authorization", &auth), ("Content-Type", "text/plain")],
             body.as_bytes(),
         )
-    }
-}
-
-/// The account that receives, and what it got, by body.
-struct Receiver {
-    user: String,
-    client: Option<TestClient>,
-    got: HashMap<String, usize>,
-}
-
-impl Receiver {
-    fn new(p: &Prosody) -> Receiver {
-        let user = unique_user("rcpt");
-        p.register(&user, "pw");
-        Receiver {
-            client: Some(TestClient::connect(p, &user, "pw")),
-            user,
-            got: HashMap::new(),
-        }
-    }
-
-    /// Take what arrived, waiting up to `wait` for the first message.
-    fn poll(&mut self, wait: Duration) {
-        let Some(c) = &mut self.client else { return };
-        let mut wait = wait;
-        while let Some(m) = c.recv_message(wait) {
-            *self.got.entry(m.body.unwrap_or_default()).or_default() += 1;
-            wait = Duration::from_millis(1);
-        }
-        if c.is_closed() {
-            self.client = None;
-        }
-    }
-
-    /// Log in again (after a server restart), retrying while the server starts.
-    fn reconnect(&mut self, p: &Prosody) {
-        self.poll(Duration::from_millis(1));
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match TestClient::try_connect(p, &self.user, "pw", Transport::StartTls) {
-                Ok(c) => {
-                    self.client = Some(c);
-                    return;
-                }
-                Err(e) if Instant::now() > deadline => panic!("receiver cannot log in: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-
-    /// Wait until every accepted body arrived (or [`ARRIVAL_WAIT`] passed), then a little
-    /// longer for late duplicates.
-    fn collect(&mut self, accepted: &[String]) {
-        let deadline = Instant::now() + ARRIVAL_WAIT;
-        while accepted.iter().any(|b| !self.got.contains_key(b)) && Instant::now() < deadline {
-            self.poll(Duration::from_millis(200));
-        }
-        self.poll(Duration::from_millis(500));
     }
 }
 

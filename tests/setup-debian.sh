@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a Debian machine: Prosody (the tests run their own
-# instances, so the distribution's service must not start), openssl, ca-certificates, curl
-# and musl-tools. Given package names, installs exactly those instead (cross/build.sh does
+# Installs what the tests need on a Debian machine: Prosody and ejabberd (the tests run
+# their own instances, so the distributions' services must not start), openssl,
+# ca-certificates, curl, python3 (the README's webhook example runs as a test) and
+# musl-tools. Given package names, installs exactly those instead (cross/build.sh does
 # that); a name like musl-dev:armhf adds the foreign architecture first.
 # Idempotent: does nothing when all is installed. Runs as root or via sudo.
 # usage: tests/setup-debian.sh [PACKAGE...]
 set -euo pipefail
 
-packages=(prosody openssl ca-certificates curl musl-tools)
+packages=(prosody ejabberd openssl ca-certificates curl python3 musl-tools)
 [ $# -gt 0 ] && packages=("$@")
 
 missing=()
@@ -61,5 +62,10 @@ if [[ " ${missing[*]} " == *" prosody "* ]]; then
     elif [ -s /run/prosody/prosody.pid ] \
         && "${sudo[@]}" kill -0 "$(cat /run/prosody/prosody.pid)" 2>/dev/null; then
         "${sudo[@]}" kill "$(cat /run/prosody/prosody.pid)"
+    fi
+fi
+if [[ " ${missing[*]} " == *" ejabberd "* ]]; then
+    if command -v systemctl >/dev/null && systemctl is-active --quiet ejabberd 2>/dev/null; then
+        "${sudo[@]}" systemctl stop ejabberd
     fi
 fi

@@ -22,7 +22,13 @@ fn bed(p: &Prosody, webhook: &str) -> Bed {
     let bot = unique_user("hookbot");
     p.register(&bot, "pw");
     let (_, http) = http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&bot, "pw", &[], &format!("{http}[webhook]\n{webhook}\n"));
+    // The senders are strangers to the bot: these tests are about the endpoint, not access.
+    let cfg = p.xrelay_config_with(
+        &bot,
+        "pw",
+        &[],
+        &format!("{http}[webhook]\nfrom = \"anyone\"\n{webhook}\n"),
+    );
     let mut daemon = Daemon::start(&cfg);
     daemon.wait_for("online as", WAIT);
     let user = unique_user("sender");

@@ -283,6 +283,34 @@ fn check(mut el: Element, bot: &Jid) -> Result<Element, RestError> {
     Ok(el)
 }
 
+/// What in `el` would change the bot's account, if anything: XEP-0077 registration
+/// (password change, cancellation), roster edits, subscription presences. `/rest` refuses
+/// these unless `rest.allow_account_changes` is set.
+pub fn account_change(el: &Element) -> Option<&'static str> {
+    const NS_REGISTER: &str = "jabber:iq:register";
+    match el.name() {
+        "iq" if el.children().any(|c| c.ns() == NS_REGISTER) => {
+            Some("an in-band registration request (jabber:iq:register)")
+        }
+        "iq" if el.get_attr("type") == Some("set")
+            && el
+                .children()
+                .any(|c| c.ns() == crate::xmpp::roster::NS_ROSTER) =>
+        {
+            Some("a roster edit")
+        }
+        "presence"
+            if matches!(
+                el.get_attr("type"),
+                Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
+            ) =>
+        {
+            Some("a subscription presence")
+        }
+        _ => None,
+    }
+}
+
 /// The reply's media type: whichever of XML and JSON comes first in `Accept`, then in the
 /// request's own type (mod_rest's rule); XML when neither names one.
 pub fn reply_type(accept: Option<&str>, content_type: Option<&str>) -> &'static str {
@@ -513,6 +541,21 @@ mod tests {
             &bot(),
         );
         assert_eq!(bad.unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn account_changes_are_recognised() {
+        let change = |b: &str| account_change(&xml(b).unwrap());
+        assert!(change("<iq type='set' to='x'><query xmlns='jabber:iq:register'><password>p</password></query></iq>").is_some());
+        assert!(change("<iq type='get' to='x'><query xmlns='jabber:iq:register'/></iq>").is_some());
+        assert!(change(
+            "<iq type='set'><query xmlns='jabber:iq:roster'><item jid='a@b'/></query></iq>"
+        )
+        .is_some());
+        assert!(change("<presence to='a@b' type='subscribed'/>").is_some());
+        assert!(change("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>").is_none());
+        assert!(change("<presence to='r@muc/n'/>").is_none());
+        assert!(change("<message to='a@b'><body>x</body></message>").is_none());
     }
 
     #[test]

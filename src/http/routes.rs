@@ -8,7 +8,7 @@ use super::auth::{self, Credentials};
 use super::body::{self, MsgRequest};
 use super::rest;
 use super::{HttpIo, BODY_TIMEOUT};
-use crate::app::{App, RoomState, StreamState};
+use crate::app::{App, StreamState};
 use crate::config;
 use crate::invites::{self, InvitesError};
 use crate::iqwait::WaitError;
@@ -16,6 +16,7 @@ use crate::keys::{AuthResult, Scope};
 use crate::log;
 use crate::metrics;
 use crate::outbox::{AckWaiter, PushError};
+use crate::rooms::{self, Reflection};
 use crate::timefmt;
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza;
@@ -299,9 +300,29 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
         .map_or(WAIT_TIMEOUT, |s| {
             Duration::from_secs(s).min(MAX_WAIT_TIMEOUT)
         });
+    if let Some(why) = app.room_refusal(&out.to) {
+        return Err(Reject::new(StatusCode::ServiceUnavailable, why)
+            .header("Retry-After", RETRY_AFTER_FULL.to_string()));
+    }
     let id = app.next_id();
     let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
-    let waiter = push(app, stanza, wait)?;
+    // A room post waits for the room to reflect it back, not merely for the server's ack.
+    let to_room = app.rooms.borrow().get(&out.to).is_some();
+    let reflection = if wait && to_room {
+        Some(app.reflections.wait(&id).map_err(|_| {
+            Reject::new(
+                StatusCode::ServiceUnavailable,
+                "too many room posts waiting",
+            )
+            .header("Retry-After", RETRY_AFTER_FULL.to_string())
+        })?)
+    } else {
+        None
+    };
+    let waiter = push(app, stanza, wait && reflection.is_none())?;
+    if let Some(rx) = reflection {
+        return reflected(rx, id, timeout).await;
+    }
     let Some(waiter) = waiter else {
         return Ok(json_response(
             StatusCode::Accepted,
@@ -331,6 +352,48 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
         r.id = Some(id);
         Err(r)
     }
+}
+
+/// The answer to a `?wait=1` room post: 200 once the room reflected it, the bounce's
+/// condition when the room refused it, 504 when neither came in time.
+async fn reflected(
+    rx: smol::channel::Receiver<Reflection>,
+    id: String,
+    timeout: Duration,
+) -> Answer {
+    let got = async { rx.recv().await.ok() };
+    let timer = async {
+        Timer::after(timeout).await;
+        None
+    };
+    let (status, condition, msg) = match got.or(timer).await {
+        Some(Ok(())) => {
+            return Ok(json_response(
+                StatusCode::Ok,
+                &json!({"id": id, "status": "reflected"}),
+            ))
+        }
+        Some(Err(cond)) => {
+            let (status, condition) = rooms::bounce_status(&cond);
+            (
+                status,
+                Some(condition),
+                format!("the room refused the message: {cond}"),
+            )
+        }
+        None => (
+            504,
+            None,
+            "the room did not reflect the message in time".to_string(),
+        ),
+    };
+    let mut r = Reject::new(
+        StatusCode::try_from(status).unwrap_or(StatusCode::BadGateway),
+        msg,
+    );
+    r.id = Some(id);
+    r.condition = condition;
+    Err(r)
 }
 
 /// mod_invites_api: make an invite; 201 with `Location:` its landing page (or its `xmpp:`
@@ -443,6 +506,16 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
         r.condition = Some(e.condition());
         r
     })?;
+    if let Some(what) =
+        rest::account_change(&stanza).filter(|_| !app.cfg.rest.allow_account_changes)
+    {
+        let mut r = Reject::new(
+            StatusCode::Forbidden,
+            format!("{what} changes the bot's account; set rest.allow_account_changes = true to allow it"),
+        );
+        r.condition = Some("forbidden");
+        return Err(r);
+    }
     let id = match stanza.get_attr("id") {
         Some(id) => id.to_string(),
         None => {
@@ -510,13 +583,11 @@ fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Rej
 fn health(app: &App) -> Response {
     let state = app.stream.get();
     let rooms: Vec<_> = app
-        .rooms
-        .borrow()
-        .iter()
-        .map(|(jid, st)| match st {
-            RoomState::Joining => json!({"room": jid.as_str(), "state": "joining"}),
-            RoomState::Joined => json!({"room": jid.as_str(), "state": "joined"}),
-            RoomState::Failed(e) => json!({"room": jid.as_str(), "state": "failed", "error": e}),
+        .room_states()
+        .into_iter()
+        .map(|(jid, state, nick, why)| match why {
+            Some(e) => json!({"room": jid.as_str(), "state": state, "nick": nick, "error": e}),
+            None => json!({"room": jid.as_str(), "state": state, "nick": nick}),
         })
         .collect();
     let body = json!({

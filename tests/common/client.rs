@@ -3,7 +3,7 @@
 //! from the outside.
 
 use super::xml::{escape, next_piece, Element, Piece};
-use super::Prosody;
+use super::Server;
 use base64::Engine;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -140,19 +140,28 @@ pub struct TestClient {
 impl TestClient {
     /// Logs in as `user` over STARTTLS and goes online; panics (with Prosody's log) on
     /// failure.
-    pub fn connect(p: &Prosody, user: &str, password: &str) -> TestClient {
+    pub fn connect(p: &(impl Server + ?Sized), user: &str, password: &str) -> TestClient {
         Self::connect_over(p, user, password, Transport::StartTls)
     }
 
     /// Like [`TestClient::connect`], over the direct TLS port.
-    pub fn connect_direct_tls(p: &Prosody, user: &str, password: &str) -> TestClient {
+    pub fn connect_direct_tls(
+        p: &(impl Server + ?Sized),
+        user: &str,
+        password: &str,
+    ) -> TestClient {
         Self::connect_over(p, user, password, Transport::DirectTls)
     }
 
-    fn connect_over(p: &Prosody, user: &str, password: &str, t: Transport) -> TestClient {
+    fn connect_over(
+        p: &(impl Server + ?Sized),
+        user: &str,
+        password: &str,
+        t: Transport,
+    ) -> TestClient {
         Self::try_connect(p, user, password, t).unwrap_or_else(|e| {
             panic!(
-                "{user} cannot log in over {t:?}: {e}\nProsody's log:\n{}",
+                "{user} cannot log in over {t:?}: {e}\nthe server's log:\n{}",
                 p.log()
             )
         })
@@ -160,15 +169,17 @@ impl TestClient {
 
     /// Logs in as `user` and goes online, or says which step failed.
     pub fn try_connect(
-        p: &Prosody,
+        p: &(impl Server + ?Sized),
         user: &str,
         password: &str,
         transport: Transport,
     ) -> Result<TestClient, String> {
         static RESOURCE: AtomicUsize = AtomicUsize::new(0);
         let port = match transport {
-            Transport::StartTls => p.c2s_port,
-            Transport::DirectTls => p.direct_tls_port.ok_or("the instance has no direct TLS")?,
+            Transport::StartTls => p.c2s_port(),
+            Transport::DirectTls => p
+                .direct_tls_port()
+                .ok_or("the instance has no direct TLS")?,
         };
         let tcp =
             TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), STEP_TIMEOUT)
@@ -181,7 +192,7 @@ impl TestClient {
             buf: Vec::new(),
             queue: VecDeque::new(),
             jid: String::new(),
-            domain: p.domain.clone(),
+            domain: p.domain().to_string(),
             closed: false,
             mechanisms: Vec::new(),
             features: Element::default(),

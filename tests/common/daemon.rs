@@ -74,6 +74,16 @@ impl Daemon {
         self.seen.iter().filter(|l| l.contains(needle)).count()
     }
 
+    /// The pause of the last `reconnecting in N.Ns` line, in seconds.
+    pub fn last_reconnect_pause(&mut self) -> f64 {
+        let log = self.log();
+        log.lines()
+            .rev()
+            .find_map(|l| l.split("reconnecting in ").nth(1))
+            .and_then(|s| s.trim_end_matches('s').parse().ok())
+            .unwrap_or_else(|| panic!("no reconnect pause logged:\n{log}"))
+    }
+
     /// The log so far.
     pub fn log(&mut self) -> String {
         self.drain();

@@ -9,18 +9,23 @@
 mod certs;
 pub mod client;
 mod daemon;
+mod ejabberd;
 pub mod faults;
 mod prosody;
+mod receiver;
 pub mod webhook;
 pub mod xml;
 
 pub use client::{Message, Stanza, TestClient, Transport};
 pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
+pub use ejabberd::Ejabberd;
 pub use faults::FaultProxy;
 pub use prosody::{Prosody, ProsodyOpts, Scram};
+pub use receiver::Receiver;
 pub use xml::Element;
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -55,6 +60,102 @@ pub fn unique_user(prefix: &str) -> String {
 pub fn shared() -> &'static Prosody {
     static SHARED: OnceLock<Prosody> = OnceLock::new();
     SHARED.get_or_init(|| Prosody::start(ProsodyOpts::default()))
+}
+
+/// What the client and the xrelay configs need of a server instance (Prosody or ejabberd).
+pub trait Server {
+    /// The XMPP domain.
+    fn domain(&self) -> &str;
+    /// The STARTTLS c2s port on 127.0.0.1.
+    fn c2s_port(&self) -> u16;
+    /// The direct TLS c2s port on 127.0.0.1, if any.
+    fn direct_tls_port(&self) -> Option<u16>;
+    /// PEM of the CA that signed the server's certificate.
+    fn ca_file(&self) -> &Path;
+    /// The server's log so far.
+    fn log(&self) -> String;
+    /// Creates an account; the server must be running.
+    fn register(&self, user: &str, password: &str);
+
+    /// Registers a fresh account named after `prefix`; returns (user, password).
+    fn new_user(&self, prefix: &str) -> (String, String) {
+        let user = unique_user(prefix);
+        let password = format!("pw-{user}");
+        self.register(&user, &password);
+        (user, password)
+    }
+}
+
+impl Server for Prosody {
+    fn domain(&self) -> &str {
+        &self.domain
+    }
+    fn c2s_port(&self) -> u16 {
+        self.c2s_port
+    }
+    fn direct_tls_port(&self) -> Option<u16> {
+        self.direct_tls_port
+    }
+    fn ca_file(&self) -> &Path {
+        Prosody::ca_file(self)
+    }
+    fn log(&self) -> String {
+        Prosody::log(self)
+    }
+    fn register(&self, user: &str, password: &str) {
+        Prosody::register(self, user, password)
+    }
+}
+
+/// Writes an xrelay config for `user` of `server` into `dir` (see
+/// [`Prosody::xrelay_config_with`] for `xmpp` and `tail`); returns its path.
+pub fn write_xrelay_config(
+    server: &(impl Server + ?Sized),
+    dir: &Path,
+    user: &str,
+    password: &str,
+    xmpp: &[(&str, &str)],
+    tail: &str,
+) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let mut keys: Vec<(String, String)> = vec![
+        (
+            "jid".into(),
+            toml_str(&format!("{user}@{}", server.domain())),
+        ),
+        ("password".into(), toml_str(password)),
+        ("server".into(), toml_str("127.0.0.1")),
+        ("port".into(), server.c2s_port().to_string()),
+        ("tls".into(), toml_str("starttls")),
+        (
+            "ca_file".into(),
+            toml_str(&server.ca_file().to_string_lossy()),
+        ),
+    ];
+    for &(key, value) in xmpp {
+        match keys.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => keys.push((key.to_string(), value.to_string())),
+        }
+    }
+    let mut text = String::from("[xmpp]\n");
+    for (k, v) in keys.iter().filter(|(_, v)| !v.is_empty()) {
+        text.push_str(&format!("{k} = {v}\n"));
+    }
+    if !tail.is_empty() {
+        text.push('\n');
+        text.push_str(tail);
+        text.push('\n');
+    }
+    let path = dir.join(format!(
+        "xrelay-{user}-{}.toml",
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, text).expect("write the xrelay config");
+    // It holds the password: xrelay refuses it if group or others can read it.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .expect("make the xrelay config private");
+    path
 }
 
 /// Whether temp dirs are kept after use.

@@ -190,10 +190,7 @@ impl Prosody {
 
     /// Registers a fresh account named after `prefix`; returns (user, password).
     pub fn new_user(&self, prefix: &str) -> (String, String) {
-        let user = super::unique_user(prefix);
-        let password = format!("pw-{user}");
-        self.register(&user, &password);
-        (user, password)
+        super::Server::new_user(self, prefix)
     }
 
     /// The bare JID of `user` on this instance.
@@ -257,42 +254,7 @@ impl Prosody {
         xmpp: &[(&str, &str)],
         tail: &str,
     ) -> PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let mut keys: Vec<(String, String)> = vec![
-            ("jid".into(), toml_str(&self.jid(user))),
-            ("password".into(), toml_str(password)),
-            ("server".into(), toml_str("127.0.0.1")),
-            ("port".into(), self.c2s_port.to_string()),
-            ("tls".into(), toml_str("starttls")),
-            (
-                "ca_file".into(),
-                toml_str(&self.ca_file().to_string_lossy()),
-            ),
-        ];
-        for &(key, value) in xmpp {
-            match keys.iter_mut().find(|(k, _)| k == key) {
-                Some(entry) => entry.1 = value.to_string(),
-                None => keys.push((key.to_string(), value.to_string())),
-            }
-        }
-        let mut text = String::from("[xmpp]\n");
-        for (k, v) in keys.iter().filter(|(_, v)| !v.is_empty()) {
-            text.push_str(&format!("{k} = {v}\n"));
-        }
-        if !tail.is_empty() {
-            text.push('\n');
-            text.push_str(tail);
-            text.push('\n');
-        }
-        let path = self.dir.join(format!(
-            "xrelay-{user}-{}.toml",
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, text).expect("write the xrelay config");
-        // It holds the password: xrelay refuses it if group or others can read it.
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .expect("make the xrelay config private");
-        path
+        super::write_xrelay_config(self, &self.dir, user, password, xmpp, tail)
     }
 
     fn lua_config(&self) -> String {

@@ -1,0 +1,218 @@
+//! Rooms stay joined and posts to rooms tell the truth, against a real Prosody: a second
+//! account owns the room and kicks the bot, destroys and recreates the room, takes the bot's
+//! nick, bans it or makes it a visitor.
+
+mod common;
+
+use common::{
+    http, http_section, shared, unique_user, xrelay, Daemon, Prosody, ProsodyOpts, TestClient,
+};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+
+struct Bot {
+    daemon: Daemon,
+    port: u16,
+    key: String,
+}
+
+/// A bot configured to join `room` as `xrelay`.
+fn bot(p: &Prosody, room: &str) -> Bot {
+    let user = unique_user("roombot");
+    p.register(&user, "pw");
+    let (port, http) = http_section(&p.dir);
+    let rooms = format!("[\"{room}\"]");
+    let cfg = p.xrelay_config_with(&user, "pw", &[("rooms", &rooms)], &http);
+    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
+    assert!(out.status.success(), "{out:?}");
+    let key = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("online as", WAIT);
+    Bot { daemon, port, key }
+}
+
+impl Bot {
+    fn post(&self, path: &str, body: &str) -> common::HttpResponse {
+        http(
+            self.port,
+            "POST",
+            path,
+            &[("Authorization", &self.key), ("Content-Type", "text/plain")],
+            body.as_bytes(),
+        )
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let r = http(self.port, "GET", "/health", &[], b"");
+        serde_json::from_str(&r.body).unwrap()
+    }
+}
+
+/// An account that creates `room` and owns it.
+fn owner(p: &Prosody, room: &str) -> TestClient {
+    let (user, pw) = p.new_user("owner");
+    let mut c = TestClient::connect(p, &user, &pw);
+    c.join_room(room, "owner");
+    c
+}
+
+fn admin_iq(c: &mut TestClient, room: &str, ns: &str, payload: &str) {
+    c.send_raw(&format!(
+        "<iq type='set' to='{room}' id='adm'><query xmlns='{ns}'>{payload}</query></iq>"
+    ));
+    let r = c
+        .recv_where(WAIT, |e| e.is("iq") && e.attr("id") == Some("adm"))
+        .expect("the room answers");
+    assert_eq!(r.el.attr("type"), Some("result"), "{}", r.raw);
+}
+
+#[test]
+fn a_kicked_bot_is_back_in_the_room_within_the_backoff() {
+    let p = shared();
+    let room = p.room(&unique_user("kick"));
+    let mut own = owner(p, &room);
+    let mut b = bot(p, &room);
+    b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
+    admin_iq(
+        &mut own,
+        &room,
+        MUC_ADMIN,
+        "<item nick='xrelay' role='none'><reason>testing</reason></item>",
+    );
+    b.daemon
+        .wait_for(&format!("not in {room}: kicked (testing)"), WAIT);
+    b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
+    own.clear();
+    let r = b.post(&format!("/msg/{room}"), "back again");
+    assert_eq!(r.status, 202, "{r:?}");
+    let m = own.recv_message(WAIT).expect("the post arrives");
+    assert_eq!(m.from, format!("{room}/xrelay"));
+}
+
+#[test]
+fn a_destroyed_and_recreated_room_is_joined_again() {
+    let p = shared();
+    let room = p.room(&unique_user("destroy"));
+    let mut own = owner(p, &room);
+    let mut b = bot(p, &room);
+    b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
+    admin_iq(
+        &mut own,
+        &room,
+        MUC_OWNER,
+        "<destroy><reason>rebuilding</reason></destroy>",
+    );
+    b.daemon.wait_for(
+        &format!("not in {room}: the room was destroyed (rebuilding)"),
+        WAIT,
+    );
+    own.join_room(&room, "owner");
+    b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
+    assert_eq!(b.health()["rooms"][0]["state"], "joined");
+    own.clear();
+    assert_eq!(b.post(&format!("/msg/{room}"), "rebuilt").status, 202);
+    assert_eq!(
+        own.recv_message(WAIT)
+            .expect("the post arrives")
+            .body
+            .as_deref(),
+        Some("rebuilt")
+    );
+}
+
+#[test]
+fn a_taken_nick_makes_the_bot_join_with_a_suffix() {
+    let p = shared();
+    let room = p.room(&unique_user("nick"));
+    let (user, pw) = p.new_user("impostor");
+    let mut other = TestClient::connect(p, &user, &pw);
+    other.join_room(&room, "xrelay");
+    let mut b = bot(p, &room);
+    b.daemon
+        .wait_for(&format!("joined {room} as xrelay-2"), WAIT);
+    let health = b.health();
+    assert_eq!(health["rooms"][0]["state"], "joined", "{health}");
+    assert_eq!(health["rooms"][0]["nick"], "xrelay-2", "{health}");
+    other.clear();
+    let r = b.post(&format!("/msg/{room}?wait=1"), "under another name");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("reflected"), "{r:?}");
+    let m = other.recv_message(WAIT).expect("the post arrives");
+    assert_eq!(m.from, format!("{room}/xrelay-2"));
+}
+
+#[test]
+fn a_post_to_a_room_the_bot_is_banned_from_answers_503_with_the_state() {
+    let p = shared();
+    let room = p.room(&unique_user("ban"));
+    let mut own = owner(p, &room);
+    let user = unique_user("roombot");
+    // Ban the bot's account before it ever joins.
+    p.register(&user, "pw");
+    admin_iq(
+        &mut own,
+        &room,
+        MUC_ADMIN,
+        &format!("<item jid='{}' affiliation='outcast'/>", p.jid(&user)),
+    );
+    let (port, http_toml) = http_section(&p.dir);
+    let rooms = format!("[\"{room}\"]");
+    let cfg = p.xrelay_config_with(&user, "pw", &[("rooms", &rooms)], &http_toml);
+    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
+    let key = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for(&format!("not in {room}: refused: forbidden"), WAIT);
+    let r = http(
+        port,
+        "POST",
+        &format!("/msg/{room}?wait=1"),
+        &[("Authorization", &key), ("Content-Type", "text/plain")],
+        b"let me in",
+    );
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("failed: refused: forbidden"), "{r:?}");
+    assert!(r.header("Retry-After").is_some(), "{r:?}");
+}
+
+#[test]
+fn a_wait_post_the_room_bounces_answers_with_the_condition() {
+    let p = shared();
+    let room = p.room(&unique_user("moderated"));
+    let mut own = owner(p, &room);
+    // A moderated room: a newcomer without membership is a visitor and may not speak.
+    admin_iq(
+        &mut own,
+        &room,
+        MUC_OWNER,
+        "<x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+         <field var='muc#roomconfig_moderatedroom'><value>1</value></field></x>",
+    );
+    let mut b = bot(p, &room);
+    b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
+    let r = b.post(&format!("/msg/{room}?wait=1"), "may I speak?");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("forbidden"), "{r:?}");
+    // A bot without voice is still in the room, and says so.
+    assert_eq!(b.health()["rooms"][0]["state"], "joined");
+}
+
+#[test]
+fn health_shows_rooms_offline_while_the_stream_is_down_and_joined_after() {
+    let mut p = Prosody::start(ProsodyOpts::default());
+    let room = p.room(&unique_user("offline"));
+    let mut b = bot(&p, &room);
+    b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
+    p.stop();
+    b.daemon.wait_for("reconnecting in", WAIT);
+    let health = b.health();
+    assert_eq!(health["stream"], "offline", "{health}");
+    assert_eq!(health["rooms"][0]["state"], "offline", "{health}");
+    p.start_again();
+    b.daemon
+        .wait_for(&format!("joined {room} as xrelay"), WAIT * 2);
+    assert_eq!(b.health()["rooms"][0]["state"], "joined");
+}
