@@ -156,10 +156,8 @@ impl DataFile {
     /// the same directory (made 0700 if missing), fsync, rename, fsync the directory.
     pub fn save(&self, text: &str) -> Result<(), FileError> {
         let dir = self.dir()?;
-        let random = random::<TEMP_NAME_BYTES>()
-            .map_err(|_| self.err(Cause::Io(io::Error::other("the OS random source failed"))))?;
-        let tmp = dir.join(format!(".{}.{}.tmp", self.file_name(), hex(&random)));
-        let mut f = create_new_private(&tmp).map_err(|e| self.err(Cause::Io(e)))?;
+        let (tmp, mut f) =
+            create_temp(&dir, &self.file_name()).map_err(|e| self.err(Cause::Io(e)))?;
         let result = (|| {
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
@@ -252,6 +250,16 @@ pub(crate) fn o_nofollow() -> i32 {
 /// The effective uid of this process.
 fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
+}
+
+/// A new private temp file beside `name` in `dir`, under a random name that nobody can
+/// plant a link at in advance (`.NAME.<hex>.tmp`, see [`create_new_private`]).
+pub fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+    let random =
+        random::<TEMP_NAME_BYTES>().map_err(|_| io::Error::other("the OS random source failed"))?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", hex(&random)));
+    let f = create_new_private(&tmp)?;
+    Ok((tmp, f))
 }
 
 /// Create `path` as a new file, mode 0600, never through a symlink and never reusing a

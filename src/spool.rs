@@ -462,8 +462,8 @@ impl Lines {
     }
 }
 
-/// Replace the file at `path` with what `fill` writes, atomically: a 0600 temp file in the
-/// same directory (made 0700 if missing), fsync, rename, fsync the directory. Written as a
+/// Replace the file at `path` with what `fill` writes, atomically: a private temp file with a
+/// random name ([`crate::hashfile::create_temp`]) in the same directory (made 0700 if missing), fsync, rename, fsync the directory. Written as a
 /// stream, so a large spool never has to fit in memory.
 fn rewrite(
     path: &Path,
@@ -479,14 +479,8 @@ fn rewrite(
     let name = path
         .file_name()
         .map_or_else(|| "spool".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let (tmp, f) = crate::hashfile::create_temp(&dir, &name)?;
     let result = (|| {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
         let mut out = BufWriter::new(f);
         fill(&mut out)?;
         let f = out.into_inner().map_err(|e| e.into_error())?;
@@ -770,6 +764,25 @@ mod tests {
             (91..=100).collect::<Vec<_>>()
         );
         assert!(std::fs::metadata(&path).unwrap().len() < 40 * 2100);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_compaction_never_follows_a_link_planted_at_the_old_temp_name() {
+        let d = dir("planted");
+        let path = d.join("spool");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join(format!(".spool.tmp{}", std::process::id())))
+            .unwrap();
+        let body = "x".repeat(2000);
+        let (mut sp, _) = Spool::open(&path, 65536, ALL).unwrap();
+        for _ in 0..40 {
+            sp.append(&msg(&body), T).unwrap();
+        }
+        sp.done(40).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() < 2000, "compacted");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         std::fs::remove_dir_all(&d).unwrap();
     }
 
