@@ -522,8 +522,9 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
         ));
     }
     let format = match t.string("webhook", "format")?.as_deref() {
-        None | Some("json") => WebhookFormat::Json,
-        Some("xml") => WebhookFormat::Xml,
+        Some("json") => WebhookFormat::Json,
+        // mod_rest's rest_callback_content_type defaults to application/xmpp+xml.
+        None | Some("xml") => WebhookFormat::Xml,
         Some(_) => return Err(t.bad("webhook", "format", "expected \"json\" or \"xml\"")),
     };
     let stanzas = t

@@ -38,12 +38,14 @@ fuzz_target!(|data: &[u8]| {
     let req = RestRequest {
         method: if flags & 1 == 0 { "POST" } else { "GET" },
         path,
+        query: None,
         content_type: TYPES[usize::from(flags >> 1) % TYPES.len()],
         body,
     };
     let bot = Jid::parse("bot@example.org/xrelay").unwrap();
     match parse(&req, &bot) {
-        Ok(el) => {
+        Ok(parsed) => {
+            let el = parsed.stanza;
             assert!(matches!(el.name(), "message" | "presence" | "iq"));
             assert_eq!(el.ns(), CLIENT_NS);
             assert!(el

@@ -591,7 +591,7 @@ pub fn from_json(v: &Value) -> Result<Element, MapError> {
         el.push_child(command_from(c)?);
     }
     if let Some(html) = string(m, "html")? {
-        el.push_child(html_from(html)?);
+        el.push_child(xhtml_im(html)?);
     }
     if let Some(stamp) = string(m, "delay")? {
         el.push_child(Element::new("delay", NS_DELAY).attr("stamp", stamp));
@@ -621,9 +621,9 @@ const FIELDS: [&str; 24] = [
     "command", "html", "delay",
 ];
 
-/// XEP-0071: `html` is XHTML, a `<body>` element or what goes inside one; it must be
-/// well-formed (the parser bounds it by its own size).
-fn html_from(html: &str) -> Result<Element, MapError> {
+/// XEP-0071: the `<html>` for `html`, XHTML that is a `<body>` element or what goes inside
+/// one; it must be well-formed (the parser bounds it by its own size).
+pub fn xhtml_im(html: &str) -> Result<Element, MapError> {
     const BODY_OPEN: &str = "<body xmlns='http://www.w3.org/1999/xhtml'>";
     let doc = format!("{BODY_OPEN}{html}</body>");
     let not_xhtml = |_: DocError| bad("html", "well-formed XHTML");
