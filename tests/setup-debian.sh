@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine: Prosody (the tests run their own
-# instances, so the distribution's service must not start), openssl, ca-certificates, curl
-# and musl-tools. Given package names, installs exactly those instead (cross/build.sh does
+# instances, so the distribution's service must not start), openssl, ca-certificates, curl,
+# musl-tools and python3-flask (the Flask bots of mod_rest's README run as webhooks). Given
+# package names, installs exactly those instead (cross/build.sh does
 # that); a name like musl-dev:armhf adds the foreign architecture first.
 # Idempotent: does nothing when all is installed. Runs as root or via sudo.
 # usage: tests/setup-debian.sh [PACKAGE...]
 set -euo pipefail
 
-packages=(prosody openssl ca-certificates curl musl-tools)
+packages=(prosody openssl ca-certificates curl musl-tools python3-flask)
 [ $# -gt 0 ] && packages=("$@")
 
 missing=()
