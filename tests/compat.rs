@@ -7,7 +7,7 @@ mod common;
 
 use common::webhook::{Endpoint, Recorded, Reply};
 use common::{http, http_section, shared, toml_str, unique_user, xrelay, Daemon, HttpResponse};
-use common::{Prosody, TestClient};
+use common::{Prosody, ProsodyOpts, TestClient};
 use serde_json::{json, Value};
 use std::net::TcpStream;
 use std::path::Path;
@@ -31,8 +31,13 @@ impl Bot {
     fn start(p: &Prosody, tail: &str) -> Bot {
         let user = unique_user("compatbot");
         p.register(&user, "pw");
+        Bot::start_as(p, &user, tail)
+    }
+
+    /// A bot on the registered account `user` (password `pw`).
+    fn start_as(p: &Prosody, user: &str, tail: &str) -> Bot {
         let (port, http_cfg) = http_section(&p.dir);
-        let cfg = p.xrelay_config_with(&user, "pw", &[], &format!("{http_cfg}{tail}"));
+        let cfg = p.xrelay_config_with(user, "pw", &[], &format!("{http_cfg}{tail}"));
         let out = xrelay(
             &cfg,
             &["key", "create", "--scope", "msg,rest,invite", "compat"],
@@ -45,7 +50,7 @@ impl Bot {
             _daemon: daemon,
             port,
             key,
-            jid: p.jid(&user),
+            jid: p.jid(user),
         }
     }
 
@@ -566,4 +571,112 @@ fn receipts_and_text_answers_reach_the_sender() {
     let req = hook.requests().pop().unwrap();
     assert!(req.text().starts_with("<message "), "{}", req.text());
     assert!(!req.text().contains("jabber:client"), "{}", req.text());
+}
+
+#[test]
+fn a_message_stored_offline_reaches_the_webhook_with_its_delay() {
+    let p = Prosody::start(ProsodyOpts {
+        offline: true,
+        ..ProsodyOpts::default()
+    });
+    let user = unique_user("offlinebot");
+    p.register(&user, "pw");
+    let mut sender = client(&p);
+    sender.send_message(&p.jid(&user), "sent while you were away");
+    // Prosody stores it; then the bot comes online and gets it with a delay stamp.
+    std::thread::sleep(Duration::from_millis(300));
+    let hook = Endpoint::start(false, |_| Reply::status(204));
+    let tail = format!(
+        "[webhook]\nurl = {}\nformat = \"json\"\n",
+        toml_str(&hook.url("/"))
+    );
+    let _bot = Bot::start_as(&p, &user, &tail);
+    let got = requests_from(&hook, "message", &sender.bare_jid(), 1);
+    let m = got.first().expect("the stored message reaches the webhook");
+    assert_eq!(m["body"], "sent while you were away");
+    let stamp = m["delay"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no delay: {m}"));
+    assert!(stamp.ends_with('Z') && stamp.contains('T'), "{stamp}");
+}
+
+#[test]
+fn a_mod_component_http_answer_sends_its_stanza_or_honours_its_to() {
+    let p = shared();
+    let mut other = client(p);
+    let other_jid = other.bare_jid();
+    let hook = Endpoint::start(false, move |r: &Recorded| {
+        let body = r.json()["body"].as_str().unwrap_or_default().to_string();
+        let answer = match body.as_str() {
+            "raw" => json!({"body": "ignored", "stanza":
+                "<message type='headline'><body>raw stanza</body><x xmlns='urn:test:x'/></message>"}),
+            _ => json!({"to": other_jid, "body": format!("forwarded: {body}")}),
+        };
+        Reply::with(JSON, &answer.to_string())
+    });
+    let bot = Bot::start(
+        p,
+        &format!(
+            "[webhook]\nurl = {}\nformat = \"json\"\n",
+            toml_str(&hook.url("/"))
+        ),
+    );
+    let mut sender = client(p);
+    sender.send_message(&bot.jid, "raw");
+    let m = reply_from(&mut sender, &bot.jid);
+    assert_eq!(
+        (m.body.as_deref(), m.kind.as_str()),
+        (Some("raw stanza"), "headline")
+    );
+    assert!(m.el.child_ns("x", "urn:test:x").is_some(), "{}", m.raw);
+    sender.send_message(&bot.jid, "pass it on");
+    let m = reply_from(&mut other, &bot.jid);
+    assert_eq!(m.body.as_deref(), Some("forwarded: pass it on"));
+}
+
+#[test]
+fn hostile_webhook_answers_are_dropped_and_the_bot_keeps_serving() {
+    let p = shared();
+    let hook = Endpoint::start(false, |r: &Recorded| {
+        let text = r.text();
+        if text.starts_with("<iq ") {
+            return Reply::status(202);
+        }
+        let answer = [
+            ("evil-ns", r#"{"stanza": "<message xmlns='urn:evil'><body>x</body></message>"}"#),
+            ("stream", r#"{"stanza": "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"}"#),
+            ("two", r#"{"stanza": "<message><body>a</body></message><message/>"}"#),
+            ("html", r#"{"body": "x", "html": "</body><script/><body>"}"#),
+            ("iq", r#"{"stanza": "<iq type='set' to='localhost'><query xmlns='jabber:iq:roster'/></iq>"}"#),
+            ("deep", &format!(r#"{{"stanza": "<message>{}</message>"}}"#, "<a>".repeat(5000))),
+        ]
+        .into_iter()
+        .find(|(k, _)| text.contains(&format!("<body>{k}</body>")))
+        .map_or(r#"{"body": "still here"}"#.to_string(), |(_, a)| a.to_string());
+        Reply::with(JSON, &answer)
+    });
+    let mut bot = Bot::start(
+        p,
+        &format!(
+            "[webhook]\nurl = {}\nstanzas = [\"message\", \"iq\"]\n",
+            toml_str(&hook.url("/"))
+        ),
+    );
+    let mut sender = client(p);
+    for hostile in ["evil-ns", "stream", "two", "html", "iq", "deep"] {
+        sender.send_message(&bot.jid, hostile);
+    }
+    sender.send_message(&bot.jid, "next");
+    let m = reply_from(&mut sender, &bot.jid);
+    assert_eq!(m.body.as_deref(), Some("still here"), "{}", m.raw);
+    assert!(bot._daemon.count("unusable") >= 5, "{}", bot._daemon.log());
+    // An iq answered 202 gets an empty result: never left waiting.
+    sender.send_raw(&format!(
+        "<iq type='get' id='q-202' to='{}'><query xmlns='urn:test:q'/></iq>",
+        bot.full()
+    ));
+    let r = sender
+        .recv_where(WAIT, |e| e.is("iq") && e.attr("id") == Some("q-202"))
+        .expect("an answer to the iq");
+    assert_eq!(r.el.attr("type"), Some("result"), "{}", r.raw);
 }

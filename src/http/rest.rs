@@ -444,7 +444,8 @@ pub fn encode(reply: &Element, media_type: &str) -> Vec<u8> {
             .to_string()
             .into_bytes()
     } else {
-        reply.to_bytes("")
+        // Without xmlns, as mod_rest writes stanzas: what /rest accepts.
+        reply.to_bytes(NS_CLIENT)
     }
 }
 
@@ -682,7 +683,7 @@ mod tests {
         assert_eq!(json["kind"], "iq");
         assert!(String::from_utf8(encode(&reply, CONTENT_XML))
             .unwrap()
-            .starts_with("<iq xmlns='jabber:client'"));
+            .starts_with("<iq type='get'"));
     }
 
     #[test]
