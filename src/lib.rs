@@ -22,7 +22,7 @@
 //!     │           stream management, keepalive, acknowledgements
 //!  xmpp::xml      bounded incremental XML framer, element tree, escaping serializer
 //!  xmpp::stanza   stanza builders;  xmpp::jid  addresses;  xmpp::roster  the roster;
-//!  xmpp::jsonmap  stanzas as JSON
+//!  xmpp::jsonmap  stanzas as JSON (mod_rest's mapping, XEP-0004 forms included)
 //! ```
 //!
 //! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into

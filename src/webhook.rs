@@ -1,10 +1,12 @@
 //! Webhooks: stanzas that reach the bot are POSTed to `webhook.url`, and the HTTP answer
 //! becomes the XMPP reply (the semantics of mod_rest's callbacks and mod_component_http).
 //!
-//! The pure half turns a stanza into a request (URL template, JSON or XML body, signature)
-//! and a response into what the sender gets ([`Outcome`]): 202/204 nothing, a stanza in the
-//! body that reply, a 4xx/5xx the stanza error of Prosody's HTTP→stanza-error table, an
-//! unreachable endpoint `wait/recipient-unavailable`. The shell is a one-request HTTP/1.x
+//! The pure half turns a stanza into a request (URL template, XML without the client
+//! namespace or JSON body, signature) and a response into what the sender gets
+//! ([`Outcome`]): a stanza in the body that reply (whatever the status), 202/204 or no
+//! usable body nothing (an empty result for an iq), another 4xx/5xx the stanza error of
+//! Prosody's HTTP→stanza-error table, an unreachable endpoint `wait/recipient-unavailable`;
+//! a receipt when the message asked for one. The shell is a one-request HTTP/1.x
 //! client (`http::client` over smol TCP, rustls for https) and one worker fed by a bounded queue, so
 //! replies keep the order of the stanzas and a slow endpoint never holds up the stream.
 

@@ -288,6 +288,21 @@ fn html_arrives_as_xhtml_im_and_broken_html_is_refused() {
     assert!(body.contains("strong"), "{}", m.raw);
     let res = bot.rest_json(&json!({"to": to, "body": "x", "html": "<p>unclosed"}));
     assert_eq!(res.status, 422, "{res:?}");
+    // mod_post_msg's form field on /msg, the same.
+    let res = bot.post(
+        &format!("/msg/{to}"),
+        FORM,
+        "body=Hi&html=%3Cbody%20xmlns%3D%27http%3A%2F%2Fwww.w3.org%2F1999%2Fxhtml%27%3E%3Cp%3EHi%3C%2Fp%3E%3C%2Fbody%3E",
+    );
+    assert_eq!(res.status, 202, "{res:?}");
+    let m = reply_from(&mut rcpt, &bot.jid);
+    let html = m.el.child_ns("html", "http://jabber.org/protocol/xhtml-im");
+    assert!(
+        html.and_then(|h| h.child_ns("body", "http://www.w3.org/1999/xhtml"))
+            .is_some_and(|b| b.contains("p")),
+        "{}",
+        m.raw
+    );
 }
 
 #[test]
