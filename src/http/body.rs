@@ -310,28 +310,33 @@ const FORM_FIELDS: [&[u8]; 7] = [
 
 /// Whether any name in a form body is one of [`FORM_FIELDS`].
 fn has_field(body: &[u8]) -> bool {
-    strip_newline(body)
-        .split(|&b| b == b'&')
-        .map(|pair| pair.split(|&b| b == b'=').next().unwrap_or_default())
-        .filter_map(|name| percent_decode(name, true))
+    form_pairs(strip_newline(body))
+        .filter_map(|(name, _)| percent_decode(name, true))
         .any(|name| FORM_FIELDS.contains(&name.as_slice()))
+}
+
+/// The `name=value` pairs of a form body or query string, still percent-encoded (a pair
+/// without `=` has an empty value).
+pub(crate) fn form_pairs(input: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        })
 }
 
 /// `application/x-www-form-urlencoded` (also the query string): `+` is a space; a duplicate
 /// field replaces the earlier one; values of other fields (`key`, `wait`) are not decoded.
 fn parse_form(input: &[u8], what: &str) -> Result<Fields, BodyError> {
     let mut fields = Fields::default();
-    let pairs = input.split(|&b| b == b'&').filter(|p| !p.is_empty());
-    for (n, pair) in pairs.enumerate() {
+    for (n, (name, value)) in form_pairs(input).enumerate() {
         if n >= MAX_FORM_FIELDS {
             return Err(BodyError::Malformed(format!(
                 "the {what} has more than {MAX_FORM_FIELDS} fields"
             )));
         }
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
         let name = percent_decode(name, true).ok_or_else(|| bad_escape(what))?;
         let slot = match name.as_slice() {
             b"to" => &mut fields.to,

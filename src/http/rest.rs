@@ -6,7 +6,7 @@
 //! reaches the stream is always well-formed and one stanza. Only `to`, `id`, `type` and
 //! `xml:lang` survive on the top element; the server stamps `from`.
 
-use super::body::{percent_decode, MAX_FORM_FIELDS};
+use super::body::{form_pairs, percent_decode, MAX_FORM_FIELDS};
 use crate::webhook::{CONTENT_FORM, CONTENT_JSON, CONTENT_XML};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap::{self, MapError};
@@ -233,23 +233,12 @@ fn mapped(m: Map<String, Value>, ignored: &mut Vec<String>) -> Result<Element, R
     jsonmap::from_json(&v).map_err(RestError::Mapping)
 }
 
-/// The `name=value` pairs of a form body or query string.
-fn form_pairs(input: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    input
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        })
-}
-
 /// Whether any name in a form body is a field of the JSON mapping.
 fn has_mapped_field(body: &[u8]) -> bool {
     form_pairs(body).any(|(name, _)| {
         percent_decode(name, true)
             .and_then(|n| String::from_utf8(n).ok())
-            .is_some_and(|n| jsonmap::ignored_keys(&serde_json::json!({ n: true })).is_empty())
+            .is_some_and(|n| jsonmap::is_field(&n))
     })
 }
 

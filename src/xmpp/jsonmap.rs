@@ -602,14 +602,15 @@ pub fn from_json(v: &Value) -> Result<Element, MapError> {
     Ok(el)
 }
 
+/// Whether `key` is a field of the mapping (at the top level of a stanza's object).
+pub fn is_field(key: &str) -> bool {
+    field_kinds(key).is_some()
+}
+
 /// The keys of a JSON object that [`from_json`] ignores, in the object's order.
 pub fn ignored_keys(v: &Value) -> Vec<String> {
     match v {
-        Value::Object(m) => m
-            .keys()
-            .filter(|k| field_kinds(k).is_none())
-            .cloned()
-            .collect(),
+        Value::Object(m) => m.keys().filter(|k| !is_field(k)).cloned().collect(),
         _ => Vec::new(),
     }
 }
