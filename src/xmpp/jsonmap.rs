@@ -1076,9 +1076,14 @@ mod tests {
             to_json(&from_json(&json!({"items": true})).unwrap())["items"],
             true
         );
-        let v = from_json(&json!({"type": "result", "version": {"name": "x", "version": "1"}}))
-            .unwrap();
-        assert_eq!(to_json(&v)["version"], json!({"name": "x", "version": "1"}));
+        let v = from_json(
+            &json!({"type": "result", "version": {"name": "x", "version": "1", "os": "Linux"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            to_json(&v)["version"],
+            json!({"name": "x", "version": "1", "os": "Linux"})
+        );
         assert_eq!(
             to_json(&from_json(&json!({"version": true})).unwrap())["version"],
             true
