@@ -913,6 +913,13 @@ max = 10
     }
 
     #[test]
+    fn webhook_format_defaults_to_xml_as_mod_rest() {
+        let text = format!("{MINIMAL}[webhook]\nurl = \"http://127.0.0.1:9/\"\n");
+        let w = Config::parse(&text, None).unwrap().webhook.unwrap();
+        assert_eq!(w.format, WebhookFormat::Xml);
+    }
+
+    #[test]
     fn password_sources() {
         let c = Config::parse(MINIMAL, Some("from-env".into())).unwrap();
         assert_eq!(c.xmpp.password.expose(), "from-env");
