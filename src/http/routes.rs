@@ -480,33 +480,9 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
     })?;
     let ignored = rest::ignored_header(&parsed.ignored);
     let media = rest::reply_type(header("Accept").as_deref(), content_type.as_deref());
-    let mut res = rest_answer(
-        app,
-        parsed,
-        media,
-        header("X-Timeout").or_else(|| header("Prosody-Rest-Timeout")),
-    )
-    .await?;
-    if let Some(names) = ignored {
-        res.insert_header(rest::IGNORED_HEADER, names);
-    }
-    Ok(res)
-}
-
-/// Send the stanza of a `/rest` request (or echo it), and the answer: 202, or for an iq
-/// its reply.
-async fn rest_answer(
-    app: &App,
-    parsed: rest::Parsed,
-    media: &'static str,
-    timeout: Option<String>,
-) -> Answer {
     let mut stanza = parsed.stanza;
     if parsed.echo {
-        let mut res = Response::new(StatusCode::Ok);
-        res.insert_header("Content-Type", media);
-        res.set_body(rest::encode(&stanza, media));
-        return Ok(res);
+        return Ok(rest_reply(&stanza, media, ignored));
     }
     let id = match stanza.get_attr("id") {
         Some(id) => id.to_string(),
@@ -518,10 +494,14 @@ async fn rest_answer(
     };
     if stanza.name() != "iq" {
         push(app, stanza, false)?;
-        return Ok(json_response(
+        let mut res = json_response(
             StatusCode::Accepted,
             &json!({"id": id, "status": "queued"}),
-        ));
+        );
+        if let Some(names) = ignored {
+            res.insert_header(rest::IGNORED_HEADER, names);
+        }
+        return Ok(res);
     }
     // The reply comes from where the request went; without `to`, from our own account.
     let own = app.cfg.xmpp.jid.bare();
@@ -535,7 +515,8 @@ async fn rest_answer(
         WaitError::Duplicate => Reject::new(StatusCode::Conflict, e.to_string()),
     })?;
     push(app, stanza, false)?;
-    let timeout = timeout
+    let timeout = header("X-Timeout")
+        .or_else(|| header("Prosody-Rest-Timeout"))
         .and_then(|t| t.trim().parse::<u64>().ok())
         .map_or(app.cfg.rest.timeout, Duration::from_secs)
         .min(app.cfg.rest.max_timeout);
@@ -552,10 +533,18 @@ async fn rest_answer(
         r.id = Some(id);
         return Err(r);
     };
+    Ok(rest_reply(&reply, media, ignored))
+}
+
+/// 200 with `stanza` in `media`, naming the request's ignored fields.
+fn rest_reply(stanza: &Element, media: &'static str, ignored: Option<String>) -> Response {
     let mut res = Response::new(StatusCode::Ok);
     res.insert_header("Content-Type", media);
-    res.set_body(rest::encode(&reply, media));
-    Ok(res)
+    res.set_body(rest::encode(stanza, media));
+    if let Some(names) = ignored {
+        res.insert_header(rest::IGNORED_HEADER, names);
+    }
+    res
 }
 
 /// Queue a stanza for the stream (with an acknowledgement waiter if `wait`), or 503 when
