@@ -494,10 +494,7 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
     };
     if stanza.name() != "iq" {
         push(app, stanza, false)?;
-        let mut res = json_response(
-            StatusCode::Accepted,
-            &json!({"id": id, "status": "queued"}),
-        );
+        let mut res = json_response(StatusCode::Accepted, &json!({"id": id, "status": "queued"}));
         if let Some(names) = ignored {
             res.insert_header(rest::IGNORED_HEADER, names);
         }

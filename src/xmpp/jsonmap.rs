@@ -105,7 +105,7 @@ impl std::error::Error for MapError {}
 /// out (the webhook adds the full XML beside them).
 pub fn to_json(el: &Element) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("kind".into(), el.name().into());
+    put(&mut m, "kind", el.name().into());
     let kind = match (el.name(), el.get_attr("type")) {
         (_, Some(t)) => Some(t),
         ("presence", None) => Some("available"),
@@ -113,21 +113,17 @@ pub fn to_json(el: &Element) -> Map<String, Value> {
         _ => None,
     };
     if let Some(t) = kind {
-        m.insert("type".into(), t.into());
+        put(&mut m, "type", t.into());
     }
-    for attr in ["to", "from", "id"] {
-        if let Some(v) = el.get_attr(attr) {
-            m.insert(attr.into(), v.into());
-        }
-    }
+    put_attrs(&mut m, el, &["to", "from", "id"]);
     if let Some(lang) = el.get_attr("xml:lang") {
-        m.insert("lang".into(), lang.into());
+        put(&mut m, "lang", lang.into());
     }
     for child in el.children() {
         let text = || Value::from(child.text_content());
         match (child.ns(), child.name()) {
             (NS_CLIENT, name @ ("body" | "subject" | "thread" | "show" | "status")) => {
-                m.insert(name.into(), text());
+                put(&mut m, name, text());
             }
             (NS_CLIENT, "priority") => {
                 let p = child.text_content();
@@ -135,55 +131,70 @@ pub fn to_json(el: &Element) -> Map<String, Value> {
                     .trim()
                     .parse::<i8>()
                     .map_or_else(|_| p.into(), Value::from);
-                m.insert("priority".into(), v);
+                put(&mut m, "priority", v);
             }
             (NS_CLIENT, "error") => {
-                m.insert("error".into(), error_json(child));
+                put(&mut m, "error", error_json(child));
             }
             (NS_CHATSTATES, state) => {
-                m.insert("state".into(), state.into());
+                put(&mut m, "state", state.into());
             }
             (NS_NICK, "nick") => {
-                m.insert("nick".into(), text());
+                put(&mut m, "nick", text());
             }
             (NS_OOB, "x") => {
                 if let Some(url) = child.get_child("url", NS_OOB) {
-                    m.insert("oob_url".into(), url.text_content().into());
+                    put(&mut m, "oob_url", url.text_content().into());
                 }
             }
             (NS_MUC, "x") => {
-                m.insert("join".into(), true.into());
+                put(&mut m, "join", true.into());
             }
             (NS_PING, "ping") => {
-                m.insert("ping".into(), true.into());
+                put(&mut m, "ping", true.into());
             }
             (NS_DISCO_INFO, "query") => {
-                m.insert("disco".into(), disco_json(child));
+                put(&mut m, "disco", disco_json(child));
             }
             (NS_DISCO_ITEMS, "query") => {
-                m.insert("items".into(), items_json(child));
+                put(&mut m, "items", items_json(child));
             }
             (NS_VERSION, "query") => {
-                m.insert("version".into(), version_json(child));
+                put(&mut m, "version", version_json(child));
             }
             (NS_XHTML_IM, "html") => {
                 if let Some(body) = child.get_child("body", NS_XHTML) {
                     let xhtml = String::from_utf8_lossy(&body.to_bytes(NS_XHTML)).into_owned();
-                    m.insert("html".into(), xhtml.into());
+                    put(&mut m, "html", xhtml.into());
                 }
             }
             (NS_DELAY, "delay") => {
                 if let Some(stamp) = child.get_attr("stamp") {
-                    m.insert("delay".into(), stamp.into());
+                    put(&mut m, "delay", stamp.into());
                 }
             }
             (NS_COMMANDS, "command") => {
-                m.insert("command".into(), command_json(child));
+                put(&mut m, "command", command_json(child));
             }
             _ => {}
         }
     }
     m
+}
+
+/// `m[key] = v`, kept out of line: the mapping inserts in many places.
+#[inline(never)]
+fn put(m: &mut Map<String, Value>, key: &str, v: Value) {
+    m.insert(key.to_owned(), v);
+}
+
+/// The attributes `names` of `el` that are present, as strings.
+fn put_attrs(m: &mut Map<String, Value>, el: &Element, names: &[&str]) {
+    for a in names {
+        if let Some(v) = el.get_attr(a) {
+            put(m, a, v.into());
+        }
+    }
 }
 
 /// An empty query maps to its node, or `true`.
@@ -206,10 +217,10 @@ fn disco_json(q: &Element) -> Value {
             "identity" => {
                 if let (Some(category), Some(kind)) = (c.get_attr("category"), c.get_attr("type")) {
                     let mut id = Map::new();
-                    id.insert("category".into(), category.into());
-                    id.insert("type".into(), kind.into());
+                    put(&mut id, "category", category.into());
+                    put(&mut id, "type", kind.into());
                     if let Some(name) = c.get_attr("name") {
-                        id.insert("name".into(), name.into());
+                        put(&mut id, "name", name.into());
                     }
                     identities.push(Value::Object(id));
                 }
@@ -235,12 +246,12 @@ fn disco_json(q: &Element) -> Value {
     }
     let mut m = Map::new();
     if let Some(node) = q.get_attr("node") {
-        m.insert("node".into(), node.into());
+        put(&mut m, "node", node.into());
     }
-    m.insert("identities".into(), identities.into());
-    m.insert("features".into(), features.into());
+    put(&mut m, "identities", identities.into());
+    put(&mut m, "features", features.into());
     if !extensions.is_empty() {
-        m.insert("extensions".into(), extensions.into());
+        put(&mut m, "extensions", extensions.into());
     }
     Value::Object(m)
 }
@@ -254,11 +265,7 @@ fn items_json(q: &Element) -> Value {
         .filter(|c| c.name() == "item")
         .map(|c| {
             let mut it = Map::new();
-            for a in ["jid", "node", "name"] {
-                if let Some(v) = c.get_attr(a) {
-                    it.insert(a.into(), v.into());
-                }
-            }
+            put_attrs(&mut it, c, &["jid", "node", "name"]);
             Value::Object(it)
         })
         .collect();
@@ -272,7 +279,7 @@ fn version_json(q: &Element) -> Value {
     let mut m = Map::new();
     for f in ["name", "version", "os"] {
         if let Some(c) = q.get_child(f, NS_VERSION) {
-            m.insert(f.into(), c.text_content().into());
+            put(&mut m, f, c.text_content().into());
         }
     }
     Value::Object(m)
@@ -281,13 +288,13 @@ fn version_json(q: &Element) -> Value {
 fn error_json(e: &Element) -> Value {
     let mut m = Map::new();
     if let Some(t) = e.get_attr("type") {
-        m.insert("type".into(), t.into());
+        put(&mut m, "type", t.into());
     }
     for c in e.children().filter(|c| c.ns() == NS_STANZA_ERRORS) {
         if c.name() == "text" {
-            m.insert("text".into(), c.text_content().into());
+            put(&mut m, "text", c.text_content().into());
         } else {
-            m.insert("condition".into(), c.name().into());
+            put(&mut m, "condition", c.name().into());
         }
     }
     Value::Object(m)
@@ -297,32 +304,29 @@ fn error_json(e: &Element) -> Value {
 /// form as `form`.
 fn command_json(c: &Element) -> Value {
     let mut m = Map::new();
-    for a in ["node", "action", "sessionid", "status"] {
-        if let Some(v) = c.get_attr(a) {
-            m.insert(a.into(), v.into());
-        }
-    }
+    put_attrs(&mut m, c, &["node", "action", "sessionid", "status"]);
     if let Some(actions) = c.get_child("actions", NS_COMMANDS) {
         let mut set = Map::new();
         if let Some(default) = actions.get_attr("execute") {
-            set.insert("execute".into(), default.into());
+            put(&mut set, "execute", default.into());
         }
         for a in actions.children() {
-            set.insert(a.name().into(), true.into());
+            put(&mut set, a.name(), true.into());
         }
-        m.insert("actions".into(), set.into());
+        put(&mut m, "actions", set.into());
     }
     if let Some(note) = c.get_child("note", NS_COMMANDS) {
         let mut n = Map::new();
-        n.insert(
-            "type".into(),
+        put(
+            &mut n,
+            "type",
             note.get_attr("type").unwrap_or("info").into(),
         );
-        n.insert("text".into(), note.text_content().into());
-        m.insert("note".into(), n.into());
+        put(&mut n, "text", note.text_content().into());
+        put(&mut m, "note", n.into());
     }
     if let Some(form) = c.get_child("x", NS_DATA) {
-        m.insert("form".into(), form_json(form));
+        put(&mut m, "form", form_json(form));
     }
     Value::Object(m)
 }
@@ -344,38 +348,34 @@ fn values(field: &Element) -> Vec<String> {
 fn form_json(x: &Element) -> Value {
     let mut form = Map::new();
     if let Some(t) = x.get_attr("type") {
-        form.insert("type".into(), t.into());
+        put(&mut form, "type", t.into());
     }
     for text in ["title", "instructions"] {
         if let Some(c) = x.get_child(text, NS_DATA) {
-            form.insert(text.into(), c.text_content().into());
+            put(&mut form, text, c.text_content().into());
         }
     }
     let mut fields = Vec::new();
     for f in x.children().filter(|f| f.is("field", NS_DATA)) {
         let mut field = Map::new();
-        for a in ["var", "type", "label"] {
-            if let Some(v) = f.get_attr(a) {
-                field.insert(a.into(), v.into());
-            }
-        }
+        put_attrs(&mut field, f, &["var", "type", "label"]);
         if let Some(desc) = f.get_child("desc", NS_DATA) {
-            field.insert("desc".into(), desc.text_content().into());
+            put(&mut field, "desc", desc.text_content().into());
         }
         if f.get_child("required", NS_DATA).is_some() {
-            field.insert("required".into(), true.into());
+            put(&mut field, "required", true.into());
         }
         let vals = values(f);
         match f.get_attr("type") {
             Some("jid-multi" | "list-multi") => {
-                field.insert("value".into(), vals.into());
+                put(&mut field, "value", vals.into());
             }
             Some("text-multi") => {
-                field.insert("value".into(), vals.join("\n").into());
+                put(&mut field, "value", vals.join("\n").into());
             }
             _ => {
                 if let Some(v) = vals.into_iter().next() {
-                    field.insert("value".into(), v.into());
+                    put(&mut field, "value", v.into());
                 }
             }
         }
@@ -385,19 +385,19 @@ fn form_json(x: &Element) -> Value {
             .map(|o| {
                 let mut opt = Map::new();
                 if let Some(l) = o.get_attr("label") {
-                    opt.insert("label".into(), l.into());
+                    put(&mut opt, "label", l.into());
                 }
                 let v = o.get_child("value", NS_DATA).map(Element::text_content);
-                opt.insert("value".into(), v.unwrap_or_default().into());
+                put(&mut opt, "value", v.unwrap_or_default().into());
                 Value::Object(opt)
             })
             .collect();
         if !options.is_empty() {
-            field.insert("options".into(), options.into());
+            put(&mut field, "options", options.into());
         }
         fields.push(Value::Object(field));
     }
-    form.insert("fields".into(), fields.into());
+    put(&mut form, "fields", fields.into());
     Value::Object(form)
 }
 
@@ -419,7 +419,7 @@ fn formdata_json(x: &Element) -> Map<String, Value> {
             }
             Some(_) => vals.into_iter().next().map_or(Value::Null, Value::from),
         };
-        m.insert(var.into(), v);
+        put(&mut m, var, v);
     }
     m
 }
