@@ -21,7 +21,7 @@ const IQ_SHORTHANDS: [&str; 4] = ["ping", "disco", "items", "version"];
 /// Why a `/rest` request is refused (mod_rest's errors, with its status codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestError {
-    /// A media type other than XML, JSON or (with a path) plain text.
+    /// A media type other than XML, JSON, a form or plain text.
     MediaType(String),
     /// The body is not well-formed XML or JSON, not UTF-8, or not exactly one element.
     NotWellFormed(String),
@@ -84,8 +84,9 @@ impl fmt::Display for RestError {
         match self {
             RestError::MediaType(t) => write!(
                 f,
-                "unsupported media type {t:?}; use application/xmpp+xml or application/json \
-                 (text/plain with /rest/{{kind}}/{{type}}/{{to}})"
+                "unsupported media type {t:?}; use application/xmpp+xml, application/json \
+                 or application/x-www-form-urlencoded (text/plain with \
+                 /rest/{{kind}}/{{type}}/{{to}})"
             ),
             RestError::NotWellFormed(why) => write!(f, "the body is not well-formed: {why}"),
             RestError::Path(why) => write!(f, "bad path: {why}"),
