@@ -618,8 +618,9 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
         ));
     }
     let format = match t.string("webhook", "format")?.as_deref() {
-        None | Some("json") => WebhookFormat::Json,
-        Some("xml") => WebhookFormat::Xml,
+        Some("json") => WebhookFormat::Json,
+        // mod_rest's rest_callback_content_type defaults to application/xmpp+xml.
+        None | Some("xml") => WebhookFormat::Xml,
         Some(_) => return Err(t.bad("webhook", "format", "expected \"json\" or \"xml\"")),
     };
     let stanzas = t
@@ -1073,6 +1074,13 @@ max = 10
         );
         assert_eq!(c.invites.unknown, UnknownSubscription::Deny);
         assert_eq!(c.invites.max, 10);
+    }
+
+    #[test]
+    fn webhook_format_defaults_to_xml_as_mod_rest() {
+        let text = format!("{MINIMAL}[webhook]\nurl = \"http://127.0.0.1:9/\"\n");
+        let w = Config::parse(&text, None).unwrap().webhook.unwrap();
+        assert_eq!(w.format, WebhookFormat::Xml);
     }
 
     #[test]

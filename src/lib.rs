@@ -27,7 +27,7 @@
 //!  xmpp::xml      bounded incremental XML framer (reads past oversized stanzas), element
 //!                 tree, escaping serializer
 //!  xmpp::stanza   stanza builders;  xmpp::jid  addresses;  xmpp::roster  the roster;
-//!  xmpp::jsonmap  stanzas as JSON
+//!  xmpp::jsonmap  stanzas as JSON (mod_rest's mapping, XEP-0004 forms included)
 //! ```
 //!
 //! Pure decision modules beside the daemon: `pacing` (when to reconnect), `rooms` (MUC join

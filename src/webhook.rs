@@ -1,16 +1,19 @@
 //! Webhooks: stanzas that reach the bot are POSTed to `webhook.url`, and the HTTP answer
 //! becomes the XMPP reply (the semantics of mod_rest's callbacks and mod_component_http).
 //!
-//! The pure half turns a stanza into a request (URL template, JSON or XML body, signature)
-//! and a response into what the sender gets ([`Outcome`]): 202/204 nothing, a stanza in the
-//! body that reply, a 4xx/5xx the stanza error of Prosody's HTTP→stanza-error table, an
-//! unreachable endpoint `wait/recipient-unavailable`. The shell is a one-request HTTP/1.x
+//! The pure half turns a stanza into a request (URL template, XML without the client
+//! namespace or JSON body, signature) and a response into what the sender gets
+//! ([`Outcome`]): a stanza in the body that reply (whatever the status), 202/204 or no
+//! usable body nothing (an empty result for an iq), another 4xx/5xx the stanza error of
+//! Prosody's HTTP→stanza-error table, an unreachable endpoint `wait/recipient-unavailable`;
+//! a receipt when the message asked for one. The shell is a one-request HTTP/1.x
 //! client (`http::client` over smol TCP, rustls for https) and one worker fed by a bounded queue, so
 //! replies keep the order of the stanzas and a slow endpoint never holds up the stream.
 
 use crate::app::App;
 use crate::config::{WebhookConfig, WebhookFormat};
 use crate::http::client::{self, ExchangeError, ResponseError};
+use crate::http::rest;
 use crate::log;
 use crate::metrics;
 use crate::xmpp::jid::Jid;
@@ -35,6 +38,12 @@ use std::time::Duration;
 pub const CONTENT_XML: &str = "application/xmpp+xml";
 /// Media type of mod_rest's JSON mapping.
 pub const CONTENT_JSON: &str = "application/json";
+/// Media type of form bodies (curl's `-d`).
+pub const CONTENT_FORM: &str = "application/x-www-form-urlencoded";
+/// Media type of plain text.
+pub const CONTENT_TEXT: &str = "text/plain";
+/// XEP-0184 message delivery receipts.
+pub const NS_RECEIPTS: &str = "urn:xmpp:receipts";
 /// The signature header: `sha256=` and the hex HMAC-SHA256 under `secret` of the
 /// timestamp, a `.`, and the body.
 pub const SIGNATURE_HEADER: &str = "X-Xrelay-Signature";
@@ -155,10 +164,10 @@ fn percent_encode(s: &str, out: &mut String) {
 }
 
 /// The request body for `st` and its media type: mod_rest's JSON mapping plus `stanza`, the
-/// full XML; or the XML alone.
+/// full XML; or the XML alone. The XML has no `xmlns` on the stanza (the empty namespace
+/// means jabber:client), as mod_rest posts it; children keep their own namespaces.
 pub fn request_body(format: WebhookFormat, st: &Element) -> (Vec<u8>, &'static str) {
-    // A standalone document carries its namespace, as mod_rest sends it.
-    let xml = st.to_bytes("");
+    let xml = st.to_bytes(NS_CLIENT);
     match format {
         WebhookFormat::Xml => (xml, CONTENT_XML),
         WebhookFormat::Json => {
@@ -214,9 +223,15 @@ fn reason_phrase(status: u16) -> &'static str {
     http_types::StatusCode::try_from(status).map_or("", |s| s.canonical_reason())
 }
 
-/// What the sender of `request` gets for an HTTP answer. `body` is at most the stanza size
-/// limit; a body that claims to be a stanza but is not one is treated as no body (and
-/// reported in the error, for the log).
+/// What the sender of `request` gets for an HTTP answer (mod_rest's rules). `body` is at
+/// most the stanza size limit.
+///
+/// A stanza in the body (XML, JSON, mod_component_http's `stanza`, or for a 2xx a form or
+/// `text/plain`, which is a chat message) is the reply, whatever the status. Without one,
+/// 2xx answers nothing but an iq, which gets an empty result (an iq is always answered);
+/// other statuses answer the stanza error of the HTTP→stanza-error table. A body that claims
+/// to be a stanza but is not one counts as no body, and is reported (for the log). When the
+/// message asked for a receipt (XEP-0184), the reply carries it, or is it.
 pub fn outcome(
     request: &Element,
     status: u16,
@@ -224,43 +239,119 @@ pub fn outcome(
     body: &[u8],
     max: usize,
 ) -> (Outcome, Option<String>) {
-    if !(200..300).contains(&status) {
-        let (kind, condition) = http_error(status);
-        let reply = match reason_phrase(status) {
-            "" => stanza::error_reply(request, kind, condition),
-            text => stanza::error_reply_text(request, kind, condition, text),
-        };
-        return (Outcome::Reply(reply), None);
-    }
-    let no_body = || {
-        if request.name() == "iq" {
+    let success = (200..300).contains(&status);
+    let parsed = match status {
+        202 | 204 => None,
+        _ => answer_stanza(content_type, body, max, success)
+            .map(|r| r.and_then(|reply| shape_reply(request, reply))),
+    };
+    let (out, problem) = match parsed {
+        Some(Ok(reply)) => (Outcome::Reply(reply), None),
+        // An error page's body is not meant as a stanza: not worth a log line.
+        Some(Err(why)) => (no_stanza(request, status), success.then_some(why)),
+        None => (no_stanza(request, status), None),
+    };
+    (with_receipt(request, out), problem)
+}
+
+/// The answer without a usable stanza: nothing (an empty result for an iq) for a 2xx, the
+/// status's stanza error otherwise.
+fn no_stanza(request: &Element, status: u16) -> Outcome {
+    if (200..300).contains(&status) {
+        return if request.name() == "iq" {
             Outcome::Reply(stanza::iq_result(request))
         } else {
             Outcome::NoReply
-        }
-    };
-    if status == 202 || status == 204 {
-        return (Outcome::NoReply, None);
+        };
+    }
+    let (kind, condition) = http_error(status);
+    Outcome::Reply(match reason_phrase(status) {
+        "" => stanza::error_reply(request, kind, condition),
+        text => stanza::error_reply_text(request, kind, condition, text),
+    })
+}
+
+/// The stanza an answer's body holds, if its media type says it holds one; `success`
+/// admits the forms that only a 2xx answer means as a reply (a form, plain text).
+fn answer_stanza(
+    content_type: Option<&str>,
+    body: &[u8],
+    max: usize,
+    success: bool,
+) -> Option<Result<Element, String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return None;
     }
     let media = content_type
         .and_then(|c| c.split(';').next())
         .map(|c| c.trim().to_ascii_lowercase());
-    let parsed = match media.as_deref() {
-        _ if body.iter().all(u8::is_ascii_whitespace) => return (no_body(), None),
-        Some(CONTENT_JSON) => serde_json::from_slice(body)
+    Some(match media.as_deref()? {
+        CONTENT_JSON => serde_json::from_slice::<serde_json::Value>(body)
             .map_err(|e| format!("the JSON answer is not valid: {e}"))
-            .and_then(|v| jsonmap::from_json(&v).map_err(|e| e.to_string())),
-        Some(CONTENT_XML) => xml::parse_document(body, max).map_err(|e| e.to_string()),
-        _ => return (no_body(), None),
+            .and_then(|v| match v.get("stanza") {
+                // mod_component_http: the raw stanza overrides the other fields.
+                Some(serde_json::Value::String(raw)) => {
+                    rest::reply_xml(raw.as_bytes()).map_err(|e| e.to_string())
+                }
+                _ => jsonmap::from_json(&v).map_err(|e| e.to_string()),
+            }),
+        CONTENT_XML if body.len() <= max => rest::reply_xml(body).map_err(|e| e.to_string()),
+        CONTENT_XML => Err(format!("the XML answer is larger than {max} bytes")),
+        CONTENT_FORM if success => rest::form_stanza(body).map_err(|e| e.to_string()),
+        CONTENT_TEXT if success => match std::str::from_utf8(body) {
+            Ok(text) => Ok(Element::new("message", NS_CLIENT)
+                .attr("type", "chat")
+                .child(Element::new("body", NS_CLIENT).text(text))),
+            Err(_) => Err("the text answer is not UTF-8".into()),
+        },
+        _ => return None,
+    })
+}
+
+/// The XEP-0184 receipt a message asks for: it has an id and a `<request/>` (a room
+/// message never gets one).
+fn receipt_for(request: &Element) -> Option<Element> {
+    let asks = request.name() == "message"
+        && request.get_attr("type") != Some("groupchat")
+        && request.get_child("request", NS_RECEIPTS).is_some();
+    let id = request.get_attr("id").filter(|_| asks)?;
+    Some(Element::new("received", NS_RECEIPTS).attr("id", id))
+}
+
+/// `out` carrying the receipt `request` asks for: added to a message reply to the sender,
+/// or sent alone when there is no reply.
+fn with_receipt(request: &Element, out: Outcome) -> Outcome {
+    let Some(receipt) = receipt_for(request) else {
+        return out;
     };
-    match parsed.and_then(|reply| shape_reply(request, reply)) {
-        Ok(reply) => (Outcome::Reply(reply), None),
-        Err(why) => (no_body(), Some(why)),
+    let sender = request.get_attr("from");
+    match out {
+        Outcome::Reply(mut r)
+            if r.name() == "message"
+                && r.get_attr("type") != Some("error")
+                && r.get_attr("to") == sender =>
+        {
+            r.push_child(receipt);
+            Outcome::Reply(r)
+        }
+        Outcome::NoReply => {
+            let mut r = Element::new("message", NS_CLIENT);
+            if let Some(from) = sender {
+                r.set_attr("to", from);
+            }
+            if let Some(t) = request.get_attr("type") {
+                r.set_attr("type", t);
+            }
+            Outcome::Reply(r.child(receipt))
+        }
+        other => other,
     }
 }
 
 /// Addresses `reply` to the sender of `request`: to/from swapped (the server stamps our
-/// `from`), the id kept for iq; a reply to a groupchat message goes to the room.
+/// `from`), the id kept for iq and errors; a reply to a groupchat message goes to the room.
+/// A message or presence that names another recipient in `to` goes there
+/// (mod_component_http), unless it names the bot itself.
 fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String> {
     // Never presence: an endpoint must not approve subscriptions or change the bot's status.
     if reply.ns() != NS_CLIENT || !matches!(reply.name(), "message" | "iq") {
@@ -274,10 +365,26 @@ fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String>
             request.name()
         ));
     }
+    if reply.name() == "message" && reply.nodes().is_empty() {
+        return Err("the answer is an empty message".into());
+    }
     reply.remove_attr("from");
+    if reply.get_attr("type").is_none() && reply.get_child("error", NS_CLIENT).is_some() {
+        reply.set_attr("type", "error");
+    }
+    let is_error = reply.get_attr("type") == Some("error");
+    let bare = |j: &str| Jid::parse(j).map(|j| j.bare()).ok();
+    let elsewhere = reply.get_attr("to").filter(|to| {
+        !is_iq
+            && !is_error
+            && bare(to).is_some()
+            && bare(to) != request.get_attr("to").and_then(bare)
+    });
     let from = request.get_attr("from").unwrap_or_default();
     let groupchat = request.get_attr("type") == Some("groupchat") && reply.name() == "message";
-    if groupchat {
+    if elsewhere.is_some() {
+        // Addressed by the webhook itself.
+    } else if groupchat && !is_error {
         let room = Jid::parse(from).map_or_else(|_| from.to_string(), |j| j.bare().to_string());
         reply.set_attr("to", &room);
         reply.set_attr("type", "groupchat");
@@ -286,14 +393,14 @@ fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String>
     } else {
         reply.remove_attr("to");
     }
-    if is_iq {
+    if is_iq || is_error {
         match request.get_attr("id") {
             Some(id) => reply.set_attr("id", id),
             None => reply.remove_attr("id"),
         }
-        if reply.get_attr("type") != Some("error") {
-            reply.set_attr("type", "result");
-        }
+    }
+    if is_iq && !is_error {
+        reply.set_attr("type", "result");
     } else if reply.name() == "message" && reply.get_attr("type").is_none() {
         if let Some(t) = request.get_attr("type") {
             reply.set_attr("type", t);
@@ -389,9 +496,12 @@ pub fn new(
 /// the outbox like any other stanza, so it survives a reconnect.
 pub async fn run_worker(hook: Webhook, rx: QueueRx, app: &App) {
     while let Some(st) = rx.next().await {
-        let Some(reply) = hook.deliver(&st, app).await else {
+        let Some(mut reply) = hook.deliver(&st, app).await else {
             continue;
         };
+        if reply.get_attr("id").is_none() {
+            reply.set_attr("id", &app.next_id());
+        }
         if let Err(e) = app.outbox.push(&reply, false) {
             metrics::inc(&app.metrics.webhook.reply_dropped);
             log!(
@@ -556,7 +666,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn el(s: &str) -> Element {
-        xml::parse_document(s.as_bytes(), 65536).unwrap()
+        crate::xmpp::xml::parse_document(s.as_bytes(), 65536).unwrap()
     }
 
     #[test]
@@ -688,14 +798,22 @@ mod tests {
         assert_eq!(v["kind"], "message");
         assert_eq!(v["from"], "alice@example.org/phone");
         let stanza = v["stanza"].as_str().unwrap();
-        assert!(
-            stanza.starts_with("<message xmlns='jabber:client'"),
-            "{stanza}"
-        );
-        assert_eq!(el(stanza), m);
+        assert_eq!(stanza, MSG);
         let (body, ct) = request_body(WebhookFormat::Xml, &m);
         assert_eq!(ct, CONTENT_XML);
         assert_eq!(el(std::str::from_utf8(&body).unwrap()), m);
+    }
+
+    #[test]
+    fn xml_bodies_have_no_client_namespace_and_children_keep_theirs() {
+        let m = el("<message from='a@b/c' type='chat'><body>x</body>\
+                    <request xmlns='urn:xmpp:receipts'/></message>");
+        let (body, _) = request_body(WebhookFormat::Xml, &m);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "<message from='a@b/c' type='chat'><body>x</body>\
+             <request xmlns='urn:xmpp:receipts'/></message>"
+        );
     }
 
     #[test]
@@ -708,14 +826,140 @@ mod tests {
     }
 
     #[test]
-    fn accepted_and_no_content_mean_no_reply() {
-        for st in [MSG, IQ] {
-            for status in [202, 204] {
-                let body = br#"{"body": "ignored"}"#;
-                let (o, _) = outcome(&el(st), status, Some(CONTENT_JSON), body, 4096);
-                assert_eq!(o, Outcome::NoReply);
-            }
+    fn accepted_and_no_content_answer_nothing_but_an_empty_iq_result() {
+        for status in [202, 204] {
+            let body = br#"{"body": "ignored"}"#;
+            let (o, _) = outcome(&el(MSG), status, Some(CONTENT_JSON), body, 4096);
+            assert_eq!(o, Outcome::NoReply);
+            let (o, _) = outcome(&el(IQ), status, Some(CONTENT_JSON), body, 4096);
+            let Outcome::Reply(r) = o else { panic!() };
+            assert_eq!(
+                ser(&r),
+                "<iq to='alice@example.org/phone' id='q1' type='result'/>"
+            );
         }
+    }
+
+    #[test]
+    fn a_text_answer_is_a_chat_reply() {
+        let (o, why) = outcome(
+            &el(MSG),
+            200,
+            Some("text/plain; charset=utf-8"),
+            b"ok",
+            4096,
+        );
+        assert_eq!(why, None);
+        let Outcome::Reply(r) = o else { panic!() };
+        assert_eq!(
+            ser(&r),
+            "<message type='chat' to='alice@example.org/phone'><body>ok</body></message>"
+        );
+    }
+
+    #[test]
+    fn a_form_answer_is_mapped_like_json() {
+        let (o, _) = outcome(
+            &el(MSG),
+            200,
+            Some(CONTENT_FORM),
+            b"body=a+b&subject=s",
+            4096,
+        );
+        let Outcome::Reply(r) = o else { panic!() };
+        assert_eq!(
+            ser(&r),
+            "<message to='alice@example.org/phone' type='chat'><subject>s</subject><body>a b</body></message>"
+        );
+    }
+
+    #[test]
+    fn an_error_status_with_a_stanza_sends_that_stanza() {
+        let (o, why) = outcome(
+            &el(MSG),
+            500,
+            Some(CONTENT_XML),
+            b"<message><body>oops</body></message>",
+            4096,
+        );
+        assert_eq!(why, None);
+        let Outcome::Reply(r) = o else { panic!() };
+        assert_eq!(
+            ser(&r),
+            "<message to='alice@example.org/phone' type='chat'><body>oops</body></message>"
+        );
+        // A text or unparsable error page is not a stanza: the status's error.
+        for (ct, body) in [
+            (Some("text/plain"), &b"Internal error"[..]),
+            (Some(CONTENT_JSON), b"{"),
+        ] {
+            let (o, why) = outcome(&el(MSG), 500, ct, body, 4096);
+            assert_eq!(why, None);
+            assert!(matches!(o, Outcome::Reply(r) if r.get_attr("type") == Some("error")));
+        }
+    }
+
+    #[test]
+    fn a_raw_stanza_in_json_overrides_the_other_fields() {
+        let body = br#"{"body": "ignored", "stanza": "<message type='headline'><body>raw</body><x xmlns='urn:x'/></message>"}"#;
+        let (o, why) = outcome(&el(MSG), 200, Some(CONTENT_JSON), body, 4096);
+        assert_eq!(why, None);
+        let Outcome::Reply(r) = o else { panic!() };
+        assert_eq!(
+            ser(&r),
+            "<message type='headline' to='alice@example.org/phone'><body>raw</body><x xmlns='urn:x'/></message>"
+        );
+        let bad = br#"{"stanza": "<message xmlns='urn:evil'/>"}"#;
+        let (o, why) = outcome(&el(MSG), 200, Some(CONTENT_JSON), bad, 4096);
+        assert_eq!(o, Outcome::NoReply);
+        assert!(why.unwrap().contains("xmlns"));
+    }
+
+    #[test]
+    fn an_explicit_to_in_a_reply_is_honoured() {
+        let body = br#"{"to": "carol@example.org", "body": "fwd"}"#;
+        let (o, _) = outcome(&el(MSG), 200, Some(CONTENT_JSON), body, 4096);
+        let Outcome::Reply(r) = o else { panic!() };
+        assert_eq!(r.get_attr("to"), Some("carol@example.org"));
+        // Not to the bot itself, and an iq result always goes to the requester.
+        let body = br#"{"to": "bot@example.org/x", "body": "me"}"#;
+        let (o, _) = outcome(&el(MSG), 200, Some(CONTENT_JSON), body, 4096);
+        assert!(
+            matches!(o, Outcome::Reply(r) if r.get_attr("to") == Some("alice@example.org/phone"))
+        );
+        let body = br#"{"kind": "iq", "to": "carol@example.org", "ping": true}"#;
+        let (o, _) = outcome(&el(IQ), 200, Some(CONTENT_JSON), body, 4096);
+        assert!(
+            matches!(o, Outcome::Reply(r) if r.get_attr("to") == Some("alice@example.org/phone"))
+        );
+    }
+
+    #[test]
+    fn a_receipt_request_is_answered_with_the_reply_or_alone() {
+        const ASKS: &str = "<message from='alice@example.org/phone' to='bot@example.org' \
+                            id='m7' type='chat'><body>hi</body><request xmlns='urn:xmpp:receipts'/></message>";
+        let (o, _) = outcome(
+            &el(ASKS),
+            200,
+            Some(CONTENT_JSON),
+            br#"{"body": "yes"}"#,
+            4096,
+        );
+        let Outcome::Reply(r) = o else { panic!() };
+        assert_eq!(
+            ser(&r),
+            "<message to='alice@example.org/phone' type='chat'><body>yes</body>\
+             <received xmlns='urn:xmpp:receipts' id='m7'/></message>"
+        );
+        let (o, _) = outcome(&el(ASKS), 204, None, b"", 4096);
+        let Outcome::Reply(r) = o else { panic!() };
+        assert_eq!(
+            ser(&r),
+            "<message to='alice@example.org/phone' type='chat'>\
+             <received xmlns='urn:xmpp:receipts' id='m7'/></message>"
+        );
+        let (o, _) = outcome(&el(ASKS), 404, None, b"", 4096);
+        assert!(matches!(o, Outcome::Reply(r) if r.get_child("received", NS_RECEIPTS).is_none()));
     }
 
     #[test]
@@ -770,7 +1014,7 @@ mod tests {
     #[test]
     fn a_2xx_without_a_usable_body_answers_only_iq() {
         let cases: [(Option<&str>, &[u8], bool); 6] = [
-            (Some("text/plain"), b"ok", false),
+            (Some("image/png"), b"ok", false),
             (None, b"", false),
             (Some(CONTENT_JSON), b"  ", false),
             (Some(CONTENT_JSON), b"{not json", true),
@@ -807,7 +1051,7 @@ mod tests {
             b"<iq xmlns='urn:x'/>",
             4096,
         );
-        assert!(why.unwrap().contains("not a message"));
+        assert!(why.unwrap().contains("no xmlns"));
     }
 
     #[test]
@@ -842,7 +1086,7 @@ mod tests {
                 &el(MSG),
                 status,
                 Some(CONTENT_JSON),
-                br#"{"body":"x"}"#,
+                br#"{"error": "not a stanza"}"#,
                 4096,
             );
             let Outcome::Reply(r) = o else { panic!() };

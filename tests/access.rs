@@ -121,7 +121,9 @@ fn a_message_to_the_bot_itself_reaches_the_echo_webhook_at_most_once() {
     let echo = readme_echo_bot(hook_port);
     let b = bot(
         p,
-        &format!("[webhook]\nurl = \"http://127.0.0.1:{hook_port}/\"\nfrom = \"anyone\"\n"),
+        &format!(
+            "[webhook]\nurl = \"http://127.0.0.1:{hook_port}/\"\nformat = \"json\"\nfrom = \"anyone\"\n"
+        ),
     );
     let key = b.key("msg");
     let (status, body) = b.post(&key, &format!("/msg/{}", b.jid), "text/plain", "ping me");
@@ -153,7 +155,7 @@ fn a_stranger_is_refused_and_an_invited_contact_is_forwarded() {
     let mut b = bot(
         p,
         &format!(
-            "[webhook]\nurl = {}\nstanzas = [\"message\", \"iq\"]\n\
+            "[webhook]\nurl = {}\nformat = \"json\"\nstanzas = [\"message\", \"iq\"]\n\
              [invites]\nfile = {}\n",
             toml_str(&hook.url("/hook")),
             toml_str(&invites.to_string_lossy())

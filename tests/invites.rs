@@ -374,7 +374,7 @@ fn invites_api_and_landing_pages() {
     );
     let r = http(b.port, "PUT", &format!("/invites_api?key={key}"), &[], b"");
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("Allow"), Some("GET, POST"));
+    assert_eq!(r.header("Allow"), Some("GET, POST, OPTIONS"));
     let r = http(
         b.port,
         "GET",

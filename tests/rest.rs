@@ -264,7 +264,7 @@ fn every_refusal_and_the_bounded_waiting_set() {
         (
             "/rest",
             JSON,
-            format!(r#"{{"to":"{rcpt}","body":"x","colour":"red"}}"#),
+            format!(r#"{{"kind":"iq","to":"{rcpt}","body":"x"}}"#),
             422,
             "bad-format",
         ),

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine: Prosody and ejabberd (the tests run
 # their own instances, so the distributions' services must not start), openssl,
-# ca-certificates, curl, python3 (the README's webhook example runs as a test) and
-# musl-tools. Given package names, installs exactly those instead (cross/build.sh does
+# ca-certificates, curl, python3 (the README's webhook example runs as a test),
+# python3-flask (the Flask bots of mod_rest's README run as webhooks) and musl-tools.
+# Given package names, installs exactly those instead (cross/build.sh does
 # that); a name like musl-dev:armhf adds the foreign architecture first.
 # Idempotent: does nothing when all is installed. Runs as root or via sudo.
 # usage: tests/setup-debian.sh [PACKAGE...]
 set -euo pipefail
 
-packages=(prosody ejabberd openssl ca-certificates curl python3 musl-tools)
+packages=(prosody ejabberd openssl ca-certificates curl python3 python3-flask musl-tools)
 [ $# -gt 0 ] && packages=("$@")
 
 missing=()

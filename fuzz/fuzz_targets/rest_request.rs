@@ -2,7 +2,7 @@
 //! the `/rest/{kind}/{type}/{to}` and `/rest/{payload}/{to}` forms), media type and body.
 //!
 //! Input: byte 0 picks the method and the media type; the rest is cut at the first NUL into
-//! the path and the body.
+//! the path and the body (for GET, also the query string).
 //!
 //! Invariants: no panic; an accepted request is one message, presence or iq in jabber:client
 //! with only `to`, `id`, `type` and `xml:lang` on it (an iq of type get or set with exactly
@@ -15,13 +15,14 @@ use xrelay::http::rest::{parse, RestRequest};
 use xrelay::xmpp::jid::Jid;
 use xrelay::xmpp::xml::{parse_document, CLIENT_NS};
 
-const TYPES: [Option<&str>; 6] = [
+const TYPES: [Option<&str>; 7] = [
     None,
     Some("application/xmpp+xml"),
     Some("application/json"),
     Some("text/plain; charset=utf-8"),
     Some("text/html"),
     Some(""),
+    Some("application/x-www-form-urlencoded"),
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -38,12 +39,18 @@ fuzz_target!(|data: &[u8]| {
     let req = RestRequest {
         method: if flags & 1 == 0 { "POST" } else { "GET" },
         path,
+        // A GET's payload fields come in the query: the body stands in for it.
+        query: (flags & 1 == 1)
+            .then(|| std::str::from_utf8(body).ok())
+            .flatten(),
         content_type: TYPES[usize::from(flags >> 1) % TYPES.len()],
         body,
     };
     let bot = Jid::parse("bot@example.org/xrelay").unwrap();
     match parse(&req, &bot) {
-        Ok(el) => {
+        Ok(parsed) => {
+            assert!(!parsed.echo || req.method == "POST");
+            let el = parsed.stanza;
             assert!(matches!(el.name(), "message" | "presence" | "iq"));
             assert_eq!(el.ns(), CLIENT_NS);
             assert!(el

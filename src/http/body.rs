@@ -5,9 +5,14 @@
 //! here allocates more than a small multiple of the request's size. Where mod_post_msg has
 //! footguns (a `curl -d 'text'` form body without `=`, `text/plain; charset=utf-8` refused,
 //! empty messages accepted) this module follows the product contract instead.
+//!
+//! A form body in which none of the fields below appears is the message text as sent
+//! (ntfy's rule): `curl -d 'disk usage=95% on nas01'` is a message, not an empty form.
 
 use crate::xmpp::jid::Jid;
+use crate::xmpp::jsonmap;
 use crate::xmpp::stanza::MessageType;
+use crate::xmpp::xml::Element;
 use serde_json::Value;
 use std::fmt;
 
@@ -47,6 +52,8 @@ pub struct Outgoing {
     pub body: String,
     /// The subject, if a non-empty one was given.
     pub subject: Option<String>,
+    /// The XHTML-IM `<html>` of an `html` field (mod_post_msg's), checked well-formed.
+    pub html: Option<Element>,
 }
 
 /// Why a `/msg` request cannot become a message; [`BodyError::status`] gives the HTTP status.
@@ -66,6 +73,8 @@ pub enum BodyError {
     EmptyBody,
     /// The `type` is not one of chat, normal, headline, groupchat (422); holds the value.
     BadType(String),
+    /// The `html` field is not well-formed XHTML (422).
+    BadHtml,
 }
 
 impl BodyError {
@@ -77,7 +86,8 @@ impl BodyError {
             BodyError::BadRecipient(_)
             | BodyError::MissingRecipient
             | BodyError::EmptyBody
-            | BodyError::BadType(_) => 422,
+            | BodyError::BadType(_)
+            | BodyError::BadHtml => 422,
         }
     }
 }
@@ -101,6 +111,7 @@ impl fmt::Display for BodyError {
                 f,
                 "unknown message type {t:?}: use chat, normal, headline or groupchat"
             ),
+            BodyError::BadHtml => f.write_str("the html field is not well-formed XHTML"),
         }
     }
 }
@@ -169,6 +180,11 @@ pub fn parse_msg(req: &MsgRequest, bot: &Jid, rooms: &[Jid]) -> Result<Outgoing,
         _ => return Err(BodyError::EmptyBody),
     };
 
+    let html = match fields.html.as_deref().filter(|h| !h.trim().is_empty()) {
+        Some(h) => Some(jsonmap::xhtml_im(h).map_err(|_| BodyError::BadHtml)?),
+        None => None,
+    };
+
     let subject = fields.subject.filter(|s| !s.trim().is_empty()).or_else(|| {
         req.subject_header
             .filter(|s| !s.trim().is_empty())
@@ -180,6 +196,7 @@ pub fn parse_msg(req: &MsgRequest, bot: &Jid, rooms: &[Jid]) -> Result<Outgoing,
         kind,
         body,
         subject,
+        html,
     })
 }
 
@@ -190,6 +207,7 @@ struct Fields {
     kind: Option<String>,
     body: Option<String>,
     subject: Option<String>,
+    html: Option<String>,
 }
 
 impl Fields {
@@ -200,12 +218,14 @@ impl Fields {
             kind,
             body,
             subject,
+            html,
         } = other;
         for (slot, new) in [
             (&mut self.to, to),
             (&mut self.kind, kind),
             (&mut self.body, body),
             (&mut self.subject, subject),
+            (&mut self.html, html),
         ] {
             if new.is_some() {
                 *slot = new;
@@ -224,9 +244,9 @@ enum Format {
 fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Fields, BodyError> {
     match format(content_type)? {
         Format::Text => Ok(text_fields(body)?),
-        // ntfy-style: `curl -d 'WAN is down'` labels plain text as a form; with no `=` it cannot
-        // be one. It is taken as is, not percent-decoded, so `100% down` survives.
-        Format::Form if !body.contains(&b'=') => Ok(text_fields(body)?),
+        // ntfy-style: `curl -d 'WAN is down'` labels plain text as a form; without one of the
+        // fields it is not one. It is taken as is, not percent-decoded, so `100% down` survives.
+        Format::Form if !has_field(body) => Ok(text_fields(body)?),
         Format::Form => parse_form(strip_newline(body), "form data"),
         Format::Json => parse_json(body),
     }
@@ -283,27 +303,47 @@ fn strip_newline(body: &[u8]) -> &[u8] {
     }
 }
 
+/// The names a form body may carry: the message's fields and xrelay's own (`key`, `wait`).
+const FORM_FIELDS: [&[u8]; 7] = [
+    b"to", b"type", b"body", b"subject", b"html", b"key", b"wait",
+];
+
+/// Whether any name in a form body is one of [`FORM_FIELDS`].
+fn has_field(body: &[u8]) -> bool {
+    form_pairs(strip_newline(body))
+        .filter_map(|(name, _)| percent_decode(name, true))
+        .any(|name| FORM_FIELDS.contains(&name.as_slice()))
+}
+
+/// The `name=value` pairs of a form body or query string, still percent-encoded (a pair
+/// without `=` has an empty value).
+pub(crate) fn form_pairs(input: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        })
+}
+
 /// `application/x-www-form-urlencoded` (also the query string): `+` is a space; a duplicate
 /// field replaces the earlier one; values of other fields (`key`, `wait`) are not decoded.
 fn parse_form(input: &[u8], what: &str) -> Result<Fields, BodyError> {
     let mut fields = Fields::default();
-    let pairs = input.split(|&b| b == b'&').filter(|p| !p.is_empty());
-    for (n, pair) in pairs.enumerate() {
+    for (n, (name, value)) in form_pairs(input).enumerate() {
         if n >= MAX_FORM_FIELDS {
             return Err(BodyError::Malformed(format!(
                 "the {what} has more than {MAX_FORM_FIELDS} fields"
             )));
         }
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
         let name = percent_decode(name, true).ok_or_else(|| bad_escape(what))?;
         let slot = match name.as_slice() {
             b"to" => &mut fields.to,
             b"type" => &mut fields.kind,
             b"body" => &mut fields.body,
             b"subject" => &mut fields.subject,
+            b"html" => &mut fields.html,
             _ => continue,
         };
         let value = percent_decode(value, true).ok_or_else(|| bad_escape(what))?;
@@ -362,6 +402,7 @@ fn parse_json(body: &[u8]) -> Result<Fields, BodyError> {
             "type" => &mut fields.kind,
             "body" => &mut fields.body,
             "subject" => &mut fields.subject,
+            "html" => &mut fields.html,
             // Unknown fields are ignored, as mod_post_msg does, so its clients keep working.
             _ => continue,
         };
@@ -550,6 +591,27 @@ mod tests {
     }
 
     #[test]
+    fn form_without_a_known_field_is_the_text_as_sent() {
+        assert_eq!(
+            ok(FORM, b"disk usage=95% on nas01").body,
+            "disk usage=95% on nas01"
+        );
+        assert_eq!(ok(FORM, b"b%y=1&x=2").body, "b%y=1&x=2");
+        assert_eq!(ok(FORM, b"a=1&body=x").body, "x");
+        // xrelay's own fields make it a form: no key ends up in a message.
+        assert_eq!(status(post(FORM, b"key=ID/SECRET")), 422);
+    }
+
+    #[test]
+    fn html_field_is_xhtml_im_and_checked() {
+        let m = ok(FORM, b"body=hi&html=%3Cp%3Ehi%3C%2Fp%3E");
+        assert_eq!(m.html.unwrap().name(), "html");
+        let m = ok(JSON, br#"{"body":"hi","html":"<b>hi</b>"}"#);
+        assert!(m.html.is_some());
+        assert_eq!(post(FORM, b"body=hi&html=%3Cp%3E"), Err(BodyError::BadHtml));
+    }
+
+    #[test]
     fn form_without_equals_is_text() {
         let m = ok(FORM, b"WAN is down");
         assert_eq!(m.body, "WAN is down");
@@ -561,13 +623,7 @@ mod tests {
 
     #[test]
     fn form_errors() {
-        for body in [
-            &b"body=%zz"[..],
-            b"body=%4",
-            b"body=%",
-            b"b%y=1",
-            b"body=%+1",
-        ] {
+        for body in [&b"body=%zz"[..], b"body=%4", b"body=%", b"body=%+1"] {
             let e = post(FORM, body).unwrap_err();
             assert!(matches!(e, BodyError::Malformed(_)), "{body:?}");
             assert_eq!(e.status(), 400);
@@ -575,8 +631,12 @@ mod tests {
         assert_eq!(post(FORM, b"body=%FF"), Err(BodyError::InvalidUtf8));
         assert_eq!(post(FORM, b"body=%C3"), Err(BodyError::InvalidUtf8));
         assert_eq!(post(FORM, b"to=%C3%28&body=x"), Err(BodyError::InvalidUtf8));
+        // With a known field, so that it is a form and not text.
         let many: Vec<u8> = (0..=MAX_FORM_FIELDS)
-            .map(|i| format!("f{i}=1"))
+            .map(|i| match i {
+                0 => "to=bob".to_string(),
+                i => format!("f{i}=1"),
+            })
             .collect::<Vec<_>>()
             .join("&")
             .into_bytes();
@@ -836,6 +896,7 @@ mod tests {
             (BodyError::MissingRecipient, 422),
             (BodyError::EmptyBody, 422),
             (BodyError::BadType("x".to_owned()), 422),
+            (BodyError::BadHtml, 422),
         ];
         for (e, code) in all {
             assert_eq!(e.status(), code, "{e:?}");

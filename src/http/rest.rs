@@ -6,8 +6,8 @@
 //! reaches the stream is always well-formed and one stanza. Only `to`, `id`, `type` and
 //! `xml:lang` survive on the top element; the server stamps `from`.
 
-use super::body::percent_decode;
-use crate::webhook::{CONTENT_JSON, CONTENT_XML};
+use super::body::{form_pairs, percent_decode, MAX_FORM_FIELDS};
+use crate::webhook::{CONTENT_FORM, CONTENT_JSON, CONTENT_XML};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap::{self, MapError};
 use crate::xmpp::stanza::NS_CLIENT;
@@ -21,7 +21,7 @@ const IQ_SHORTHANDS: [&str; 4] = ["ping", "disco", "items", "version"];
 /// Why a `/rest` request is refused (mod_rest's errors, with its status codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestError {
-    /// A media type other than XML, JSON or (with a path) plain text.
+    /// A media type other than XML, JSON, a form or plain text.
     MediaType(String),
     /// The body is not well-formed XML or JSON, not UTF-8, or not exactly one element.
     NotWellFormed(String),
@@ -84,8 +84,9 @@ impl fmt::Display for RestError {
         match self {
             RestError::MediaType(t) => write!(
                 f,
-                "unsupported media type {t:?}; use application/xmpp+xml or application/json \
-                 (text/plain with /rest/{{kind}}/{{type}}/{{to}})"
+                "unsupported media type {t:?}; use application/xmpp+xml, application/json \
+                 or application/x-www-form-urlencoded (text/plain with \
+                 /rest/{{kind}}/{{type}}/{{to}})"
             ),
             RestError::NotWellFormed(why) => write!(f, "the body is not well-formed: {why}"),
             RestError::Path(why) => write!(f, "bad path: {why}"),
@@ -116,23 +117,57 @@ impl fmt::Display for RestError {
 impl std::error::Error for RestError {}
 
 /// A `/rest` request as far as the body goes.
-#[derive(Debug, Clone, Copy)]
+///
+/// Deliberately not `Debug`: the query string may carry an API key (`?key=ID/SECRET`).
+#[derive(Clone, Copy)]
 pub struct RestRequest<'a> {
     /// `GET` or `POST`.
     pub method: &'a str,
-    /// The path after `/rest` (`""`, or `/{kind}/{type}/{to}`, or for GET `/{payload}/{to}`).
+    /// The path after `/rest` (`""`, `/echo`, or `/{kind}/{type}/{to}`, or for GET
+    /// `/{payload}/{to}`).
     pub path: &'a str,
+    /// The raw query string: a GET's payload fields (`?node=...`).
+    pub query: Option<&'a str>,
     /// The declared media type, if any.
     pub content_type: Option<&'a str>,
     /// The body (already bounded by `http.max_body_bytes`).
     pub body: &'a [u8],
 }
 
-/// The stanza `req` asks to send, checked; its `id` is left as given (maybe absent).
-/// `bot` is the bot's full JID.
-pub fn parse(req: &RestRequest<'_>, bot: &Jid) -> Result<Element, RestError> {
+/// What a `/rest` request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The stanza, checked; its `id` is left as given (maybe absent).
+    pub stanza: Element,
+    /// Fields of a JSON or form body (or query) that the mapping ignored, for the
+    /// `X-Xrelay-Ignored` header.
+    pub ignored: Vec<String>,
+    /// `POST /rest/echo`: answer with the stanza instead of sending it.
+    pub echo: bool,
+}
+
+/// The response header that names the fields of a request that were ignored.
+pub const IGNORED_HEADER: &str = "X-Xrelay-Ignored";
+
+/// The value of [`IGNORED_HEADER`], when any field was ignored.
+pub fn ignored_header(ignored: &[String]) -> Option<String> {
+    (!ignored.is_empty()).then(|| ignored.join(", "))
+}
+
+/// The stanza `req` asks to send, checked. `bot` is the bot's full JID.
+pub fn parse(req: &RestRequest<'_>, bot: &Jid) -> Result<Parsed, RestError> {
+    let mut ignored = Vec::new();
+    let stanza = parse_stanza(req, &mut ignored)?;
+    Ok(Parsed {
+        stanza: check(stanza, bot)?,
+        ignored,
+        echo: req.method != "GET" && req.path.trim_matches('/') == "echo",
+    })
+}
+
+fn parse_stanza(req: &RestRequest<'_>, ignored: &mut Vec<String>) -> Result<Element, RestError> {
     let path = req.path.trim_start_matches('/');
-    let path = (!path.is_empty()).then_some(path);
+    let path = (!path.is_empty() && path.trim_end_matches('/') != "echo").then_some(path);
     let media = req
         .content_type
         .and_then(|c| c.split(';').next())
@@ -140,32 +175,43 @@ pub fn parse(req: &RestRequest<'_>, bot: &Jid) -> Result<Element, RestError> {
         .filter(|c| !c.is_empty());
     let el = if req.method == "GET" {
         let path = path.ok_or_else(|| RestError::Path("GET needs /rest/{payload}/{to}".into()))?;
-        from_json(amend(Map::new(), &format!("iq/{path}"))?)?
+        let mut fields = match req.query {
+            Some(q) => form_map(q.as_bytes())?,
+            None => Map::new(),
+        };
+        // The API key may come in the query; it is no payload field.
+        fields.remove("key");
+        mapped(amend(fields, &format!("iq/{path}"))?, ignored)?
     } else {
         match media.as_deref() {
             // The body is already bounded; the framer's own limit only has to let it through.
-            Some(CONTENT_XML) => xml::parse_document(req.body, req.body.len().max(512) * 2)
-                .map_err(|e| match e {
-                    DocError::NotOneElement => {
-                        RestError::NotWellFormed("expected exactly one element".into())
-                    }
-                    DocError::Xml(e) => RestError::NotWellFormed(e.to_string()),
-                })?,
+            Some(CONTENT_XML) => parse_xml(req.body)?,
             Some(CONTENT_JSON) => {
                 let v: Value = serde_json::from_slice(req.body)
                     .map_err(|e| RestError::NotWellFormed(e.to_string()))?;
                 match path {
-                    None => jsonmap::from_json(&v).map_err(RestError::Mapping)?,
+                    None => {
+                        ignored.extend(jsonmap::ignored_keys(&v));
+                        jsonmap::from_json(&v).map_err(RestError::Mapping)?
+                    }
                     Some(p) => match v {
-                        Value::Object(m) => from_json(amend(m, p)?)?,
+                        Value::Object(m) => mapped(amend(m, p)?, ignored)?,
                         _ => return Err(RestError::Mapping(MapError::NotAnObject)),
                     },
                 }
             }
-            Some("text/plain") => {
-                let text = std::str::from_utf8(req.body)
-                    .map_err(|_| RestError::NotWellFormed("the body is not UTF-8".into()))?;
-                text_stanza(text, path)?
+            Some("text/plain") => text_stanza(utf8(req.body)?, path)?,
+            // curl's -d: a form with none of the mapping's fields is the text as sent (ntfy's
+            // rule), so `-d 'disk usage=95%'` is a message, not an empty form.
+            Some(CONTENT_FORM) if !has_mapped_field(req.body) => {
+                text_stanza(utf8(req.body)?, path)?
+            }
+            Some(CONTENT_FORM) => {
+                let fields = form_map(req.body)?;
+                match path {
+                    None => mapped(fields, ignored)?,
+                    Some(p) => mapped(amend(fields, p)?, ignored)?,
+                }
             }
             None if req.body.is_empty() => match path {
                 Some(p) => from_json(amend(Map::new(), p)?)?,
@@ -174,7 +220,80 @@ pub fn parse(req: &RestRequest<'_>, bot: &Jid) -> Result<Element, RestError> {
             other => return Err(RestError::MediaType(other.unwrap_or_default().to_string())),
         }
     };
-    check(el, bot)
+    Ok(el)
+}
+
+fn utf8(body: &[u8]) -> Result<&str, RestError> {
+    std::str::from_utf8(body).map_err(|_| RestError::NotWellFormed("the body is not UTF-8".into()))
+}
+
+/// The stanza of a JSON object (after the path amended it), noting the keys it ignored.
+fn mapped(m: Map<String, Value>, ignored: &mut Vec<String>) -> Result<Element, RestError> {
+    let v = Value::Object(m);
+    ignored.extend(jsonmap::ignored_keys(&v));
+    jsonmap::from_json(&v).map_err(RestError::Mapping)
+}
+
+/// Whether any name in a form body is a field of the JSON mapping.
+fn has_mapped_field(body: &[u8]) -> bool {
+    form_pairs(body).any(|(name, _)| {
+        percent_decode(name, true)
+            .and_then(|n| String::from_utf8(n).ok())
+            .is_some_and(|n| jsonmap::is_field(&n))
+    })
+}
+
+/// A form body or query string as the JSON object mod_rest makes of it: every value a
+/// string (a repeated name keeps the last), but the flags `join` and `ping` and the empty
+/// or `true` iq payloads, which are `true`.
+fn form_map(input: &[u8]) -> Result<Map<String, Value>, RestError> {
+    let bad = |what: &str| RestError::NotWellFormed(format!("the form {what}"));
+    let mut m = Map::new();
+    for (n, (name, value)) in form_pairs(input).enumerate() {
+        if n >= MAX_FORM_FIELDS {
+            return Err(bad(&format!("has more than {MAX_FORM_FIELDS} fields")));
+        }
+        let decode = |b: &[u8]| {
+            percent_decode(b, true)
+                .ok_or_else(|| bad("has an invalid percent escape"))
+                .and_then(|v| String::from_utf8(v).map_err(|_| bad("is not UTF-8")))
+        };
+        let (name, value) = (decode(name)?, decode(value)?);
+        let flag = matches!(name.as_str(), "join" | "ping")
+            || (matches!(name.as_str(), "disco" | "items" | "version")
+                && matches!(value.as_str(), "" | "true"));
+        let v = match value.as_str() {
+            _ if !flag => Value::String(value),
+            "0" | "false" => Value::Bool(false),
+            _ => Value::Bool(true),
+        };
+        m.insert(name, v);
+    }
+    Ok(m)
+}
+
+/// A stanza a webhook answers with as a form body (mod_rest reads those too).
+pub fn form_stanza(body: &[u8]) -> Result<Element, RestError> {
+    from_json(form_map(body)?)
+}
+
+/// One stanza as XML, parsed by the stream's own parser.
+fn parse_xml(body: &[u8]) -> Result<Element, RestError> {
+    // The body is already bounded; the framer's own limit only has to let it through.
+    xml::parse_document(body, body.len().max(512) * 2).map_err(|e| match e {
+        DocError::NotOneElement => RestError::NotWellFormed("expected exactly one element".into()),
+        DocError::Xml(e) => RestError::NotWellFormed(e.to_string()),
+    })
+}
+
+/// A stanza a webhook answers with as raw XML (mod_component_http's `stanza`, or an
+/// `application/xmpp+xml` body): the checks `/rest` makes on XML that apply to a reply (one
+/// message, presence or iq in jabber:client, a valid `to`), and only the attributes a client
+/// may set.
+pub fn reply_xml(body: &[u8]) -> Result<Element, RestError> {
+    let mut el = parse_xml(body)?;
+    el.remove_attr("from");
+    check_addressing(el)
 }
 
 /// `text/plain`: the message body or the presence `show`, as mod_rest reads it.
@@ -243,7 +362,32 @@ fn amend(data: Map<String, Value>, path: &str) -> Result<Map<String, Value>, Res
 }
 
 /// mod_rest's checks, then only the attributes a client may set.
-fn check(mut el: Element, bot: &Jid) -> Result<Element, RestError> {
+fn check(el: Element, bot: &Jid) -> Result<Element, RestError> {
+    let from = el.get_attr("from").map(str::to_string);
+    let el = check_addressing(el)?;
+    if let Some(from) = from {
+        let jid = Jid::parse(&from).map_err(|e| RestError::From(e.to_string()))?;
+        let ours =
+            jid.bare() == bot.bare() && jid.resource().is_none_or(|r| Some(r) == bot.resource());
+        if !ours {
+            return Err(RestError::NotOurFrom(jid.to_string()));
+        }
+    }
+    if el.name() == "iq" {
+        if !matches!(el.get_attr("type"), Some("get" | "set")) {
+            return Err(RestError::IqType);
+        }
+        let n = el.children().count();
+        if n != 1 {
+            return Err(RestError::IqChildren(n));
+        }
+    }
+    Ok(el)
+}
+
+/// A stanza in jabber:client with a valid `to`, keeping only `to`, `id`, `type` and
+/// `xml:lang`.
+fn check_addressing(mut el: Element) -> Result<Element, RestError> {
     if el.ns() != NS_CLIENT {
         return Err(RestError::Namespace(el.ns().to_string()));
     }
@@ -254,14 +398,6 @@ fn check(mut el: Element, bot: &Jid) -> Result<Element, RestError> {
         let jid = Jid::parse(to).map_err(|e| RestError::To(e.to_string()))?;
         el.set_attr("to", jid.as_str());
     }
-    if let Some(from) = el.get_attr("from") {
-        let jid = Jid::parse(from).map_err(|e| RestError::From(e.to_string()))?;
-        let ours =
-            jid.bare() == bot.bare() && jid.resource().is_none_or(|r| Some(r) == bot.resource());
-        if !ours {
-            return Err(RestError::NotOurFrom(jid.to_string()));
-        }
-    }
     let drop: Vec<String> = el
         .attrs()
         .map(|(k, _)| k)
@@ -270,15 +406,6 @@ fn check(mut el: Element, bot: &Jid) -> Result<Element, RestError> {
         .collect();
     for k in drop {
         el.remove_attr(&k);
-    }
-    if el.name() == "iq" {
-        if !matches!(el.get_attr("type"), Some("get" | "set")) {
-            return Err(RestError::IqType);
-        }
-        let n = el.children().count();
-        if n != 1 {
-            return Err(RestError::IqChildren(n));
-        }
     }
     Ok(el)
 }
@@ -335,7 +462,8 @@ pub fn encode(reply: &Element, media_type: &str) -> Vec<u8> {
             .to_string()
             .into_bytes()
     } else {
-        reply.to_bytes("")
+        // Without xmlns, as mod_rest writes stanzas: what /rest accepts.
+        reply.to_bytes(NS_CLIENT)
     }
 }
 
@@ -347,17 +475,38 @@ mod tests {
         Jid::parse("bot@example.org/xrelay").unwrap()
     }
 
-    fn post(path: &str, ct: Option<&str>, body: &str) -> Result<Element, RestError> {
+    fn post_parsed(path: &str, ct: Option<&str>, body: &str) -> Result<Parsed, RestError> {
         parse(
             &RestRequest {
                 method: "POST",
                 path,
+                query: None,
                 content_type: ct,
                 body: body.as_bytes(),
             },
             &bot(),
         )
     }
+
+    fn post(path: &str, ct: Option<&str>, body: &str) -> Result<Element, RestError> {
+        post_parsed(path, ct, body).map(|p| p.stanza)
+    }
+
+    fn get(path: &str, query: Option<&str>) -> Result<Parsed, RestError> {
+        parse(
+            &RestRequest {
+                method: "GET",
+                path,
+                query,
+                content_type: None,
+                body: b"",
+            },
+            &bot(),
+        )
+    }
+
+    const JSON_T: Option<&str> = Some("application/json");
+    const FORM_T: Option<&str> = Some("application/x-www-form-urlencoded");
 
     fn xml(body: &str) -> Result<Element, RestError> {
         post("", Some("application/xmpp+xml"), body)
@@ -404,16 +553,7 @@ mod tests {
             out(&el),
             "<iq type='get' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>"
         );
-        let el = parse(
-            &RestRequest {
-                method: "GET",
-                path: "/version/example.org",
-                content_type: None,
-                body: b"",
-            },
-            &bot(),
-        )
-        .unwrap();
+        let el = get("/version/example.org", None).unwrap().stanza;
         assert_eq!(
             out(&el),
             "<iq type='get' to='example.org'><query xmlns='jabber:iq:version'/></iq>"
@@ -481,11 +621,7 @@ mod tests {
                 "bad-format",
             ),
             (
-                post(
-                    "",
-                    Some("application/json"),
-                    r#"{"body":"x","color":"red"}"#,
-                ),
+                post("", Some("application/json"), r#"{"kind":"iq","body":"x"}"#),
                 422,
                 "bad-format",
             ),
@@ -535,6 +671,7 @@ mod tests {
             &RestRequest {
                 method: "POST",
                 path: "/message/chat/a@b",
+                query: None,
                 content_type: Some("text/plain"),
                 body: b"\xff",
             },
@@ -579,6 +716,78 @@ mod tests {
         assert_eq!(json["kind"], "iq");
         assert!(String::from_utf8(encode(&reply, CONTENT_XML))
             .unwrap()
-            .starts_with("<iq xmlns='jabber:client'"));
+            .starts_with("<iq type='get'"));
+    }
+
+    #[test]
+    fn unknown_json_fields_are_ignored_and_named() {
+        let p = post_parsed("", JSON_T, r#"{"to":"a@b","body":"x","colour":"red"}"#).unwrap();
+        assert_eq!(out(&p.stanza), "<message to='a@b'><body>x</body></message>");
+        assert_eq!(p.ignored, ["colour"]);
+        assert_eq!(ignored_header(&p.ignored).as_deref(), Some("colour"));
+        assert_eq!(ignored_header(&[]), None);
+    }
+
+    #[test]
+    fn form_bodies_fill_the_path_form() {
+        let p = post_parsed("/message/chat/a@b", FORM_T, "body=hi+there&nick=Bot&x=1").unwrap();
+        assert_eq!(
+            out(&p.stanza),
+            "<message type='chat' to='a@b'><body>hi there</body>\
+             <nick xmlns='http://jabber.org/protocol/nick'>Bot</nick></message>"
+        );
+        assert_eq!(p.ignored, ["x"]);
+        let el = post("/presence/available/", FORM_T, "show=away&priority=5").unwrap();
+        assert_eq!(
+            out(&el),
+            "<presence><show>away</show><priority>5</priority></presence>"
+        );
+        assert_eq!(
+            post("/message/chat/a@b", FORM_T, "body=%zz")
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn a_form_without_a_mapped_field_is_the_text_as_sent() {
+        let el = post("/message/chat/a@b", FORM_T, "disk usage=95% on nas01").unwrap();
+        assert_eq!(
+            out(&el),
+            "<message type='chat' to='a@b'><body>disk usage=95% on nas01</body></message>"
+        );
+    }
+
+    #[test]
+    fn get_query_parameters_are_payload_fields() {
+        let p = get(
+            "/items/example.org",
+            Some("node=http%3A%2F%2Fjabber.org%2Fprotocol%2Fcommands&key=K/S"),
+        )
+        .unwrap();
+        assert_eq!(
+            out(&p.stanza),
+            "<iq type='get' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items' \
+             node='http://jabber.org/protocol/commands'/></iq>"
+        );
+        assert!(p.ignored.is_empty());
+    }
+
+    #[test]
+    fn echo_parses_without_sending() {
+        let p = post_parsed("/echo", JSON_T, r#"{"to":"a@b","body":"x"}"#).unwrap();
+        assert!(p.echo);
+        assert_eq!(out(&p.stanza), "<message to='a@b'><body>x</body></message>");
+        assert!(!post_parsed("", JSON_T, r#"{"body":"x"}"#).unwrap().echo);
+    }
+
+    #[test]
+    fn reply_xml_keeps_only_client_attributes_and_checks_the_stanza() {
+        let el =
+            reply_xml(b"<message from='x@y' foo='1' to='a@b'><body>b</body></message>").unwrap();
+        assert_eq!(out(&el), "<message to='a@b'><body>b</body></message>");
+        assert_eq!(reply_xml(b"<x/>").unwrap_err().status(), 422);
+        assert_eq!(reply_xml(b"<message>").unwrap_err().status(), 400);
     }
 }

@@ -127,16 +127,51 @@ async fn route(app: &App, req: &mut Request, peer: IpAddr, io: &HttpIo) -> Answe
             authenticate(app, req, peer, Some(Scope::Rest))?;
             post_rest(app, req, io, rest_path).await
         }
-        "/invites_api" => {
-            allow(method, &[Method::Get, Method::Post])?;
-            authenticate(app, req, peer, Some(Scope::Invite))?;
-            create_invite(app, req.url().query())
-        }
+        "/invites_api" => with_cors(invites_api(app, req, peer)),
         p if p.starts_with("/invite/") => {
             allow(method, &[Method::Get])?;
             Ok(invite_page(app, p.strip_prefix("/invite/").unwrap_or("")))
         }
         _ => Err(Reject::new(StatusCode::NotFound, "no such endpoint")),
+    }
+}
+
+/// mod_invites_api's answers (CORS preflight included: `OPTIONS` needs no key).
+fn invites_api(app: &App, req: &Request, peer: IpAddr) -> Answer {
+    allow(req.method(), &[Method::Get, Method::Post, Method::Options])?;
+    if req.method() == Method::Options {
+        return Ok(Response::new(StatusCode::Ok));
+    }
+    authenticate(app, req, peer, Some(Scope::Invite))?;
+    create_invite(app, req.url().query())
+}
+
+/// The CORS headers Prosody's HTTP server gives mod_invites_api (its defaults, plus
+/// `Authorization` for the bearer key).
+const INVITES_CORS: [(&str, &str); 4] = [
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Methods", "OPTIONS, GET"),
+    (
+        "Access-Control-Allow-Headers",
+        "Authorization, Content-Type",
+    ),
+    ("Access-Control-Max-Age", "7200"),
+];
+
+/// `answer` with [`INVITES_CORS`], so that a web page may call `/invites_api`.
+fn with_cors(answer: Answer) -> Answer {
+    match answer {
+        Ok(mut res) => {
+            for (k, v) in INVITES_CORS {
+                res.insert_header(k, v);
+            }
+            Ok(res)
+        }
+        Err(mut r) => {
+            r.headers
+                .extend(INVITES_CORS.map(|(k, v)| (k, v.to_string())));
+            Err(r)
+        }
     }
 }
 
@@ -305,7 +340,10 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
             .header("Retry-After", RETRY_AFTER_FULL.to_string()));
     }
     let id = app.next_id();
-    let stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
+    let mut stanza = stanza::message(&out.to, out.kind, &id, &out.body, out.subject.as_deref());
+    if let Some(html) = out.html {
+        stanza.push_child(html);
+    }
     // A room post waits for the room to reflect it back, not merely for the server's ack.
     let to_room = app.rooms.borrow().get(&out.to).is_some();
     let reflection = if wait && to_room {
@@ -494,18 +532,26 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
     let (body, content_type) = request_body(app, req, io).await?;
     let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
     let method = req.method().to_string();
+    let query = req.url().query().map(str::to_string);
     let request = rest::RestRequest {
         method: &method,
         path,
+        query: query.as_deref(),
         content_type: content_type.as_deref(),
         body: &body,
     };
-    let mut stanza = rest::parse(&request, &app.cfg.xmpp.jid).map_err(|e| {
+    let parsed = rest::parse(&request, &app.cfg.xmpp.jid).map_err(|e| {
         let status = StatusCode::try_from(e.status()).unwrap_or(StatusCode::BadRequest);
         let mut r = Reject::new(status, e.to_string());
         r.condition = Some(e.condition());
         r
     })?;
+    let ignored = rest::ignored_header(&parsed.ignored);
+    let media = rest::reply_type(header("Accept").as_deref(), content_type.as_deref());
+    let mut stanza = parsed.stanza;
+    if parsed.echo {
+        return Ok(rest_reply(&stanza, media, ignored));
+    }
     if let Some(what) =
         rest::account_change(&stanza).filter(|_| !app.cfg.rest.allow_account_changes)
     {
@@ -526,10 +572,11 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
     };
     if stanza.name() != "iq" {
         push(app, stanza, false)?;
-        return Ok(json_response(
-            StatusCode::Accepted,
-            &json!({"id": id, "status": "queued"}),
-        ));
+        let mut res = json_response(StatusCode::Accepted, &json!({"id": id, "status": "queued"}));
+        if let Some(names) = ignored {
+            res.insert_header(rest::IGNORED_HEADER, names);
+        }
+        return Ok(res);
     }
     // The reply comes from where the request went; without `to`, from our own account.
     let own = app.cfg.xmpp.jid.bare();
@@ -561,11 +608,18 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
         r.id = Some(id);
         return Err(r);
     };
-    let media = rest::reply_type(header("Accept").as_deref(), content_type.as_deref());
+    Ok(rest_reply(&reply, media, ignored))
+}
+
+/// 200 with `stanza` in `media`, naming the request's ignored fields.
+fn rest_reply(stanza: &Element, media: &'static str, ignored: Option<String>) -> Response {
     let mut res = Response::new(StatusCode::Ok);
     res.insert_header("Content-Type", media);
-    res.set_body(rest::encode(&reply, media));
-    Ok(res)
+    res.set_body(rest::encode(stanza, media));
+    if let Some(names) = ignored {
+        res.insert_header(rest::IGNORED_HEADER, names);
+    }
+    res
 }
 
 /// Queue a stanza for the stream (with an acknowledgement waiter if `wait`), or 503 when

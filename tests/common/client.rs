@@ -62,7 +62,8 @@ pub struct Message {
 }
 
 impl Message {
-    fn from_stanza(s: Stanza) -> Message {
+    /// The message fields of a received `<message>` stanza.
+    pub fn from_stanza(s: Stanza) -> Message {
         let attr = |name: &str| s.el.attr(name).unwrap_or_default().to_string();
         Message {
             from: attr("from"),

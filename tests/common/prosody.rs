@@ -259,7 +259,19 @@ impl Prosody {
 
     fn lua_config(&self) -> String {
         let certs = certs();
-        let mut modules = vec!["roster", "saslauth", "tls", "disco", "ping", "version"];
+        // adhoc + uptime: the ad-hoc `uptime` command; server_contact_info: XEP-0128 forms
+        // in the server's disco#info.
+        let mut modules = vec![
+            "roster",
+            "saslauth",
+            "tls",
+            "disco",
+            "ping",
+            "version",
+            "adhoc",
+            "uptime",
+            "server_contact_info",
+        ];
         if self.opts.smacks {
             modules.push("smacks");
         }
@@ -287,6 +299,7 @@ password_hash = "{hash}"
 c2s_require_encryption = {require}
 ssl = {{ certificate = {cert}, key = {key} }}
 log = {{ {level} = {log} }}
+contact_info = {{ abuse = {{ "mailto:abuse@localhost" }}, admin = {{ "xmpp:admin@localhost" }} }}
 
 VirtualHost "{domain}"
 "#,

@@ -1,0 +1,678 @@
+//! Drop-in compatibility with Prosody's mod_rest, mod_component_http, mod_post_msg and
+//! mod_invites_api, against a real Prosody: the examples of mod_rest's README run literally
+//! (its two Flask bots as webhooks, its curl lines), and every field of the JSON mapping
+//! makes the trip `/rest` → XMPP → webhook (and back for iq) unchanged.
+
+mod common;
+
+use common::webhook::{Endpoint, Recorded, Reply};
+use common::{http, http_section, shared, toml_str, unique_user, xrelay, Daemon, HttpResponse};
+use common::{Prosody, ProsodyOpts, TestClient};
+use serde_json::{json, Value};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// An xrelay bot: its daemon, HTTP port, one key with every scope, and its JID.
+struct Bot {
+    _daemon: Daemon,
+    port: u16,
+    key: String,
+    jid: String,
+}
+
+impl Bot {
+    /// A bot with `tail` (TOML sections, e.g. `[webhook]`) in its config.
+    fn start(p: &Prosody, tail: &str) -> Bot {
+        let user = unique_user("compatbot");
+        p.register(&user, "pw");
+        Bot::start_as(p, &user, tail)
+    }
+
+    /// A bot on the registered account `user` (password `pw`).
+    fn start_as(p: &Prosody, user: &str, tail: &str) -> Bot {
+        let (port, http_cfg) = http_section(&p.dir);
+        // The senders are strangers to the bot: these tests are about the mapping, not access.
+        let tail = if tail.contains("from =") {
+            tail.to_string()
+        } else {
+            tail.replace("[webhook]\n", "[webhook]\nfrom = \"anyone\"\n")
+        };
+        let cfg = p.xrelay_config_with(user, "pw", &[], &format!("{http_cfg}{tail}"));
+        let out = xrelay(
+            &cfg,
+            &["key", "create", "--scope", "msg,rest,invite", "compat"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let mut daemon = Daemon::start(&cfg);
+        daemon.wait_for("online as", WAIT);
+        Bot {
+            _daemon: daemon,
+            port,
+            key,
+            jid: p.jid(user),
+        }
+    }
+
+    /// Its full JID (xrelay binds the resource `xrelay`).
+    fn full(&self) -> String {
+        format!("{}/xrelay", self.jid)
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn request(&self, method: &str, path: &str, head: &[(&str, &str)], body: &str) -> HttpResponse {
+        let auth = format!("Bearer {}", self.key);
+        let mut h = vec![("Authorization", auth.as_str())];
+        h.extend_from_slice(head);
+        http(self.port, method, path, &h, body.as_bytes())
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &str) -> HttpResponse {
+        self.request("POST", path, &[("Content-Type", content_type)], body)
+    }
+
+    /// POST JSON to `/rest`, asking for JSON back.
+    fn rest_json(&self, v: &Value) -> HttpResponse {
+        self.request(
+            "POST",
+            "/rest",
+            &[("Content-Type", JSON), ("Accept", JSON)],
+            &v.to_string(),
+        )
+    }
+}
+
+/// A second account that receives what the bot sends.
+fn client(p: &Prosody) -> TestClient {
+    let (user, pw) = p.new_user("compatrcpt");
+    TestClient::connect(p, &user, &pw)
+}
+
+fn json_of(res: &HttpResponse) -> Value {
+    serde_json::from_str(&res.body).unwrap_or_else(|e| panic!("{e}: {res:?}"))
+}
+
+/// A Flask app from `examples/`, run by Flask's own server on a free port; killed on drop.
+struct Flask {
+    child: Child,
+    url: String,
+}
+
+impl Flask {
+    fn start(file: &str) -> Flask {
+        let port = common::free_port();
+        let app = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(file);
+        let child = Command::new("python3")
+            .args(["-m", "flask", "--app"])
+            .arg(&app)
+            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with Flask (tests/setup-debian.sh installs python3-flask)");
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Flask did not start: {app:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Flask {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        }
+    }
+}
+
+impl Drop for Flask {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The next message with a body from `from`.
+fn reply_from(c: &mut TestClient, from: &str) -> common::Message {
+    let s = c
+        .recv_where(WAIT, |e| {
+            e.is("message")
+                && e.attr("from").is_some_and(|f| f.starts_with(from))
+                && e.child("body").is_some()
+        })
+        .unwrap_or_else(|| panic!("no message from {from}"));
+    common::Message::from_stanza(s)
+}
+
+#[test]
+fn the_readmes_flask_xml_echo_bot_answers_with_the_default_format() {
+    let p = shared();
+    let bot_hook = Flask::start("flask_xml_echo.py");
+    let bot = Bot::start(
+        p,
+        &format!("[webhook]\nurl = {}\n", toml_str(&bot_hook.url)),
+    );
+    let mut sender = client(p);
+    sender.send_message(&bot.jid, "is this the bot?");
+    let m = reply_from(&mut sender, &bot.jid);
+    assert_eq!(m.body.as_deref(), Some("Yes this is bot"), "{}", m.raw);
+}
+
+#[test]
+fn the_readmes_flask_json_echo_bot_answers() {
+    let p = shared();
+    let bot_hook = Flask::start("flask_json_echo.py");
+    let bot = Bot::start(
+        p,
+        &format!(
+            "[webhook]\nurl = {}\nformat = \"json\"\n",
+            toml_str(&bot_hook.url)
+        ),
+    );
+    let mut sender = client(p);
+    sender.send_message(&bot.jid, "hi bot");
+    let m = reply_from(&mut sender, &bot.jid);
+    assert_eq!(m.body.as_deref(), Some("hello"), "{}", m.raw);
+}
+
+/// `examples/mod_rest_curl.sh CASE` against `bot`: curl's output.
+fn readme_curl(bot: &Bot, case: &str, to: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mod_rest_curl.sh");
+    let out = Command::new("sh")
+        .arg(script)
+        .arg(case)
+        .env("BASE", bot.base())
+        .env("KEY", &bot.key)
+        .env("TO", to)
+        .env("SERVER", common::DOMAIN)
+        .output()
+        .expect("sh and curl");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_readmes_curl_examples_work() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    let mut rcpt = client(p);
+    let to = rcpt.bare_jid();
+
+    // As printed, with the stray </body>: refused as not well-formed.
+    let out = readme_curl(&bot, "xml", &to);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["condition"], "not-well-formed", "{out}");
+
+    let out = readme_curl(&bot, "xml-fixed", &to);
+    assert!(out.contains("queued"), "{out}");
+    let m = reply_from(&mut rcpt, &bot.jid);
+    assert_eq!(
+        (m.body.as_deref(), m.kind.as_str()),
+        (Some("Hello!"), "chat")
+    );
+
+    let out = readme_curl(&bot, "json", &to);
+    assert!(out.contains("queued"), "{out}");
+    assert_eq!(
+        reply_from(&mut rcpt, &bot.jid).body.as_deref(),
+        Some("Hello!")
+    );
+
+    let out = readme_curl(&bot, "ping", &to);
+    assert!(
+        out.contains("<iq") && out.contains("type='result'"),
+        "{out}"
+    );
+}
+
+#[test]
+fn curl_form_text_with_an_equals_sign_is_the_message() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    let mut rcpt = client(p);
+    let to = rcpt.bare_jid();
+    for path in [format!("/msg/{to}"), format!("/rest/message/chat/{to}")] {
+        let out = Command::new("curl")
+            .args(["-s", "-H"])
+            .arg(format!("Authorization: Bearer {}", bot.key))
+            .args(["-d", "disk usage=95% on nas01"])
+            .arg(format!("{}{path}", bot.base()))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "{out:?}");
+        let m = reply_from(&mut rcpt, &bot.jid);
+        assert_eq!(m.body.as_deref(), Some("disk usage=95% on nas01"), "{path}");
+    }
+    // A form with mod_rest's fields fills the path form.
+    let res = bot.post(
+        &format!("/rest/message/chat/{to}"),
+        FORM,
+        "body=hi+there&subject=S",
+    );
+    assert_eq!(res.status, 202, "{res:?}");
+    let m = reply_from(&mut rcpt, &bot.jid);
+    assert_eq!(
+        (m.body.as_deref(), m.subject.as_deref()),
+        (Some("hi there"), Some("S"))
+    );
+}
+
+#[test]
+fn html_arrives_as_xhtml_im_and_broken_html_is_refused() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    let mut rcpt = client(p);
+    let to = rcpt.bare_jid();
+    let res = bot.rest_json(&json!({"kind": "message", "to": to, "body": "Hello",
+                                    "html": "<p>Hello <strong>you</strong></p>"}));
+    assert_eq!(res.status, 202, "{res:?}");
+    let m = reply_from(&mut rcpt, &bot.jid);
+    let html =
+        m.el.child_ns("html", "http://jabber.org/protocol/xhtml-im")
+            .unwrap_or_else(|| panic!("no XHTML-IM: {}", m.raw));
+    let body = html
+        .child_ns("body", "http://www.w3.org/1999/xhtml")
+        .unwrap_or_else(|| panic!("no XHTML body: {}", m.raw));
+    assert!(body.contains("strong"), "{}", m.raw);
+    let res = bot.rest_json(&json!({"to": to, "body": "x", "html": "<p>unclosed"}));
+    assert_eq!(res.status, 422, "{res:?}");
+    // mod_post_msg's form field on /msg, the same.
+    let res = bot.post(
+        &format!("/msg/{to}"),
+        FORM,
+        "body=Hi&html=%3Cbody%20xmlns%3D%27http%3A%2F%2Fwww.w3.org%2F1999%2Fxhtml%27%3E%3Cp%3EHi%3C%2Fp%3E%3C%2Fbody%3E",
+    );
+    assert_eq!(res.status, 202, "{res:?}");
+    let m = reply_from(&mut rcpt, &bot.jid);
+    let html = m.el.child_ns("html", "http://jabber.org/protocol/xhtml-im");
+    assert!(
+        html.and_then(|h| h.child_ns("body", "http://www.w3.org/1999/xhtml"))
+            .is_some_and(|b| b.contains("p")),
+        "{}",
+        m.raw
+    );
+}
+
+#[test]
+fn unknown_fields_are_ignored_and_named_in_a_header() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    let mut rcpt = client(p);
+    let res = bot.rest_json(&json!({"to": rcpt.bare_jid(), "body": "x", "bodyy": "y"}));
+    assert_eq!(res.status, 202, "{res:?}");
+    assert_eq!(res.header("X-Xrelay-Ignored"), Some("bodyy"));
+    assert_eq!(reply_from(&mut rcpt, &bot.jid).body.as_deref(), Some("x"));
+}
+
+#[test]
+fn echo_returns_the_stanza_without_sending_it() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    let mut rcpt = client(p);
+    let res = bot.rest_json(&json!({"to": rcpt.bare_jid(), "body": "not sent"}));
+    assert_eq!(res.status, 202);
+    let _ = reply_from(&mut rcpt, &bot.jid);
+    let res = bot.request(
+        "POST",
+        "/rest/echo",
+        &[("Content-Type", JSON)],
+        &json!({"to": rcpt.bare_jid(), "body": "echo only", "id": "e1"}).to_string(),
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    let v = json_of(&res);
+    assert_eq!(
+        (v["body"].as_str(), v["id"].as_str()),
+        (Some("echo only"), Some("e1"))
+    );
+    assert!(rcpt
+        .recv_where(Duration::from_secs(1), |e| e.is("message"))
+        .is_none());
+}
+
+#[test]
+fn the_adhoc_uptime_command_of_the_readme_completes_with_a_note() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    // Discovering the commands, by GET with the node as a query parameter.
+    let res = bot.request(
+        "GET",
+        "/rest/items/localhost?node=http%3A%2F%2Fjabber.org%2Fprotocol%2Fcommands",
+        &[("Accept", JSON)],
+        "",
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    let items = json_of(&res)["items"].clone();
+    assert!(
+        items
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["node"] == "uptime")),
+        "{items}"
+    );
+    // The README's request, as printed but for the server's name.
+    let res = bot.rest_json(
+        &json!({"command": {"node": "uptime"}, "id": "Jv-87nRaP6Mnrp8l",
+                                    "kind": "iq", "to": "localhost", "type": "set"}),
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    let v = json_of(&res);
+    assert_eq!(v["command"]["status"], "completed", "{v}");
+    assert_eq!(v["command"]["node"], "uptime", "{v}");
+    let note = v["command"]["note"]["text"].as_str().unwrap_or_default();
+    assert!(note.contains("running"), "{v}");
+    // The command as a plain string is the same request.
+    let res = bot.rest_json(&json!({"command": "uptime", "to": "localhost"}));
+    assert_eq!(json_of(&res)["command"]["status"], "completed");
+}
+
+#[test]
+fn disco_returns_the_servers_contact_addresses_as_extensions() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    let res = bot.request("GET", "/rest/disco/localhost", &[("Accept", JSON)], "");
+    assert_eq!(res.status, 200, "{res:?}");
+    let v = json_of(&res);
+    let info = &v["disco"]["extensions"]["http://jabber.org/network/serverinfo"];
+    assert_eq!(
+        info["abuse-addresses"],
+        json!(["mailto:abuse@localhost"]),
+        "{v}"
+    );
+    assert_eq!(
+        info["admin-addresses"],
+        json!(["xmpp:admin@localhost"]),
+        "{v}"
+    );
+}
+
+#[test]
+fn invites_api_answers_cors_preflight_and_sends_cors_headers() {
+    let p = shared();
+    let bot = Bot::start(p, "");
+    let res = http(
+        bot.port,
+        "OPTIONS",
+        "/invites_api",
+        &[("Origin", "https://x")],
+        b"",
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    assert_eq!(res.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(
+        res.header("Access-Control-Allow-Methods"),
+        Some("OPTIONS, GET")
+    );
+    assert_eq!(res.header("Access-Control-Max-Age"), Some("7200"));
+    let res = http(bot.port, "GET", "/invites_api", &[], b"");
+    assert_eq!(res.status, 401);
+    assert_eq!(res.header("Access-Control-Allow-Origin"), Some("*"));
+}
+
+/// A JSON webhook that records what it gets and answers iqs with `iq_answer`.
+fn recording_hook(iq_answer: fn(&Value) -> Value) -> Endpoint {
+    Endpoint::start(false, move |r: &Recorded| {
+        let v = r.json();
+        if v["kind"] == "iq" {
+            Reply::with(JSON, &iq_answer(&v).to_string())
+        } else {
+            Reply::status(204)
+        }
+    })
+}
+
+/// The webhook's requests of `kind` from `from`, waiting for at least `n`.
+fn requests_from(hook: &Endpoint, kind: &str, from: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got: Vec<Value> = hook
+            .requests()
+            .iter()
+            .map(Recorded::json)
+            .filter(|v| {
+                v["kind"] == kind && v["from"].as_str().is_some_and(|f| f.starts_with(from))
+            })
+            .collect();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every field of `sent` (but `kind`, `type` and `id`, which the server may set) is in `got`,
+/// equal.
+fn assert_fields_equal(sent: &Value, got: &Value) {
+    for (k, v) in sent.as_object().unwrap() {
+        if matches!(k.as_str(), "kind" | "id") {
+            continue;
+        }
+        assert_eq!(&got[k], v, "field {k}: sent {sent}, got {got}");
+    }
+}
+
+#[test]
+fn every_field_round_trips_through_rest_xmpp_and_a_json_webhook() {
+    let p = shared();
+    let hook = recording_hook(|req| {
+        let mut answer = hook_answer_for(req);
+        answer["kind"] = "iq".into();
+        answer
+    });
+    let sender = Bot::start(p, "");
+    let receiver = Bot::start(
+        p,
+        &format!(
+            "[webhook]\nurl = {}\nformat = \"json\"\nstanzas = [\"message\", \"presence\", \"iq\"]\n",
+            toml_str(&hook.url("/"))
+        ),
+    );
+
+    let message = json!({"kind": "message", "type": "chat", "to": receiver.jid, "id": "rt-1",
+        "lang": "en", "body": "round trip", "subject": "S", "thread": "T-1",
+        "html": "<body><p>round <em>trip</em></p></body>",
+        "oob_url": "https://example.org/file.png", "state": "active", "nick": "Sender"});
+    let presence = json!({"kind": "presence", "to": receiver.full(), "show": "dnd",
+        "status": "busy here", "priority": 3, "join": true, "nick": "Sender"});
+    for sent in [&message, &presence] {
+        let res = sender.rest_json(sent);
+        assert_eq!(res.status, 202, "{res:?}");
+        let kind = sent["kind"].as_str().unwrap();
+        let got = requests_from(&hook, kind, &sender.jid, 1);
+        let got = got
+            .last()
+            .unwrap_or_else(|| panic!("no {kind} reached the webhook"));
+        assert_fields_equal(sent, got);
+    }
+
+    // iq payloads the bot does not answer itself go to the webhook, whose JSON answer comes
+    // back to the /rest caller.
+    let iqs = [
+        json!({"kind": "iq", "type": "set", "to": receiver.full(),
+               "command": {"node": "status", "action": "execute"}}),
+        json!({"kind": "iq", "type": "get", "to": receiver.full(), "items": "n"}),
+        json!({"kind": "iq", "type": "get", "to": receiver.full(), "disco": "n"}),
+    ];
+    for (i, sent) in iqs.iter().enumerate() {
+        let res = sender.rest_json(sent);
+        assert_eq!(res.status, 200, "{res:?}");
+        let got = requests_from(&hook, "iq", &sender.jid, i + 1);
+        assert_fields_equal(sent, &got[i]);
+        let answer = json_of(&res);
+        let payload = ["command", "items", "disco"][i];
+        let expected = hook_answer_for(&got[i]);
+        assert_eq!(answer[payload], expected[payload], "{answer}");
+        assert_eq!(answer["type"], "result");
+    }
+}
+
+/// The payload the webhook of the round-trip test answers to the iq `req` with.
+fn hook_answer_for(req: &Value) -> Value {
+    if req.get("command").is_some() {
+        json!({"command": {"node": "status", "status": "completed", "sessionid": "s-1",
+            "note": {"type": "info", "text": "all good"},
+            "form": {"type": "result", "title": "Status", "fields": [
+                {"var": "load", "type": "text-single", "label": "Load", "value": "0.5"},
+                {"var": "peers", "type": "jid-multi", "value": ["a@b", "c@d"]}]}}})
+    } else if req.get("items").is_some() {
+        json!({"items": [{"jid": "a@localhost", "name": "A"},
+                         {"jid": "b@localhost", "node": "n"}]})
+    } else {
+        json!({"disco": {"node": "n",
+            "identities": [{"category": "automation", "type": "command-list", "name": "Bot"}],
+            "features": ["urn:x:a", "urn:x:b"],
+            "extensions": {"urn:x:form": {"colour": ["blue"], "ready": true}}}})
+    }
+}
+
+#[test]
+fn receipts_and_text_answers_reach_the_sender() {
+    let p = shared();
+    let hook = Endpoint::start(false, |r: &Recorded| {
+        if r.text().contains("<body>text</body>") {
+            Reply::with("text/plain; charset=utf-8", "plain answer")
+        } else {
+            Reply::status(204)
+        }
+    });
+    let bot = Bot::start(
+        p,
+        &format!("[webhook]\nurl = {}\n", toml_str(&hook.url("/"))),
+    );
+    let mut sender = client(p);
+    sender.send_message(&bot.jid, "text");
+    assert_eq!(
+        reply_from(&mut sender, &bot.jid).body.as_deref(),
+        Some("plain answer")
+    );
+    // 204 to a message that asks for a receipt: the receipt alone.
+    sender.send_raw(&format!(
+        "<message to='{}' id='r-1' type='chat'><body>receipt please</body>\
+         <request xmlns='urn:xmpp:receipts'/></message>",
+        bot.jid
+    ));
+    let r = sender
+        .recv_where(WAIT, |e| e.is("message") && e.contains("received"))
+        .expect("a receipt");
+    let received = r.el.child_ns("received", "urn:xmpp:receipts").unwrap();
+    assert_eq!(received.attr("id"), Some("r-1"), "{}", r.raw);
+    // The webhook got the stanza without the client namespace.
+    let req = hook.requests().pop().unwrap();
+    assert!(req.text().starts_with("<message "), "{}", req.text());
+    assert!(!req.text().contains("jabber:client"), "{}", req.text());
+}
+
+#[test]
+fn a_message_stored_offline_reaches_the_webhook_with_its_delay() {
+    let p = Prosody::start(ProsodyOpts {
+        offline: true,
+        ..ProsodyOpts::default()
+    });
+    let user = unique_user("offlinebot");
+    p.register(&user, "pw");
+    let mut sender = client(&p);
+    sender.send_message(&p.jid(&user), "sent while you were away");
+    // Prosody stores it; then the bot comes online and gets it with a delay stamp.
+    std::thread::sleep(Duration::from_millis(300));
+    let hook = Endpoint::start(false, |_| Reply::status(204));
+    let tail = format!(
+        "[webhook]\nurl = {}\nformat = \"json\"\n",
+        toml_str(&hook.url("/"))
+    );
+    let _bot = Bot::start_as(&p, &user, &tail);
+    let got = requests_from(&hook, "message", &sender.bare_jid(), 1);
+    let m = got.first().expect("the stored message reaches the webhook");
+    assert_eq!(m["body"], "sent while you were away");
+    let stamp = m["delay"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no delay: {m}"));
+    assert!(stamp.ends_with('Z') && stamp.contains('T'), "{stamp}");
+}
+
+#[test]
+fn a_mod_component_http_answer_sends_its_stanza_or_honours_its_to() {
+    let p = shared();
+    let mut other = client(p);
+    let other_jid = other.bare_jid();
+    let hook = Endpoint::start(false, move |r: &Recorded| {
+        let body = r.json()["body"].as_str().unwrap_or_default().to_string();
+        let answer = match body.as_str() {
+            "raw" => json!({"body": "ignored", "stanza":
+                "<message type='headline'><body>raw stanza</body><x xmlns='urn:test:x'/></message>"}),
+            _ => json!({"to": other_jid, "body": format!("forwarded: {body}")}),
+        };
+        Reply::with(JSON, &answer.to_string())
+    });
+    let bot = Bot::start(
+        p,
+        &format!(
+            "[webhook]\nurl = {}\nformat = \"json\"\n",
+            toml_str(&hook.url("/"))
+        ),
+    );
+    let mut sender = client(p);
+    sender.send_message(&bot.jid, "raw");
+    let m = reply_from(&mut sender, &bot.jid);
+    assert_eq!(
+        (m.body.as_deref(), m.kind.as_str()),
+        (Some("raw stanza"), "headline")
+    );
+    assert!(m.el.child_ns("x", "urn:test:x").is_some(), "{}", m.raw);
+    sender.send_message(&bot.jid, "pass it on");
+    let m = reply_from(&mut other, &bot.jid);
+    assert_eq!(m.body.as_deref(), Some("forwarded: pass it on"));
+}
+
+#[test]
+fn hostile_webhook_answers_are_dropped_and_the_bot_keeps_serving() {
+    let p = shared();
+    let hook = Endpoint::start(false, |r: &Recorded| {
+        let text = r.text();
+        if text.starts_with("<iq ") {
+            return Reply::status(202);
+        }
+        let answer = [
+            ("evil-ns", r#"{"stanza": "<message xmlns='urn:evil'><body>x</body></message>"}"#),
+            ("stream", r#"{"stanza": "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"}"#),
+            ("two", r#"{"stanza": "<message><body>a</body></message><message/>"}"#),
+            ("html", r#"{"body": "x", "html": "</body><script/><body>"}"#),
+            ("iq", r#"{"stanza": "<iq type='set' to='localhost'><query xmlns='jabber:iq:roster'/></iq>"}"#),
+            ("deep", &format!(r#"{{"stanza": "<message>{}</message>"}}"#, "<a>".repeat(5000))),
+        ]
+        .into_iter()
+        .find(|(k, _)| text.contains(&format!("<body>{k}</body>")))
+        .map_or(r#"{"body": "still here"}"#.to_string(), |(_, a)| a.to_string());
+        Reply::with(JSON, &answer)
+    });
+    let mut bot = Bot::start(
+        p,
+        &format!(
+            "[webhook]\nurl = {}\nstanzas = [\"message\", \"iq\"]\n",
+            toml_str(&hook.url("/"))
+        ),
+    );
+    let mut sender = client(p);
+    for hostile in ["evil-ns", "stream", "two", "html", "iq", "deep"] {
+        sender.send_message(&bot.jid, hostile);
+    }
+    sender.send_message(&bot.jid, "next");
+    let m = reply_from(&mut sender, &bot.jid);
+    assert_eq!(m.body.as_deref(), Some("still here"), "{}", m.raw);
+    assert!(bot._daemon.count("unusable") >= 5, "{}", bot._daemon.log());
+    // An iq answered 202 gets an empty result: never left waiting.
+    sender.send_raw(&format!(
+        "<iq type='get' id='q-202' to='{}'><query xmlns='urn:test:q'/></iq>",
+        bot.full()
+    ));
+    let r = sender
+        .recv_where(WAIT, |e| e.is("iq") && e.attr("id") == Some("q-202"))
+        .expect("an answer to the iq");
+    assert_eq!(r.el.attr("type"), Some("result"), "{}", r.raw);
+}
