@@ -10,7 +10,8 @@
 
 use crate::app::App;
 use crate::config::{WebhookConfig, WebhookFormat};
-use crate::http::client::{self, ExchangeError, ResponseError};
+use crate::http::client::{self, ClientError};
+use crate::http::url::Url;
 use crate::log;
 use crate::metrics;
 use crate::xmpp::jid::Jid;
@@ -18,7 +19,6 @@ use crate::xmpp::jsonmap;
 use crate::xmpp::stanza::{self, NS_CLIENT};
 use crate::xmpp::tls;
 use crate::xmpp::xml::{self, Element};
-use http_types::Url;
 use ring::hmac;
 use rustls::ClientConfig;
 use smol::channel::{Receiver, Sender, TrySendError};
@@ -195,7 +195,10 @@ pub fn http_error(status: u16) -> (&'static str, &'static str) {
 
 /// The reason phrase sent as the error's text.
 fn reason_phrase(status: u16) -> &'static str {
-    http_types::StatusCode::try_from(status).map_or("", |s| s.canonical_reason())
+    hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
 }
 
 /// What the sender of `request` gets for an HTTP answer. `body` is at most the stanza size
@@ -400,14 +403,6 @@ impl Webhook {
         content_type: &str,
     ) -> Result<(u16, Option<String>, Vec<u8>), CallError> {
         let url = Url::parse(url).map_err(|e| CallError::Url(e.to_string()))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| CallError::Url("no host".into()))?
-            .to_string();
-        let https = url.scheme() == "https";
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| CallError::Url("no port".into()))?;
         let signed = self
             .cfg
             .secret
@@ -432,30 +427,20 @@ impl Webhook {
         if let Some(b) = &bearer {
             headers.push(("Authorization", b));
         }
-        let host_header = match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        };
-        let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let request = client::post(&host_header, &target, &headers, body);
-        // A bracketed IPv6 literal is the host of the URL; sockets want it bare.
-        let addr_host = host.trim_start_matches('[').trim_end_matches(']');
-        let mut tcp = TcpStream::connect((addr_host, port))
+        let addr_host = url.connect_host();
+        let tcp = TcpStream::connect((addr_host, url.port_or_default()))
             .await
             .map_err(CallError::Connect)?;
-        let res = if https {
-            let mut stream = tls::connect(self.tls.clone(), addr_host, tcp)
+        let res = if url.https {
+            let stream = tls::connect(self.tls.clone(), addr_host, tcp)
                 .await
                 .map_err(CallError::Tls)?;
-            client::exchange(&mut stream, &request, self.max_body).await
+            client::post(stream, &url, &headers, body, self.max_body).await
         } else {
-            client::exchange(&mut tcp, &request, self.max_body).await
+            client::post(tcp, &url, &headers, body, self.max_body).await
         };
         let res = res.map_err(|e| match e {
-            ExchangeError::Response(ResponseError::TooLarge(max)) => CallError::TooLarge(max),
+            ClientError::TooLarge(max) => CallError::TooLarge(max),
             other => CallError::Http(other.to_string()),
         })?;
         Ok((res.status, res.content_type, res.body))
