@@ -9,12 +9,14 @@
 //!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
 //!     │           (reconnect with backoff and session resumption, graceful stop, MUC joins,
 //!     │           roster, invite approvals, inbound answers)
-//!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg and
-//!     │           /rest bodies; iqwait: the iqs sent over /rest waiting for replies
+//!     ├── http    hyper HTTP/1 listener under a connection cap (http; http::rt adapts hyper
+//!     │           to smol), routes, auth and limiter, /msg and /rest bodies, http::url;
+//!     │           iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (bounded, until acknowledged; optionally on disk in
 //!     │           `spool`), keys, invites, roster, metrics, status
-//!     ├── webhook inbound stanzas → bounded queue → one worker POSTing them (http::client)
+//!     ├── webhook inbound stanzas → bounded queue → one worker POSTing them (http::client,
+//!     │           hyper's HTTP/1 client)
 //!     │
 //!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop
 //!     │

@@ -501,3 +501,14 @@ fn a_key_at_its_concurrent_request_cap_gets_429_and_others_pass() {
     holder.shutdown(Shutdown::Both).ok();
     r.still_serves();
 }
+
+#[test]
+fn bare_lf_line_ends_are_served() {
+    let mut r = relay("");
+    let answer = raw(
+        r.port,
+        b"GET /health HTTP/1.1\nHost: x\nConnection: close\n\n",
+    );
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    r.still_serves();
+}
