@@ -512,3 +512,38 @@ fn bare_lf_line_ends_are_served() {
     assert_eq!(statuses(&answer), [200], "{answer}");
     r.still_serves();
 }
+
+/// `curl ARGS`, returning what it printed (`-s -w %{http_code}` gives the status last).
+fn curl(args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_issues_curl_lines_are_answered() {
+    let mut r = relay("");
+    let health = format!("http://127.0.0.1:{}/health", r.port);
+    assert_eq!(curl(&["-H", "X: é", &health]), "200");
+    assert_eq!(curl(&["--http1.0", &health]), "200");
+    let msg = format!("http://127.0.0.1:{}/msg/{}", r.port, r.rcpt);
+    let auth = r.auth();
+    let auth = auth.trim_end();
+    assert_eq!(
+        curl(&["--http1.0", "-H", auth, "-d", "curl http1.0", &msg]),
+        "202"
+    );
+    r.expect_message("curl http1.0");
+    r.still_serves();
+}
