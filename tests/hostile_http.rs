@@ -87,6 +87,22 @@ impl Relay {
         format!("Authorization: Bearer {}\r\n", self.token)
     }
 
+    /// `POST /msg/RCPT` over HTTP/1.1 with the key, the header lines `head` (each ending
+    /// in CRLF) and then `body`, byte for byte.
+    fn msg_request(&self, head: &str, body: &str) -> String {
+        format!(
+            "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}{head}\r\n{body}",
+            self.rcpt,
+            self.auth()
+        )
+    }
+
+    /// Send `req` on a new connection: its answers have the statuses `want`.
+    fn answers(&self, req: &str, want: &[u16]) {
+        let answer = raw(self.port, req.as_bytes());
+        assert_eq!(statuses(&answer), want, "{answer}");
+    }
+
     /// The daemon runs, and a normal `?wait=1` post is answered 200 and delivered.
     fn still_serves(&mut self) {
         assert!(self.daemon.is_running(), "{}", self.daemon.log());
@@ -152,14 +168,11 @@ fn a_non_ascii_trailer_after_a_401_is_not_fatal() {
 #[test]
 fn a_non_ascii_trailer_on_an_accepted_body_is_ignored() {
     let mut r = relay("");
-    let req = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n7\r\ntrailer\r\n0\r\nX-T: é\r\n\r\n",
-        r.rcpt,
-        r.auth()
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n",
+        "7\r\ntrailer\r\n0\r\nX-T: é\r\n\r\n",
     );
-    let answer = raw(r.port, req.as_bytes());
-    assert_eq!(statuses(&answer), [202], "{answer}");
+    r.answers(&req, &[202]);
     r.expect_message("trailer");
     r.still_serves();
 }
@@ -215,40 +228,28 @@ fn an_obs_fold_header_is_refused_with_400() {
 #[test]
 fn conflicting_content_lengths_are_refused_with_400() {
     let mut r = relay("");
-    let req = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-        r.rcpt,
-        r.auth()
-    );
-    let answer = raw(r.port, req.as_bytes());
-    assert_eq!(statuses(&answer), [400], "{answer}");
+    let req = r.msg_request("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!");
+    r.answers(&req, &[400]);
     r.still_serves();
 }
 
 #[test]
 fn a_list_of_content_lengths_is_refused_with_400() {
     let mut r = relay("");
-    let req = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Length: 5, 5\r\n\r\nhello",
-        r.rcpt,
-        r.auth()
-    );
-    let answer = raw(r.port, req.as_bytes());
-    assert_eq!(statuses(&answer), [400], "{answer}");
+    let req = r.msg_request("Content-Length: 5, 5\r\n", "hello");
+    r.answers(&req, &[400]);
     r.still_serves();
 }
 
 #[test]
 fn a_duplicate_equal_content_length_frames_one_body_and_nothing_is_smuggled() {
     let mut r = relay("");
-    let req = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\nContent-Length: 5\r\n\
-         Content-Length: 5\r\nConnection: close\r\n\r\ndupes",
-        r.rcpt,
-        r.auth()
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 5\r\nContent-Length: 5\r\n\
+         Connection: close\r\n",
+        "dupes",
     );
-    let answer = raw(r.port, req.as_bytes());
-    assert_eq!(statuses(&answer), [202], "{answer}");
+    r.answers(&req, &[202]);
     r.expect_message("dupes");
     r.still_serves();
 }
@@ -256,15 +257,12 @@ fn a_duplicate_equal_content_length_frames_one_body_and_nothing_is_smuggled() {
 #[test]
 fn content_length_with_transfer_encoding_reads_chunked_and_closes_so_nothing_is_smuggled() {
     let mut r = relay("");
-    let req = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\nContent-Length: 40\r\n\
-         Transfer-Encoding: chunked\r\n\r\n4\r\nreal\r\n0\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
-        r.rcpt,
-        r.auth()
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n",
+        "4\r\nreal\r\n0\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
     );
-    let answer = raw(r.port, req.as_bytes());
     // One answer (not a 404 for the smuggled request), and the connection is closed.
-    assert_eq!(statuses(&answer), [202], "{answer}");
+    r.answers(&req, &[202]);
     r.expect_message("real");
     r.still_serves();
 }
@@ -272,14 +270,11 @@ fn content_length_with_transfer_encoding_reads_chunked_and_closes_so_nothing_is_
 #[test]
 fn an_overflowing_chunk_size_is_refused_with_400() {
     let mut r = relay("");
-    let req = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
-         Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n",
-        r.rcpt,
-        r.auth()
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
+        "ffffffffffffffffff\r\nabc\r\n",
     );
-    let answer = raw(r.port, req.as_bytes());
-    assert_eq!(statuses(&answer), [400], "{answer}");
+    r.answers(&req, &[400]);
     r.still_serves();
 }
 
@@ -356,12 +351,12 @@ fn http_1_0_post_and_get_are_answered_and_delivered() {
 fn pipelined_requests_are_answered_in_order() {
     let mut r = relay("");
     let one = |body: &str| {
-        format!(
-            "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            r.rcpt,
-            r.auth(),
-            body.len()
+        r.msg_request(
+            &format!(
+                "Content-Type: text/plain\r\nContent-Length: {}\r\n",
+                body.len()
+            ),
+            body,
         )
     };
     let req = format!(
@@ -369,8 +364,7 @@ fn pipelined_requests_are_answered_in_order() {
         one("first"),
         one("second")
     );
-    let answer = raw(r.port, req.as_bytes());
-    assert_eq!(statuses(&answer), [202, 202, 200], "{answer}");
+    r.answers(&req, &[202, 202, 200]);
     r.expect_message("first");
     r.expect_message("second");
     r.still_serves();
@@ -406,11 +400,10 @@ fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let mut r = relay("");
     let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    let head = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\nContent-Length: 8\r\n\
-         Expect: 100-continue\r\nConnection: close\r\n\r\n",
-        r.rcpt,
-        r.auth()
+    let head = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 8\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n",
+        "",
     );
     s.write_all(head.as_bytes()).unwrap();
     let mut interim = [0u8; 25];
@@ -430,13 +423,8 @@ fn expect_100_continue_is_answered_before_the_body_is_sent() {
 #[test]
 fn an_oversized_declared_body_gets_413_without_100_continue() {
     let mut r = relay("max_body_bytes = 1024\n");
-    let head = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Length: 999999\r\nExpect: 100-continue\r\n\r\n",
-        r.rcpt,
-        r.auth()
-    );
-    let answer = raw(r.port, head.as_bytes());
-    assert_eq!(statuses(&answer), [413], "{answer}");
+    let req = r.msg_request("Content-Length: 999999\r\nExpect: 100-continue\r\n", "");
+    r.answers(&req, &[413]);
     r.still_serves();
 }
 
@@ -446,11 +434,7 @@ fn a_body_slower_than_the_minimum_rate_gets_408_within_seconds() {
     let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    let head = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\nContent-Length: 60000\r\n\r\n",
-        r.rcpt,
-        r.auth()
-    );
+    let head = r.msg_request("Content-Type: text/plain\r\nContent-Length: 60000\r\n", "");
     s.write_all(head.as_bytes()).unwrap();
     let started = Instant::now();
     let mut answer = Vec::new();
@@ -481,11 +465,9 @@ fn a_key_at_its_concurrent_request_cap_gets_429_and_others_pass() {
     let mut r = relay("max_per_key = 1\nmin_body_rate = 0\n");
     // One request of the key holds its only place: its body is still to come.
     let mut holder = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
-    let head = format!(
-        "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\nContent-Length: 4\r\n\
-         Connection: close\r\n\r\n",
-        r.rcpt,
-        r.auth()
+    let head = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 4\r\nConnection: close\r\n",
+        "",
     );
     holder.write_all(head.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
