@@ -630,3 +630,29 @@ fn insert_header(res: &mut Response, name: &'static str, value: &str) {
         res.headers_mut().insert(k, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_must_keep_up_the_minimum_rate_after_its_first_second() {
+        let t0 = Instant::now();
+        assert_eq!(body_deadline(t0, 0, 1024), t0 + BODY_RATE_GRACE);
+        assert_eq!(
+            body_deadline(t0, 2048, 1024),
+            t0 + BODY_RATE_GRACE + Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn a_body_never_takes_longer_than_the_body_timeout() {
+        let t0 = Instant::now();
+        assert_eq!(body_deadline(t0, 1 << 30, 1024), t0 + BODY_TIMEOUT);
+        assert_eq!(
+            body_deadline(t0, 0, 0),
+            t0 + BODY_TIMEOUT,
+            "rate 0: no minimum"
+        );
+    }
+}
