@@ -529,3 +529,29 @@ fn the_issues_curl_lines_are_answered() {
     r.expect_message("curl http1.0");
     r.still_serves();
 }
+
+#[test]
+fn a_raw_utf8_path_is_read_like_its_percent_encoded_form() {
+    let mut r = relay("");
+    let req = format!(
+        "POST /msg/{}/h\u{e4}user HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
+         Content-Length: 4\r\nConnection: close\r\n\r\nraw8",
+        r.rcpt,
+        r.auth()
+    );
+    r.answers(&req, &[202]);
+    r.expect_message("raw8");
+    let latin1 = format!(
+        "POST /msg/{}/h\u{e4}user HTTP/1.1\r\nHost: x\r\n{}Content-Length: 1\r\n\r\nx",
+        r.rcpt,
+        r.auth()
+    )
+    .replace('\u{e4}', "\u{0}");
+    let mut bytes = latin1.into_bytes();
+    if let Some(i) = bytes.iter().position(|&b| b == 0) {
+        bytes[i] = 0xe4;
+    }
+    let answer = raw(r.port, &bytes);
+    assert_eq!(statuses(&answer), [400], "{answer}");
+    r.still_serves();
+}
