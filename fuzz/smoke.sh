@@ -12,8 +12,8 @@ if ! cargo +nightly --version >/dev/null 2>&1 || ! cargo +nightly fuzz --version
     echo "fuzz smoke: skipped (needs rustup's nightly toolchain and cargo install cargo-fuzz)"
     exit 0
 fi
-# rustix 0.37 (through async-h1's async-io 1) probes for nightly features and then uses
-# attributes newer nightlies reject; allowing no unstable features makes the probe fail.
+# No dependency may switch on unstable features by probing for nightly (rustix 0.37, once
+# in the tree, did, then used attributes newer nightlies reject): the probes must fail.
 export RUSTFLAGS="-Zallow-features="
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

@@ -3,7 +3,7 @@
 //! mutability is `Cell`/`RefCell`; no borrow is held across an `.await`.
 
 use crate::config::Config;
-use crate::http::auth::RateLimiter;
+use crate::http::auth::{InFlight, RateLimiter};
 use crate::invites::InviteStore;
 use crate::iqwait::IqWaiters;
 use crate::keys::KeyStore;
@@ -55,6 +55,8 @@ pub struct App {
     pub roster: RefCell<Roster>,
     /// Failed authentication attempts per client address.
     pub limiter: RefCell<RateLimiter>,
+    /// Requests being answered per API key (`http.max_per_key`).
+    pub in_flight: InFlight,
     /// Stanza ids.
     pub ids: RefCell<IdGen>,
     /// The stream's state.
@@ -87,6 +89,7 @@ impl App {
             invites,
             roster: RefCell::new(Roster::new()),
             limiter: RefCell::new(RateLimiter::new()),
+            in_flight: InFlight::default(),
             ids: RefCell::new(IdGen::new()),
             stream: Cell::new(StreamState::Connecting),
             last_error: RefCell::new(None),

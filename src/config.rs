@@ -5,6 +5,7 @@
 //! falls back to a default.
 
 use crate::hashfile;
+use crate::http::url::{Url, UrlError};
 use crate::toml::{self, Entry, Value};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::tls;
@@ -124,6 +125,13 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// A client read that makes no progress for this long ends its connection.
     pub read_timeout: Duration,
+    /// After the first second of a request body, the bytes per second it must keep up
+    /// (0: no minimum).
+    pub min_body_rate: usize,
+    /// Most requests answered at once for one API key.
+    pub max_per_key: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the auth limiter).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// Longest `outbox.grace`: service managers kill a daemon that takes longer to stop.
@@ -355,6 +363,7 @@ impl Config {
                 });
             }
         }
+        let max_connections = t.int("http", "max_connections", 1, 65536)?.unwrap_or(64);
         let cfg = Config {
             xmpp: xmpp_section(&t, password_env)?,
             http: HttpConfig {
@@ -364,10 +373,20 @@ impl Config {
                 max_body_bytes: t
                     .int("http", "max_body_bytes", 1, 64 << 20)?
                     .unwrap_or(65536),
-                max_connections: t.int("http", "max_connections", 1, 65536)?.unwrap_or(64),
+                max_connections,
                 read_timeout: t
                     .duration("http", "read_timeout")?
                     .unwrap_or(Duration::from_secs(10)),
+                min_body_rate: t.int("http", "min_body_rate", 0, 1 << 30)?.unwrap_or(1024),
+                max_per_key: t
+                    .int("http", "max_per_key", 1, 65536)?
+                    .unwrap_or((max_connections / 4).max(1)),
+                trusted_proxies: t
+                    .list("http", "trusted_proxies", |s| {
+                        s.parse::<IpAddr>()
+                            .map_err(|_| "expected an IP address, e.g. \"127.0.0.1\"".into())
+                    })?
+                    .unwrap_or_default(),
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
@@ -603,19 +622,22 @@ fn webhook_section(t: &Tables) -> Result<Option<WebhookConfig>, ConfigError> {
     let sample = placeholders
         .iter()
         .fold(url.clone(), |u, p| u.replace(p, "x"));
-    let parsed = http_types::Url::parse(&sample).ok();
-    if !parsed
-        .as_ref()
-        .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-    {
-        return Err(t.bad("webhook", "url", "expected an http:// or https:// URL"));
-    }
-    if parsed.is_some_and(|u| !u.username().is_empty() || u.password().is_some()) {
-        return Err(t.bad(
-            "webhook",
-            "url",
-            "credentials in the URL are not supported; use bearer",
-        ));
+    match Url::parse(&sample) {
+        Ok(_) => {}
+        Err(UrlError::Credentials) => {
+            return Err(t.bad(
+                "webhook",
+                "url",
+                "credentials in the URL are not supported; use bearer",
+            ))
+        }
+        Err(_) => {
+            return Err(t.bad(
+                "webhook",
+                "url",
+                "expected an http:// or https:// URL of printable ASCII",
+            ))
+        }
     }
     let format = match t.string("webhook", "format")?.as_deref() {
         Some("json") => WebhookFormat::Json,
@@ -714,19 +736,16 @@ fn invites_section(t: &Tables) -> Result<InvitesConfig, ConfigError> {
     let public_url = match t.string("invites", "public_url")? {
         None => None,
         Some(u) => {
-            let parsed = http_types::Url::parse(&u).ok().filter(|p| {
-                matches!(p.scheme(), "http" | "https")
-                    && p.host_str().is_some()
-                    && p.query().is_none()
-                    && p.fragment().is_none()
-                    && p.username().is_empty()
-                    && p.password().is_none()
-            });
+            // It goes into `Location:` headers and pages: printable ASCII only.
+            let parsed = Url::parse(&u)
+                .ok()
+                .filter(|p| p.query.is_none() && p.fragment.is_none());
             if parsed.is_none() {
                 return Err(t.bad(
                     "invites",
                     "public_url",
-                    "expected an http:// or https:// URL without query, fragment or credentials",
+                    "expected an http:// or https:// URL of printable ASCII without query, \
+                     fragment or credentials",
                 ));
             }
             Some(u.trim_end_matches('/').to_string())
@@ -816,6 +835,9 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "max_body_bytes",
             "max_connections",
             "read_timeout",
+            "min_body_rate",
+            "max_per_key",
+            "trusted_proxies",
         ],
     ),
     (
@@ -1000,6 +1022,9 @@ mod tests {
         assert_eq!(c.http.listen, vec!["127.0.0.1:5280".parse().unwrap()]);
         assert_eq!(c.http.max_body_bytes, 65536);
         assert_eq!(c.http.max_connections, 64);
+        assert_eq!(c.http.min_body_rate, 1024);
+        assert_eq!(c.http.max_per_key, 16);
+        assert!(c.http.trusted_proxies.is_empty());
         assert_eq!(c.outbox.capacity, 256);
         assert!(c.outbox.spool.is_none());
         assert_eq!(c.outbox.grace, Duration::from_secs(10));
@@ -1271,6 +1296,18 @@ max = 10
             (
                 format!("{MINIMAL}[invites]\npublic_url = \"https://r.example/?a=b\"\n"),
                 "invites.public_url (line 5)",
+            ),
+            (
+                format!("{MINIMAL}[invites]\npublic_url = \"https://r\u{e9}.example/\"\n"),
+                "invites.public_url (line 5): expected an http:// or https:// URL of printable",
+            ),
+            (
+                format!("{MINIMAL}[invites]\npublic_url = \"https://r.example/\\r\\nX: y\"\n"),
+                "invites.public_url (line 5)",
+            ),
+            (
+                format!("{MINIMAL}[http]\ntrusted_proxies = [\"proxy\"]\n"),
+                "http.trusted_proxies (line 5): \"proxy\": expected an IP address",
             ),
             (
                 format!("{MINIMAL}[invites]\nunknown = \"accept\"\n"),

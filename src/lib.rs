@@ -10,14 +10,16 @@
 //!     │           (reconnect paced by `pacing`, session resumption, graceful stop, MUC
 //!     │           joins by `rooms`, roster, invite approvals, inbound answers filtered by
 //!     │           `access`)
-//!     ├── http    async-h1 listener under a connection cap (http), routes, auth, /msg and
-//!     │           /rest bodies; iqwait: the iqs sent over /rest waiting for replies
+//!     ├── http    hyper HTTP/1 listener under a connection cap (http; http::rt adapts hyper
+//!     │           to smol), routes, auth and limiter, /msg and /rest bodies, http::url;
+//!     │           iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (serialized stanzas bounded in entries and bytes,
 //!     │           until acknowledged; delay stamps; poison stanzas taken out; optionally on
 //!     │           disk in `spool`, replayed as room frees up), keys, invites, roster, rooms,
 //!     │           metrics, status
-//!     ├── webhook inbound stanzas → byte-bounded queue → one worker POSTing them (http::client)
+//!     ├── webhook inbound stanzas → byte-bounded queue → one worker POSTing them (http::client,
+//!     │           hyper's HTTP/1 client)
 //!     │
 //!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop,
 //!     │           SCRAM's PBKDF2 on a blocking thread

@@ -36,6 +36,7 @@ fn relay(read_timeout: &str) -> Relay {
         &[],
         &format!(
             "[http]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {MAX_CONNECTIONS}\n\
+             max_per_key = {MAX_CONNECTIONS}\n\
              max_body_bytes = {MAX_BODY}\nread_timeout = \"{read_timeout}\"\n\
              [keys]\nfile = {}\n",
             common::toml_str(&keys.to_string_lossy())

@@ -5,15 +5,16 @@
 //! either way), or as the query parameter `key=ID/SECRET`.
 
 use base64::Engine;
+use std::cell::RefCell;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Failures from one address within [`WINDOW`] before it gets 429.
 pub const MAX_FAILURES: u32 = 10;
 /// The window failures are counted in; a blocked address waits until it ends.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Addresses tracked at once; when full the oldest entry gives way, so memory is fixed.
+/// Addresses tracked at once; when full the oldest unblocked entry gives way.
 pub const MAX_TRACKED: usize = 256;
 
 /// A presented key. `Debug` hides the secret.
@@ -116,6 +117,43 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, AuthError>
         .ok_or(AuthError::BadEncoding)
 }
 
+/// The address failures are counted for: IPv6 clients by their /64 (one host usually has
+/// a whole /64), IPv4 and IPv4-mapped IPv6 clients by their address.
+pub fn limiter_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
+    }
+}
+
+/// The client's address: the TCP peer, or, when the peer is one of `trusted` proxies,
+/// the nearest address in `X-Forwarded-For` (read right to left) that is not a trusted
+/// proxy. An unreadable entry stops the walk at the last trusted hop.
+pub fn client_addr(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.contains(ip);
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for.iter().rev().flat_map(|h| h.rsplit(',')) {
+        let hop = hop.trim();
+        let parsed = hop
+            .parse::<IpAddr>()
+            .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()));
+        let Ok(ip) = parsed else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     ip: IpAddr,
@@ -123,10 +161,19 @@ struct Entry {
     since: Instant,
 }
 
-/// Failed attempts per client address, in a fixed-size table.
+impl Entry {
+    fn blocked(&self, now: Instant) -> bool {
+        self.failures >= MAX_FAILURES && now < self.since + WINDOW
+    }
+}
+
+/// Failed attempts per client address (see [`limiter_key`]), in a fixed-size table. Only
+/// wrong credentials count, and only they are refused: a request with a valid key passes
+/// whatever its address did.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    /// Fixed capacity: a flood of addresses evicts the oldest entry, never grows memory.
+    /// Fixed capacity, so memory is fixed: when full, a new address takes the place of the
+    /// oldest one that is not blocked; blocked ones stay until their window ends.
     entries: heapless::Vec<Entry, MAX_TRACKED>,
 }
 
@@ -140,21 +187,17 @@ impl RateLimiter {
 
     /// `Err(retry_after)` while `ip` is blocked.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let ip = limiter_key(ip);
         match self.entries.iter().find(|e| e.ip == ip) {
-            Some(e) if e.failures >= MAX_FAILURES => {
-                let end = e.since + WINDOW;
-                if now < end {
-                    Err(end - now)
-                } else {
-                    Ok(())
-                }
-            }
+            Some(e) if e.blocked(now) => Err(e.since + WINDOW - now),
             _ => Ok(()),
         }
     }
 
-    /// Count a failure from `ip`.
+    /// Count a failure from `ip`. When every tracked address is blocked, a new address's
+    /// failure is not recorded (it is still refused with 401).
     pub fn record_failure(&mut self, ip: IpAddr, now: Instant) {
+        let ip = limiter_key(ip);
         if let Some(e) = self.entries.iter_mut().find(|e| e.ip == ip) {
             if now.duration_since(e.since) >= WINDOW {
                 e.failures = 0;
@@ -169,15 +212,66 @@ impl RateLimiter {
             since: now,
         };
         if let Err(fresh) = self.entries.push(fresh) {
-            if let Some(oldest) = self.entries.iter_mut().min_by_key(|e| e.since) {
+            if let Some(oldest) = self
+                .entries
+                .iter_mut()
+                .filter(|e| !e.blocked(now))
+                .min_by_key(|e| e.since)
+            {
                 *oldest = fresh;
             }
         }
     }
+}
 
-    /// A success from `ip` clears its failures.
-    pub fn record_success(&mut self, ip: IpAddr) {
-        self.entries.retain(|e| e.ip != ip);
+/// Requests being answered per API key, so that one key (a client that trickles bodies,
+/// or a burst) cannot take every connection. Entries leave at zero: at most one per
+/// request in flight.
+#[derive(Debug, Default)]
+pub struct InFlight(RefCell<Vec<(String, usize)>>);
+
+/// One request counted in [`InFlight`]; dropping it (answered, or the connection gone)
+/// uncounts it.
+#[derive(Debug)]
+pub struct InFlightGuard<'a> {
+    table: &'a InFlight,
+    key: String,
+}
+
+impl InFlight {
+    /// Count a request for `key`, or `None` when `key` already has `max` in flight.
+    pub fn enter(&self, key: &str, max: usize) -> Option<InFlightGuard<'_>> {
+        let mut list = self.0.borrow_mut();
+        match list.iter_mut().find(|(k, _)| k == key) {
+            Some((_, n)) if *n >= max => return None,
+            Some((_, n)) => *n += 1,
+            None => list.push((key.to_string(), 1)),
+        }
+        Some(InFlightGuard {
+            table: self,
+            key: key.to_string(),
+        })
+    }
+
+    /// Requests in flight for `key`.
+    pub fn count(&self, key: &str) -> usize {
+        self.0
+            .borrow()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut list = self.table.0.borrow_mut();
+        if let Some(i) = list.iter().position(|(k, _)| *k == self.key) {
+            list[i].1 -= 1;
+            if list[i].1 == 0 {
+                list.swap_remove(i);
+            }
+        }
     }
 }
 
@@ -254,29 +348,93 @@ mod tests {
         assert_eq!(query_param("wait=1", "key"), None);
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn limiter() {
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
+    fn an_address_is_blocked_after_max_failures_until_the_window_ends() {
+        let a = ip("192.0.2.1");
         let t0 = Instant::now();
         let mut l = RateLimiter::new();
         for _ in 0..MAX_FAILURES - 1 {
-            l.record_failure(ip, t0);
+            l.record_failure(a, t0);
         }
-        assert!(l.check(ip, t0).is_ok());
-        l.record_failure(ip, t0);
-        let retry = l.check(ip, t0 + Duration::from_secs(10)).unwrap_err();
+        assert!(l.check(a, t0).is_ok());
+        l.record_failure(a, t0);
+        let retry = l.check(a, t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(retry, Duration::from_secs(50));
-        assert!(l.check(other, t0).is_ok());
-        assert!(l.check(ip, t0 + WINDOW).is_ok());
-        l.record_failure(ip, t0 + WINDOW);
-        assert!(l.check(ip, t0 + WINDOW).is_ok(), "a new window starts over");
-        l.record_success(ip);
-        assert!(l.entries.is_empty());
-        for i in 0..(MAX_TRACKED as u32 + 10) {
-            let a = IpAddr::from(std::net::Ipv4Addr::from(i));
+        assert!(l.check(ip("192.0.2.2"), t0).is_ok());
+        assert!(l.check(a, t0 + WINDOW).is_ok());
+        l.record_failure(a, t0 + WINDOW);
+        assert!(l.check(a, t0 + WINDOW).is_ok(), "a new window starts over");
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_their_64() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new();
+        for i in 0..MAX_FAILURES {
+            l.record_failure(ip(&format!("2001:db8:1:2::{i:x}")), t0);
+        }
+        assert!(l.check(ip("2001:db8:1:2:ffff::1"), t0).is_err());
+        assert!(l.check(ip("2001:db8:1:3::1"), t0).is_ok());
+        assert_eq!(limiter_key(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
+    }
+
+    #[test]
+    fn a_flood_of_addresses_does_not_evict_a_blocked_one_nor_grow_the_table() {
+        let blocked = ip("192.0.2.1");
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new();
+        for _ in 0..MAX_FAILURES {
+            l.record_failure(blocked, t0);
+        }
+        for i in 0..(MAX_TRACKED as u32 * 4) {
+            let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
             l.record_failure(a, t0 + Duration::from_millis(u64::from(i)));
         }
         assert_eq!(l.entries.len(), MAX_TRACKED);
+        assert!(l.check(blocked, t0 + Duration::from_secs(30)).is_err());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy = ip("127.0.0.1");
+        let trusted = [proxy, ip("10.0.0.2")];
+        let xff = ["198.51.100.7, 10.0.0.2"];
+        assert_eq!(client_addr(proxy, &xff, &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_addr(ip("192.0.2.5"), &xff, &trusted),
+            ip("192.0.2.5")
+        );
+        assert_eq!(client_addr(proxy, &[], &trusted), proxy);
+        assert_eq!(
+            client_addr(proxy, &["junk, 10.0.0.2"], &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_addr(proxy, &["203.0.113.1", "198.51.100.8:4711"], &trusted),
+            ip("198.51.100.8")
+        );
+        assert_eq!(
+            client_addr(proxy, &xff, &[]),
+            proxy,
+            "no proxies trusted by default"
+        );
+    }
+
+    #[test]
+    fn a_key_gets_at_most_max_requests_in_flight_and_each_frees_its_place() {
+        let table = InFlight::default();
+        let a = table.enter("k1", 2).unwrap();
+        let b = table.enter("k1", 2).unwrap();
+        assert!(table.enter("k1", 2).is_none());
+        assert!(table.enter("k2", 2).is_some());
+        drop(a);
+        assert_eq!(table.count("k1"), 1);
+        let _c = table.enter("k1", 2).unwrap();
+        drop(b);
+        assert_eq!(table.count("k2"), 0);
     }
 }

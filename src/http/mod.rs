@@ -1,5 +1,5 @@
-//! The HTTP listener: accepting connections under a cap, async-h1 on each, and the socket
-//! wrapper that bounds slow clients.
+//! The HTTP listener: accepting connections under a cap, hyper's HTTP/1 server on each
+//! (through the smol adapter in `rt`), and the socket wrapper that bounds slow clients.
 //!
 //! Under the cap, a connection that has not sent a complete request (a slow or idle
 //! client, or a keep-alive connection between requests) gives way to a new one: a flood
@@ -8,142 +8,109 @@
 //!
 //! `routes` decides what each request means; `body` parses `/msg` bodies, `rest` `/rest`
 //! bodies, and `auth` reads credentials and rate-limits failures; `client` is the webhook's
-//! one-request HTTP client. This module only moves bytes.
+//! one-request HTTP client and `url` the small URL parser both sides share. This module
+//! only moves bytes, over any stream (TCP today; the connection code is generic over it).
 
 pub mod auth;
 pub mod body;
 pub mod client;
 pub mod rest;
 pub mod routes;
+pub mod rt;
+pub mod url;
 
 use crate::app::App;
 use crate::log;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use smol::future::FutureExt;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::lock::Semaphore;
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 use smol::{LocalExecutor, Timer};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Shutdown};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// The whole request body must arrive within this.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest request head (request line and headers), and hyper's read buffer.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The most request headers.
+pub const MAX_HEADERS: usize = 64;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// The socket as async-h1 sees it: reads time out when idle, and reading can be stopped
-/// so that async-h1 does not drain a refused body (it reads leftovers to sink otherwise).
-#[derive(Debug, Clone)]
-pub struct HttpIo {
-    tcp: TcpStream,
-    stopped: Arc<AtomicBool>,
-    /// A read that makes no progress for this long ends the connection: a client that
-    /// trickles bytes, or an idle keep-alive connection, does not hold a slot for ever
-    /// (`http.read_timeout`; async-h1 also bounds a whole header block to 60 s).
-    read_timeout: Duration,
-    /// Shared by the clones async-h1 makes per request, so a keep-alive connection
-    /// re-registers its idle timer at most once per timeout period.
-    idle: Arc<Mutex<Idle>>,
-    /// Whether a request is being answered, for the accept loop.
-    conn: Arc<Conn>,
-}
-
 /// What the accept loop knows of a connection it serves.
-#[derive(Debug)]
-struct Conn {
-    /// The socket, to close it when it must give way.
-    tcp: TcpStream,
+#[derive(Debug, Default)]
+pub struct Conn {
     /// A request's head arrived and its answer is not written yet.
-    requesting: AtomicBool,
-    /// The answer went to async-h1; its next read (the next request, or the rest of an
+    requesting: Cell<bool>,
+    /// The answer went to hyper; its next read (the next request, or the rest of an
     /// unread body) comes after the answer is written.
-    answered: AtomicBool,
+    answered: Cell<bool>,
 }
 
 impl Conn {
     /// A request's head arrived: keep the slot until it is answered.
     fn begin(&self) {
-        self.answered.store(false, Ordering::Relaxed);
-        self.requesting.store(true, Ordering::Relaxed);
+        self.answered.set(false);
+        self.requesting.set(true);
     }
 
     /// The answer is handed over to be written.
     fn end(&self) {
-        self.answered.store(true, Ordering::Relaxed);
-    }
-
-    fn is_requesting(&self) -> bool {
-        self.requesting.load(Ordering::Relaxed)
+        self.answered.set(true);
     }
 }
 
-/// When a read last made progress, and the timer armed from it lazily.
+/// The socket as hyper sees it: a read that makes no progress for `read_timeout` fails,
+/// so a client that trickles bytes, or an idle keep-alive connection, does not hold a slot
+/// for ever (`http.read_timeout`; hyper also bounds a whole head to the same time).
 #[derive(Debug)]
-struct Idle {
+struct HttpIo<T> {
+    io: T,
+    read_timeout: Duration,
+    /// When a read last made progress.
     progress: Instant,
+    /// Armed lazily from `progress`, so a busy connection does not re-arm it per read.
     timer: Timer,
     armed: bool,
+    conn: Rc<Conn>,
 }
 
-impl HttpIo {
-    fn new(tcp: TcpStream, read_timeout: Duration, conn: Arc<Conn>) -> HttpIo {
-        HttpIo {
-            tcp,
-            conn,
-            stopped: Arc::new(AtomicBool::new(false)),
-            read_timeout,
-            idle: Arc::new(Mutex::new(Idle {
-                progress: Instant::now(),
-                timer: Timer::never(),
-                armed: false,
-            })),
-        }
-    }
-
-    /// Read nothing more from this client: the response is written, then the connection
-    /// closes (pair with `Connection: close`).
-    pub fn stop_reading(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for HttpIo {
+impl<T: AsyncRead + Unpin> AsyncRead for HttpIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if self.stopped.load(Ordering::Relaxed) {
-            return Poll::Ready(Ok(0));
+        let this = &mut *self;
+        if this.conn.answered.replace(false) {
+            this.conn.requesting.set(false);
         }
-        if self.conn.answered.swap(false, Ordering::Relaxed) {
-            self.conn.requesting.store(false, Ordering::Relaxed);
-        }
-        let ready = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        let Ok(mut idle) = self.idle.lock() else {
-            return ready;
-        };
+        let ready = Pin::new(&mut this.io).poll_read(cx, buf);
         if ready.is_ready() {
-            idle.progress = Instant::now();
+            this.progress = Instant::now();
             return ready;
         }
         loop {
-            let deadline = idle.progress + self.read_timeout;
-            if !idle.armed {
-                idle.timer.set_at(deadline);
-                idle.armed = true;
+            let deadline = this.progress + this.read_timeout;
+            if !this.armed {
+                this.timer.set_at(deadline);
+                this.armed = true;
             }
-            if Pin::new(&mut idle.timer).poll(cx).is_pending() {
+            if Pin::new(&mut this.timer).poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            idle.armed = false;
+            this.armed = false;
             if Instant::now() >= deadline {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -155,44 +122,90 @@ impl AsyncRead for HttpIo {
     }
 }
 
-impl AsyncWrite for HttpIo {
+impl<T: AsyncWrite + Unpin> AsyncWrite for HttpIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_close(cx)
+        Pin::new(&mut self.io).poll_close(cx)
     }
+}
+
+/// Serve HTTP/1.0 and 1.1 requests from `peer` on `io` until the client closes, is too
+/// slow, or sends something that is not HTTP. Generic over the stream, so that any
+/// listener (TCP, TLS, a unix socket, a fuzzer's bytes) shares it; `conn` tells the
+/// caller whether a request is being answered.
+pub async fn serve_connection<T>(io: T, app: Rc<App>, peer: IpAddr, conn: Rc<Conn>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let read_timeout = app.cfg.http.read_timeout;
+    let io = rt::Io(HttpIo {
+        io,
+        read_timeout,
+        progress: Instant::now(),
+        timer: Timer::never(),
+        armed: false,
+        conn: conn.clone(),
+    });
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        let conn = conn.clone();
+        async move {
+            conn.begin();
+            let res = routes::handle(&app, req, peer).await;
+            conn.end();
+            Ok::<_, Infallible>(res)
+        }
+    });
+    let _ = http1::Builder::new()
+        .timer(rt::SmolTimer)
+        .header_read_timeout(read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .title_case_headers(true)
+        .serve_connection(io, service)
+        .await;
+}
+
+/// A served connection, and the means to close it when it must give way.
+#[derive(Debug)]
+struct Served {
+    conn: Rc<Conn>,
+    /// Dropping it ends the connection's task (its receiver sees the channel close).
+    _close: smol::channel::Sender<()>,
 }
 
 /// The connections one listener serves, oldest first.
 #[derive(Debug, Default)]
-struct Served(RefCell<Vec<Arc<Conn>>>);
+struct ServedList(RefCell<Vec<Served>>);
 
-impl Served {
+impl ServedList {
     fn any_waiting(&self) -> bool {
-        self.0.borrow().iter().any(|c| !c.is_requesting())
+        self.0.borrow().iter().any(|s| !s.conn.requesting.get())
     }
 
     /// Close the oldest connection that is not answering a request, if there is one. It
     /// leaves the list at once, so that the next new connection closes another.
     fn make_room(&self) {
         let mut list = self.0.borrow_mut();
-        if let Some(i) = list.iter().position(|c| !c.is_requesting()) {
-            let _ = list.remove(i).tcp.shutdown(Shutdown::Both);
+        if let Some(i) = list.iter().position(|s| !s.conn.requesting.get()) {
+            drop(list.remove(i));
         }
     }
 
-    fn remove(&self, conn: &Arc<Conn>) {
-        self.0.borrow_mut().retain(|c| !Arc::ptr_eq(c, conn));
+    fn remove(&self, conn: &Rc<Conn>) {
+        self.0.borrow_mut().retain(|s| !Rc::ptr_eq(&s.conn, conn));
     }
 }
 
@@ -206,7 +219,7 @@ pub async fn serve(
     slots: Arc<Semaphore>,
     ex: Rc<LocalExecutor<'static>>,
 ) {
-    let served = Rc::new(Served::default());
+    let served = Rc::new(ServedList::default());
     loop {
         let mut permit = slots.try_acquire_arc();
         if permit.is_none() && !served.any_waiting() {
@@ -223,37 +236,27 @@ pub async fn serve(
         let permit = match permit.or_else(|| slots.try_acquire_arc()) {
             Some(p) => p,
             None => {
-                // The closed connection's task ends at its next read and frees its slot.
+                // The closed connection's task ends at once and frees its slot.
                 served.make_room();
                 slots.acquire_arc().await
             }
         };
-        // async-h1 writes head and body separately: without this every keep-alive
-        // response waits for the peer's delayed ACK (40 ms).
+        // Answers are small and written at once; do not hold them for the peer's ACK.
         let _ = tcp.set_nodelay(true);
-        let conn = Arc::new(Conn {
-            tcp: tcp.clone(),
-            requesting: AtomicBool::new(false),
-            answered: AtomicBool::new(false),
+        let conn = Rc::new(Conn::default());
+        let (close, closed) = smol::channel::bounded::<()>(1);
+        served.0.borrow_mut().push(Served {
+            conn: conn.clone(),
+            _close: close,
         });
-        served.0.borrow_mut().push(conn.clone());
         let app = app.clone();
         let served = served.clone();
         ex.spawn(async move {
-            let io = HttpIo::new(tcp, app.cfg.http.read_timeout, conn.clone());
-            let endpoint_io = io.clone();
-            let ip: IpAddr = peer.ip();
-            let _ = async_h1::accept(io, |req| {
-                let app = app.clone();
-                let io = endpoint_io.clone();
-                async move {
-                    io.conn.begin();
-                    let res = routes::handle(&app, req, ip, &io).await;
-                    io.conn.end();
-                    Ok(res)
-                }
-            })
-            .await;
+            let serve = serve_connection(tcp, app, peer.ip(), conn.clone());
+            let evicted = async {
+                let _ = closed.recv().await;
+            };
+            serve.or(evicted).await;
             served.remove(&conn);
             drop(permit);
         })

@@ -4,10 +4,10 @@
 //!
 //! Every error is JSON `{"error": "<one human sentence>"}` with the contract's status.
 
-use super::auth::{self, Credentials};
+use super::auth::{self, Credentials, InFlightGuard};
 use super::body::{self, MsgRequest};
 use super::rest;
-use super::{HttpIo, BODY_TIMEOUT};
+use super::BODY_TIMEOUT;
 use crate::app::{App, StreamState};
 use crate::config;
 use crate::invites::{self, InvitesError};
@@ -21,13 +21,19 @@ use crate::timefmt;
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza;
 use crate::xmpp::xml::Element;
-use http_types::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, StatusCode, Version};
 use serde_json::json;
 use smol::future::FutureExt;
-use smol::io::AsyncReadExt;
 use smol::Timer;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+/// Every answer: one buffer, sent with its `Content-Length`.
+pub type Response = hyper::Response<Full<Bytes>>;
 
 /// How long `?wait=1` waits for the server's acknowledgement unless `X-Timeout` says less.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,14 +41,47 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Seconds a client is asked to wait when a message cannot be queued (full, stopping).
 const RETRY_AFTER_FULL: u64 = 5;
+/// Seconds a key at its `http.max_per_key` is asked to wait.
+const RETRY_AFTER_BUSY_KEY: u64 = 1;
+/// A body's first second is exempt from `http.min_body_rate` (connection ramp-up).
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(1);
 
 /// Answer one request and count the answer.
-pub async fn handle(app: &App, mut req: Request, peer: IpAddr, io: &HttpIo) -> Response {
-    let res = route(app, &mut req, peer, io)
-        .await
-        .unwrap_or_else(Reject::into_response);
-    app.metrics.response(u16::from(res.status()));
+pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response {
+    let (parts, body) = req.into_parts();
+    let res = match well_formed(&parts) {
+        Ok(()) => route(app, &parts, body, peer).await,
+        Err(r) => Err(r),
+    }
+    .unwrap_or_else(Reject::into_response);
+    app.metrics.response(res.status().as_u16());
     res
+}
+
+/// What hyper accepts but we refuse: HTTP/1.1 without exactly one `Host` (RFC 9112 §3.2),
+/// and more than one `Host` in HTTP/1.0.
+fn well_formed(parts: &Parts) -> Result<(), Reject> {
+    let hosts = parts.headers.get_all(hyper::header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && parts.version >= Version::HTTP_11) {
+        return Err(Reject::new(
+            StatusCode::BAD_REQUEST,
+            "an HTTP/1.1 request needs one Host header",
+        )
+        .header("Connection", "close"));
+    }
+    Ok(())
+}
+
+/// The last value of header `name`, if it is UTF-8 (other bytes are opaque to us, RFC
+/// 9110 §5.5, and read as absent).
+fn header(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(name)
+        .iter()
+        .next_back()
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .map(str::to_string)
 }
 
 /// A refused request: the status, one human sentence, and headers that go with it.
@@ -83,7 +122,7 @@ impl Reject {
         }
         let mut res = json_response(self.status, &body);
         for (k, v) in self.headers {
-            res.insert_header(k, v);
+            insert_header(&mut res, k, &v);
         }
         res
     }
@@ -91,59 +130,58 @@ impl Reject {
 
 type Answer = Result<Response, Reject>;
 
-async fn route(app: &App, req: &mut Request, peer: IpAddr, io: &HttpIo) -> Answer {
-    let path = req.url().path().to_string();
-    let method = req.method();
-    match path.as_str() {
+async fn route(app: &App, parts: &Parts, body: Incoming, peer: IpAddr) -> Answer {
+    let path = parts.uri.path();
+    let method = &parts.method;
+    match path {
         "/health" => {
-            allow(method, &[Method::Get])?;
+            allow(method, &[Method::GET])?;
             Ok(health(app))
         }
         "/metrics" => {
-            allow(method, &[Method::Get])?;
-            authenticate(app, req, peer, None)?;
+            allow(method, &[Method::GET])?;
+            let _slot = authenticate(app, parts, peer, None)?;
             let body = app.metrics.render(
                 app.stream.get() == StreamState::Online,
                 app.outbox.depth(),
                 app.outbox.capacity(),
             );
-            let mut res = Response::new(StatusCode::Ok);
-            res.insert_header("Content-Type", "text/plain; version=0.0.4");
-            res.set_body(body);
+            let mut res = response(StatusCode::OK, body);
+            insert_header(&mut res, "Content-Type", "text/plain; version=0.0.4");
             Ok(res)
         }
         p if p.starts_with("/msg/") || p == "/msg" => {
-            allow(method, &[Method::Get, Method::Post])?;
-            authenticate(app, req, peer, Some(Scope::Msg))?;
-            post_msg(app, req, io, p.strip_prefix("/msg/").unwrap_or("")).await
+            allow(method, &[Method::GET, Method::POST])?;
+            let _slot = authenticate(app, parts, peer, Some(Scope::Msg))?;
+            post_msg(app, parts, body, p.strip_prefix("/msg/").unwrap_or("")).await
         }
         p if p.starts_with("/rest/") || p == "/rest" => {
             let rest_path = p.strip_prefix("/rest").unwrap_or("");
             if rest_path.trim_start_matches('/').is_empty() {
-                allow(method, &[Method::Post])?;
+                allow(method, &[Method::POST])?;
             } else {
-                allow(method, &[Method::Get, Method::Post])?;
+                allow(method, &[Method::GET, Method::POST])?;
             }
-            authenticate(app, req, peer, Some(Scope::Rest))?;
-            post_rest(app, req, io, rest_path).await
+            let _slot = authenticate(app, parts, peer, Some(Scope::Rest))?;
+            post_rest(app, parts, body, rest_path).await
         }
-        "/invites_api" => with_cors(invites_api(app, req, peer)),
+        "/invites_api" => with_cors(invites_api(app, parts, peer)),
         p if p.starts_with("/invite/") => {
-            allow(method, &[Method::Get])?;
+            allow(method, &[Method::GET])?;
             Ok(invite_page(app, p.strip_prefix("/invite/").unwrap_or("")))
         }
-        _ => Err(Reject::new(StatusCode::NotFound, "no such endpoint")),
+        _ => Err(Reject::new(StatusCode::NOT_FOUND, "no such endpoint")),
     }
 }
 
 /// mod_invites_api's answers (CORS preflight included: `OPTIONS` needs no key).
-fn invites_api(app: &App, req: &Request, peer: IpAddr) -> Answer {
-    allow(req.method(), &[Method::Get, Method::Post, Method::Options])?;
-    if req.method() == Method::Options {
-        return Ok(Response::new(StatusCode::Ok));
+fn invites_api(app: &App, parts: &Parts, peer: IpAddr) -> Answer {
+    allow(&parts.method, &[Method::GET, Method::POST, Method::OPTIONS])?;
+    if parts.method == Method::OPTIONS {
+        return Ok(response(StatusCode::OK, String::new()));
     }
-    authenticate(app, req, peer, Some(Scope::Invite))?;
-    create_invite(app, req.url().query())
+    let _slot = authenticate(app, parts, peer, Some(Scope::Invite))?;
+    create_invite(app, parts.uri.query())
 }
 
 /// The CORS headers Prosody's HTTP server gives mod_invites_api (its defaults, plus
@@ -163,7 +201,7 @@ fn with_cors(answer: Answer) -> Answer {
     match answer {
         Ok(mut res) => {
             for (k, v) in INVITES_CORS {
-                res.insert_header(k, v);
+                insert_header(&mut res, k, v);
             }
             Ok(res)
         }
@@ -175,145 +213,186 @@ fn with_cors(answer: Answer) -> Answer {
     }
 }
 
-fn allow(method: Method, allowed: &[Method]) -> Result<(), Reject> {
-    if allowed.contains(&method) {
+fn allow(method: &Method, allowed: &[Method]) -> Result<(), Reject> {
+    if allowed.contains(method) {
         return Ok(());
     }
     let names: Vec<String> = allowed.iter().map(|m| m.to_string()).collect();
     Err(
-        Reject::new(StatusCode::MethodNotAllowed, "method not allowed here")
+        Reject::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
             .header("Allow", names.join(", ")),
     )
 }
 
-/// Check the API key; `scope` `None` accepts any valid key.
-fn authenticate(
-    app: &App,
-    req: &Request,
+/// Check the API key (`scope` `None` accepts any valid key) and take one of its
+/// `http.max_per_key` places for the time of the request.
+fn authenticate<'a>(
+    app: &'a App,
+    parts: &Parts,
     peer: IpAddr,
     scope: Option<Scope>,
-) -> Result<(), Reject> {
+) -> Result<InFlightGuard<'a>, Reject> {
+    let authorization = header(parts, "Authorization");
+    let id = match auth::credentials(authorization.as_deref(), parts.uri.query()) {
+        Ok(Some(Credentials { id, secret })) => {
+            let result = app.keys.verify(
+                &id,
+                &secret,
+                scope.unwrap_or(Scope::Msg),
+                timefmt::now_unix(),
+            );
+            match result {
+                AuthResult::Ok(_) => id,
+                AuthResult::MissingScope if scope.is_none() => id,
+                AuthResult::Unknown => {
+                    return Err(failed(app, parts, peer, "the API key is not valid"))
+                }
+                AuthResult::Expired => {
+                    return Err(Reject::new(
+                        StatusCode::FORBIDDEN,
+                        "the API key has expired",
+                    ))
+                }
+                AuthResult::MissingScope => {
+                    return Err(Reject::new(
+                        StatusCode::FORBIDDEN,
+                        "the API key does not have the scope this endpoint needs",
+                    ))
+                }
+            }
+        }
+        Ok(None) => return Err(unauthorized("an API key is required")),
+        Err(e) => return Err(failed(app, parts, peer, &e.to_string())),
+    };
+    app.in_flight
+        .enter(&id, app.cfg.http.max_per_key)
+        .ok_or_else(|| {
+            Reject::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests with this API key at once; try again shortly",
+            )
+            .header("Retry-After", RETRY_AFTER_BUSY_KEY.to_string())
+        })
+}
+
+/// Wrong credentials: 401 and one more failure for the client's address, or 429 while
+/// that address is blocked.
+fn failed(app: &App, parts: &Parts, peer: IpAddr, why: &str) -> Reject {
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("X-Forwarded-For")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = auth::client_addr(peer, &forwarded, &app.cfg.http.trusted_proxies);
     let now = Instant::now();
-    if let Err(retry) = app.limiter.borrow().check(peer, now) {
-        return Err(Reject::new(
-            StatusCode::TooManyRequests,
+    let mut limiter = app.limiter.borrow_mut();
+    if let Err(retry) = limiter.check(client, now) {
+        return Reject::new(
+            StatusCode::TOO_MANY_REQUESTS,
             "too many failed attempts; try again later",
         )
-        .header("Retry-After", retry.as_secs().max(1).to_string()));
+        .header("Retry-After", retry.as_secs().max(1).to_string());
     }
-    let header = req
-        .header("Authorization")
-        .map(|h| h.last().as_str().to_string());
-    let creds = match auth::credentials(header.as_deref(), req.url().query()) {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(unauthorized("an API key is required")),
-        Err(e) => {
-            app.limiter.borrow_mut().record_failure(peer, now);
-            return Err(unauthorized(&e.to_string()));
-        }
-    };
-    let Credentials { id, secret } = &creds;
-    let result = app
-        .keys
-        .verify(id, secret, scope.unwrap_or(Scope::Msg), timefmt::now_unix());
-    match result {
-        AuthResult::Ok(_) => {
-            app.limiter.borrow_mut().record_success(peer);
-            Ok(())
-        }
-        AuthResult::MissingScope if scope.is_none() => {
-            app.limiter.borrow_mut().record_success(peer);
-            Ok(())
-        }
-        AuthResult::Unknown => {
-            app.limiter.borrow_mut().record_failure(peer, now);
-            Err(unauthorized("the API key is not valid"))
-        }
-        AuthResult::Expired => Err(Reject::new(
-            StatusCode::Forbidden,
-            "the API key has expired",
-        )),
-        AuthResult::MissingScope => Err(Reject::new(
-            StatusCode::Forbidden,
-            "the API key does not have the scope this endpoint needs",
-        )),
-    }
+    limiter.record_failure(client, now);
+    unauthorized(why)
 }
 
 fn unauthorized(msg: &str) -> Reject {
-    Reject::new(StatusCode::Unauthorized, msg).header(
+    Reject::new(StatusCode::UNAUTHORIZED, msg).header(
         "WWW-Authenticate",
         "Basic realm=\"xrelay\", Bearer realm=\"xrelay\"",
     )
 }
 
-/// Read the body, refusing it once it exceeds `max` (413 before buffering it all).
-async fn read_body(req: &mut Request, max: usize, io: &HttpIo) -> Result<Vec<u8>, Reject> {
+/// When a body that started at `start` and has brought `received` bytes so far is too
+/// slow: [`BODY_TIMEOUT`] after its start, or as soon as it falls below `min_rate` bytes
+/// per second after the first second (`min_rate` 0: never).
+pub fn body_deadline(start: Instant, received: usize, min_rate: usize) -> Instant {
+    let whole = start + BODY_TIMEOUT;
+    if min_rate == 0 {
+        return whole;
+    }
+    let earned = Duration::from_secs_f64(received as f64 / min_rate as f64);
+    whole.min(start + BODY_RATE_GRACE + earned)
+}
+
+/// Read the body, refusing it once it exceeds `max` (413 before buffering it all) or
+/// arrives too slowly (408).
+async fn read_body(app: &App, mut body: Incoming, max: usize) -> Result<Vec<u8>, Reject> {
+    use hyper::body::Body;
     let too_large = || {
-        io.stop_reading();
         Reject::new(
-            StatusCode::PayloadTooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body is larger than {max} bytes"),
         )
         .header("Connection", "close")
     };
-    if req.len().is_some_and(|n| n > max) {
+    let declared = body.size_hint().lower();
+    if declared > max as u64 {
         return Err(too_large());
     }
-    let mut buf = Vec::with_capacity(req.len().unwrap_or(0).min(max));
-    let mut body = req.take_body().take(max as u64 + 1);
-    let read = async { Some(body.read_to_end(&mut buf).await) };
-    let timeout = async {
-        Timer::after(BODY_TIMEOUT).await;
-        None
-    };
-    match read.or(timeout).await {
-        None => {
-            io.stop_reading();
-            Err(Reject::new(
-                StatusCode::RequestTimeout,
-                "the body did not arrive in time",
-            )
-            .header("Connection", "close"))
+    let mut buf = Vec::with_capacity(usize::try_from(declared).unwrap_or(max).min(max));
+    let start = Instant::now();
+    loop {
+        let deadline = body_deadline(start, buf.len(), app.cfg.http.min_body_rate);
+        let frame = async { Some(body.frame().await) };
+        let timeout = async {
+            Timer::at(deadline).await;
+            None
+        };
+        match frame.or(timeout).await {
+            None => {
+                return Err(Reject::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body did not arrive in time",
+                )
+                .header("Connection", "close"))
+            }
+            Some(None) => return Ok(buf),
+            Some(Some(Err(_))) => {
+                return Err(
+                    Reject::new(StatusCode::BAD_REQUEST, "the body could not be read")
+                        .header("Connection", "close"),
+                )
+            }
+            Some(Some(Ok(frame))) => {
+                // Trailers carry nothing we use.
+                if let Ok(data) = frame.into_data() {
+                    if buf.len().saturating_add(data.len()) > max {
+                        return Err(too_large());
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
         }
-        Some(Err(_)) => {
-            io.stop_reading();
-            Err(
-                Reject::new(StatusCode::BadRequest, "the body could not be read")
-                    .header("Connection", "close"),
-            )
-        }
-        Some(Ok(_)) if buf.len() > max => Err(too_large()),
-        Some(Ok(_)) => Ok(buf),
     }
 }
 
-/// The body of a POST (empty for other methods) and its declared media type. async-h1
-/// reports a missing Content-Type as application/octet-stream; both mean "none declared".
+/// The body of a POST (empty for other methods) and its declared media type. An explicit
+/// application/octet-stream counts as none declared, as it did before.
 async fn request_body(
     app: &App,
-    req: &mut Request,
-    io: &HttpIo,
+    parts: &Parts,
+    body: Incoming,
 ) -> Result<(Vec<u8>, Option<String>), Reject> {
-    let body = if req.method() == Method::Post {
-        read_body(req, app.cfg.http.max_body_bytes, io).await?
+    let body = if parts.method == Method::POST {
+        read_body(app, body, app.cfg.http.max_body_bytes).await?
     } else {
         Vec::new()
     };
-    let content_type = req
-        .header("Content-Type")
-        .map(|h| h.last().as_str().to_string())
-        .filter(|c| !c.starts_with("application/octet-stream"));
+    let content_type =
+        header(parts, "Content-Type").filter(|c| !c.starts_with("application/octet-stream"));
     Ok((body, content_type))
 }
 
-async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> Answer {
+async fn post_msg(app: &App, parts: &Parts, body: Incoming, path_to: &str) -> Answer {
     // No declared type is text/plain to the contract (UTF-8 is still checked).
-    let (body, content_type) = request_body(app, req, io).await?;
-    let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
+    let (body, content_type) = request_body(app, parts, body).await?;
+    let header = |name: &str| header(parts, name);
     let subject = header("Subject").or_else(|| header("Title"));
-    let query = req.url().query().map(str::to_string);
-    let method = req.method().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let method = parts.method.to_string();
     let msg = MsgRequest {
         method: &method,
         path_to,
@@ -323,7 +402,7 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
         body: &body,
     };
     let out = body::parse_msg(&msg, &app.cfg.xmpp.jid, &app.cfg.xmpp.rooms).map_err(|e| {
-        let status = StatusCode::try_from(e.status()).unwrap_or(StatusCode::BadRequest);
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
         Reject::new(status, e.to_string())
     })?;
     let wait = query
@@ -336,7 +415,7 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
             Duration::from_secs(s).min(MAX_WAIT_TIMEOUT)
         });
     if let Some(why) = app.room_refusal(&out.to) {
-        return Err(Reject::new(StatusCode::ServiceUnavailable, why)
+        return Err(Reject::new(StatusCode::SERVICE_UNAVAILABLE, why)
             .header("Retry-After", RETRY_AFTER_FULL.to_string()));
     }
     let id = app.next_id();
@@ -349,7 +428,7 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
     let reflection = if wait && to_room {
         Some(app.reflections.wait(&id).map_err(|_| {
             Reject::new(
-                StatusCode::ServiceUnavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
                 "too many room posts waiting",
             )
             .header("Retry-After", RETRY_AFTER_FULL.to_string())
@@ -363,7 +442,7 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
     }
     let Some(waiter) = waiter else {
         return Ok(json_response(
-            StatusCode::Accepted,
+            StatusCode::ACCEPTED,
             &json!({"id": id, "status": "queued"}),
         ));
     };
@@ -375,16 +454,16 @@ async fn post_msg(app: &App, req: &mut Request, io: &HttpIo, path_to: &str) -> A
     let delivery = acked.or(timer).await;
     if let Some(Ok(())) = delivery {
         Ok(json_response(
-            StatusCode::Ok,
+            StatusCode::OK,
             &json!({"id": id, "status": "acknowledged"}),
         ))
     } else if let Some(Err(why)) = delivery {
-        let mut r = Reject::new(StatusCode::BadGateway, why);
+        let mut r = Reject::new(StatusCode::BAD_GATEWAY, why);
         r.id = Some(id);
         Err(r)
     } else {
         let mut r = Reject::new(
-            StatusCode::GatewayTimeout,
+            StatusCode::GATEWAY_TIMEOUT,
             "the server did not acknowledge the message in time; it stays queued",
         );
         r.id = Some(id);
@@ -407,7 +486,7 @@ async fn reflected(
     let (status, condition, msg) = match got.or(timer).await {
         Some(Ok(())) => {
             return Ok(json_response(
-                StatusCode::Ok,
+                StatusCode::OK,
                 &json!({"id": id, "status": "reflected"}),
             ))
         }
@@ -426,7 +505,7 @@ async fn reflected(
         ),
     };
     let mut r = Reject::new(
-        StatusCode::try_from(status).unwrap_or(StatusCode::BadGateway),
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         msg,
     );
     r.id = Some(id);
@@ -444,7 +523,7 @@ fn create_invite(app: &App, query: Option<&str>) -> Answer {
             .transpose()
             .map_err(|_| {
                 Reject::new(
-                    StatusCode::BadRequest,
+                    StatusCode::BAD_REQUEST,
                     format!("the {name} parameter is not valid percent-encoding"),
                 )
             })
@@ -457,7 +536,7 @@ fn create_invite(app: &App, query: Option<&str>) -> Answer {
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
                 Reject::new(
-                    StatusCode::UnprocessableEntity,
+                    StatusCode::UNPROCESSABLE_ENTITY,
                     "ttl is not a duration such as 30m, 12h or 7d",
                 )
             })?,
@@ -469,9 +548,9 @@ fn create_invite(app: &App, query: Option<&str>) -> Answer {
         .create(&name, now, now + ttl.as_secs(), app.cfg.invites.max)
         .map_err(|e| {
             let status = match e {
-                InvitesError::BadName => StatusCode::UnprocessableEntity,
-                InvitesError::Full(_) => StatusCode::Conflict,
-                _ => StatusCode::InternalServerError,
+                InvitesError::BadName => StatusCode::UNPROCESSABLE_ENTITY,
+                InvitesError::Full(_) => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             Reject::new(status, e.to_string())
         })?;
@@ -485,10 +564,10 @@ fn create_invite(app: &App, query: Option<&str>) -> Answer {
         .map(|base| invites::landing_url(base, &token));
     let location = url.clone().unwrap_or_else(|| uri.clone());
     let mut res = if redirect {
-        Response::new(StatusCode::SeeOther)
+        response(StatusCode::SEE_OTHER, String::new())
     } else {
         json_response(
-            StatusCode::Created,
+            StatusCode::CREATED,
             &json!({
                 "id": invite.id,
                 "uri": uri,
@@ -497,8 +576,8 @@ fn create_invite(app: &App, query: Option<&str>) -> Answer {
             }),
         )
     };
-    res.insert_header("Location", location);
-    res.insert_header("Cache-Control", "no-store");
+    insert_header(&mut res, "Location", &location);
+    insert_header(&mut res, "Cache-Control", "no-store");
     Ok(res)
 }
 
@@ -514,34 +593,34 @@ fn invite_page(app: &App, token: &str) -> Response {
         invite.as_ref(),
         timefmt::now_unix(),
     );
-    let mut res = Response::new(StatusCode::try_from(status).unwrap_or(StatusCode::NotFound));
-    res.insert_header("Content-Type", "text/html; charset=utf-8");
-    res.insert_header("Cache-Control", "no-store");
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+    let mut res = response(status, html);
+    insert_header(&mut res, "Content-Type", "text/html; charset=utf-8");
+    insert_header(&mut res, "Cache-Control", "no-store");
     // The URL holds the token: no other site may see it, and the page loads nothing else.
-    res.insert_header("Referrer-Policy", "no-referrer");
-    res.insert_header(
+    insert_header(&mut res, "Referrer-Policy", "no-referrer");
+    insert_header(
+        &mut res,
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'",
     );
-    res.insert_header("X-Content-Type-Options", "nosniff");
-    res.set_body(html);
+    insert_header(&mut res, "X-Content-Type-Options", "nosniff");
     res
 }
 
-async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Answer {
-    let (body, content_type) = request_body(app, req, io).await?;
-    let header = |name: &str| req.header(name).map(|h| h.last().as_str().to_string());
-    let method = req.method().to_string();
-    let query = req.url().query().map(str::to_string);
+async fn post_rest(app: &App, parts: &Parts, body: Incoming, path: &str) -> Answer {
+    let (body, content_type) = request_body(app, parts, body).await?;
+    let header = |name: &str| header(parts, name);
+    let method = parts.method.to_string();
     let request = rest::RestRequest {
         method: &method,
         path,
-        query: query.as_deref(),
+        query: parts.uri.query(),
         content_type: content_type.as_deref(),
         body: &body,
     };
     let parsed = rest::parse(&request, &app.cfg.xmpp.jid).map_err(|e| {
-        let status = StatusCode::try_from(e.status()).unwrap_or(StatusCode::BadRequest);
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut r = Reject::new(status, e.to_string());
         r.condition = Some(e.condition());
         r
@@ -556,7 +635,7 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
         rest::account_change(&stanza).filter(|_| !app.cfg.rest.allow_account_changes)
     {
         let mut r = Reject::new(
-            StatusCode::Forbidden,
+            StatusCode::FORBIDDEN,
             format!("{what} changes the bot's account; set rest.allow_account_changes = true to allow it"),
         );
         r.condition = Some("forbidden");
@@ -572,9 +651,9 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
     };
     if stanza.name() != "iq" {
         push(app, stanza, false)?;
-        let mut res = json_response(StatusCode::Accepted, &json!({"id": id, "status": "queued"}));
+        let mut res = json_response(StatusCode::ACCEPTED, &json!({"id": id, "status": "queued"}));
         if let Some(names) = ignored {
-            res.insert_header(rest::IGNORED_HEADER, names);
+            insert_header(&mut res, rest::IGNORED_HEADER, &names);
         }
         return Ok(res);
     }
@@ -585,9 +664,9 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
         None => own,
     };
     let waiting = app.iq_waits.wait(&id, from).map_err(|e| match e {
-        WaitError::Full => Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+        WaitError::Full => Reject::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             .header("Retry-After", RETRY_AFTER_FULL.to_string()),
-        WaitError::Duplicate => Reject::new(StatusCode::Conflict, e.to_string()),
+        WaitError::Duplicate => Reject::new(StatusCode::CONFLICT, e.to_string()),
     })?;
     push(app, stanza, false)?;
     let timeout = header("X-Timeout")
@@ -602,7 +681,7 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
     };
     let Some(reply) = reply.or(timer).await else {
         let mut r = Reject::new(
-            StatusCode::GatewayTimeout,
+            StatusCode::GATEWAY_TIMEOUT,
             format!("no reply to the iq within {} s", timeout.as_secs_f32()),
         );
         r.id = Some(id);
@@ -613,11 +692,10 @@ async fn post_rest(app: &App, req: &mut Request, io: &HttpIo, path: &str) -> Ans
 
 /// 200 with `stanza` in `media`, naming the request's ignored fields.
 fn rest_reply(stanza: &Element, media: &'static str, ignored: Option<String>) -> Response {
-    let mut res = Response::new(StatusCode::Ok);
-    res.insert_header("Content-Type", media);
-    res.set_body(rest::encode(stanza, media));
+    let mut res = response(StatusCode::OK, rest::encode(stanza, media));
+    insert_header(&mut res, "Content-Type", media);
     if let Some(names) = ignored {
-        res.insert_header(rest::IGNORED_HEADER, names);
+        insert_header(&mut res, rest::IGNORED_HEADER, &names);
     }
     res
 }
@@ -626,8 +704,8 @@ fn rest_reply(stanza: &Element, media: &'static str, ignored: Option<String>) ->
 /// the outbox is full, 413 when the stanza is over `xmpp.max_outgoing_bytes`.
 fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Reject> {
     let waiter = app.outbox.push(&stanza, wait).map_err(|e| match e {
-        PushError::TooLarge { .. } => Reject::new(StatusCode::PayloadTooLarge, e.to_string()),
-        _ => Reject::new(StatusCode::ServiceUnavailable, e.to_string())
+        PushError::TooLarge { .. } => Reject::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        _ => Reject::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             .header("Retry-After", RETRY_AFTER_FULL.to_string()),
     })?;
     metrics::inc(&app.metrics.accepted);
@@ -657,16 +735,59 @@ fn health(app: &App) -> Response {
         "last_error": *app.last_error.borrow(),
     });
     let status = if state == StreamState::Online {
-        StatusCode::Ok
+        StatusCode::OK
     } else {
-        StatusCode::ServiceUnavailable
+        StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(status, &body)
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut res = Response::new(status);
-    res.insert_header("Content-Type", "application/json");
-    res.set_body(body.to_string());
+    let mut res = response(status, body.to_string());
+    insert_header(&mut res, "Content-Type", "application/json");
     res
+}
+
+fn response(status: StatusCode, body: impl Into<Bytes>) -> Response {
+    let mut res = hyper::Response::new(Full::new(body.into()));
+    *res.status_mut() = status;
+    res
+}
+
+/// Set a header. Every name is ours and every value printable ASCII (config values are
+/// checked at load, ids and URLs are built from checked parts); one that is not is left
+/// out rather than sent broken.
+fn insert_header(res: &mut Response, name: &'static str, value: &str) {
+    if let (Ok(k), Ok(v)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        res.headers_mut().insert(k, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_must_keep_up_the_minimum_rate_after_its_first_second() {
+        let t0 = Instant::now();
+        assert_eq!(body_deadline(t0, 0, 1024), t0 + BODY_RATE_GRACE);
+        assert_eq!(
+            body_deadline(t0, 2048, 1024),
+            t0 + BODY_RATE_GRACE + Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn a_body_never_takes_longer_than_the_body_timeout() {
+        let t0 = Instant::now();
+        assert_eq!(body_deadline(t0, 1 << 30, 1024), t0 + BODY_TIMEOUT);
+        assert_eq!(
+            body_deadline(t0, 0, 0),
+            t0 + BODY_TIMEOUT,
+            "rate 0: no minimum"
+        );
+    }
 }

@@ -26,8 +26,9 @@ const MAX_ERROR_TEXT: usize = 200;
 /// pushes back instead of growing memory.
 pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
-/// What the state machine needs to know about the account and its limits.
-#[derive(Debug, Clone)]
+/// What the state machine needs to know about the account and its limits. `Debug` hides
+/// the password.
+#[derive(Clone)]
 pub struct Settings {
     /// The account's bare JID.
     pub jid: Jid,
@@ -45,6 +46,21 @@ pub struct Settings {
     pub timeout: Duration,
     /// Ask the server to keep the session for resumption (XEP-0198 §5).
     pub resume: bool,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("jid", &self.jid)
+            .field("password", &"..")
+            .field("resource", &self.resource)
+            .field("tls", &self.tls)
+            .field("max_stanza_bytes", &self.max_stanza_bytes)
+            .field("ping_interval", &self.ping_interval)
+            .field("timeout", &self.timeout)
+            .field("resume", &self.resume)
+            .finish()
+    }
 }
 
 /// A stream-management session that a new connection may resume (XEP-0198 §5): the

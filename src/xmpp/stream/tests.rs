@@ -855,3 +855,10 @@ fn a_clean_close_is_not_resumable_but_a_broken_link_is() {
     assert_eq!(s.out(), "");
     assert_eq!(s.c.sm_state().unwrap().seq, 2, "the message and the ping");
 }
+
+#[test]
+fn settings_debug_does_not_print_the_password() {
+    let shown = format!("{:?}", settings(TlsMode::Direct));
+    assert!(!shown.contains("pass\""), "{shown}");
+    assert!(shown.contains("bot@example.org"), "{shown}");
+}

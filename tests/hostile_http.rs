@@ -1,0 +1,557 @@
+//! Hostile HTTP against the real binary, as raw bytes over TCP. Every case checks the
+//! answer, that the daemon still runs, and that a normal `?wait=1` post right after it is
+//! answered 200 and delivered.
+
+mod common;
+
+use common::{free_port, unique_user, xrelay, Daemon, TestClient};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Relay {
+    daemon: Daemon,
+    port: u16,
+    token: String,
+    rcpt: String,
+    receiver: TestClient,
+    _cfg: PathBuf,
+}
+
+fn relay(http_extra: &str) -> Relay {
+    let p = common::shared();
+    let bot = unique_user("bot");
+    p.register(&bot, "pw");
+    let rcpt = unique_user("rcpt");
+    p.register(&rcpt, "pw");
+    let port = free_port();
+    let keys = p.dir.join(format!("keys-{bot}"));
+    let cfg = p.xrelay_config_with(
+        &bot,
+        "pw",
+        &[],
+        &format!(
+            "[http]\nlisten = [\"127.0.0.1:{port}\"]\nread_timeout = \"3s\"\n{http_extra}\
+             [keys]\nfile = {}\n",
+            common::toml_str(&keys.to_string_lossy())
+        ),
+    );
+    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let receiver = TestClient::connect(p, &rcpt, "pw");
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("online as", WAIT);
+    Relay {
+        daemon,
+        port,
+        token,
+        rcpt: format!("{rcpt}@localhost"),
+        receiver,
+        _cfg: cfg,
+    }
+}
+
+/// Write `bytes` (a failed write is part of the test), then read until the server closes
+/// or goes quiet for `quiet`.
+fn raw_with(port: u16, bytes: &[u8], quiet: Duration) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(quiet)).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn raw(port: u16, bytes: &[u8]) -> String {
+    raw_with(port, bytes, Duration::from_secs(5))
+}
+
+/// The status codes of every answer in `text`, in order.
+fn statuses(text: &str) -> Vec<u16> {
+    text.match_indices("HTTP/1.")
+        .filter_map(|(i, _)| text.get(i + 9..i + 12))
+        .filter_map(|code| code.parse().ok())
+        .collect()
+}
+
+impl Relay {
+    fn auth(&self) -> String {
+        format!("Authorization: Bearer {}\r\n", self.token)
+    }
+
+    /// `POST /msg/RCPT` over HTTP/1.1 with the key, the header lines `head` (each ending
+    /// in CRLF) and then `body`, byte for byte.
+    fn msg_request(&self, head: &str, body: &str) -> String {
+        format!(
+            "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}{head}\r\n{body}",
+            self.rcpt,
+            self.auth()
+        )
+    }
+
+    /// Send `req` on a new connection: its answers have the statuses `want`.
+    fn answers(&self, req: &str, want: &[u16]) {
+        let answer = raw(self.port, req.as_bytes());
+        assert_eq!(statuses(&answer), want, "{answer}");
+    }
+
+    /// The daemon runs, and a normal `?wait=1` post is answered 200 and delivered.
+    fn still_serves(&mut self) {
+        assert!(self.daemon.is_running(), "{}", self.daemon.log());
+        self.assert_delivered("after");
+    }
+
+    fn assert_delivered(&mut self, tag: &str) {
+        let body = format!("{tag} {}", unique_user("m"));
+        let req = format!(
+            "POST /msg/{}?wait=1 HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.rcpt,
+            self.auth(),
+            body.len()
+        );
+        let answer = raw_with(self.port, req.as_bytes(), WAIT);
+        assert_eq!(statuses(&answer), [200], "{answer}");
+        self.expect_message(&body);
+    }
+
+    fn expect_message(&mut self, body: &str) {
+        let m = self
+            .receiver
+            .recv_message(WAIT)
+            .unwrap_or_else(|| panic!("{body:?} not delivered"));
+        assert_eq!(m.body.as_deref(), Some(body));
+    }
+
+    fn peak_rss(&self) -> u64 {
+        self.daemon.peak_rss_kib_and_sockets().0
+    }
+}
+
+#[test]
+fn a_non_ascii_header_value_without_credentials_is_answered_not_fatal() {
+    let mut r = relay("");
+    let health = raw(
+        r.port,
+        "GET /health HTTP/1.1\r\nHost: x\r\nX: é\r\nConnection: close\r\n\r\n".as_bytes(),
+    );
+    assert_eq!(statuses(&health), [200], "{health}");
+    let msg = raw(
+        r.port,
+        "POST /msg/x HTTP/1.1\r\nHost: x\r\nSubject: é\r\nContent-Length: 1\r\n\r\nx".as_bytes(),
+    );
+    assert_eq!(statuses(&msg), [401], "{msg}");
+    r.still_serves();
+}
+
+#[test]
+fn a_non_ascii_trailer_after_a_401_is_not_fatal() {
+    let mut r = relay("");
+    let answer = raw(
+        r.port,
+        "POST /msg/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+         1\r\na\r\n0\r\nX-T: é\r\n\r\n"
+            .as_bytes(),
+    );
+    assert_eq!(statuses(&answer)[0], 401, "{answer}");
+    r.still_serves();
+}
+
+#[test]
+fn a_non_ascii_trailer_on_an_accepted_body_is_ignored() {
+    let mut r = relay("");
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n",
+        "7\r\ntrailer\r\n0\r\nX-T: é\r\n\r\n",
+    );
+    r.answers(&req, &[202]);
+    r.expect_message("trailer");
+    r.still_serves();
+}
+
+#[test]
+fn an_8_mib_header_line_is_refused_without_growing_memory() {
+    let mut r = relay("");
+    r.assert_delivered("warm up");
+    let before = r.peak_rss();
+    let mut req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 8 << 20));
+    let answer = raw(r.port, &req);
+    assert!(
+        answer.is_empty() || statuses(&answer) == [431],
+        "{answer:.200}"
+    );
+    let grown = r.peak_rss().saturating_sub(before);
+    assert!(grown < 1024, "peak RSS grew by {grown} kB");
+    r.still_serves();
+}
+
+#[test]
+fn ten_thousand_headers_are_refused_without_growing_memory() {
+    let mut r = relay("");
+    r.assert_delivered("warm up");
+    let before = r.peak_rss();
+    let mut req = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..10_000 {
+        req.extend(format!("X-{i}: v\r\n").bytes());
+    }
+    req.extend(b"\r\n");
+    let answer = raw(r.port, &req);
+    assert!(
+        answer.is_empty() || statuses(&answer) == [431],
+        "{answer:.200}"
+    );
+    let grown = r.peak_rss().saturating_sub(before);
+    assert!(grown < 1024, "peak RSS grew by {grown} kB");
+    r.still_serves();
+}
+
+#[test]
+fn an_obs_fold_header_is_refused_with_400() {
+    let mut r = relay("");
+    let answer = raw(
+        r.port,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  b\r\n\r\n",
+    );
+    assert_eq!(statuses(&answer), [400], "{answer}");
+    r.still_serves();
+}
+
+#[test]
+fn conflicting_content_lengths_are_refused_with_400() {
+    let mut r = relay("");
+    let req = r.msg_request("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!");
+    r.answers(&req, &[400]);
+    r.still_serves();
+}
+
+#[test]
+fn a_list_of_content_lengths_is_refused_with_400() {
+    let mut r = relay("");
+    let req = r.msg_request("Content-Length: 5, 5\r\n", "hello");
+    r.answers(&req, &[400]);
+    r.still_serves();
+}
+
+#[test]
+fn a_duplicate_equal_content_length_frames_one_body_and_nothing_is_smuggled() {
+    let mut r = relay("");
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 5\r\nContent-Length: 5\r\n\
+         Connection: close\r\n",
+        "dupes",
+    );
+    r.answers(&req, &[202]);
+    r.expect_message("dupes");
+    r.still_serves();
+}
+
+#[test]
+fn content_length_with_transfer_encoding_reads_chunked_and_closes_so_nothing_is_smuggled() {
+    let mut r = relay("");
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n",
+        "4\r\nreal\r\n0\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    // One answer (not a 404 for the smuggled request), and the connection is closed.
+    r.answers(&req, &[202]);
+    r.expect_message("real");
+    r.still_serves();
+}
+
+#[test]
+fn an_overflowing_chunk_size_is_refused_with_400() {
+    let mut r = relay("");
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n",
+        "ffffffffffffffffff\r\nabc\r\n",
+    );
+    r.answers(&req, &[400]);
+    r.still_serves();
+}
+
+#[test]
+fn random_bytes_on_50_connections_at_once_are_refused() {
+    let mut r = relay("max_connections = 64\n");
+    let port = r.port;
+    let threads: Vec<_> = (0..50u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                // xorshift: the same bytes on every run.
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (i + 1);
+                let bytes: Vec<u8> = (0..4096)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                raw_with(port, &bytes, Duration::from_secs(5))
+            })
+        })
+        .collect();
+    for t in threads {
+        let answer = t.join().unwrap();
+        assert!(
+            answer.is_empty() || statuses(&answer).iter().all(|s| (400..500).contains(s)),
+            "{answer:.200}"
+        );
+    }
+    r.still_serves();
+}
+
+#[test]
+fn http_1_0_without_host_is_served() {
+    let mut r = relay("");
+    let answer = raw(r.port, b"GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    r.still_serves();
+}
+
+#[test]
+fn http_1_1_without_host_is_refused_with_400() {
+    let mut r = relay("");
+    let answer = raw(r.port, b"GET /health HTTP/1.1\r\n\r\n");
+    assert_eq!(statuses(&answer), [400], "{answer}");
+    r.still_serves();
+}
+
+#[test]
+fn http_1_0_post_and_get_are_answered_and_delivered() {
+    let mut r = relay("");
+    let post = format!(
+        "POST /msg/{} HTTP/1.0\r\n{}Content-Type: text/plain\r\nContent-Length: 8\r\n\r\nold post",
+        r.rcpt,
+        r.auth()
+    );
+    let answer = raw(r.port, post.as_bytes());
+    assert_eq!(statuses(&answer), [202], "{answer}");
+    r.expect_message("old post");
+    let get = format!(
+        "GET /msg/{}?body=old+get&key={} HTTP/1.0\r\n\r\n",
+        r.rcpt,
+        r.token.replace('/', "%2F")
+    );
+    let answer = raw(r.port, get.as_bytes());
+    assert_eq!(statuses(&answer), [202], "{answer}");
+    r.expect_message("old get");
+    r.still_serves();
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut r = relay("");
+    let one = |body: &str| {
+        r.msg_request(
+            &format!(
+                "Content-Type: text/plain\r\nContent-Length: {}\r\n",
+                body.len()
+            ),
+            body,
+        )
+    };
+    let req = format!(
+        "{}{}GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        one("first"),
+        one("second")
+    );
+    r.answers(&req, &[202, 202, 200]);
+    r.expect_message("first");
+    r.expect_message("second");
+    r.still_serves();
+}
+
+#[test]
+fn valid_credentials_from_a_blocked_address_are_served() {
+    let mut r = relay("");
+    let bad = "POST /msg/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nobody/wrong\r\n\
+               Content-Length: 1\r\nConnection: close\r\n\r\nx";
+    let blocked = (0..30).any(|_| statuses(&raw(r.port, bad.as_bytes())) == [429]);
+    assert!(blocked, "never blocked");
+    r.still_serves();
+}
+
+#[test]
+fn forwarded_for_from_a_trusted_proxy_blocks_only_that_client() {
+    let mut r = relay("trusted_proxies = [\"127.0.0.1\"]\n");
+    let bad = |client: &str| {
+        format!(
+            "POST /msg/x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\n\
+             Authorization: Bearer nobody/wrong\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+        )
+    };
+    let blocked = (0..30).any(|_| statuses(&raw(r.port, bad("192.0.2.1").as_bytes())) == [429]);
+    assert!(blocked, "never blocked");
+    assert_eq!(statuses(&raw(r.port, bad("192.0.2.2").as_bytes())), [401]);
+    r.still_serves();
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let mut r = relay("");
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let head = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 8\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n",
+        "",
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "{interim:?}"
+    );
+    s.write_all(b"continue").unwrap();
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    assert_eq!(statuses(&rest), [202], "{rest}");
+    r.expect_message("continue");
+    r.still_serves();
+}
+
+#[test]
+fn an_oversized_declared_body_gets_413_without_100_continue() {
+    let mut r = relay("max_body_bytes = 1024\n");
+    let req = r.msg_request("Content-Length: 999999\r\nExpect: 100-continue\r\n", "");
+    r.answers(&req, &[413]);
+    r.still_serves();
+}
+
+#[test]
+fn a_body_slower_than_the_minimum_rate_gets_408_within_seconds() {
+    let mut r = relay("min_body_rate = 1024\n");
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let head = r.msg_request("Content-Type: text/plain\r\nContent-Length: 60000\r\n", "");
+    s.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        let _ = s.write_all(b"z");
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert_eq!(statuses(&answer), [408], "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    r.still_serves();
+}
+
+#[test]
+fn a_key_at_its_concurrent_request_cap_gets_429_and_others_pass() {
+    let mut r = relay("max_per_key = 1\nmin_body_rate = 0\n");
+    // One request of the key holds its only place: its body is still to come.
+    let mut holder = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    let head = r.msg_request(
+        "Content-Type: text/plain\r\nContent-Length: 4\r\nConnection: close\r\n",
+        "",
+    );
+    holder.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = raw(r.port, head.replace("Length: 4", "Length: 1").as_bytes());
+    assert_eq!(statuses(&second), [429], "{second}");
+    assert!(second.contains("Retry-After: 1"), "{second}");
+    holder.write_all(b"held").unwrap();
+    let mut first = String::new();
+    holder.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = holder.read_to_string(&mut first);
+    assert_eq!(statuses(&first), [202], "{first}");
+    r.expect_message("held");
+    holder.shutdown(Shutdown::Both).ok();
+    r.still_serves();
+}
+
+#[test]
+fn bare_lf_line_ends_are_served() {
+    let mut r = relay("");
+    let answer = raw(
+        r.port,
+        b"GET /health HTTP/1.1\nHost: x\nConnection: close\n\n",
+    );
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    r.still_serves();
+}
+
+/// `curl ARGS`, returning what it printed (`-s -w %{http_code}` gives the status last).
+fn curl(args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_issues_curl_lines_are_answered() {
+    let mut r = relay("");
+    let health = format!("http://127.0.0.1:{}/health", r.port);
+    assert_eq!(curl(&["-H", "X: é", &health]), "200");
+    assert_eq!(curl(&["--http1.0", &health]), "200");
+    let msg = format!("http://127.0.0.1:{}/msg/{}", r.port, r.rcpt);
+    let auth = r.auth();
+    let auth = auth.trim_end();
+    assert_eq!(
+        curl(&["--http1.0", "-H", auth, "-d", "curl http1.0", &msg]),
+        "202"
+    );
+    r.expect_message("curl http1.0");
+    r.still_serves();
+}
+
+#[test]
+fn a_raw_utf8_path_is_read_like_its_percent_encoded_form() {
+    let mut r = relay("");
+    let req = format!(
+        "POST /msg/{}/h\u{e4}user HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
+         Content-Length: 4\r\nConnection: close\r\n\r\nraw8",
+        r.rcpt,
+        r.auth()
+    );
+    r.answers(&req, &[202]);
+    r.expect_message("raw8");
+    let latin1 = format!(
+        "POST /msg/{}/h\u{e4}user HTTP/1.1\r\nHost: x\r\n{}Content-Length: 1\r\n\r\nx",
+        r.rcpt,
+        r.auth()
+    )
+    .replace('\u{e4}', "\u{0}");
+    let mut bytes = latin1.into_bytes();
+    if let Some(i) = bytes.iter().position(|&b| b == 0) {
+        bytes[i] = 0xe4;
+    }
+    let answer = raw(r.port, &bytes);
+    assert_eq!(statuses(&answer), [400], "{answer}");
+    r.still_serves();
+}
