@@ -76,6 +76,8 @@ pub struct App {
     pub iq_waits: IqWaiters,
     /// The queue in front of the webhook worker, when a webhook is configured.
     pub webhook: Option<crate::webhook::Queue>,
+    /// Uploads running, and the server's upload service once found.
+    pub uploads: crate::upload::Uploads,
 }
 
 impl App {
@@ -101,6 +103,7 @@ impl App {
             last_error: RefCell::new(None),
             rooms: RefCell::new(rooms),
             webhook: None,
+            uploads: crate::upload::Uploads::default(),
         }
     }
 

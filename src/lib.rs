@@ -47,5 +47,6 @@ pub mod outbox;
 pub mod spool;
 pub mod timefmt;
 pub mod toml;
+pub mod upload;
 pub mod webhook;
 pub mod xmpp;
