@@ -73,6 +73,8 @@ pub struct App {
     pub iq_waits: IqWaiters,
     /// The queue in front of the webhook worker, when a webhook is configured.
     pub webhook: Option<crate::webhook::Queue>,
+    /// Uploads running, and the server's upload service once found.
+    pub uploads: crate::upload::Uploads,
 }
 
 impl App {
@@ -96,6 +98,7 @@ impl App {
             rooms: RefCell::new(rooms),
             refused: RefCell::new(crate::access::RefusalLog::default()),
             webhook: None,
+            uploads: crate::upload::Uploads::default(),
         }
     }
 

@@ -166,6 +166,20 @@ pub struct RestConfig {
     pub allow_account_changes: bool,
 }
 
+/// `[upload]`: files posted to `/msg` go to the server's XEP-0363 upload service.
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    /// The largest file taken (the server's own limit applies too).
+    pub max_bytes: u64,
+    /// Uploads at once; beyond it `/msg` answers 503.
+    pub concurrency: usize,
+    /// How long one upload (slot request and PUT) may take.
+    pub timeout: Duration,
+}
+
+/// The default `upload.max_bytes`: a camera snapshot or a short clip.
+pub const DEFAULT_UPLOAD_BYTES: u64 = 10 << 20;
+
 /// The body format of webhook requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookFormat {
@@ -246,6 +260,8 @@ pub struct Config {
     pub rest: RestConfig,
     /// `[webhook]`, if configured.
     pub webhook: Option<WebhookConfig>,
+    /// `[upload]`
+    pub upload: UploadConfig,
     /// `[keys]`
     pub keys: KeysConfig,
     /// `[invites]`
@@ -406,6 +422,15 @@ impl Config {
             },
             rest: rest_section(&t)?,
             webhook: webhook_section(&t)?,
+            upload: UploadConfig {
+                max_bytes: t
+                    .int("upload", "max_bytes", 1, 1 << 30)?
+                    .map_or(DEFAULT_UPLOAD_BYTES, |n| n as u64),
+                concurrency: t.int("upload", "concurrency", 1, 64)?.unwrap_or(1),
+                timeout: t
+                    .duration("upload", "timeout")?
+                    .unwrap_or(Duration::from_secs(120)),
+            },
             keys: KeysConfig {
                 file: t
                     .path("keys", "file")?
@@ -828,6 +853,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "resume",
         ],
     ),
+    ("upload", &["max_bytes", "concurrency", "timeout"]),
     (
         "http",
         &[

@@ -62,5 +62,6 @@ pub mod rooms;
 pub mod spool;
 pub mod timefmt;
 pub mod toml;
+pub mod upload;
 pub mod webhook;
 pub mod xmpp;

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod multipart;
 pub mod client;
 pub mod rest;
 pub mod routes;

@@ -9,4 +9,5 @@ pub mod sasl;
 pub mod stanza;
 pub mod stream;
 pub mod tls;
+pub mod upload;
 pub mod xml;
