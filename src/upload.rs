@@ -112,7 +112,12 @@ pub fn check_size(app: &App, size: u64) -> Result<(), UploadError> {
 }
 
 /// A slot for a file of `size` bytes, within `upload.timeout`.
-pub async fn slot(app: &App, filename: &str, size: u64, content_type: &str) -> Result<Slot, UploadError> {
+pub async fn slot(
+    app: &App,
+    filename: &str,
+    size: u64,
+    content_type: &str,
+) -> Result<Slot, UploadError> {
     let work = async {
         let service = service(app).await?;
         if let Some(max) = service.max_file_size.filter(|m| size > *m) {
@@ -168,7 +173,7 @@ async fn iq(app: &App, stanza: Element, id: &str, to: &str) -> Result<Element, U
         WaitError::Full | WaitError::Duplicate => UploadError::Queue(e.to_string()),
     })?;
     app.outbox
-        .push(stanza, false)
+        .push(&stanza, false)
         .map_err(|e| UploadError::Queue(e.to_string()))?;
     let reply = waiting.reply().await.ok_or(UploadError::Timeout)?;
     Ok(reply)

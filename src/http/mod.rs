@@ -13,8 +13,8 @@
 
 pub mod auth;
 pub mod body;
-pub mod multipart;
 pub mod client;
+pub mod multipart;
 pub mod rest;
 pub mod routes;
 pub mod rt;

@@ -66,7 +66,9 @@ impl fmt::Display for MultipartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             MultipartError::NoBoundary => "the multipart body has no boundary parameter",
-            MultipartError::NoFirstBoundary => "the multipart body does not start with its boundary",
+            MultipartError::NoFirstBoundary => {
+                "the multipart body does not start with its boundary"
+            }
             MultipartError::BadPartHead => "a multipart part has an oversized or malformed head",
             MultipartError::NoName => "a multipart part has no form-data name",
             MultipartError::TooManyParts => "the multipart body has too many parts",
@@ -170,7 +172,11 @@ impl Decoder {
         let rest = self.buf.split_off(n);
         let taken = std::mem::replace(&mut self.buf, rest);
         // The virtual CRLF of the preamble is not part of the body.
-        let virtual_crlf = if self.state == State::Preamble && self.consumed == 0 { 2 } else { 0 };
+        let virtual_crlf = if self.state == State::Preamble && self.consumed == 0 {
+            2
+        } else {
+            0
+        };
         self.consumed += (n as u64).saturating_sub(virtual_crlf);
         taken
     }
@@ -306,7 +312,9 @@ fn parse_head(text: &str) -> Result<PartHead, MultipartError> {
                 return Err(MultipartError::NoName);
             }
             for p in params {
-                let Some((k, v)) = p.split_once('=') else { continue };
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
                 match k.trim().to_ascii_lowercase().as_str() {
                     "name" => {
                         head.name = unquote(v.trim());
@@ -417,12 +425,17 @@ mod tests {
     #[test]
     fn text_then_file_decodes_at_every_split() {
         let jpeg: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-        let body = form(&[("body", None, b"door cam"), ("file", Some("snap.jpg"), &jpeg)]);
+        let body = form(&[
+            ("body", None, b"door cam"),
+            ("file", Some("snap.jpg"), &jpeg),
+        ]);
         for step in [1, 2, 3, 7, 40, 41, 4096, body.len()] {
             let (events, _) = decode(&body, step).expect("decodes");
             assert_eq!(events.len(), 7, "step {step}");
             assert_eq!(events[1], Event::Data(b"door cam".to_vec()), "step {step}");
-            let Event::Part(head) = &events[3] else { panic!("part at step {step}") };
+            let Event::Part(head) = &events[3] else {
+                panic!("part at step {step}")
+            };
             assert_eq!(head.name, "file");
             assert_eq!(head.filename.as_deref(), Some("snap.jpg"));
             assert_eq!(head.content_type.as_deref(), Some("image/jpeg"));
@@ -436,7 +449,9 @@ mod tests {
         let jpeg = vec![7u8; 1234];
         let body = form(&[("body", None, b"hi"), ("file", Some("a.jpg"), &jpeg)]);
         let (events, d) = decode(&body, 100).expect("decodes");
-        let Event::Part(head) = &events[3] else { panic!("part") };
+        let Event::Part(head) = &events[3] else {
+            panic!("part")
+        };
         assert_eq!(d.file_size(body.len() as u64, head), Some(1234));
     }
 
@@ -454,7 +469,10 @@ mod tests {
     fn empty_part_gives_no_data_event() {
         let body = form(&[("body", None, b"")]);
         let (events, _) = decode(&body, 5).expect("decodes");
-        assert!(matches!(events[..], [Event::Part(_), Event::PartEnd, Event::End]));
+        assert!(matches!(
+            events[..],
+            [Event::Part(_), Event::PartEnd, Event::End]
+        ));
     }
 
     #[test]
@@ -468,11 +486,20 @@ mod tests {
 
     #[test]
     fn boundary_is_read_quoted_or_bare_and_refused_when_missing() {
-        assert_eq!(boundary("multipart/form-data; boundary=\"a b\"").as_deref(), Some("a b"));
-        assert_eq!(boundary("Multipart/Form-Data;boundary=xyz").as_deref(), Some("xyz"));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"a b\"").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            boundary("Multipart/Form-Data;boundary=xyz").as_deref(),
+            Some("xyz")
+        );
         assert_eq!(boundary("multipart/form-data"), None);
         assert_eq!(boundary("multipart/mixed; boundary=x"), None);
-        assert_eq!(boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))), None);
+        assert_eq!(
+            boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))),
+            None
+        );
     }
 
     #[test]
@@ -511,7 +538,10 @@ mod tests {
     fn too_many_parts_are_refused() {
         let parts: Vec<(&str, Option<&str>, &[u8])> =
             (0..=MAX_PARTS).map(|_| ("x", None, &b"1"[..])).collect();
-        assert_eq!(decode(&form(&parts), 64).err(), Some(MultipartError::TooManyParts));
+        assert_eq!(
+            decode(&form(&parts), 64).err(),
+            Some(MultipartError::TooManyParts)
+        );
     }
 
     #[test]

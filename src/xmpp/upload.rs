@@ -83,8 +83,13 @@ pub enum SlotError {
 impl SlotError {
     /// Whether the service refused because the file is too large.
     pub fn is_too_large(&self) -> bool {
-        matches!(self, SlotError::Refused { max_file_size: Some(_), .. })
-            || matches!(self, SlotError::Refused { condition, .. } if condition == "file-too-large")
+        matches!(
+            self,
+            SlotError::Refused {
+                max_file_size: Some(_),
+                ..
+            }
+        ) || matches!(self, SlotError::Refused { condition, .. } if condition == "file-too-large")
     }
 }
 
@@ -101,7 +106,9 @@ impl fmt::Display for SlotError {
                 }
             }
             SlotError::NoSlot => f.write_str("the upload service answered without a slot"),
-            SlotError::BadUrl => f.write_str("the upload service gave a slot URL that is not HTTPS"),
+            SlotError::BadUrl => {
+                f.write_str("the upload service gave a slot URL that is not HTTPS")
+            }
         }
     }
 }
@@ -110,7 +117,12 @@ impl std::error::Error for SlotError {}
 
 /// The disco#items request that lists the server's services.
 pub fn items_request(id: &str, server: &str) -> Element {
-    stanza::iq("get", Some(server), id, Element::new("query", NS_DISCO_ITEMS))
+    stanza::iq(
+        "get",
+        Some(server),
+        id,
+        Element::new("query", NS_DISCO_ITEMS),
+    )
 }
 
 /// The disco#info request for one address.
@@ -162,7 +174,13 @@ fn form_field(form: &Element, var: &str) -> Option<String> {
 }
 
 /// The slot request for a file of `size` bytes (XEP-0363 §4).
-pub fn slot_request(id: &str, service: &str, filename: &str, size: u64, content_type: &str) -> Element {
+pub fn slot_request(
+    id: &str,
+    service: &str,
+    filename: &str,
+    size: u64,
+    content_type: &str,
+) -> Element {
     let request = Element::new("request", NS_UPLOAD)
         .attr("filename", &clean_filename(filename))
         .attr("size", &size.to_string())
@@ -192,7 +210,9 @@ pub fn parse_slot(reply: &Element) -> Result<Slot, SlotError> {
     if reply.get_attr("type") == Some("error") {
         return Err(refusal(reply));
     }
-    let slot = reply.get_child("slot", NS_UPLOAD).ok_or(SlotError::NoSlot)?;
+    let slot = reply
+        .get_child("slot", NS_UPLOAD)
+        .ok_or(SlotError::NoSlot)?;
     let put_el = slot.get_child("put", NS_UPLOAD).ok_or(SlotError::NoSlot)?;
     let get_el = slot.get_child("get", NS_UPLOAD).ok_or(SlotError::NoSlot)?;
     let put = put_el.get_attr("url").ok_or(SlotError::NoSlot)?;
@@ -217,7 +237,10 @@ pub fn parse_slot(reply: &Element) -> Result<Slot, SlotError> {
             .chars()
             .filter(|c| *c != '\r' && *c != '\n')
             .collect();
-        if value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        if value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
             headers.push((name, value));
         }
     }
@@ -231,7 +254,10 @@ pub fn parse_slot(reply: &Element) -> Result<Slot, SlotError> {
 fn refusal(reply: &Element) -> SlotError {
     let error = reply.get_child("error", NS_CLIENT);
     let condition = error
-        .and_then(|e| e.children().find(|c| c.ns() == NS_STANZA_ERRORS && c.name() != "text"))
+        .and_then(|e| {
+            e.children()
+                .find(|c| c.ns() == NS_STANZA_ERRORS && c.name() != "text")
+        })
         .map_or("undefined-condition", Element::name)
         .to_owned();
     let text = error
@@ -377,12 +403,21 @@ mod tests {
     fn service_from_info_is_none_without_the_upload_feature() {
         let xml = "<iq xmlns='jabber:client' type='result'><query xmlns='http://jabber.org/protocol/disco#info'>\
                    <feature var='http://jabber.org/protocol/muc'/></query></iq>";
-        assert_eq!(service_from_info("conference.example.org", &parse(xml)), None);
+        assert_eq!(
+            service_from_info("conference.example.org", &parse(xml)),
+            None
+        );
     }
 
     #[test]
     fn slot_request_carries_name_size_and_type() {
-        let iq = slot_request("u2", "upload.example.org", "/tmp/cam/snap.jpg", 3000, "image/jpeg");
+        let iq = slot_request(
+            "u2",
+            "upload.example.org",
+            "/tmp/cam/snap.jpg",
+            3000,
+            "image/jpeg",
+        );
         let r = iq.get_child("request", NS_UPLOAD).expect("request");
         assert_eq!(r.get_attr("filename"), Some("snap.jpg"));
         assert_eq!(r.get_attr("size"), Some("3000"));
@@ -399,7 +434,8 @@ mod tests {
         assert_eq!(clean_filename(&"é".repeat(100)).len(), MAX_FILENAME);
     }
 
-    const SLOT: &str = "<iq xmlns='jabber:client' type='result'><slot xmlns='urn:xmpp:http:upload:0'>\
+    const SLOT: &str =
+        "<iq xmlns='jabber:client' type='result'><slot xmlns='urn:xmpp:http:upload:0'>\
         <put url='https://up.example.org/p/abc'>\
         <header name='Authorization'>Basic Zm9v\nYmFy</header>\
         <header name='Cookie'>c=1</header>\
@@ -425,7 +461,10 @@ mod tests {
     fn slot_debug_hides_the_put_url_and_headers() {
         let slot = parse_slot(&parse(SLOT)).expect("slot");
         let shown = format!("{slot:?}");
-        assert!(!shown.contains("/p/abc") && !shown.contains("Zm9v"), "{shown}");
+        assert!(
+            !shown.contains("/p/abc") && !shown.contains("Zm9v"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -478,13 +517,26 @@ mod tests {
     #[test]
     fn announcement_carries_the_url_in_body_and_oob() {
         let to = Jid::parse("alice@example.org").expect("jid");
-        let m = announcement(&to, MessageType::Chat, "m1", "https://g/x.jpg", Some("door cam"));
+        let m = announcement(
+            &to,
+            MessageType::Chat,
+            "m1",
+            "https://g/x.jpg",
+            Some("door cam"),
+        );
         assert_eq!(
-            m.get_child("body", NS_CLIENT).map(Element::text_content).as_deref(),
+            m.get_child("body", NS_CLIENT)
+                .map(Element::text_content)
+                .as_deref(),
             Some("door cam\nhttps://g/x.jpg")
         );
-        let oob = m.get_child("x", NS_OOB).and_then(|x| x.get_child("url", NS_OOB));
-        assert_eq!(oob.map(Element::text_content).as_deref(), Some("https://g/x.jpg"));
+        let oob = m
+            .get_child("x", NS_OOB)
+            .and_then(|x| x.get_child("url", NS_OOB));
+        assert_eq!(
+            oob.map(Element::text_content).as_deref(),
+            Some("https://g/x.jpg")
+        );
     }
 
     #[test]
@@ -492,7 +544,9 @@ mod tests {
         let to = Jid::parse("alice@example.org").expect("jid");
         let m = announcement(&to, MessageType::Chat, "m1", "https://g/x.jpg", None);
         assert_eq!(
-            m.get_child("body", NS_CLIENT).map(Element::text_content).as_deref(),
+            m.get_child("body", NS_CLIENT)
+                .map(Element::text_content)
+                .as_deref(),
             Some("https://g/x.jpg")
         );
     }
