@@ -6,15 +6,18 @@ use std::process::ExitCode;
 use std::time::Instant;
 use xrelay::config::{self, Config};
 use xrelay::daemon;
+use xrelay::http::upload as http_upload;
 use xrelay::invites::{self, InviteFile};
 use xrelay::keys::{self, KeyFile};
 use xrelay::log;
 use xrelay::timefmt;
+use xrelay::upload as upload_shell;
 use xrelay::xmpp::conn::{Connection, Progress};
 use xrelay::xmpp::jid::Jid;
 use xrelay::xmpp::stanza::{self, IdGen, MessageType};
 use xrelay::xmpp::stream::Event;
 use xrelay::xmpp::tls;
+use xrelay::xmpp::upload;
 
 /// Largest message `send` reads from stdin.
 const MAX_SEND_BYTES: u64 = 64 * 1024;
@@ -25,6 +28,8 @@ usage:
   xrelay [-c FILE] check                  resolve, connect, authenticate, report
   xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] TO [TEXT]
                                           send one message (TEXT or stdin)
+  xrelay [-c FILE] send --file PATH [-t TYPE] [-s SUBJECT] TO [TEXT]
+                                          upload a file (XEP-0363) and send its URL
   xrelay [-c FILE] key create [--scope msg,rest,invite] [--expires DURATION] [NAME]
                                           make an API key; prints ID/SECRET once
   xrelay [-c FILE] key list               list keys (never secrets)
@@ -40,6 +45,7 @@ options:
   -c, --config FILE   config file (default: $XRELAY_CONFIG or /etc/xrelay/xrelay.toml)
   -t, --type TYPE     chat (default), normal, headline or groupchat
   -s, --subject TEXT  message subject
+  -f, --file PATH     upload PATH and send its URL (after TEXT, if given)
 
 The password may come from the environment variable XRELAY_PASSWORD.
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.";
@@ -52,6 +58,7 @@ enum Command {
         subject: Option<String>,
         to: String,
         text: Option<String>,
+        file: Option<PathBuf>,
     },
     KeyCreate {
         scopes: Option<String>,
@@ -84,6 +91,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut scopes = None;
     let mut expires = None;
     let mut ttl = None;
+    let mut file = None;
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
             it.next()
@@ -111,6 +119,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
                 );
             }
             "-s" | "--subject" => subject = Some(value(a)?),
+            "-f" | "--file" => file = Some(PathBuf::from(value(a)?)),
             "--scope" => scopes = Some(value(a)?),
             "--expires" => expires = Some(value(a)?),
             "--ttl" => ttl = Some(value(a)?),
@@ -119,7 +128,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             _ => rest.push(a.clone()),
         }
     }
-    let send_options = kind.is_some() || subject.is_some();
+    let send_options = kind.is_some() || subject.is_some() || file.is_some();
     let key_options = scopes.is_some() || expires.is_some();
     let command = match rest.first().map(String::as_str) {
         None | Some("run") if rest.len() <= 1 => Command::Run,
@@ -129,6 +138,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             subject,
             to: rest[1].clone(),
             text: rest.get(2).cloned(),
+            file: file.take(),
         },
         Some("send") => return Err("send needs TO and at most one TEXT argument".into()),
         Some("key") => match (rest.get(1).map(String::as_str), rest.len()) {
@@ -155,7 +165,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
         None => Command::Run,
     };
     if send_options && !matches!(command, Command::Send { .. }) {
-        return Err("-t and -s belong to send".into());
+        return Err("-t, -s and --file belong to send".into());
     }
     if key_options && !matches!(command, Command::KeyCreate { .. }) {
         return Err("--scope and --expires belong to key create".into());
@@ -214,7 +224,8 @@ fn main() -> ExitCode {
             subject,
             to,
             text,
-        } => send(&cfg, kind, subject.as_deref(), &to, text),
+            file,
+        } => send(&cfg, kind, subject.as_deref(), &to, text, file),
         Command::KeyCreate {
             scopes,
             expires,
@@ -363,13 +374,15 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
     })
 }
 
-/// Send one message and wait until the server confirmed it.
+/// Send one message (or upload a file and send its URL) and wait until the server
+/// confirmed it.
 fn send(
     cfg: &Config,
     kind: Option<MessageType>,
     subject: Option<&str>,
     to: &str,
     text: Option<String>,
+    file: Option<PathBuf>,
 ) -> ExitCode {
     let to = match recipient(cfg, to) {
         Ok(j) => j,
@@ -378,8 +391,17 @@ fn send(
             return ExitCode::from(2);
         }
     };
+    let file = match file.map(|p| open_upload(cfg, p)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("xrelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let text = match text {
         Some(t) => t,
+        // A file needs no text; stdin may be a terminal.
+        None if file.is_some() => String::new(),
         None => match read_stdin() {
             Ok(t) => t,
             Err(e) => {
@@ -388,7 +410,7 @@ fn send(
             }
         },
     };
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && file.is_none() {
         eprintln!("xrelay: the message is empty");
         return ExitCode::from(2);
     }
@@ -413,7 +435,27 @@ fn send(
                 return ExitCode::from(1);
             }
         };
-        let msg = stanza::message(&to, kind, &IdGen::new().next_id(), &text, subject);
+        let mut ids = IdGen::new();
+        let mut msg = match file {
+            None => stanza::message(&to, kind, &ids.next_id(), &text, subject),
+            Some(file) => {
+                let url = match upload_file(&mut conn, cfg, &mut ids, file).await {
+                    Ok(url) => url,
+                    Err(e) => {
+                        eprintln!("xrelay: the upload failed: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                let text = Some(text.as_str()).filter(|t| !t.trim().is_empty());
+                upload::announcement(&to, kind, &ids.next_id(), &url, text)
+            }
+        };
+        if let (Some(s), true) = (
+            subject,
+            msg.get_child("subject", stanza::NS_CLIENT).is_none(),
+        ) {
+            msg.push_child(xrelay::xmpp::xml::Element::new("subject", stanza::NS_CLIENT).text(s));
+        }
         let Ok(seq) = conn.send(&msg) else {
             eprintln!("xrelay: the stream went offline before sending");
             return ExitCode::from(1);
@@ -432,6 +474,101 @@ fn send(
         conn.close().await;
         ExitCode::SUCCESS
     })
+}
+
+/// A file to upload: open, its size within `upload.max_bytes`, its type by its name.
+struct Upload {
+    file: std::fs::File,
+    name: String,
+    size: u64,
+    media_type: &'static str,
+}
+
+fn open_upload(cfg: &Config, path: PathBuf) -> Result<Upload, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    upload_shell::check_size_with(cfg.upload.max_bytes, meta.len()).map_err(|e| e.to_string())?;
+    let name = upload::clean_filename(&path.to_string_lossy());
+    Ok(Upload {
+        media_type: upload::media_type_for(&name),
+        name,
+        size: meta.len(),
+        file,
+    })
+}
+
+/// Upload `file` over the command's own stream (disco, slot, PUT) within `upload.timeout`;
+/// the GET URL.
+async fn upload_file(
+    conn: &mut Connection,
+    cfg: &Config,
+    ids: &mut IdGen,
+    file: Upload,
+) -> Result<String, String> {
+    let work = async {
+        let server = cfg.xmpp.jid.domain().to_owned();
+        let id = ids.next_id();
+        let items = iq(conn, upload::items_request(&id, &server), &id).await?;
+        let mut service = None;
+        for jid in std::iter::once(server).chain(upload::item_jids(&items)) {
+            let id = ids.next_id();
+            let info = iq(conn, upload::info_request(&id, &jid), &id).await?;
+            if let Some(s) = upload::service_from_info(&jid, &info) {
+                service = Some(s);
+                break;
+            }
+        }
+        let service = service.ok_or_else(|| upload_shell::UploadError::NoService.to_string())?;
+        if let Some(max) = service.max_file_size.filter(|m| file.size > *m) {
+            return Err(upload_shell::UploadError::TooLarge {
+                size: file.size,
+                max,
+            }
+            .to_string());
+        }
+        let id = ids.next_id();
+        let request =
+            upload::slot_request(&id, &service.jid, &file.name, file.size, file.media_type);
+        let reply = iq(conn, request, &id).await?;
+        let slot = upload::parse_slot(&reply).map_err(|e| e.to_string())?;
+        let trust = xrelay::webhook::trust(cfg.xmpp.ca_file.as_deref());
+        let tls = tls::client_config(&trust).map_err(|e| e.to_string())?;
+        let body = http_upload::DiskFile::new(file.file, file.size);
+        http_upload::put(tls, &slot, file.size, file.media_type, body)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(slot.get)
+    };
+    let timer = async {
+        smol::Timer::after(cfg.upload.timeout).await;
+        Err(upload_shell::UploadError::Timeout.to_string())
+    };
+    smol::future::FutureExt::or(work, timer).await
+}
+
+/// Send an iq and wait for the stanza that answers it (same id).
+async fn iq(
+    conn: &mut Connection,
+    request: xrelay::xmpp::xml::Element,
+    id: &str,
+) -> Result<xrelay::xmpp::xml::Element, String> {
+    conn.send(&request)
+        .map_err(|_| "the stream went offline".to_string())?;
+    loop {
+        match conn.next_event().await {
+            Ok(Event::Stanza(el)) if el.name() == "iq" && el.get_attr("id") == Some(id) => {
+                return Ok(el)
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// The stream settings of a one-shot command: its own resource (the configured one plus

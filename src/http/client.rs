@@ -1,4 +1,4 @@
-//! The webhook's HTTP client: one POST per connection (`Connection: close`) over hyper's
+//! The HTTP client of the webhook and of uploads: one request per connection (`Connection: close`) over hyper's
 //! HTTP/1 client connection, on a smol TCP or futures-rustls stream. hyper reads HTTP/1.0
 //! and 1.1 answers with any body framing (Content-Length, chunked, or until the server
 //! closes, as Python's `http.server` and CGI gateways do), skips interim 1xx answers and
@@ -67,8 +67,29 @@ pub async fn post<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let body = Full::new(Bytes::copy_from_slice(body));
+    send(stream, Method::POST, url, headers, body, max_body).await
+}
+
+/// Send one request with `method` and a `body` that hyper pulls frame by frame (an upload
+/// streams through without being held), and read the answer, whose body may be at most
+/// `max_body` bytes.
+pub async fn send<S, B>(
+    stream: S,
+    method: Method,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: B,
+    max_body: usize,
+) -> Result<Response, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    B: Body + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut req = hyper::Request::builder()
-        .method(Method::POST)
+        .method(method)
         .uri(url.target())
         .header(HOST, url.host_header());
     for (name, value) in headers {
@@ -76,12 +97,12 @@ where
     }
     let req = req
         .header(CONNECTION, "close")
-        .body(Full::new(Bytes::copy_from_slice(body)))
+        .body(body)
         .map_err(|e| ClientError::Request(e.to_string()))?;
     let (mut sender, conn) = http1::Builder::new()
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
-        .handshake::<_, Full<Bytes>>(rt::Io(stream))
+        .handshake::<_, B>(rt::Io(stream))
         .await
         .map_err(ClientError::Http)?;
     let exchange = async {

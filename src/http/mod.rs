@@ -18,6 +18,7 @@ pub mod multipart;
 pub mod rest;
 pub mod routes;
 pub mod rt;
+pub mod upload;
 pub mod url;
 
 use crate::app::App;

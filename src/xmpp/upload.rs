@@ -310,6 +310,27 @@ pub fn announcement(
         .child(Element::new("x", NS_OOB).child(Element::new("url", NS_OOB).text(url)))
 }
 
+/// Media types and the file name a body of that type gets when it came without one (its
+/// extension also gives a file's type by name, [`media_type_for`]).
+const KNOWN_TYPES: [(&str, &str); 16] = [
+    ("image/jpeg", "image.jpg"),
+    ("image/png", "image.png"),
+    ("image/gif", "image.gif"),
+    ("image/webp", "image.webp"),
+    ("image/heic", "image.heic"),
+    ("image/svg+xml", "image.svg"),
+    ("video/mp4", "video.mp4"),
+    ("video/webm", "video.webm"),
+    ("audio/mpeg", "audio.mp3"),
+    ("audio/ogg", "audio.ogg"),
+    ("application/pdf", "document.pdf"),
+    ("application/zip", "archive.zip"),
+    ("application/gzip", "archive.gz"),
+    ("application/json", "data.json"),
+    ("text/csv", "data.csv"),
+    ("text/plain", "text.txt"),
+];
+
 /// A file name for a body that came without one, from its media type.
 pub fn default_filename(content_type: &str) -> &'static str {
     let essence = content_type
@@ -318,25 +339,24 @@ pub fn default_filename(content_type: &str) -> &'static str {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    match essence.as_str() {
-        "image/jpeg" => "image.jpg",
-        "image/png" => "image.png",
-        "image/gif" => "image.gif",
-        "image/webp" => "image.webp",
-        "image/heic" => "image.heic",
-        "image/svg+xml" => "image.svg",
-        "video/mp4" => "video.mp4",
-        "video/webm" => "video.webm",
-        "audio/mpeg" => "audio.mp3",
-        "audio/ogg" => "audio.ogg",
-        "application/pdf" => "document.pdf",
-        "application/zip" => "archive.zip",
-        "application/gzip" => "archive.gz",
-        "application/json" => "data.json",
-        "text/csv" => "data.csv",
-        "text/plain" => "text.txt",
-        _ => "file",
-    }
+    KNOWN_TYPES
+        .iter()
+        .find(|(t, _)| *t == essence)
+        .map_or("file", |(_, name)| name)
+}
+
+/// The media type of a file by its name's extension; `application/octet-stream` when the
+/// extension is unknown.
+pub fn media_type_for(filename: &str) -> &'static str {
+    let ext = match filename.rsplit_once('.') {
+        Some((_, e)) => e.to_ascii_lowercase(),
+        None => return "application/octet-stream",
+    };
+    let ext = if ext == "jpeg" { "jpg".to_owned() } else { ext };
+    KNOWN_TYPES
+        .iter()
+        .find(|(_, name)| name.rsplit_once('.').is_some_and(|(_, e)| e == ext))
+        .map_or("application/octet-stream", |(t, _)| t)
 }
 
 #[cfg(test)]
@@ -556,5 +576,13 @@ mod tests {
         assert_eq!(default_filename("image/jpeg"), "image.jpg");
         assert_eq!(default_filename("Image/PNG; q=1"), "image.png");
         assert_eq!(default_filename("application/x-thing"), "file");
+    }
+
+    #[test]
+    fn media_type_for_follows_the_extension() {
+        assert_eq!(media_type_for("/cam/Door.JPEG"), "image/jpeg");
+        assert_eq!(media_type_for("report.pdf"), "application/pdf");
+        assert_eq!(media_type_for("notes"), "application/octet-stream");
+        assert_eq!(media_type_for("x.unknown"), "application/octet-stream");
     }
 }
