@@ -389,3 +389,50 @@ fn a_raw_file_without_content_length_gets_411() {
     assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
     nothing_announced(&r, &mut c, &user);
 }
+
+#[test]
+fn a_file_for_a_server_without_upload_service_gets_502() {
+    let p = common::shared();
+    let bot = unique_user("bot");
+    p.register(&bot, "pw");
+    let (port, http_keys) = common::http_section(&p.dir);
+    let cfg = p.xrelay_config_with(&bot, "pw", &[], &http_keys);
+    let out = xrelay(&cfg, &["key", "create", "tests"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("online as", WAIT);
+    let auth = format!("Bearer {token}");
+    let head = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "image/png"),
+    ];
+    let res = http(port, "POST", "/msg/someone", &head, b"x");
+    assert_eq!(res.status, 502, "{res:?}");
+    assert!(res.body.contains("no file upload service"), "{res:?}");
+}
+
+#[test]
+fn a_file_while_the_stream_is_offline_gets_503_with_retry_after() {
+    let mut p = Prosody::start(ProsodyOpts {
+        muc: false,
+        ..ProsodyOpts::default()
+    });
+    let bot = unique_user("bot");
+    p.register(&bot, "pw");
+    let (port, http_keys) = common::http_section(&p.dir);
+    let cfg = p.xrelay_config_with(&bot, "pw", &[], &http_keys);
+    let out = xrelay(&cfg, &["key", "create", "tests"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("online as", WAIT);
+    p.stop();
+    daemon.wait_for("disconnected", WAIT);
+    let auth = format!("Bearer {token}");
+    let head = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "image/png"),
+    ];
+    let res = http(port, "POST", "/msg/someone", &head, b"x");
+    assert_eq!(res.status, 503, "{res:?}");
+    assert!(res.header("Retry-After").is_some(), "{res:?}");
+}

@@ -14,7 +14,7 @@ use super::client;
 use super::multipart::{self, Decoder, Event, PartHead};
 use super::routes::BODY_RATE_GRACE;
 use super::url::Url;
-use crate::app::App;
+use crate::app::{App, StreamState};
 use crate::log;
 use crate::upload::{self, UploadError};
 use crate::xmpp::jid::Jid;
@@ -131,6 +131,12 @@ pub async fn post_file(
         .map_err(UploadError::Message)?;
     if let Some(why) = app.room_refusal(&out.to) {
         return Err(UploadError::Queue(why));
+    }
+    // The slot needs the stream now; a file is not held until it is back.
+    if app.stream.get() != StreamState::Online {
+        return Err(UploadError::Queue(
+            "the XMPP stream is offline; a file can be uploaded only while it is online".into(),
+        ));
     }
     let length = content_length(parts).ok_or(UploadError::LengthRequired)?;
     let form = media_type(&content_type).as_deref() == Some("multipart/form-data");
