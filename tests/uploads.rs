@@ -191,6 +191,13 @@ fn a_posted_jpeg_arrives_with_its_url_and_oob_and_the_url_serves_the_same_bytes(
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     assert!(url.ends_with("image.jpg"), "default name: {url}");
     assert!(fetch(&url) == pic, "the same bytes");
+    let auth = format!("Bearer {}", r.token);
+    let metrics = http(r.port, "GET", "/metrics", &[("Authorization", &auth)], b"");
+    assert!(
+        metrics.body.contains("xrelay_uploads_stored_total 1\n"),
+        "{}",
+        metrics.body
+    );
 }
 
 #[test]
@@ -435,4 +442,49 @@ fn a_file_while_the_stream_is_offline_gets_503_with_retry_after() {
     let res = http(port, "POST", "/msg/someone", &head, b"x");
     assert_eq!(res.status, 503, "{res:?}");
     assert!(res.header("Retry-After").is_some(), "{res:?}");
+}
+
+#[test]
+fn a_second_upload_while_one_runs_gets_503_with_retry_after() {
+    let r = relay("");
+    let (mut c, user) = receiver();
+    let pic = jpeg(200_000);
+    let head = format!(
+        "POST /msg/{user} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        r.token,
+        pic.len()
+    );
+    // The first upload holds the only place while its body trickles in.
+    let mut first = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    first.write_all(head.as_bytes()).unwrap();
+    first.write_all(&pic[..1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let res = r.post(
+        &format!("/msg/{user}"),
+        &[("Content-Type", "image/jpeg")],
+        &pic,
+    );
+    assert_eq!(res.status, 503, "{res:?}");
+    assert!(res.header("Retry-After").is_some(), "{res:?}");
+    first.write_all(&pic[1000..]).unwrap();
+    let (_, url) = announcement(&mut c);
+    assert!(fetch(&url) == pic, "the first upload completes");
+}
+
+#[test]
+fn a_file_over_the_services_own_limit_gets_413() {
+    let r = relay("[upload]\nmax_bytes = 33554432\n");
+    let (mut c, user) = receiver();
+    let res = r.post(
+        &format!("/msg/{user}"),
+        &[("Content-Type", "image/jpeg")],
+        &jpeg(16 * MIB + 1),
+    );
+    assert_eq!(res.status, 413, "{res:?}");
+    assert!(
+        res.body.contains("16777216"),
+        "the service's limit: {res:?}"
+    );
+    r.still_serves(&mut c, &user);
 }

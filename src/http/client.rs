@@ -1,5 +1,6 @@
-//! The HTTP client of the webhook and of uploads: one request per connection (`Connection: close`) over hyper's
-//! HTTP/1 client connection, on a smol TCP or futures-rustls stream. hyper reads HTTP/1.0
+//! The HTTP client of the webhook and of uploads: one request per connection
+//! (`Connection: close`) over hyper's HTTP/1 client connection, on a smol TCP or
+//! futures-rustls stream. hyper reads HTTP/1.0
 //! and 1.1 answers with any body framing (Content-Length, chunked, or until the server
 //! closes, as Python's `http.server` and CGI gateways do), skips interim 1xx answers and
 //! follows no redirects; the head and the body are bounded here.

@@ -7,8 +7,9 @@
 //! timeouts. A connection whose request is being answered keeps its slot.
 //!
 //! `routes` decides what each request means; `body` parses `/msg` bodies, `rest` `/rest`
-//! bodies, and `auth` reads credentials and rate-limits failures; `client` is the webhook's
-//! one-request HTTP client and `url` the small URL parser both sides share. This module
+//! bodies, and `auth` reads credentials and rate-limits failures; `upload` streams posted
+//! files to the XEP-0363 slot (forms through `multipart`); `client` is the one-request HTTP
+//! client of the webhook and of uploads, and `url` the small URL parser both sides share. This module
 //! only moves bytes, over any stream (TCP today; the connection code is generic over it).
 
 pub mod auth;

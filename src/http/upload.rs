@@ -16,6 +16,7 @@ use super::routes::BODY_RATE_GRACE;
 use super::url::Url;
 use crate::app::{App, StreamState};
 use crate::log;
+use crate::metrics;
 use crate::upload::{self, UploadError};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza::NS_CLIENT;
@@ -210,6 +211,10 @@ pub async fn post_file(
     };
     let result = work.or(timer).await;
     let shown = file.name.as_deref().unwrap_or("(unnamed)");
+    match &result {
+        Ok(_) => metrics::inc(&app.metrics.uploads_stored),
+        Err(_) => metrics::inc(&app.metrics.uploads_failed),
+    }
     match &result {
         Ok((name, _)) => log!(
             "upload: {name} ({} bytes, {}) for {} stored",
