@@ -488,3 +488,36 @@ fn a_file_over_the_services_own_limit_gets_413() {
     );
     r.still_serves(&mut c, &user);
 }
+
+#[test]
+fn an_octet_stream_named_in_the_query_gets_the_type_of_its_name_and_the_header_text() {
+    let r = relay("");
+    let (mut c, user) = receiver();
+    let png = jpeg(10_000);
+    let res = r.post(
+        &format!("/msg/{user}?filename=snap.png"),
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("Message", "garden"),
+        ],
+        &png,
+    );
+    assert_eq!(res.status, 202, "{res:?}");
+    let (body, url) = announcement(&mut c);
+    assert_eq!(body, format!("garden\n{url}"));
+    assert!(url.ends_with("/snap.png"), "{url}");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{content_type}",
+            "--cacert",
+        ])
+        .arg(server().ca_file())
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "image/png", "{out:?}");
+}

@@ -181,6 +181,10 @@ pub async fn post_file(
             .clone()
             .unwrap_or_else(|| xep::default_filename(&file.media_type).to_owned());
         let name = xep::clean_filename(&name);
+        if file.media_type == DEFAULT_MEDIA_TYPE {
+            // An octet stream with a known extension: say what it is, so clients show it.
+            file.media_type = xep::media_type_for(&name).to_owned();
+        }
         let slot = upload::slot(app, &name, file.size, &file.media_type).await?;
         let tls = upload::tls(app)?;
         source.restart_clock();
