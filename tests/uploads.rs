@@ -47,12 +47,16 @@ struct Relay {
 }
 
 fn relay(tail: &str) -> Relay {
-    relay_with("", tail)
+    relay_on(server(), "", tail)
 }
 
-/// A daemon with `http` added to its `[http]` section and `tail` after the config.
 fn relay_with(http_keys: &str, tail: &str) -> Relay {
-    let p = server();
+    relay_on(server(), http_keys, tail)
+}
+
+/// A daemon on `p` with `http_keys` added to its `[http]` section and `tail` after the
+/// config, once online.
+fn relay_on(p: &Prosody, http_keys: &str, tail: &str) -> Relay {
     let bot = unique_user("bot");
     p.register(&bot, "pw");
     let port = free_port();
@@ -80,6 +84,15 @@ fn relay_with(http_keys: &str, tail: &str) -> Relay {
 }
 
 impl Relay {
+    /// A file of `content_type` posted to `user`.
+    fn post_file(&self, user: &str, content_type: &str, body: &[u8]) -> HttpResponse {
+        self.post(
+            &format!("/msg/{user}"),
+            &[("Content-Type", content_type)],
+            body,
+        )
+    }
+
     fn post(&self, path: &str, head: &[(&str, &str)], body: &[u8]) -> HttpResponse {
         let auth = format!("Bearer {}", self.token);
         let mut all = vec![("Authorization", auth.as_str())];
@@ -227,11 +240,7 @@ fn a_file_over_upload_max_bytes_gets_413_before_any_slot_is_requested() {
     let r = relay("[upload]\nmax_bytes = 1048576\n");
     let (mut c, user) = receiver();
     let before = slot_requests();
-    let res = r.post(
-        &format!("/msg/{user}"),
-        &[("Content-Type", "image/jpeg")],
-        &jpeg(MIB + 1),
-    );
+    let res = r.post_file(&user, "image/jpeg", &jpeg(MIB + 1));
     assert_eq!(res.status, 413, "{res:?}");
     assert_eq!(slot_requests(), before, "no slot was asked for");
     r.still_serves(&mut c, &user);
@@ -241,11 +250,7 @@ fn a_file_over_upload_max_bytes_gets_413_before_any_slot_is_requested() {
 fn a_slot_the_server_refuses_gives_502_with_its_condition() {
     let r = relay("");
     let (mut c, user) = receiver();
-    let res = r.post(
-        &format!("/msg/{user}"),
-        &[("Content-Type", "application/pdf")],
-        b"%PDF-1.4 not really",
-    );
+    let res = r.post_file(&user, "application/pdf", b"%PDF-1.4 not really");
     assert_eq!(res.status, 502, "{res:?}");
     assert!(res.body.contains("refused the slot"), "{res:?}");
     r.still_serves(&mut c, &user);
@@ -256,20 +261,12 @@ fn peak_rss_grows_less_than_1_mib_during_a_10_mib_upload() {
     let r = relay("");
     let (mut c, user) = receiver();
     // A first small upload finds the service and sets up TLS.
-    let warm = r.post(
-        &format!("/msg/{user}"),
-        &[("Content-Type", "image/png")],
-        &jpeg(50_000),
-    );
+    let warm = r.post_file(&user, "image/png", &jpeg(50_000));
     assert_eq!(warm.status, 202, "{warm:?}");
     announcement(&mut c);
     let (before, _) = r.daemon.peak_rss_kib_and_sockets();
     let big = jpeg(10 * MIB);
-    let res = r.post(
-        &format!("/msg/{user}"),
-        &[("Content-Type", "application/octet-stream")],
-        &big,
-    );
+    let res = r.post_file(&user, "application/octet-stream", &big);
     assert_eq!(res.status, 202, "{res:?}");
     let (_, url) = announcement(&mut c);
     let (after, _) = r.daemon.peak_rss_kib_and_sockets();
@@ -318,36 +315,37 @@ fn nothing_announced(r: &Relay, c: &mut TestClient, user: &str) {
     r.still_serves(c, user);
 }
 
-#[test]
-fn a_truncated_form_is_refused_and_nothing_is_announced() {
+/// A form whose file part is followed by `after_file` (all of it declared in
+/// `Content-Length`) gets 400, and nothing is announced.
+fn form_is_refused(after_file: &str) {
     let r = relay("");
     let (mut c, user) = receiver();
-    let body = form(&jpeg(100_000), "\r\n--XB");
-    // The declared length matches what is sent; the closing delimiter is cut short.
-    let answer = r.raw(
-        &form_head(&format!("/msg/{user}"), body.len()),
-        &body,
-        false,
-    );
+    let body = form(&jpeg(100_000), after_file);
+    let head = form_head(&format!("/msg/{user}"), body.len());
+    let answer = r.raw(&head, &body, false);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     nothing_announced(&r, &mut c, &user);
 }
 
 #[test]
+fn a_truncated_form_is_refused_and_nothing_is_announced() {
+    // The closing delimiter is cut short.
+    form_is_refused("\r\n--XB");
+}
+
+#[test]
 fn a_form_whose_file_is_not_last_is_refused_and_nothing_is_announced() {
-    let r = relay("");
-    let (mut c, user) = receiver();
-    let body = form(
-        &jpeg(100_000),
+    form_is_refused(
         "\r\n--XB\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nlate\r\n--XB--\r\n",
     );
-    let answer = r.raw(
-        &form_head(&format!("/msg/{user}"), body.len()),
-        &body,
-        false,
-    );
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    nothing_announced(&r, &mut c, &user);
+}
+
+/// The head of a raw JPEG post to `user` declaring `length` bytes.
+fn jpeg_head(user: &str, length: usize) -> String {
+    format!(
+        "POST /msg/{user} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKEN\r\n\
+         Content-Type: image/jpeg\r\nContent-Length: {length}\r\n\r\n"
+    )
 }
 
 #[test]
@@ -355,11 +353,7 @@ fn a_body_shorter_than_its_content_length_is_answered_and_nothing_is_announced()
     let r = relay_with("read_timeout = \"2s\"\n", "");
     let (mut c, user) = receiver();
     let pic = jpeg(100_000);
-    let head = format!(
-        "POST /msg/{user} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKEN\r\n\
-         Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        pic.len() + 5000
-    );
+    let head = jpeg_head(&user, pic.len() + 5000);
     // The client waits with the rest: the minimum body rate ends it.
     let answer = r.raw(&head, &pic, false);
     assert!(
@@ -374,11 +368,7 @@ fn a_client_gone_mid_upload_announces_nothing() {
     let mut r = relay("");
     let (mut c, user) = receiver();
     let pic = jpeg(2_000_000);
-    let head = format!(
-        "POST /msg/{user} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKEN\r\n\
-         Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        pic.len()
-    );
+    let head = jpeg_head(&user, pic.len());
     r.raw(&head, &pic[..pic.len() / 2], true);
     r.daemon.wait_for("failed", WAIT);
     nothing_announced(&r, &mut c, &user);
@@ -399,21 +389,8 @@ fn a_raw_file_without_content_length_gets_411() {
 
 #[test]
 fn a_file_for_a_server_without_upload_service_gets_502() {
-    let p = common::shared();
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let (port, http_keys) = common::http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&bot, "pw", &[], &http_keys);
-    let out = xrelay(&cfg, &["key", "create", "tests"]);
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
-    let auth = format!("Bearer {token}");
-    let head = [
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "image/png"),
-    ];
-    let res = http(port, "POST", "/msg/someone", &head, b"x");
+    let r = relay_on(common::shared(), "", "");
+    let res = r.post_file("someone", "image/png", b"x");
     assert_eq!(res.status, 502, "{res:?}");
     assert!(res.body.contains("no file upload service"), "{res:?}");
 }
@@ -424,22 +401,10 @@ fn a_file_while_the_stream_is_offline_gets_503_with_retry_after() {
         muc: false,
         ..ProsodyOpts::default()
     });
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let (port, http_keys) = common::http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&bot, "pw", &[], &http_keys);
-    let out = xrelay(&cfg, &["key", "create", "tests"]);
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
+    let mut r = relay_on(&p, "", "");
     p.stop();
-    daemon.wait_for("disconnected", WAIT);
-    let auth = format!("Bearer {token}");
-    let head = [
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "image/png"),
-    ];
-    let res = http(port, "POST", "/msg/someone", &head, b"x");
+    r.daemon.wait_for("disconnected", WAIT);
+    let res = r.post_file("someone", "image/png", b"x");
     assert_eq!(res.status, 503, "{res:?}");
     assert!(res.header("Retry-After").is_some(), "{res:?}");
 }
@@ -449,22 +414,13 @@ fn a_second_upload_while_one_runs_gets_503_with_retry_after() {
     let r = relay("");
     let (mut c, user) = receiver();
     let pic = jpeg(200_000);
-    let head = format!(
-        "POST /msg/{user} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        r.token,
-        pic.len()
-    );
+    let head = jpeg_head(&user, pic.len()).replace("TOKEN", &r.token);
     // The first upload holds the only place while its body trickles in.
     let mut first = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
     first.write_all(head.as_bytes()).unwrap();
     first.write_all(&pic[..1000]).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let res = r.post(
-        &format!("/msg/{user}"),
-        &[("Content-Type", "image/jpeg")],
-        &pic,
-    );
+    let res = r.post_file(&user, "image/jpeg", &pic);
     assert_eq!(res.status, 503, "{res:?}");
     assert!(res.header("Retry-After").is_some(), "{res:?}");
     first.write_all(&pic[1000..]).unwrap();
@@ -476,11 +432,7 @@ fn a_second_upload_while_one_runs_gets_503_with_retry_after() {
 fn a_file_over_the_services_own_limit_gets_413() {
     let r = relay("[upload]\nmax_bytes = 33554432\n");
     let (mut c, user) = receiver();
-    let res = r.post(
-        &format!("/msg/{user}"),
-        &[("Content-Type", "image/jpeg")],
-        &jpeg(16 * MIB + 1),
-    );
+    let res = r.post_file(&user, "image/jpeg", &jpeg(16 * MIB + 1));
     assert_eq!(res.status, 413, "{res:?}");
     assert!(
         res.body.contains("16777216"),

@@ -76,7 +76,7 @@ fn well_formed(parts: &Parts) -> Result<(), Reject> {
 
 /// The last value of header `name`, if it is UTF-8 (other bytes are opaque to us, RFC
 /// 9110 §5.5, and read as absent).
-fn header(parts: &Parts, name: &str) -> Option<String> {
+pub(super) fn header(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers
         .get_all(name)

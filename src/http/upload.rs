@@ -12,7 +12,7 @@ use super::auth;
 use super::body::{self, MsgRequest};
 use super::client;
 use super::multipart::{self, Decoder, Event, PartHead};
-use super::routes::BODY_RATE_GRACE;
+use super::routes::{header, BODY_RATE_GRACE};
 use super::url::Url;
 use crate::app::{App, StreamState};
 use crate::log;
@@ -86,17 +86,6 @@ fn media_type(content_type: &str) -> Option<String> {
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
     };
     (essence.len() <= MAX_MEDIA_TYPE && token(kind) && token(sub)).then_some(essence)
-}
-
-/// The last UTF-8 value of header `name`.
-fn header(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(name)
-        .iter()
-        .next_back()
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-        .map(str::to_owned)
 }
 
 /// A query parameter, when present and well encoded.
