@@ -473,3 +473,18 @@ fn an_octet_stream_named_in_the_query_gets_the_type_of_its_name_and_the_header_t
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "image/png", "{out:?}");
 }
+
+#[test]
+fn bytes_past_the_content_length_are_not_part_of_the_file_and_get_400() {
+    let r = relay("");
+    let (mut c, user) = receiver();
+    let pic = jpeg(60_000);
+    // Declares 50,000 bytes and sends 60,000: the file is the declared bytes; the rest
+    // is read as a next request, which is not HTTP.
+    let answer = r.raw(&jpeg_head(&user, 50_000), &pic, false);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.contains("HTTP/1.1 400"), "{answer}");
+    let (_, url) = announcement(&mut c);
+    assert!(fetch(&url) == pic[..50_000], "exactly the declared bytes");
+    r.still_serves(&mut c, &user);
+}
