@@ -539,7 +539,7 @@ async fn upload_file(
         let slot = upload::parse_slot(&reply).map_err(|e| e.to_string())?;
         let trust = xrelay::webhook::trust(cfg.xmpp.ca_file.as_deref());
         let tls = tls::client_config(&trust).map_err(|e| e.to_string())?;
-        let body = http_upload::DiskFile::new(file.file, file.size);
+        let body = xrelay::http::client::boxed(http_upload::DiskFile::new(file.file, file.size));
         http_upload::put(tls, &slot, file.size, file.media_type, body)
             .await
             .map_err(|e| e.to_string())?;

@@ -183,7 +183,7 @@ pub async fn post_file(
             size: file.size,
             progress: progress.clone(),
         };
-        let put = put(tls, &slot, file.size, &file.media_type, body).await;
+        let put = put(tls, &slot, file.size, &file.media_type, client::boxed(body)).await;
         // The body's own failure says more than the aborted PUT it caused.
         if let Some(e) = progress.failure.take() {
             return Err(e);
@@ -343,17 +343,13 @@ fn is_file_part(head: &PartHead) -> bool {
 
 /// PUT `size` bytes of `body` to the slot over HTTPS with `tls`, with the slot's headers.
 /// Only a 2xx answer is success.
-pub async fn put<B>(
+pub async fn put(
     tls: Arc<ClientConfig>,
     slot: &Slot,
     size: u64,
     media_type: &str,
-    body: B,
-) -> Result<(), UploadError>
-where
-    B: Body<Data = Bytes> + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+    body: client::RequestBody,
+) -> Result<(), UploadError> {
     let url = Url::parse(&slot.put).map_err(|e| UploadError::Put(e.to_string()))?;
     if !url.https {
         return Err(UploadError::Slot(xep::SlotError::BadUrl));
