@@ -411,7 +411,8 @@ fn a_file_while_the_stream_is_offline_gets_503_with_retry_after() {
 
 #[test]
 fn a_second_upload_while_one_runs_gets_503_with_retry_after() {
-    let r = relay("");
+    // The first body pauses on purpose: no minimum rate.
+    let r = relay_with("min_body_rate = 0\n", "");
     let (mut c, user) = receiver();
     let pic = jpeg(200_000);
     let head = jpeg_head(&user, pic.len()).replace("TOKEN", &r.token);
