@@ -489,3 +489,21 @@ fn bytes_past_the_content_length_are_not_part_of_the_file_and_get_400() {
     assert!(fetch(&url) == pic[..50_000], "exactly the declared bytes");
     r.still_serves(&mut c, &user);
 }
+
+#[test]
+fn an_upload_over_its_timeout_gets_504_and_nothing_is_announced() {
+    let r = relay_with("min_body_rate = 0\n", "[upload]\ntimeout = \"1s\"\n");
+    let (mut c, user) = receiver();
+    let pic = jpeg(100_000);
+    // The body stops after 1,000 bytes and the connection stays open.
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let head = jpeg_head(&user, pic.len()).replace("TOKEN", &r.token);
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&pic[..1000]).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    nothing_announced(&r, &mut c, &user);
+}
