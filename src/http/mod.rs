@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod framing;
 pub mod multipart;
 pub mod rest;
 pub mod routes;
@@ -57,13 +58,23 @@ pub struct Conn {
     /// The answer went to hyper; its next read (the next request, or the rest of an
     /// unread body) comes after the answer is written.
     answered: Cell<bool>,
+    /// Requests handed to the service so far.
+    requests: Cell<u64>,
+    /// The number of a request that carried both `Content-Length` and `Transfer-Encoding`,
+    /// or `Content-Length` twice ([`framing::Scanner`]): hyper passes it on without the
+    /// extra length.
+    smuggled: Cell<Option<u64>>,
 }
 
 impl Conn {
-    /// A request's head arrived: keep the slot until it is answered.
-    fn begin(&self) {
+    /// A request's head arrived: keep the slot until it is answered. Returns whether it is
+    /// a smuggling form hyper does not refuse itself.
+    fn begin(&self) -> bool {
         self.answered.set(false);
         self.requesting.set(true);
+        let n = self.requests.get();
+        self.requests.set(n + 1);
+        self.smuggled.get() == Some(n)
     }
 
     /// The answer is handed over to be written.
@@ -85,6 +96,7 @@ struct HttpIo<T> {
     timer: Timer,
     armed: bool,
     conn: Rc<Conn>,
+    framing: framing::Scanner,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for HttpIo<T> {
@@ -100,6 +112,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for HttpIo<T> {
         let ready = Pin::new(&mut this.io).poll_read(cx, buf);
         if ready.is_ready() {
             this.progress = Instant::now();
+            if let Poll::Ready(Ok(n)) = ready {
+                this.framing.feed(&buf[..n.min(buf.len())]);
+                if let Some(i) = this.framing.flagged() {
+                    this.conn.smuggled.set(Some(i));
+                }
+            }
             return ready;
         }
         loop {
@@ -157,13 +175,17 @@ where
         timer: Timer::never(),
         armed: false,
         conn: conn.clone(),
+        framing: framing::Scanner::default(),
     });
     let service = service_fn(move |req| {
         let app = app.clone();
         let conn = conn.clone();
         async move {
-            conn.begin();
-            let res = routes::handle(&app, req, peer).await;
+            let res = if conn.begin() {
+                routes::smuggled(&app)
+            } else {
+                routes::handle(&app, req, peer).await
+            };
             conn.end();
             Ok::<_, Infallible>(res)
         }

@@ -58,6 +58,19 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response
     res
 }
 
+/// The answer to a request that carried both `Content-Length` and `Transfer-Encoding`, or
+/// `Content-Length` twice (RFC 9112 §6.1, §6.3: smuggling forms), counted like every answer.
+pub fn smuggled(app: &App) -> Response {
+    let res = Reject::new(
+        StatusCode::BAD_REQUEST,
+        "a request may carry one Content-Length, or Transfer-Encoding, not both",
+    )
+    .header("Connection", "close")
+    .into_response();
+    app.metrics.response(res.status().as_u16());
+    res
+}
+
 /// What hyper accepts but we refuse: HTTP/1.1 without exactly one `Host` (RFC 9112 §3.2),
 /// and more than one `Host` in HTTP/1.0.
 fn well_formed(parts: &Parts) -> Result<(), Reject> {
