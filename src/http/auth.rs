@@ -462,7 +462,17 @@ mod tests {
         assert_eq!(p("192.168.1.1:80").host, "192.168.1.1");
         assert_eq!(p("::1"), p("[0:0::1]"));
         assert_eq!(p("[fe80::1]:5280").port, Some(5280));
-        for bad in ["", ":80", "a b", "host:", "host:0", "host:99999", "[::1", "[x]:1", "*.lan"] {
+        for bad in [
+            "",
+            ":80",
+            "a b",
+            "host:",
+            "host:0",
+            "host:99999",
+            "[::1",
+            "[x]:1",
+            "*.lan",
+        ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -478,7 +488,10 @@ mod tests {
         assert!(host_allowed(Some("router.lan"), &list));
         assert!(host_allowed(Some("192.168.1.1:5280"), &list));
         assert!(host_allowed(Some("[::1]:5280"), &list));
-        assert!(!host_allowed(Some("192.168.1.1:8080"), &list), "the port is named");
+        assert!(
+            !host_allowed(Some("192.168.1.1:8080"), &list),
+            "the port is named"
+        );
         assert!(!host_allowed(Some("192.168.1.1"), &list));
         assert!(!host_allowed(Some("attacker.example:5280"), &list));
         assert!(!host_allowed(Some("router.lan.attacker.example"), &list));
@@ -504,7 +517,10 @@ mod tests {
             "the browser's word wins over an Origin a proxy's Host does not match"
         );
         assert!(cross_site(None, Some("https://attacker.example"), host));
-        assert!(cross_site(None, Some("http://192.168.1.1"), host), "another port");
+        assert!(
+            cross_site(None, Some("http://192.168.1.1"), host),
+            "another port"
+        );
         assert!(cross_site(None, Some("null"), host));
         assert!(!cross_site(None, Some("http://192.168.1.1:5280"), host));
         assert!(!cross_site(None, None, host), "curl and wget send neither");
