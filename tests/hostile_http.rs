@@ -594,6 +594,24 @@ impl Relay {
         )
     }
 
+    /// `POST /msg/RCPT` with Basic credentials, the header lines `head` and `body`.
+    fn msg_request_basic(&self, head: &str, body: &str) -> String {
+        format!(
+            "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}{head}Content-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.rcpt,
+            self.basic(),
+            body.len()
+        )
+    }
+
+    /// Whether exactly one 401 was answered so far: a client that sends its password only
+    /// after the challenge got it once.
+    fn challenged_once(&self) -> bool {
+        let answer = self.get("/metrics", &self.auth());
+        answer.contains("xrelay_http_responses_total{code=\"401\"} 1\n")
+    }
+
     /// The URL of `/msg/RCPT` on the listener.
     fn msg_url(&self) -> String {
         format!("http://127.0.0.1:{}/msg/{}", self.port, self.rcpt)
@@ -727,19 +745,6 @@ fn basic_credentials_from_the_devices_own_page_are_served() {
     r.still_serves();
 }
 
-impl Relay {
-    /// `POST /msg/RCPT` with Basic credentials, the header lines `head` and `body`.
-    fn msg_request_basic(&self, head: &str, body: &str) -> String {
-        format!(
-            "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}{head}Content-Type: text/plain\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.rcpt,
-            self.basic(),
-            body.len()
-        )
-    }
-}
-
 #[test]
 fn a_cross_site_get_with_the_key_in_the_query_is_served() {
     let mut r = relay("");
@@ -778,11 +783,15 @@ fn gnu_wget_with_user_and_password_is_served_after_the_challenge() {
         "{out:?}"
     );
     r.expect_message("from wget");
+    assert!(
+        r.challenged_once(),
+        "wget sent its password before the challenge"
+    );
     r.still_serves();
 }
 
 #[test]
-fn python_urllib_with_http_basic_auth_handler_is_served() {
+fn python_urllib_with_http_basic_auth_handler_is_served_after_the_challenge() {
     let mut r = relay("");
     let (id, secret) = r.id_secret();
     let script = "import sys, urllib.request as u\n\
@@ -801,5 +810,9 @@ fn python_urllib_with_http_basic_auth_handler_is_served() {
         "{out:?}"
     );
     r.expect_message("from urllib");
+    assert!(
+        r.challenged_once(),
+        "urllib sent its password before the challenge"
+    );
     r.still_serves();
 }
