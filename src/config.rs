@@ -132,6 +132,8 @@ pub struct HttpConfig {
     pub max_per_key: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client (for the auth limiter).
     pub trusted_proxies: Vec<IpAddr>,
+    /// The hosts a request may name in `Host` (empty: any); others get 421.
+    pub allowed_hosts: Vec<crate::http::auth::AllowedHost>,
 }
 
 /// Longest `outbox.grace`: service managers kill a daemon that takes longer to stop.
@@ -403,6 +405,7 @@ impl Config {
                             .map_err(|_| "expected an IP address, e.g. \"127.0.0.1\"".into())
                     })?
                     .unwrap_or_default(),
+                allowed_hosts: allowed_hosts(&t)?,
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
@@ -450,6 +453,22 @@ impl Config {
             ));
         }
         Ok(cfg)
+    }
+}
+
+/// `http.allowed_hosts`: unset allows any host; an empty list would refuse every request,
+/// so it is an error rather than a silent lock-out.
+fn allowed_hosts(t: &Tables) -> Result<Vec<crate::http::auth::AllowedHost>, ConfigError> {
+    let list = t.list("http", "allowed_hosts", |s| {
+        crate::http::auth::AllowedHost::parse(s).map_err(String::from)
+    })?;
+    match list {
+        Some(l) if l.is_empty() => Err(t.bad(
+            "http",
+            "allowed_hosts",
+            "an empty list refuses every request; leave the key out to allow any host",
+        )),
+        l => Ok(l.unwrap_or_default()),
     }
 }
 
@@ -864,6 +883,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "min_body_rate",
             "max_per_key",
             "trusted_proxies",
+            "allowed_hosts",
         ],
     ),
     (
@@ -1051,6 +1071,7 @@ mod tests {
         assert_eq!(c.http.min_body_rate, 1024);
         assert_eq!(c.http.max_per_key, 16);
         assert!(c.http.trusted_proxies.is_empty());
+        assert!(c.http.allowed_hosts.is_empty());
         assert_eq!(c.outbox.capacity, 256);
         assert!(c.outbox.spool.is_none());
         assert_eq!(c.outbox.grace, Duration::from_secs(10));
@@ -1334,6 +1355,14 @@ max = 10
             (
                 format!("{MINIMAL}[http]\ntrusted_proxies = [\"proxy\"]\n"),
                 "http.trusted_proxies (line 5): \"proxy\": expected an IP address",
+            ),
+            (
+                format!("{MINIMAL}[http]\nallowed_hosts = [\"*.lan\"]\n"),
+                "http.allowed_hosts (line 5): \"*.lan\": expected a host name",
+            ),
+            (
+                format!("{MINIMAL}[http]\nallowed_hosts = []\n"),
+                "http.allowed_hosts (line 5): an empty list refuses every request",
             ),
             (
                 format!("{MINIMAL}[invites]\nunknown = \"accept\"\n"),

@@ -12,7 +12,7 @@
 //!     │           `access`)
 //!     ├── http    hyper HTTP/1 listener under a connection cap (http; http::rt adapts hyper
 //!     │           to smol; http::framing marks smuggling forms hyper would merge), routes,
-//!     │           auth and limiter, /msg and /rest bodies, http::url;
+//!     │           auth (limiter, Host, cross-site), /msg and /rest bodies, http::url;
 //!     │           iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (serialized stanzas bounded in entries and bytes,

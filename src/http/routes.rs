@@ -49,7 +49,7 @@ pub const BODY_RATE_GRACE: Duration = Duration::from_secs(1);
 /// Answer one request and count the answer.
 pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response {
     let (parts, body) = req.into_parts();
-    let res = match well_formed(&parts) {
+    let res = match well_formed(&parts).and_then(|()| addressed_to_us(app, &parts)) {
         Ok(()) => route(app, &parts, body, peer).await,
         Err(r) => Err(r),
     }
@@ -83,6 +83,28 @@ fn well_formed(parts: &Parts) -> Result<(), Reject> {
         .header("Connection", "close"));
     }
     Ok(())
+}
+
+/// The host a request names: the authority of an absolute-form target, which RFC 9112
+/// §3.2.2 puts before `Host`, else the `Host` header.
+fn request_host(parts: &Parts) -> Option<String> {
+    match parts.uri.authority() {
+        Some(a) => Some(a.as_str().to_string()),
+        None => header(parts, "Host"),
+    }
+}
+
+/// `http.allowed_hosts`: a request for a host name not listed is refused with 421, so a
+/// web page whose own name an attacker points at this device (DNS rebinding) is not
+/// answered.
+fn addressed_to_us(app: &App, parts: &Parts) -> Result<(), Reject> {
+    if auth::host_allowed(request_host(parts).as_deref(), &app.cfg.http.allowed_hosts) {
+        return Ok(());
+    }
+    Err(Reject::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "this server does not answer for the host this request names (http.allowed_hosts)",
+    ))
 }
 
 /// The last value of header `name`, if it is UTF-8 (other bytes are opaque to us, RFC
@@ -149,7 +171,17 @@ async fn route(app: &App, parts: &Parts, body: Incoming, peer: IpAddr) -> Answer
     match path {
         "/health" => {
             allow(method, &[Method::GET])?;
-            Ok(health(app))
+            // The state is public; what names the account and its network needs a key.
+            let anonymous = matches!(
+                auth::credentials(header(parts, "Authorization").as_deref(), parts.uri.query()),
+                Ok(None)
+            );
+            let _slot = if anonymous {
+                None
+            } else {
+                Some(authenticate(app, parts, peer, None)?)
+            };
+            Ok(health(app, !anonymous))
         }
         "/metrics" => {
             allow(method, &[Method::GET])?;
@@ -246,6 +278,20 @@ fn authenticate<'a>(
     scope: Option<Scope>,
 ) -> Result<InFlightGuard<'a>, Reject> {
     let authorization = header(parts, "Authorization");
+    if auth::is_basic(authorization.as_deref())
+        && auth::cross_site(
+            header(parts, "Sec-Fetch-Site").as_deref(),
+            header(parts, "Origin").as_deref(),
+            request_host(parts).as_deref(),
+        )
+    {
+        return Err(Reject::new(
+            StatusCode::FORBIDDEN,
+            "Basic credentials are not accepted from a web page of another site, since a \
+             browser sends a remembered password by itself; send the key as \
+             Authorization: Bearer or ?key= instead",
+        ));
+    }
     let id = match auth::credentials(authorization.as_deref(), parts.uri.query()) {
         Ok(Some(Credentials { id, secret })) => {
             let result = app.keys.verify(
@@ -725,8 +771,22 @@ fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Rej
     Ok(waiter)
 }
 
-fn health(app: &App) -> Response {
+/// The stream state and outbox depth for anyone; with `full` (any valid key) also the
+/// account, the outbox's limits, the rooms and the last error.
+fn health(app: &App, full: bool) -> Response {
     let state = app.stream.get();
+    let status = if state == StreamState::Online {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !full {
+        let body = json!({
+            "stream": state.as_str(),
+            "outbox": { "depth": app.outbox.depth() },
+        });
+        return json_response(status, &body);
+    }
     let rooms: Vec<_> = app
         .room_states()
         .into_iter()
@@ -747,11 +807,6 @@ fn health(app: &App) -> Response {
         "rooms": rooms,
         "last_error": *app.last_error.borrow(),
     });
-    let status = if state == StreamState::Online {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     json_response(status, &body)
 }
 
