@@ -1,6 +1,6 @@
 //! Who may use the bot, and loops that must not start, against a real Prosody: the
-//! README's echo webhook with a message to the bot itself, strangers and invited contacts,
-//! `/rest` account changes, and `xrelay send` beside a running daemon.
+//! echo webhook of examples/echo_bot.py with a message to the bot itself, strangers and
+//! invited contacts, `/rest` account changes, and `xrelay send` beside a running daemon.
 
 mod common;
 
@@ -61,8 +61,8 @@ impl Bot {
     }
 }
 
-/// The README's Python echo bot, run as written except for its port. Counts the requests
-/// it logs.
+/// The Python echo bot of examples/echo_bot.py, run as it is, on its own port. Counts the
+/// requests it logs.
 struct EchoBot {
     child: Child,
     calls: Arc<AtomicUsize>,
@@ -75,19 +75,10 @@ impl Drop for EchoBot {
     }
 }
 
-fn readme_echo_bot(port: u16) -> EchoBot {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let start = readme
-        .find("```python\n#!/usr/bin/env python3\n\"\"\"xrelay webhook echo bot")
-        .expect("the echo bot in the README");
-    let script = &readme[start + "```python\n".len()..];
-    let script = &script[..script.find("```").expect("the end of the echo bot")];
-    assert!(script.contains("(\"127.0.0.1\", 9999)"));
-    let script = script.replace("(\"127.0.0.1\", 9999)", &format!("(\"127.0.0.1\", {port})"));
+fn example_echo_bot(port: u16) -> EchoBot {
     let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/echo_bot.py"))
+        .arg(port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -118,7 +109,7 @@ fn readme_echo_bot(port: u16) -> EchoBot {
 fn a_message_to_the_bot_itself_reaches_the_echo_webhook_at_most_once() {
     let p = shared();
     let hook_port = common::free_port();
-    let echo = readme_echo_bot(hook_port);
+    let echo = example_echo_bot(hook_port);
     let b = bot(
         p,
         &format!(
