@@ -1544,4 +1544,42 @@ max = 10
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
+
+    /// The example config at the top of the repository, every key in it commented or not.
+    const EXAMPLE: &str = include_str!("../xrelay.example.toml");
+
+    /// The `(table, key)` pairs the example names: `key = ...` lines, commented or not,
+    /// under a `[table]` header, commented or not.
+    fn example_keys() -> Vec<(String, String)> {
+        let mut table = String::new();
+        let mut found = Vec::new();
+        for line in EXAMPLE.lines() {
+            let line = line.trim_start_matches(['#', ' ']);
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                table = name.to_string();
+            } else if let Some((key, _)) = line.split_once(" = ") {
+                found.push((table.clone(), key.to_string()));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let cfg = Config::parse(EXAMPLE, Some("pw".into())).expect("xrelay.example.toml loads");
+        assert_eq!(cfg.xmpp.jid.to_string(), "bot@example.org");
+    }
+
+    #[test]
+    fn the_example_config_names_every_known_key() {
+        let found = example_keys();
+        for (table, keys) in KNOWN_KEYS {
+            for key in *keys {
+                assert!(
+                    found.iter().any(|(t, k)| t == table && k == key),
+                    "xrelay.example.toml does not name {table}.{key}"
+                );
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 # Installs what the tests need on a Debian machine: Prosody and ejabberd (the tests run
 # their own instances, so the distributions' services must not start), openssl,
 # ca-certificates, curl and wget (both are run against the listener), python3 (the
-# README's webhook example runs as a test),
+# webhook example examples/echo_bot.py runs as a test),
 # python3-flask (the Flask bots of mod_rest's README run as webhooks) and musl-tools.
 # Given package names, installs exactly those instead (cross/build.sh does
 # that); a name like musl-dev:armhf adds the foreign architecture first.
