@@ -132,6 +132,40 @@ pub struct HttpConfig {
     pub max_per_key: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client (for the auth limiter).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Local sockets to listen on (`unix:/path` entries of `listen`).
+    pub unix: Vec<PathBuf>,
+    /// The file mode of the local sockets.
+    pub unix_mode: u32,
+    /// Requests on the local sockets need no API key (the file mode is the access control).
+    pub unix_trust: bool,
+    /// The certificate chain (PEM) that makes the TCP listeners HTTPS, with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The default `http.unix_mode`: the owner and its group (e.g. the `xrelay` group).
+pub const DEFAULT_UNIX_MODE: u32 = 0o660;
+
+/// One `http.listen` entry.
+enum ListenAt {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+fn parse_listen(s: &str) -> Result<ListenAt, String> {
+    match s.strip_prefix("unix:") {
+        Some(p) if p.starts_with('/') => Ok(ListenAt::Unix(PathBuf::from(p))),
+        Some(_) => Err("expected an absolute path, e.g. \"unix:/run/xrelay/xrelay.sock\"".into()),
+        None => parse_addr(s).map(ListenAt::Tcp),
+    }
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && !s.is_empty())
+        .ok_or_else(|| "expected an octal file mode, e.g. \"0660\"".into())
 }
 
 /// Longest `outbox.grace`: service managers kill a daemon that takes longer to stop.
@@ -380,12 +414,36 @@ impl Config {
             }
         }
         let max_connections = t.int("http", "max_connections", 1, 65536)?.unwrap_or(64);
+        let (listen, unix) = match t.list("http", "listen", parse_listen)? {
+            None => (vec![SocketAddr::from(([127, 0, 0, 1], 5280))], Vec::new()),
+            Some(entries) => {
+                let (mut tcp, mut unix) = (Vec::new(), Vec::new());
+                for e in entries {
+                    match e {
+                        ListenAt::Tcp(a) => tcp.push(a),
+                        ListenAt::Unix(p) => unix.push(p),
+                    }
+                }
+                (tcp, unix)
+            }
+        };
+        let unix_mode = match t.string("http", "unix_mode")? {
+            Some(m) => parse_mode(&m).map_err(|e| t.bad("http", "unix_mode", e))?,
+            None => DEFAULT_UNIX_MODE,
+        };
+        let (tls_cert, tls_key) = (t.path("http", "tls_cert")?, t.path("http", "tls_key")?);
+        if tls_cert.is_some() != tls_key.is_some() {
+            let key = if tls_cert.is_some() { "tls_key" } else { "tls_cert" };
+            return Err(t.bad(
+                "http",
+                key,
+                "https needs both http.tls_cert and http.tls_key",
+            ));
+        }
         let cfg = Config {
             xmpp: xmpp_section(&t, password_env)?,
             http: HttpConfig {
-                listen: t
-                    .list("http", "listen", parse_addr)?
-                    .unwrap_or_else(|| vec![SocketAddr::from(([127, 0, 0, 1], 5280))]),
+                listen,
                 max_body_bytes: t
                     .int("http", "max_body_bytes", 1, 64 << 20)?
                     .unwrap_or(65536),
@@ -403,6 +461,11 @@ impl Config {
                             .map_err(|_| "expected an IP address, e.g. \"127.0.0.1\"".into())
                     })?
                     .unwrap_or_default(),
+                unix,
+                unix_mode,
+                unix_trust: t.bool("http", "unix_trust")?.unwrap_or(false),
+                tls_cert,
+                tls_key,
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
@@ -864,6 +927,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "min_body_rate",
             "max_per_key",
             "trusted_proxies",
+            "unix_mode",
+            "unix_trust",
+            "tls_cert",
+            "tls_key",
         ],
     ),
     (

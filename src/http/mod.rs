@@ -9,11 +9,18 @@
 //! `routes` decides what each request means; `body` parses `/msg` bodies, `rest` `/rest`
 //! bodies, and `auth` reads credentials and rate-limits failures; `client` is the webhook's
 //! one-request HTTP client and `url` the small URL parser both sides share. This module
-//! only moves bytes, over any stream (TCP today; the connection code is generic over it).
+//! only moves bytes, over any stream: TCP, TLS over TCP (`https`), or a local unix socket.
+//!
+//! A unix-socket client has no IP address. The failed-auth limiter counts all of them as
+//! the one address [`UNIX_PEER`] (`::`, which no TCP peer can have): a local process that
+//! guesses keys blocks only the socket, never a LAN client. With `http.unix_trust`, a
+//! request on the socket carries [`LocalTrust`] and needs no key.
 
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod https;
+pub mod local;
 pub mod multipart;
 pub mod rest;
 pub mod routes;
@@ -27,13 +34,14 @@ use hyper::service::service_fn;
 use smol::future::FutureExt;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::lock::Semaphore;
-use smol::net::TcpListener;
+use smol::net::unix::{UnixListener, UnixStream};
+use smol::net::{TcpListener, TcpStream};
 use smol::{LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -49,9 +57,70 @@ pub const MAX_HEADERS: usize = 64;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// The address the auth limiter sees for every unix-socket client.
+pub const UNIX_PEER: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// A request extension: the request came over a local socket with `http.unix_trust`, whose
+/// file mode is the access control, so it needs no API key.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalTrust;
+
+/// A socket the daemon serves HTTP on.
+pub enum Listener {
+    /// TCP, with TLS when `http.tls_cert` is set.
+    Tcp(TcpListener, Option<Rc<https::Https>>),
+    /// A local socket; `true`: its requests need no key (`http.unix_trust`).
+    Unix(UnixListener, bool),
+}
+
+/// An accepted connection, not yet served.
+enum Accepted {
+    Tcp(TcpStream, IpAddr, Option<Rc<https::Https>>),
+    Unix(UnixStream, bool),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l, tls) => {
+                let (tcp, peer) = l.accept().await?;
+                // Answers are small and written at once; do not hold them for the peer's ACK.
+                let _ = tcp.set_nodelay(true);
+                Ok(Accepted::Tcp(tcp, peer.ip(), tls.clone()))
+            }
+            Listener::Unix(l, trust) => Ok(Accepted::Unix(l.accept().await?.0, *trust)),
+        }
+    }
+}
+
+impl Accepted {
+    /// Serve the connection; a TLS handshake must finish within `http.read_timeout`.
+    async fn serve(self, app: Rc<App>, conn: Rc<Conn>) {
+        match self {
+            Accepted::Tcp(tcp, peer, None) => serve_connection(tcp, app, peer, conn).await,
+            Accepted::Tcp(tcp, peer, Some(tls)) => {
+                let handshake = async { tls.acceptor().accept(tcp).await.ok() };
+                let timeout = async {
+                    Timer::after(app.cfg.http.read_timeout).await;
+                    None
+                };
+                if let Some(stream) = handshake.or(timeout).await {
+                    serve_connection(stream, app, peer, conn).await;
+                }
+            }
+            Accepted::Unix(stream, trust) => {
+                conn.trusted.set(trust);
+                serve_connection(stream, app, UNIX_PEER, conn).await
+            }
+        }
+    }
+}
+
 /// What the accept loop knows of a connection it serves.
 #[derive(Debug, Default)]
 pub struct Conn {
+    /// Requests on this connection need no key ([`LocalTrust`]).
+    trusted: Cell<bool>,
     /// A request's head arrived and its answer is not written yet.
     requesting: Cell<bool>,
     /// The answer went to hyper; its next read (the next request, or the rest of an
@@ -163,6 +232,10 @@ where
         let conn = conn.clone();
         async move {
             conn.begin();
+            let mut req = req;
+            if conn.trusted.get() {
+                req.extensions_mut().insert(LocalTrust);
+            }
             let res = routes::handle(&app, req, peer).await;
             conn.end();
             Ok::<_, Infallible>(res)
@@ -215,7 +288,7 @@ impl ServedList {
 /// listener's oldest connection that is not answering a request; when every one is,
 /// new connections wait in the kernel's backlog until a slot frees.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     app: Rc<App>,
     slots: Arc<Semaphore>,
     ex: Rc<LocalExecutor<'static>>,
@@ -226,7 +299,7 @@ pub async fn serve(
         if permit.is_none() && !served.any_waiting() {
             permit = Some(slots.acquire_arc().await);
         }
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 log!("http: accept failed: {e}");
@@ -242,8 +315,6 @@ pub async fn serve(
                 slots.acquire_arc().await
             }
         };
-        // Answers are small and written at once; do not hold them for the peer's ACK.
-        let _ = tcp.set_nodelay(true);
         let conn = Rc::new(Conn::default());
         let (close, closed) = smol::channel::bounded::<()>(1);
         served.0.borrow_mut().push(Served {
@@ -253,7 +324,7 @@ pub async fn serve(
         let app = app.clone();
         let served = served.clone();
         ex.spawn(async move {
-            let serve = serve_connection(tcp, app, peer.ip(), conn.clone());
+            let serve = accepted.serve(app, conn.clone());
             let evicted = async {
                 let _ = closed.recv().await;
             };

@@ -224,8 +224,11 @@ fn allow(method: &Method, allowed: &[Method]) -> Result<(), Reject> {
     )
 }
 
-/// Check the API key (`scope` `None` accepts any valid key) and take one of its
-/// `http.max_per_key` places for the time of the request.
+/// The `http.max_per_key` account of trusted unix-socket requests (no key id has a space).
+const LOCAL_TRUST_ID: &str = "unix socket";
+
+/// Check the API key (`scope` `None` accepts any valid key; a trusted unix socket needs
+/// none) and take one of its `http.max_per_key` places for the time of the request.
 fn authenticate<'a>(
     app: &'a App,
     parts: &Parts,
@@ -234,6 +237,8 @@ fn authenticate<'a>(
 ) -> Result<InFlightGuard<'a>, Reject> {
     let authorization = header(parts, "Authorization");
     let id = match auth::credentials(authorization.as_deref(), parts.uri.query()) {
+        // The socket's file mode is the access control; its clients share one place count.
+        _ if parts.extensions.get::<super::LocalTrust>().is_some() => LOCAL_TRUST_ID.into(),
         Ok(Some(Credentials { id, secret })) => {
             let result = app.keys.verify(
                 &id,
