@@ -433,7 +433,11 @@ impl Config {
         };
         let (tls_cert, tls_key) = (t.path("http", "tls_cert")?, t.path("http", "tls_key")?);
         if tls_cert.is_some() != tls_key.is_some() {
-            let key = if tls_cert.is_some() { "tls_key" } else { "tls_cert" };
+            let key = if tls_cert.is_some() {
+                "tls_key"
+            } else {
+                "tls_cert"
+            };
             return Err(t.bad(
                 "http",
                 key,

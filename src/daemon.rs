@@ -128,7 +128,11 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             "http: listening on unix:{} (mode {:o}{})",
             path.display(),
             cfg.http.unix_mode,
-            if cfg.http.unix_trust { ", trusted: no key needed" } else { "" }
+            if cfg.http.unix_trust {
+                ", trusted: no key needed"
+            } else {
+                ""
+            }
         );
         listeners.push(http::Listener::Unix(l, cfg.http.unix_trust));
     }

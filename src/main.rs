@@ -474,12 +474,7 @@ fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode
 
 /// Post the message through the daemon listening on `socket`; `None` when nobody answers
 /// there (the caller then logs in itself). Exit 0 only for 200 (or 202 with `--no-wait`).
-fn via_daemon(
-    socket: &std::path::Path,
-    how: &Sending,
-    to: &Jid,
-    text: &str,
-) -> Option<ExitCode> {
+fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> Option<ExitCode> {
     use xrelay::http::local::{self, Body, LocalError};
     let target = format!(
         "/msg/{}{}",

@@ -137,7 +137,9 @@ fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, HttpsError> {
 fn pem_error(e: rustls::pki_types::pem::Error) -> String {
     match e {
         rustls::pki_types::pem::Error::Io(e) => e.to_string(),
-        rustls::pki_types::pem::Error::NoItemsFound => "no PEM item of this kind in the file".into(),
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            "no PEM item of this kind in the file".into()
+        }
         other => format!("not valid PEM ({other:?})"),
     }
 }
@@ -147,7 +149,9 @@ mod tests {
     use super::*;
 
     fn testdata(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/xmpp/testdata").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/xmpp/testdata")
+            .join(name)
     }
 
     #[test]

@@ -156,7 +156,11 @@ pub fn post(
             let (pre, post, multipart) = match text {
                 Some(text) => {
                     let (pre, post, boundary) = multipart(text, name, content_type);
-                    (pre, post, format!("multipart/form-data; boundary={boundary}"))
+                    (
+                        pre,
+                        post,
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
                 }
                 None => (String::new(), String::new(), String::new()),
             };
@@ -198,7 +202,10 @@ fn multipart(text: &str, name: &str, content_type: &str) -> (String, String, Str
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
     let boundary: String = r.iter().map(|b| format!("{b:02x}")).collect();
     let boundary = format!("xrelay-{boundary}");
-    let name: String = name.chars().filter(|c| !c.is_control() && *c != '"').collect();
+    let name: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .collect();
     let pre = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"body\"\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n--{boundary}\r\n\
@@ -253,8 +260,9 @@ mod tests {
 
     #[test]
     fn an_answer_gives_its_status_and_error_sentence() {
-        let a = parse_answer(b"HTTP/1.1 503 Service Unavailable\r\nX: y\r\n\r\n{\"error\":\"full\"}")
-            .unwrap();
+        let a =
+            parse_answer(b"HTTP/1.1 503 Service Unavailable\r\nX: y\r\n\r\n{\"error\":\"full\"}")
+                .unwrap();
         assert_eq!((a.status, a.reason().as_str()), (503, "full"));
     }
 
@@ -270,6 +278,9 @@ mod tests {
     #[test]
     fn a_file_type_comes_from_its_extension() {
         assert_eq!(content_type_of(Path::new("/tmp/cam.JPG")), "image/jpeg");
-        assert_eq!(content_type_of(Path::new("noext")), "application/octet-stream");
+        assert_eq!(
+            content_type_of(Path::new("noext")),
+            "application/octet-stream"
+        );
     }
 }
