@@ -1283,6 +1283,35 @@ max = 10
     }
 
     #[test]
+    fn unix_listen_entries_are_kept_apart_from_tcp_addresses() {
+        let c = Config::parse(
+            &format!(
+                "{MINIMAL}[http]\nlisten = [\"127.0.0.1:1\", \"unix:/run/x.sock\"]\n\
+                 unix_mode = \"0600\"\nunix_trust = true\n"
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, vec!["127.0.0.1:1".parse().unwrap()]);
+        assert_eq!(c.http.unix, vec![PathBuf::from("/run/x.sock")]);
+        assert_eq!((c.http.unix_mode, c.http.unix_trust), (0o600, true));
+    }
+
+    #[test]
+    fn a_relative_socket_path_or_a_bad_mode_is_refused() {
+        let e = err(&format!("{MINIMAL}[http]\nlisten = [\"unix:x.sock\"]\n"));
+        assert!(e.contains("absolute path"), "{e}");
+        let e = err(&format!("{MINIMAL}[http]\nunix_mode = \"rw\"\n"));
+        assert!(e.contains("octal file mode"), "{e}");
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let e = err(&format!("{MINIMAL}[http]\ntls_cert = \"/c.pem\"\n"));
+        assert!(e.contains("http.tls_key"), "{e}");
+    }
+
+    #[test]
     fn webhook_placeholders_only_in_path_and_query_and_no_empty_secret() {
         for url in [
             "http://{from}/x",

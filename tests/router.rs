@@ -383,3 +383,20 @@ fn hotplug_ifdown_message_queues_while_the_server_is_down_and_arrives_with_its_d
     );
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_signal() {
+    let p = common::shared();
+    let d = dir(p, "renew");
+    let (cert, key) = self_signed(&d, "live");
+    let mut b = https_bot(p, &cert, &key);
+    let (_, to) = receiver(p);
+    let (new_cert, new_key) = self_signed(&d, "next");
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+    // The files are looked at at most every 5 s, when a connection arrives.
+    std::thread::sleep(Duration::from_secs(6));
+    let (ok, out) = https_post(&b, &cert, &to, "renewed");
+    assert!(ok, "{out}");
+    assert_eq!(b.daemon.count("https: certificate reloaded"), 1);
+}
