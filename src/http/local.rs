@@ -137,13 +137,31 @@ pub fn post(
     let ex = LocalError::Exchange;
     s.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(ex)?;
     s.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(ex)?;
+    let written = write_request(&mut s, target, headers, body);
+    let mut raw = Vec::new();
+    // The daemon may answer (e.g. 413) before reading the whole body and close: its
+    // answer is what counts, so read it even if writing failed half-way.
+    let read = (&mut s).take(MAX_ANSWER_BYTES).read_to_end(&mut raw);
+    match (parse_answer(&raw), written, read) {
+        (Ok(answer), _, _) => Ok(answer),
+        (Err(_), Err(e), _) | (Err(_), Ok(()), Err(e)) => Err(LocalError::Exchange(e)),
+        (Err(e), Ok(()), Ok(_)) => Err(e),
+    }
+}
+
+/// Write the request head and `body`.
+fn write_request(
+    s: &mut UnixStream,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Body<'_>,
+) -> io::Result<()> {
     match body {
         Body::Bytes(bytes, content_type) => {
             let mut all = headers.to_vec();
             all.push(("Content-Type", content_type));
-            s.write_all(head(target, bytes.len() as u64, &all).as_bytes())
-                .map_err(ex)?;
-            s.write_all(bytes).map_err(ex)?;
+            s.write_all(head(target, bytes.len() as u64, &all).as_bytes())?;
+            s.write_all(bytes)
         }
         Body::File {
             file,
@@ -171,27 +189,18 @@ pub fn post(
                 all.push(("Filename", name));
             }
             let total = pre.len() as u64 + len + post.len() as u64;
-            s.write_all(head(target, total, &all).as_bytes())
-                .map_err(ex)?;
-            s.write_all(pre.as_bytes()).map_err(ex)?;
-            let sent = io::copy(&mut file.take(len), &mut s).map_err(ex)?;
+            s.write_all(head(target, total, &all).as_bytes())?;
+            s.write_all(pre.as_bytes())?;
+            let sent = io::copy(&mut file.take(len), s)?;
             if sent != len {
-                return Err(LocalError::Exchange(io::Error::new(
+                return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the file became shorter while it was sent",
-                )));
+                ));
             }
-            s.write_all(post.as_bytes()).map_err(ex)?;
+            s.write_all(post.as_bytes())
         }
     }
-    let mut raw = Vec::new();
-    // The daemon may answer (e.g. 413) before reading the whole body and close: its
-    // answer is what counts, so read it even if writing failed half-way.
-    (&mut s)
-        .take(MAX_ANSWER_BYTES)
-        .read_to_end(&mut raw)
-        .map_err(ex)?;
-    parse_answer(&raw)
 }
 
 /// What goes before and after the file's bytes in a `multipart/form-data` body with the
