@@ -4,15 +4,23 @@
 //! A pair that fails to load at a reload is logged and the previous one stays in use, so a
 //! half-written renewal never takes HTTPS down; connections already open keep theirs.
 
+#[cfg(feature = "https")]
 use crate::log;
+#[cfg(feature = "https")]
 use futures_rustls::TlsAcceptor;
+#[cfg(feature = "https")]
 use rustls::pki_types::pem::PemObject;
+#[cfg(feature = "https")]
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+#[cfg(feature = "https")]
 use rustls::ServerConfig;
+#[cfg(feature = "https")]
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "https")]
 use std::sync::Arc;
+#[cfg(feature = "https")]
 use std::time::{Instant, SystemTime};
 
 /// How often an incoming connection may look at the files' modification times.
@@ -27,6 +35,8 @@ pub enum HttpsError {
     Key(PathBuf, String),
     /// rustls refused the pair (e.g. the key does not belong to the certificate).
     Pair(rustls::Error),
+    /// This binary was built without the `https` feature.
+    NotBuilt,
 }
 
 impl fmt::Display for HttpsError {
@@ -38,6 +48,10 @@ impl fmt::Display for HttpsError {
                 f,
                 "http.tls_cert/http.tls_key: the key does not fit the certificate: {e}"
             ),
+            HttpsError::NotBuilt => write!(
+                f,
+                "http.tls_cert: this xrelay was built without HTTPS serving (cargo feature \"https\")"
+            ),
         }
     }
 }
@@ -45,9 +59,11 @@ impl fmt::Display for HttpsError {
 impl std::error::Error for HttpsError {}
 
 /// What identifies one version of the files: both modification times and sizes.
+#[cfg(feature = "https")]
 type Stamp = Option<[(SystemTime, u64); 2]>;
 
 /// The certificate in use and where it comes from.
+#[cfg(feature = "https")]
 pub struct Https {
     cert: PathBuf,
     key: PathBuf,
@@ -56,6 +72,23 @@ pub struct Https {
     checked: Cell<Instant>,
 }
 
+/// HTTPS serving is not built in: [`Https::open`] refuses every pair.
+#[cfg(not(feature = "https"))]
+#[derive(Debug)]
+pub struct Https;
+
+#[cfg(not(feature = "https"))]
+impl Https {
+    /// Always [`HttpsError::NotBuilt`].
+    pub fn open(_cert: &Path, _key: &Path) -> Result<Https, HttpsError> {
+        Err(HttpsError::NotBuilt)
+    }
+
+    /// Nothing to reload.
+    pub fn reload(&self) {}
+}
+
+#[cfg(feature = "https")]
 impl fmt::Debug for Https {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Https")
@@ -65,6 +98,7 @@ impl fmt::Debug for Https {
     }
 }
 
+#[cfg(feature = "https")]
 impl Https {
     /// Load the pair; an error here is a config error.
     pub fn open(cert: &Path, key: &Path) -> Result<Https, HttpsError> {
@@ -103,6 +137,7 @@ impl Https {
     }
 }
 
+#[cfg(feature = "https")]
 fn stamp(cert: &Path, key: &Path) -> Stamp {
     let one = |p: &Path| {
         let m = std::fs::metadata(p).ok()?;
@@ -112,6 +147,7 @@ fn stamp(cert: &Path, key: &Path) -> Stamp {
 }
 
 /// A server config for the pair: ring, TLS 1.3 and 1.2, no client certificates.
+#[cfg(feature = "https")]
 fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, HttpsError> {
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -134,6 +170,7 @@ fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, HttpsError> {
     Ok(Arc::new(config))
 }
 
+#[cfg(feature = "https")]
 fn pem_error(e: rustls::pki_types::pem::Error) -> String {
     match e {
         rustls::pki_types::pem::Error::Io(e) => e.to_string(),
@@ -144,7 +181,7 @@ fn pem_error(e: rustls::pki_types::pem::Error) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "https"))]
 mod tests {
     use super::*;
 

@@ -98,6 +98,7 @@ impl Accepted {
     async fn serve(self, app: Rc<App>, conn: Rc<Conn>) {
         match self {
             Accepted::Tcp(tcp, peer, None) => serve_connection(tcp, app, peer, conn).await,
+            #[cfg(feature = "https")]
             Accepted::Tcp(tcp, peer, Some(tls)) => {
                 let handshake = async { tls.acceptor().accept(tcp).await.ok() };
                 let timeout = async {
@@ -108,6 +109,9 @@ impl Accepted {
                     serve_connection(stream, app, peer, conn).await;
                 }
             }
+            // `Https::open` fails in such a build: no listener has a certificate.
+            #[cfg(not(feature = "https"))]
+            Accepted::Tcp(_, _, Some(_)) => {}
             Accepted::Unix(stream, trust) => {
                 conn.trusted.set(trust);
                 serve_connection(stream, app, UNIX_PEER, conn).await
