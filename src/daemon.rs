@@ -123,7 +123,8 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     };
     let mut listeners = Vec::new();
     for path in &cfg.http.unix {
-        let l = bind_unix(path, cfg.http.unix_mode).map_err(|e| RunError::Unix(path.clone(), e))?;
+        let l = http::bind_unix(path, cfg.http.unix_mode)
+            .map_err(|e| RunError::Unix(path.clone(), e))?;
         log!(
             "http: listening on unix:{} (mode {:o}{})",
             path.display(),
@@ -439,32 +440,6 @@ fn log_stopped(app: &App) {
         }
         n => log!("stopped: {n} message(s) not delivered and lost"),
     }
-}
-
-/// Listen on the local socket `path` with file mode `mode`. A socket left by a previous run
-/// is removed; any other file there is an error.
-fn bind_unix(path: &std::path::Path, mode: u32) -> std::io::Result<smol::net::unix::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
-        Ok(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a file that is not a socket is in the way",
-            ))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    // The socket is made with the umask's mode; none wider than `mode`, so that no client
-    // can connect in the moment before the chmod.
-    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(!mode & 0o777));
-    let bound = std::os::unix::net::UnixListener::bind(path);
-    rustix::process::umask(old);
-    let l = bound?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    l.set_nonblocking(true)?;
-    smol::net::unix::UnixListener::try_from(l)
 }
 
 fn reload_files(app: &App) {

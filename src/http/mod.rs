@@ -287,6 +287,32 @@ impl ServedList {
     }
 }
 
+/// Listen on the local socket `path` with file mode `mode`. A socket left by a previous run
+/// is removed; any other file there is an error.
+pub fn bind_unix(path: &std::path::Path, mode: u32) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // The socket is made with the umask's mode; none wider than `mode`, so that no client
+    // can connect in the moment before the chmod.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(!mode & 0o777));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    rustix::process::umask(old);
+    let l = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    l.set_nonblocking(true)?;
+    UnixListener::try_from(l)
+}
+
 /// Accept connections on `listener` for ever, at most `http.max_connections` at once
 /// across all listeners (`slots`). Beyond that, a new connection takes the slot of this
 /// listener's oldest connection that is not answering a request; when every one is,
@@ -337,5 +363,40 @@ pub async fn serve(
             drop(permit);
         })
         .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("xrelay-unix-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_socket_left_by_an_earlier_run_is_replaced_with_the_configured_mode() {
+        let d = dir("stale");
+        let path = d.join("s.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        smol::block_on(async { bind_unix(&path, 0o640).unwrap() });
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_socket_is_left_alone_and_refused() {
+        let d = dir("file");
+        let path = d.join("s.sock");
+        std::fs::write(&path, "keep me").unwrap();
+        let e = smol::block_on(async { bind_unix(&path, 0o660).unwrap_err() });
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
