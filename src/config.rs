@@ -142,6 +142,8 @@ pub struct HttpConfig {
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// The hosts a request may name in `Host` (empty: any); others get 421.
+    pub allowed_hosts: Vec<crate::http::auth::AllowedHost>,
 }
 
 /// The default `http.unix_mode`: the owner and its group (e.g. the `xrelay` group).
@@ -470,6 +472,7 @@ impl Config {
                 unix_trust: t.bool("http", "unix_trust")?.unwrap_or(false),
                 tls_cert,
                 tls_key,
+                allowed_hosts: allowed_hosts(&t)?,
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
@@ -517,6 +520,22 @@ impl Config {
             ));
         }
         Ok(cfg)
+    }
+}
+
+/// `http.allowed_hosts`: unset allows any host; an empty list would refuse every request,
+/// so it is an error rather than a silent lock-out.
+fn allowed_hosts(t: &Tables) -> Result<Vec<crate::http::auth::AllowedHost>, ConfigError> {
+    let list = t.list("http", "allowed_hosts", |s| {
+        crate::http::auth::AllowedHost::parse(s).map_err(String::from)
+    })?;
+    match list {
+        Some(l) if l.is_empty() => Err(t.bad(
+            "http",
+            "allowed_hosts",
+            "an empty list refuses every request; leave the key out to allow any host",
+        )),
+        l => Ok(l.unwrap_or_default()),
     }
 }
 
@@ -935,6 +954,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "unix_trust",
             "tls_cert",
             "tls_key",
+            "allowed_hosts",
         ],
     ),
     (
@@ -1122,6 +1142,7 @@ mod tests {
         assert_eq!(c.http.min_body_rate, 1024);
         assert_eq!(c.http.max_per_key, 16);
         assert!(c.http.trusted_proxies.is_empty());
+        assert!(c.http.allowed_hosts.is_empty());
         assert_eq!(c.outbox.capacity, 256);
         assert!(c.outbox.spool.is_none());
         assert_eq!(c.outbox.grace, Duration::from_secs(10));
@@ -1434,6 +1455,14 @@ max = 10
             (
                 format!("{MINIMAL}[http]\ntrusted_proxies = [\"proxy\"]\n"),
                 "http.trusted_proxies (line 5): \"proxy\": expected an IP address",
+            ),
+            (
+                format!("{MINIMAL}[http]\nallowed_hosts = [\"*.lan\"]\n"),
+                "http.allowed_hosts (line 5): \"*.lan\": expected a host name",
+            ),
+            (
+                format!("{MINIMAL}[http]\nallowed_hosts = []\n"),
+                "http.allowed_hosts (line 5): an empty list refuses every request",
             ),
             (
                 format!("{MINIMAL}[invites]\nunknown = \"accept\"\n"),

@@ -12,8 +12,9 @@
 //!     │           joins by `rooms`, roster, invite approvals, inbound answers filtered by
 //!     │           `access`)
 //!     ├── http    hyper HTTP/1 listener under a connection cap (http; http::rt adapts hyper
-//!     │           to smol) on TCP, TLS (http::https: certificate reload) and unix sockets,
-//!     │           routes, auth and limiter, /msg and /rest bodies, http::url;
+//!     │           to smol; http::framing marks smuggling forms hyper would merge) on TCP,
+//!     │           TLS (http::https: certificate reload) and unix sockets, routes, auth
+//!     │           (limiter, Host, cross-site), /msg and /rest bodies, http::url;
 //!     │           iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (serialized stanzas bounded in entries and bytes,

@@ -400,3 +400,29 @@ fn a_renewed_certificate_is_served_without_a_signal() {
     assert!(ok, "{out}");
     assert_eq!(b.daemon.count("https: certificate reloaded"), 1);
 }
+
+#[test]
+fn a_socket_request_is_answered_whatever_host_it_names_despite_allowed_hosts() {
+    let p = common::shared();
+    let b = bot(p, "unix_trust = true\nallowed_hosts = [\"router.lan\"]");
+    let (mut rcpt, to) = receiver(p);
+    let out = xrelay(&b.cfg, &["send", &to, "any host"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        rcpt.recv_message(WAIT).expect("delivered").body.as_deref(),
+        Some("any host")
+    );
+}
+
+#[test]
+fn health_on_a_trusted_socket_shows_the_account() {
+    let p = common::shared();
+    let b = bot(p, "unix_trust = true");
+    let (ok, out) = curl(&[
+        "-sS",
+        "--unix-socket",
+        &b.sock.to_string_lossy(),
+        "http://localhost/health",
+    ]);
+    assert!(ok && out.contains("\"jid\""), "{out}");
+}

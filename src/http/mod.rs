@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod framing;
 pub mod https;
 pub mod local;
 pub mod multipart;
@@ -64,6 +65,11 @@ pub const UNIX_PEER: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 /// file mode is the access control, so it needs no API key.
 #[derive(Debug, Clone, Copy)]
 pub struct LocalTrust;
+
+/// A request extension: the request came over a local socket, which no web page can reach
+/// (`http.allowed_hosts` does not apply).
+#[derive(Debug, Clone, Copy)]
+pub struct UnixSocket;
 
 /// A socket the daemon serves HTTP on.
 pub enum Listener {
@@ -113,6 +119,7 @@ impl Accepted {
             #[cfg(not(feature = "https"))]
             Accepted::Tcp(_, _, Some(_)) => {}
             Accepted::Unix(stream, trust) => {
+                conn.unix.set(true);
                 conn.trusted.set(trust);
                 serve_connection(stream, app, UNIX_PEER, conn).await
             }
@@ -123,6 +130,8 @@ impl Accepted {
 /// What the accept loop knows of a connection it serves.
 #[derive(Debug, Default)]
 pub struct Conn {
+    /// The connection is on a unix socket ([`UnixSocket`]).
+    unix: Cell<bool>,
     /// Requests on this connection need no key ([`LocalTrust`]).
     trusted: Cell<bool>,
     /// A request's head arrived and its answer is not written yet.
@@ -130,13 +139,23 @@ pub struct Conn {
     /// The answer went to hyper; its next read (the next request, or the rest of an
     /// unread body) comes after the answer is written.
     answered: Cell<bool>,
+    /// Requests handed to the service so far.
+    requests: Cell<u64>,
+    /// The number of a request that carried both `Content-Length` and `Transfer-Encoding`,
+    /// or `Content-Length` twice ([`framing::Scanner`]): hyper passes it on without the
+    /// extra length.
+    smuggled: Cell<Option<u64>>,
 }
 
 impl Conn {
-    /// A request's head arrived: keep the slot until it is answered.
-    fn begin(&self) {
+    /// A request's head arrived: keep the slot until it is answered. Returns whether it is
+    /// a smuggling form hyper does not refuse itself.
+    fn begin(&self) -> bool {
         self.answered.set(false);
         self.requesting.set(true);
+        let n = self.requests.get();
+        self.requests.set(n + 1);
+        self.smuggled.get() == Some(n)
     }
 
     /// The answer is handed over to be written.
@@ -158,6 +177,7 @@ struct HttpIo<T> {
     timer: Timer,
     armed: bool,
     conn: Rc<Conn>,
+    framing: framing::Scanner,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for HttpIo<T> {
@@ -173,6 +193,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for HttpIo<T> {
         let ready = Pin::new(&mut this.io).poll_read(cx, buf);
         if ready.is_ready() {
             this.progress = Instant::now();
+            if let Poll::Ready(Ok(n)) = ready {
+                this.framing.feed(&buf[..n.min(buf.len())]);
+                if let Some(i) = this.framing.flagged() {
+                    this.conn.smuggled.set(Some(i));
+                }
+            }
             return ready;
         }
         loop {
@@ -230,17 +256,24 @@ where
         timer: Timer::never(),
         armed: false,
         conn: conn.clone(),
+        framing: framing::Scanner::default(),
     });
     let service = service_fn(move |req| {
         let app = app.clone();
         let conn = conn.clone();
         async move {
-            conn.begin();
             let mut req = req;
+            if conn.unix.get() {
+                req.extensions_mut().insert(UnixSocket);
+            }
             if conn.trusted.get() {
                 req.extensions_mut().insert(LocalTrust);
             }
-            let res = routes::handle(&app, req, peer).await;
+            let res = if conn.begin() {
+                routes::smuggled(&app)
+            } else {
+                routes::handle(&app, req, peer).await
+            };
             conn.end();
             Ok::<_, Infallible>(res)
         }
