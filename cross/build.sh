@@ -19,9 +19,9 @@
 #   mipsel-unknown-linux-musl        OpenWrt MIPS little-endian (MT7621, ...); soft-float musl
 #   mips-unknown-linux-musl          OpenWrt MIPS big-endian (ath79, ...); soft-float musl
 #
-# HTTPS serving (the cargo feature `https`, about 62 KB) does not fit the size budgets of
-# aarch64 (1.35 MiB) and MIPS (1.5 MiB): those builds leave it out, the x86_64 and armv7
-# ones carry it. XRELAY_HTTPS=1 builds it into every target, XRELAY_HTTPS=0 into none.
+# HTTPS serving (the cargo feature `https`, about 60 KB on aarch64) does not fit the size
+# budgets of aarch64 (1.35 MiB) and MIPS (1.5 MiB): those builds leave it out, the x86_64
+# and armv7 ones carry it. XRELAY_HTTPS=1 builds it into every target, XRELAY_HTTPS=0 into none.
 #
 # Everything generated (compiler wrappers, libunwind shims, the soft-float musl) lives in
 # $CARGO_TARGET_DIR/cross-host (default target/cross-host); nothing outside the checkout
