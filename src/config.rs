@@ -132,8 +132,42 @@ pub struct HttpConfig {
     pub max_per_key: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client (for the auth limiter).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Local sockets to listen on (`unix:/path` entries of `listen`).
+    pub unix: Vec<PathBuf>,
+    /// The file mode of the local sockets.
+    pub unix_mode: u32,
+    /// Requests on the local sockets need no API key (the file mode is the access control).
+    pub unix_trust: bool,
+    /// The certificate chain (PEM) that makes the TCP listeners HTTPS, with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// The hosts a request may name in `Host` (empty: any); others get 421.
     pub allowed_hosts: Vec<crate::http::auth::AllowedHost>,
+}
+
+/// The default `http.unix_mode`: the owner and its group (e.g. the `xrelay` group).
+pub const DEFAULT_UNIX_MODE: u32 = 0o660;
+
+/// One `http.listen` entry.
+enum ListenAt {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+fn parse_listen(s: &str) -> Result<ListenAt, String> {
+    match s.strip_prefix("unix:") {
+        Some(p) if p.starts_with('/') => Ok(ListenAt::Unix(PathBuf::from(p))),
+        Some(_) => Err("expected an absolute path, e.g. \"unix:/run/xrelay/xrelay.sock\"".into()),
+        None => parse_addr(s).map(ListenAt::Tcp),
+    }
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && !s.is_empty())
+        .ok_or_else(|| "expected an octal file mode, e.g. \"0660\"".into())
 }
 
 /// Longest `outbox.grace`: service managers kill a daemon that takes longer to stop.
@@ -382,12 +416,40 @@ impl Config {
             }
         }
         let max_connections = t.int("http", "max_connections", 1, 65536)?.unwrap_or(64);
+        let (listen, unix) = match t.list("http", "listen", parse_listen)? {
+            None => (vec![SocketAddr::from(([127, 0, 0, 1], 5280))], Vec::new()),
+            Some(entries) => {
+                let (mut tcp, mut unix) = (Vec::new(), Vec::new());
+                for e in entries {
+                    match e {
+                        ListenAt::Tcp(a) => tcp.push(a),
+                        ListenAt::Unix(p) => unix.push(p),
+                    }
+                }
+                (tcp, unix)
+            }
+        };
+        let unix_mode = match t.string("http", "unix_mode")? {
+            Some(m) => parse_mode(&m).map_err(|e| t.bad("http", "unix_mode", e))?,
+            None => DEFAULT_UNIX_MODE,
+        };
+        let (tls_cert, tls_key) = (t.path("http", "tls_cert")?, t.path("http", "tls_key")?);
+        if tls_cert.is_some() != tls_key.is_some() {
+            let key = if tls_cert.is_some() {
+                "tls_key"
+            } else {
+                "tls_cert"
+            };
+            return Err(t.bad(
+                "http",
+                key,
+                "https needs both http.tls_cert and http.tls_key",
+            ));
+        }
         let cfg = Config {
             xmpp: xmpp_section(&t, password_env)?,
             http: HttpConfig {
-                listen: t
-                    .list("http", "listen", parse_addr)?
-                    .unwrap_or_else(|| vec![SocketAddr::from(([127, 0, 0, 1], 5280))]),
+                listen,
                 max_body_bytes: t
                     .int("http", "max_body_bytes", 1, 64 << 20)?
                     .unwrap_or(65536),
@@ -405,6 +467,11 @@ impl Config {
                             .map_err(|_| "expected an IP address, e.g. \"127.0.0.1\"".into())
                     })?
                     .unwrap_or_default(),
+                unix,
+                unix_mode,
+                unix_trust: t.bool("http", "unix_trust")?.unwrap_or(false),
+                tls_cert,
+                tls_key,
                 allowed_hosts: allowed_hosts(&t)?,
             },
             outbox: OutboxConfig {
@@ -883,6 +950,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "min_body_rate",
             "max_per_key",
             "trusted_proxies",
+            "unix_mode",
+            "unix_trust",
+            "tls_cert",
+            "tls_key",
             "allowed_hosts",
         ],
     ),
@@ -1230,6 +1301,35 @@ max = 10
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Config::load(&path, Some("env".into())).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unix_listen_entries_are_kept_apart_from_tcp_addresses() {
+        let c = Config::parse(
+            &format!(
+                "{MINIMAL}[http]\nlisten = [\"127.0.0.1:1\", \"unix:/run/x.sock\"]\n\
+                 unix_mode = \"0600\"\nunix_trust = true\n"
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, vec!["127.0.0.1:1".parse().unwrap()]);
+        assert_eq!(c.http.unix, vec![PathBuf::from("/run/x.sock")]);
+        assert_eq!((c.http.unix_mode, c.http.unix_trust), (0o600, true));
+    }
+
+    #[test]
+    fn a_relative_socket_path_or_a_bad_mode_is_refused() {
+        let e = err(&format!("{MINIMAL}[http]\nlisten = [\"unix:x.sock\"]\n"));
+        assert!(e.contains("absolute path"), "{e}");
+        let e = err(&format!("{MINIMAL}[http]\nunix_mode = \"rw\"\n"));
+        assert!(e.contains("octal file mode"), "{e}");
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let e = err(&format!("{MINIMAL}[http]\ntls_cert = \"/c.pem\"\n"));
+        assert!(e.contains("http.tls_key"), "{e}");
     }
 
     #[test]

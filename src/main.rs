@@ -23,8 +23,9 @@ const USAGE: &str = "\
 usage:
   xrelay [-c FILE] [run]                  run the daemon
   xrelay [-c FILE] check                  resolve, connect, authenticate, report
-  xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] TO [TEXT]
-                                          send one message (TEXT or stdin)
+  xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] [--no-wait] [--file PATH] TO [TEXT]
+                                          send one message (TEXT or stdin), through
+                                          the daemon's unix socket when it answers
   xrelay [-c FILE] key create [--scope msg,rest,invite] [--expires DURATION] [NAME]
                                           make an API key; prints ID/SECRET once
   xrelay [-c FILE] key list               list keys (never secrets)
@@ -40,6 +41,8 @@ options:
   -c, --config FILE   config file (default: $XRELAY_CONFIG or /etc/xrelay/xrelay.toml)
   -t, --type TYPE     chat (default), normal, headline or groupchat
   -s, --subject TEXT  message subject
+  --file PATH         send a file (XEP-0363 upload; TEXT goes with it)
+  --no-wait           through the daemon: exit once queued, not once acknowledged
 
 The password may come from the environment variable XRELAY_PASSWORD.
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.";
@@ -52,6 +55,8 @@ enum Command {
         subject: Option<String>,
         to: String,
         text: Option<String>,
+        file: Option<PathBuf>,
+        wait: bool,
     },
     KeyCreate {
         scopes: Option<String>,
@@ -84,6 +89,8 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut scopes = None;
     let mut expires = None;
     let mut ttl = None;
+    let mut file = None;
+    let mut no_wait = false;
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
             it.next()
@@ -111,6 +118,8 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
                 );
             }
             "-s" | "--subject" => subject = Some(value(a)?),
+            "--file" => file = Some(PathBuf::from(value(a)?)),
+            "--no-wait" => no_wait = true,
             "--scope" => scopes = Some(value(a)?),
             "--expires" => expires = Some(value(a)?),
             "--ttl" => ttl = Some(value(a)?),
@@ -119,7 +128,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             _ => rest.push(a.clone()),
         }
     }
-    let send_options = kind.is_some() || subject.is_some();
+    let send_options = kind.is_some() || subject.is_some() || file.is_some() || no_wait;
     let key_options = scopes.is_some() || expires.is_some();
     let command = match rest.first().map(String::as_str) {
         None | Some("run") if rest.len() <= 1 => Command::Run,
@@ -129,6 +138,8 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             subject,
             to: rest[1].clone(),
             text: rest.get(2).cloned(),
+            file: file.take(),
+            wait: !no_wait,
         },
         Some("send") => return Err("send needs TO and at most one TEXT argument".into()),
         Some("key") => match (rest.get(1).map(String::as_str), rest.len()) {
@@ -155,7 +166,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
         None => Command::Run,
     };
     if send_options && !matches!(command, Command::Send { .. }) {
-        return Err("-t and -s belong to send".into());
+        return Err("-t, -s, --file and --no-wait belong to send".into());
     }
     if key_options && !matches!(command, Command::KeyCreate { .. }) {
         return Err("--scope and --expires belong to key create".into());
@@ -214,7 +225,17 @@ fn main() -> ExitCode {
             subject,
             to,
             text,
-        } => send(&cfg, kind, subject.as_deref(), &to, text),
+            file,
+            wait,
+        } => {
+            let how = Sending {
+                kind,
+                subject: subject.as_deref(),
+                file: file.as_deref(),
+                wait,
+            };
+            send(&cfg, &how, &to, text)
+        }
         Command::KeyCreate {
             scopes,
             expires,
@@ -363,14 +384,20 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
     })
 }
 
-/// Send one message and wait until the server confirmed it.
-fn send(
-    cfg: &Config,
+/// How `send` sends, from its options.
+struct Sending<'a> {
     kind: Option<MessageType>,
-    subject: Option<&str>,
-    to: &str,
-    text: Option<String>,
-) -> ExitCode {
+    subject: Option<&'a str>,
+    file: Option<&'a std::path::Path>,
+    /// Wait for the server's acknowledgement (always, on the command's own login).
+    wait: bool,
+}
+
+/// Send one message: through the daemon's socket when one is configured and answers, else
+/// on a login of its own, waiting until the server confirmed it.
+fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode {
+    let kind = how.kind;
+    let subject = how.subject;
     let to = match recipient(cfg, to) {
         Ok(j) => j,
         Err(e) => {
@@ -380,6 +407,7 @@ fn send(
     };
     let text = match text {
         Some(t) => t,
+        None if how.file.is_some() => String::new(),
         None => match read_stdin() {
             Ok(t) => t,
             Err(e) => {
@@ -388,9 +416,19 @@ fn send(
             }
         },
     };
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && how.file.is_none() {
         eprintln!("xrelay: the message is empty");
         return ExitCode::from(2);
+    }
+    for socket in &cfg.http.unix {
+        match via_daemon(socket, how, &to, &text) {
+            Some(code) => return code,
+            None => continue,
+        }
+    }
+    if how.file.is_some() {
+        eprintln!("xrelay: --file needs the daemon's unix socket (http.listen \"unix:...\")");
+        return ExitCode::from(1);
     }
     let kind = kind.unwrap_or(if cfg.xmpp.rooms.contains(&to) {
         MessageType::Groupchat
@@ -432,6 +470,72 @@ fn send(
         conn.close().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Post the message through the daemon listening on `socket`; `None` when nobody answers
+/// there (the caller then logs in itself). Exit 0 only for 200 (or 202 with `--no-wait`).
+fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> Option<ExitCode> {
+    use xrelay::http::local::{self, Body, LocalError};
+    let target = format!(
+        "/msg/{}{}",
+        local::encode_segment(&to.to_string()),
+        if how.wait { "?wait=1" } else { "" }
+    );
+    let answer = match how.file {
+        Some(path) => {
+            let opened = std::fs::File::open(path).and_then(|f| {
+                let len = f.metadata()?.len();
+                Ok((f, len))
+            });
+            let (mut f, len) = match opened {
+                Ok(x) => x,
+                Err(e) => return Some(fail(1, &format!("{}: {e}", path.display()))),
+            };
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = Some(text).filter(|t| !t.trim().is_empty());
+            let body = Body::File {
+                file: &mut f,
+                len,
+                content_type: local::content_type_of(path),
+                name: &name,
+                text,
+            };
+            local::post(socket, &target, &[], body)
+        }
+        None => {
+            let mut json = serde_json::json!({ "body": text });
+            if let Some(k) = how.kind {
+                json["type"] = k.as_str().into();
+            }
+            if let Some(s) = how.subject {
+                json["subject"] = s.into();
+            }
+            let bytes = json.to_string();
+            let body = Body::Bytes(bytes.as_bytes(), "application/json");
+            local::post(socket, &target, &[], body)
+        }
+    };
+    match answer {
+        Err(LocalError::Unavailable(_)) => None,
+        // Nothing was queued: the socket wants a key, which the command does not have.
+        Ok(a) if a.status == 401 => {
+            eprintln!(
+                "xrelay: the daemon's socket {} needs a key (http.unix_trust = true lets local \
+                 users in); logging in instead",
+                socket.display()
+            );
+            None
+        }
+        Err(e) => Some(fail(1, &e)),
+        Ok(a) if a.status == 200 || (a.status == 202 && !how.wait) => Some(ExitCode::SUCCESS),
+        Ok(a) => Some(fail(
+            1,
+            &format!("the daemon answered {}: {}", a.status, a.reason()),
+        )),
+    }
 }
 
 /// The stream settings of a one-shot command: its own resource (the configured one plus

@@ -96,9 +96,11 @@ fn request_host(parts: &Parts) -> Option<String> {
 
 /// `http.allowed_hosts`: a request for a host name not listed is refused with 421, so a
 /// web page whose own name an attacker points at this device (DNS rebinding) is not
-/// answered.
+/// answered. A local socket is out of a web page's reach: any host will do there.
 fn addressed_to_us(app: &App, parts: &Parts) -> Result<(), Reject> {
-    if auth::host_allowed(request_host(parts).as_deref(), &app.cfg.http.allowed_hosts) {
+    if parts.extensions.get::<super::UnixSocket>().is_some()
+        || auth::host_allowed(request_host(parts).as_deref(), &app.cfg.http.allowed_hosts)
+    {
         return Ok(());
     }
     Err(Reject::new(
@@ -171,11 +173,13 @@ async fn route(app: &App, parts: &Parts, body: Incoming, peer: IpAddr) -> Answer
     match path {
         "/health" => {
             allow(method, &[Method::GET])?;
-            // The state is public; what names the account and its network needs a key.
-            let anonymous = matches!(
-                auth::credentials(header(parts, "Authorization").as_deref(), parts.uri.query()),
-                Ok(None)
-            );
+            // The state is public; what names the account and its network needs a key
+            // (or a trusted socket).
+            let anonymous = parts.extensions.get::<super::LocalTrust>().is_none()
+                && matches!(
+                    auth::credentials(header(parts, "Authorization").as_deref(), parts.uri.query()),
+                    Ok(None)
+                );
             let _slot = if anonymous {
                 None
             } else {
@@ -269,8 +273,11 @@ fn allow(method: &Method, allowed: &[Method]) -> Result<(), Reject> {
     )
 }
 
-/// Check the API key (`scope` `None` accepts any valid key) and take one of its
-/// `http.max_per_key` places for the time of the request.
+/// The `http.max_per_key` account of trusted unix-socket requests (no key id has a space).
+const LOCAL_TRUST_ID: &str = "unix socket";
+
+/// Check the API key (`scope` `None` accepts any valid key; a trusted unix socket needs
+/// none) and take one of its `http.max_per_key` places for the time of the request.
 fn authenticate<'a>(
     app: &'a App,
     parts: &Parts,
@@ -293,6 +300,8 @@ fn authenticate<'a>(
         ));
     }
     let id = match auth::credentials(authorization.as_deref(), parts.uri.query()) {
+        // The socket's file mode is the access control; its clients share one place count.
+        _ if parts.extensions.get::<super::LocalTrust>().is_some() => LOCAL_TRUST_ID.into(),
         Ok(Some(Credentials { id, secret })) => {
             let result = app.keys.verify(
                 &id,
