@@ -19,6 +19,10 @@
 #   mipsel-unknown-linux-musl        OpenWrt MIPS little-endian (MT7621, ...); soft-float musl
 #   mips-unknown-linux-musl          OpenWrt MIPS big-endian (ath79, ...); soft-float musl
 #
+# HTTPS serving (the cargo feature `https`, about 60 KB on aarch64) does not fit the size
+# budgets of aarch64 (1.35 MiB) and MIPS (1.5 MiB): those builds leave it out, the x86_64
+# and armv7 ones carry it. XRELAY_HTTPS=1 builds it into every target, XRELAY_HTTPS=0 into none.
+#
 # Everything generated (compiler wrappers, libunwind shims, the soft-float musl) lives in
 # $CARGO_TARGET_DIR/cross-host (default target/cross-host); nothing outside the checkout
 # changes except installed Debian packages, rustup components and dpkg's foreign
@@ -192,6 +196,9 @@ for t in "${targets[@]}"; do
     if [ $symbols -eq 1 ]; then
         export "CARGO_PROFILE_$(echo $profile | tr a-z A-Z)_STRIP=false"
     fi
+    case ${XRELAY_HTTPS:-auto}/$t in
+    0/* | auto/aarch64-* | auto/mips*) cargo_args+=(--no-default-features) ;;
+    esac
     echo "== $t: cargo build ${cargo_args[*]}"
     start=$(date +%s)
     if [ $plain -eq 1 ]; then

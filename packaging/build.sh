@@ -70,11 +70,12 @@ trap 'rm -rf "$WORK"' EXIT
 shopt -u patsub_replacement 2>/dev/null || true
 
 # The example config for a platform: $1 state directory, $2 password hint, $3 check hint,
-# $4 start hint.
+# $4 start hint, $5 runtime directory (the local socket's).
 example_config() {
     local t
     t=$(cat "$PKG/xrelay.toml")
     t=${t//@STATE@/$1}
+    t=${t//@RUN@/$5}
     t=${t//@PASSWORD_HINT@/$2}
     t=${t//@CHECK_HINT@/$3}
     t=${t//@START_HINT@/$4}
@@ -83,11 +84,11 @@ example_config() {
 example_config /var/lib/xrelay \
     'sudo install -m 0640 -g xrelay /dev/null /etc/xrelay/password && sudoedit /etc/xrelay/password' \
     'sudo -u xrelay xrelay check' \
-    'sudo systemctl enable --now xrelay' >"$WORK/deb.toml"
+    'sudo systemctl enable --now xrelay' /run/xrelay >"$WORK/deb.toml"
 example_config /etc/xrelay \
     'touch /etc/xrelay/password && chmod 0600 /etc/xrelay/password && vi /etc/xrelay/password' \
     'xrelay check' \
-    '/etc/init.d/xrelay enable && /etc/init.d/xrelay start' >"$WORK/ipk.toml"
+    '/etc/init.d/xrelay enable && /etc/init.d/xrelay start' /var/run/xrelay >"$WORK/ipk.toml"
 
 # A maintainer script with the example config's md5 filled in: $1 source, $2 config, $3 dest.
 script() {

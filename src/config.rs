@@ -132,6 +132,42 @@ pub struct HttpConfig {
     pub max_per_key: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client (for the auth limiter).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Local sockets to listen on (`unix:/path` entries of `listen`).
+    pub unix: Vec<PathBuf>,
+    /// The file mode of the local sockets.
+    pub unix_mode: u32,
+    /// Requests on the local sockets need no API key (the file mode is the access control).
+    pub unix_trust: bool,
+    /// The certificate chain (PEM) that makes the TCP listeners HTTPS, with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// The hosts a request may name in `Host` (empty: any); others get 421.
+    pub allowed_hosts: Vec<crate::http::auth::AllowedHost>,
+}
+
+/// The default `http.unix_mode`: the owner and its group (e.g. the `xrelay` group).
+pub const DEFAULT_UNIX_MODE: u32 = 0o660;
+
+/// One `http.listen` entry.
+enum ListenAt {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+fn parse_listen(s: &str) -> Result<ListenAt, String> {
+    match s.strip_prefix("unix:") {
+        Some(p) if p.starts_with('/') => Ok(ListenAt::Unix(PathBuf::from(p))),
+        Some(_) => Err("expected an absolute path, e.g. \"unix:/run/xrelay/xrelay.sock\"".into()),
+        None => parse_addr(s).map(ListenAt::Tcp),
+    }
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && !s.is_empty())
+        .ok_or_else(|| "expected an octal file mode, e.g. \"0660\"".into())
 }
 
 /// Longest `outbox.grace`: service managers kill a daemon that takes longer to stop.
@@ -380,12 +416,40 @@ impl Config {
             }
         }
         let max_connections = t.int("http", "max_connections", 1, 65536)?.unwrap_or(64);
+        let (listen, unix) = match t.list("http", "listen", parse_listen)? {
+            None => (vec![SocketAddr::from(([127, 0, 0, 1], 5280))], Vec::new()),
+            Some(entries) => {
+                let (mut tcp, mut unix) = (Vec::new(), Vec::new());
+                for e in entries {
+                    match e {
+                        ListenAt::Tcp(a) => tcp.push(a),
+                        ListenAt::Unix(p) => unix.push(p),
+                    }
+                }
+                (tcp, unix)
+            }
+        };
+        let unix_mode = match t.string("http", "unix_mode")? {
+            Some(m) => parse_mode(&m).map_err(|e| t.bad("http", "unix_mode", e))?,
+            None => DEFAULT_UNIX_MODE,
+        };
+        let (tls_cert, tls_key) = (t.path("http", "tls_cert")?, t.path("http", "tls_key")?);
+        if tls_cert.is_some() != tls_key.is_some() {
+            let key = if tls_cert.is_some() {
+                "tls_key"
+            } else {
+                "tls_cert"
+            };
+            return Err(t.bad(
+                "http",
+                key,
+                "https needs both http.tls_cert and http.tls_key",
+            ));
+        }
         let cfg = Config {
             xmpp: xmpp_section(&t, password_env)?,
             http: HttpConfig {
-                listen: t
-                    .list("http", "listen", parse_addr)?
-                    .unwrap_or_else(|| vec![SocketAddr::from(([127, 0, 0, 1], 5280))]),
+                listen,
                 max_body_bytes: t
                     .int("http", "max_body_bytes", 1, 64 << 20)?
                     .unwrap_or(65536),
@@ -403,6 +467,12 @@ impl Config {
                             .map_err(|_| "expected an IP address, e.g. \"127.0.0.1\"".into())
                     })?
                     .unwrap_or_default(),
+                unix,
+                unix_mode,
+                unix_trust: t.bool("http", "unix_trust")?.unwrap_or(false),
+                tls_cert,
+                tls_key,
+                allowed_hosts: allowed_hosts(&t)?,
             },
             outbox: OutboxConfig {
                 capacity: t.int("outbox", "capacity", 1, 1 << 20)?.unwrap_or(256),
@@ -450,6 +520,22 @@ impl Config {
             ));
         }
         Ok(cfg)
+    }
+}
+
+/// `http.allowed_hosts`: unset allows any host; an empty list would refuse every request,
+/// so it is an error rather than a silent lock-out.
+fn allowed_hosts(t: &Tables) -> Result<Vec<crate::http::auth::AllowedHost>, ConfigError> {
+    let list = t.list("http", "allowed_hosts", |s| {
+        crate::http::auth::AllowedHost::parse(s).map_err(String::from)
+    })?;
+    match list {
+        Some(l) if l.is_empty() => Err(t.bad(
+            "http",
+            "allowed_hosts",
+            "an empty list refuses every request; leave the key out to allow any host",
+        )),
+        l => Ok(l.unwrap_or_default()),
     }
 }
 
@@ -864,6 +950,11 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "min_body_rate",
             "max_per_key",
             "trusted_proxies",
+            "unix_mode",
+            "unix_trust",
+            "tls_cert",
+            "tls_key",
+            "allowed_hosts",
         ],
     ),
     (
@@ -1051,6 +1142,7 @@ mod tests {
         assert_eq!(c.http.min_body_rate, 1024);
         assert_eq!(c.http.max_per_key, 16);
         assert!(c.http.trusted_proxies.is_empty());
+        assert!(c.http.allowed_hosts.is_empty());
         assert_eq!(c.outbox.capacity, 256);
         assert!(c.outbox.spool.is_none());
         assert_eq!(c.outbox.grace, Duration::from_secs(10));
@@ -1212,6 +1304,35 @@ max = 10
     }
 
     #[test]
+    fn unix_listen_entries_are_kept_apart_from_tcp_addresses() {
+        let c = Config::parse(
+            &format!(
+                "{MINIMAL}[http]\nlisten = [\"127.0.0.1:1\", \"unix:/run/x.sock\"]\n\
+                 unix_mode = \"0600\"\nunix_trust = true\n"
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, vec!["127.0.0.1:1".parse().unwrap()]);
+        assert_eq!(c.http.unix, vec![PathBuf::from("/run/x.sock")]);
+        assert_eq!((c.http.unix_mode, c.http.unix_trust), (0o600, true));
+    }
+
+    #[test]
+    fn a_relative_socket_path_or_a_bad_mode_is_refused() {
+        let e = err(&format!("{MINIMAL}[http]\nlisten = [\"unix:x.sock\"]\n"));
+        assert!(e.contains("absolute path"), "{e}");
+        let e = err(&format!("{MINIMAL}[http]\nunix_mode = \"rw\"\n"));
+        assert!(e.contains("octal file mode"), "{e}");
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let e = err(&format!("{MINIMAL}[http]\ntls_cert = \"/c.pem\"\n"));
+        assert!(e.contains("http.tls_key"), "{e}");
+    }
+
+    #[test]
     fn webhook_placeholders_only_in_path_and_query_and_no_empty_secret() {
         for url in [
             "http://{from}/x",
@@ -1334,6 +1455,14 @@ max = 10
             (
                 format!("{MINIMAL}[http]\ntrusted_proxies = [\"proxy\"]\n"),
                 "http.trusted_proxies (line 5): \"proxy\": expected an IP address",
+            ),
+            (
+                format!("{MINIMAL}[http]\nallowed_hosts = [\"*.lan\"]\n"),
+                "http.allowed_hosts (line 5): \"*.lan\": expected a host name",
+            ),
+            (
+                format!("{MINIMAL}[http]\nallowed_hosts = []\n"),
+                "http.allowed_hosts (line 5): an empty list refuses every request",
             ),
             (
                 format!("{MINIMAL}[invites]\nunknown = \"accept\"\n"),
@@ -1513,6 +1642,44 @@ max = 10
             "5000d",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The example config at the top of the repository, every key in it commented or not.
+    const EXAMPLE: &str = include_str!("../xrelay.example.toml");
+
+    /// The `(table, key)` pairs the example names: `key = ...` lines, commented or not,
+    /// under a `[table]` header, commented or not.
+    fn example_keys() -> Vec<(String, String)> {
+        let mut table = String::new();
+        let mut found = Vec::new();
+        for line in EXAMPLE.lines() {
+            let line = line.trim_start_matches(['#', ' ']);
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                table = name.to_string();
+            } else if let Some((key, _)) = line.split_once(" = ") {
+                found.push((table.clone(), key.to_string()));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let cfg = Config::parse(EXAMPLE, Some("pw".into())).expect("xrelay.example.toml loads");
+        assert_eq!(cfg.xmpp.jid.to_string(), "bot@example.org");
+    }
+
+    #[test]
+    fn the_example_config_names_every_known_key() {
+        let found = example_keys();
+        for (table, keys) in KNOWN_KEYS {
+            for key in *keys {
+                assert!(
+                    found.iter().any(|(t, k)| t == table && k == key),
+                    "xrelay.example.toml does not name {table}.{key}"
+                );
+            }
         }
     }
 }

@@ -64,6 +64,10 @@ pub enum RunError {
     Listen(std::net::SocketAddr, std::io::Error),
     /// The outbox spool cannot be used.
     Spool(crate::spool::SpoolError),
+    /// A local socket could not be made.
+    Unix(std::path::PathBuf, std::io::Error),
+    /// The HTTPS certificate or key is unusable.
+    Https(http::https::HttpsError),
 }
 
 impl fmt::Display for RunError {
@@ -75,6 +79,8 @@ impl fmt::Display for RunError {
             RunError::Invites(e) => write!(f, "{e}"),
             RunError::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
             RunError::Spool(e) => write!(f, "{e}"),
+            RunError::Unix(p, e) => write!(f, "cannot listen on unix:{}: {e}", p.display()),
+            RunError::Https(e) => write!(f, "config error: {e}"),
         }
     }
 }
@@ -109,7 +115,28 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     let invites = InviteStore::open(&cfg.invites.file).map_err(RunError::Invites)?;
     let signals =
         Signals::new([Signal::Term, Signal::Int, Signal::Hup]).map_err(RunError::Signals)?;
+    let https = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+        (Some(cert), Some(key)) => Some(Rc::new(
+            http::https::Https::open(cert, key).map_err(RunError::Https)?,
+        )),
+        _ => None,
+    };
     let mut listeners = Vec::new();
+    for path in &cfg.http.unix {
+        let l = http::bind_unix(path, cfg.http.unix_mode)
+            .map_err(|e| RunError::Unix(path.clone(), e))?;
+        log!(
+            "http: listening on unix:{} (mode {:o}{})",
+            path.display(),
+            cfg.http.unix_mode,
+            if cfg.http.unix_trust {
+                ", trusted: no key needed"
+            } else {
+                ""
+            }
+        );
+        listeners.push(http::Listener::Unix(l, cfg.http.unix_trust));
+    }
     for addr in &cfg.http.listen {
         let l = std::net::TcpListener::bind(addr)
             .and_then(|l| {
@@ -117,8 +144,11 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 smol::net::TcpListener::try_from(l)
             })
             .map_err(|e| RunError::Listen(*addr, e))?;
-        log!("http: listening on {addr}");
-        listeners.push(l);
+        log!(
+            "http: listening on {}{addr}",
+            if https.is_some() { "https://" } else { "" }
+        );
+        listeners.push(http::Listener::Tcp(l, https.clone()));
     }
     let slots = Arc::new(Semaphore::new(cfg.http.max_connections));
     let hook = match &cfg.webhook {
@@ -190,6 +220,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     let mut stopper = Stopper {
         signals,
         deadline: None,
+        https,
     };
     smol::block_on(ex.run(async {
         let mut pacing = Pacing::new(app.cfg.xmpp.reconnect_max);
@@ -335,6 +366,8 @@ struct Stopper {
     signals: Signals,
     /// When shutting down: when to give up on the outbox.
     deadline: Option<Instant>,
+    /// The HTTPS certificate, reread on SIGHUP.
+    https: Option<Rc<http::https::Https>>,
 }
 
 impl Stopper {
@@ -342,10 +375,16 @@ impl Stopper {
     async fn next(&mut self, app: &App) -> Stop {
         let deadline = self.deadline;
         let signals = &mut self.signals;
+        let https = &self.https;
         let signal = async {
             while let Some(sig) = signals.next().await {
                 match sig {
-                    Ok(Signal::Hup) => reload_files(app),
+                    Ok(Signal::Hup) => {
+                        reload_files(app);
+                        if let Some(h) = https {
+                            h.reload();
+                        }
+                    }
                     _ => break,
                 }
             }

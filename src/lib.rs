@@ -4,14 +4,17 @@
 //! every buffer and queue bounded. The layers, top down:
 //!
 //! ```text
-//!  main.rs        CLI: run, check, send, key, invite
+//!  main.rs        CLI: run, check, send, key, invite (`send` posts through the daemon's
+//!     │           unix socket with http::local when it answers)
 //!     │
 //!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
 //!     │           (reconnect paced by `pacing`, session resumption, graceful stop, MUC
 //!     │           joins by `rooms`, roster, invite approvals, inbound answers filtered by
 //!     │           `access`)
 //!     ├── http    hyper HTTP/1 listener under a connection cap (http; http::rt adapts hyper
-//!     │           to smol), routes, auth and limiter, /msg and /rest bodies, http::url;
+//!     │           to smol; http::framing marks smuggling forms hyper would merge) on TCP,
+//!     │           TLS (http::https: certificate reload) and unix sockets, routes, auth
+//!     │           (limiter, Host, cross-site), /msg and /rest bodies, http::url;
 //!     │           iqwait: the iqs sent over /rest waiting for replies
 //!     │     │
 //!     │   app     shared state: outbox (serialized stanzas bounded in entries and bytes,

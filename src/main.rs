@@ -26,10 +26,9 @@ const USAGE: &str = "\
 usage:
   xrelay [-c FILE] [run]                  run the daemon
   xrelay [-c FILE] check                  resolve, connect, authenticate, report
-  xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] TO [TEXT]
-                                          send one message (TEXT or stdin)
-  xrelay [-c FILE] send --file PATH [-t TYPE] [-s SUBJECT] TO [TEXT]
-                                          upload a file (XEP-0363) and send its URL
+  xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] [--no-wait] [--file PATH] TO [TEXT]
+                                          send one message (TEXT or stdin), through
+                                          the daemon's unix socket when it answers
   xrelay [-c FILE] key create [--scope msg,rest,invite] [--expires DURATION] [NAME]
                                           make an API key; prints ID/SECRET once
   xrelay [-c FILE] key list               list keys (never secrets)
@@ -45,7 +44,8 @@ options:
   -c, --config FILE   config file (default: $XRELAY_CONFIG or /etc/xrelay/xrelay.toml)
   -t, --type TYPE     chat (default), normal, headline or groupchat
   -s, --subject TEXT  message subject
-  -f, --file PATH     upload PATH and send its URL (after TEXT, if given)
+  --file PATH         send a file (XEP-0363 upload; TEXT goes with it)
+  --no-wait           through the daemon: exit once queued, not once acknowledged
 
 The password may come from the environment variable XRELAY_PASSWORD.
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.";
@@ -59,6 +59,7 @@ enum Command {
         to: String,
         text: Option<String>,
         file: Option<PathBuf>,
+        wait: bool,
     },
     KeyCreate {
         scopes: Option<String>,
@@ -92,6 +93,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut expires = None;
     let mut ttl = None;
     let mut file = None;
+    let mut no_wait = false;
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
             it.next()
@@ -119,7 +121,8 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
                 );
             }
             "-s" | "--subject" => subject = Some(value(a)?),
-            "-f" | "--file" => file = Some(PathBuf::from(value(a)?)),
+            "--file" => file = Some(PathBuf::from(value(a)?)),
+            "--no-wait" => no_wait = true,
             "--scope" => scopes = Some(value(a)?),
             "--expires" => expires = Some(value(a)?),
             "--ttl" => ttl = Some(value(a)?),
@@ -128,7 +131,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             _ => rest.push(a.clone()),
         }
     }
-    let send_options = kind.is_some() || subject.is_some() || file.is_some();
+    let send_options = kind.is_some() || subject.is_some() || file.is_some() || no_wait;
     let key_options = scopes.is_some() || expires.is_some();
     let command = match rest.first().map(String::as_str) {
         None | Some("run") if rest.len() <= 1 => Command::Run,
@@ -139,6 +142,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             to: rest[1].clone(),
             text: rest.get(2).cloned(),
             file: file.take(),
+            wait: !no_wait,
         },
         Some("send") => return Err("send needs TO and at most one TEXT argument".into()),
         Some("key") => match (rest.get(1).map(String::as_str), rest.len()) {
@@ -165,7 +169,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
         None => Command::Run,
     };
     if send_options && !matches!(command, Command::Send { .. }) {
-        return Err("-t, -s and --file belong to send".into());
+        return Err("-t, -s, --file and --no-wait belong to send".into());
     }
     if key_options && !matches!(command, Command::KeyCreate { .. }) {
         return Err("--scope and --expires belong to key create".into());
@@ -225,7 +229,16 @@ fn main() -> ExitCode {
             to,
             text,
             file,
-        } => send(&cfg, kind, subject.as_deref(), &to, text, file),
+            wait,
+        } => {
+            let how = Sending {
+                kind,
+                subject: subject.as_deref(),
+                file: file.as_deref(),
+                wait,
+            };
+            send(&cfg, &how, &to, text)
+        }
         Command::KeyCreate {
             scopes,
             expires,
@@ -374,16 +387,20 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
     })
 }
 
-/// Send one message (or upload a file and send its URL) and wait until the server
-/// confirmed it.
-fn send(
-    cfg: &Config,
+/// How `send` sends, from its options.
+struct Sending<'a> {
     kind: Option<MessageType>,
-    subject: Option<&str>,
-    to: &str,
-    text: Option<String>,
-    file: Option<PathBuf>,
-) -> ExitCode {
+    subject: Option<&'a str>,
+    file: Option<&'a std::path::Path>,
+    /// Wait for the server's acknowledgement (always, on the command's own login).
+    wait: bool,
+}
+
+/// Send one message: through the daemon's socket when one is configured and answers, else
+/// on a login of its own, waiting until the server confirmed it.
+fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode {
+    let kind = how.kind;
+    let subject = how.subject;
     let to = match recipient(cfg, to) {
         Ok(j) => j,
         Err(e) => {
@@ -391,17 +408,9 @@ fn send(
             return ExitCode::from(2);
         }
     };
-    let file = match file.map(|p| open_upload(cfg, p)).transpose() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("xrelay: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let text = match text {
         Some(t) => t,
-        // A file needs no text; stdin may be a terminal.
-        None if file.is_some() => String::new(),
+        None if how.file.is_some() => String::new(),
         None => match read_stdin() {
             Ok(t) => t,
             Err(e) => {
@@ -410,10 +419,23 @@ fn send(
             }
         },
     };
-    if text.trim().is_empty() && file.is_none() {
+    if text.trim().is_empty() && how.file.is_none() {
         eprintln!("xrelay: the message is empty");
         return ExitCode::from(2);
     }
+    for socket in &cfg.http.unix {
+        match via_daemon(socket, how, &to, &text) {
+            Some(code) => return code,
+            None => continue,
+        }
+    }
+    let file = match how.file.map(|p| open_upload(cfg, p)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("xrelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let kind = kind.unwrap_or(if cfg.xmpp.rooms.contains(&to) {
         MessageType::Groupchat
     } else {
@@ -436,7 +458,7 @@ fn send(
             }
         };
         let mut ids = IdGen::new();
-        let mut msg = match file {
+        let msg = match file {
             None => stanza::message(&to, kind, &ids.next_id(), &text, subject),
             Some(file) => {
                 let url = match upload_file(&mut conn, cfg, &mut ids, file).await {
@@ -447,15 +469,15 @@ fn send(
                     }
                 };
                 let text = Some(text.as_str()).filter(|t| !t.trim().is_empty());
-                upload::announcement(&to, kind, &ids.next_id(), &url, text)
+                let mut msg = upload::announcement(&to, kind, &ids.next_id(), &url, text);
+                if let Some(s) = subject {
+                    msg.push_child(
+                        xrelay::xmpp::xml::Element::new("subject", stanza::NS_CLIENT).text(s),
+                    );
+                }
+                msg
             }
         };
-        if let (Some(s), true) = (
-            subject,
-            msg.get_child("subject", stanza::NS_CLIENT).is_none(),
-        ) {
-            msg.push_child(xrelay::xmpp::xml::Element::new("subject", stanza::NS_CLIENT).text(s));
-        }
         let Ok(seq) = conn.send(&msg) else {
             eprintln!("xrelay: the stream went offline before sending");
             return ExitCode::from(1);
@@ -476,7 +498,8 @@ fn send(
     })
 }
 
-/// A file to upload: open, its size within `upload.max_bytes`, its type by its name.
+/// A file to upload on the command's own login: open, its size within `upload.max_bytes`,
+/// its type by its name.
 struct Upload {
     file: std::fs::File,
     name: String,
@@ -484,9 +507,9 @@ struct Upload {
     media_type: &'static str,
 }
 
-fn open_upload(cfg: &Config, path: PathBuf) -> Result<Upload, String> {
+fn open_upload(cfg: &Config, path: &std::path::Path) -> Result<Upload, String> {
     let shown = path.display();
-    let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
@@ -494,10 +517,9 @@ fn open_upload(cfg: &Config, path: PathBuf) -> Result<Upload, String> {
         return Err(format!("{shown} is not a regular file"));
     }
     upload_shell::check_size_with(cfg.upload.max_bytes, meta.len()).map_err(|e| e.to_string())?;
-    let name = upload::clean_filename(&path.to_string_lossy());
     Ok(Upload {
-        media_type: upload::media_type_for(&name),
-        name,
+        name: upload::clean_filename(&path.to_string_lossy()),
+        media_type: xrelay::http::local::content_type_of(path),
         size: meta.len(),
         file,
     })
@@ -568,6 +590,72 @@ async fn iq(
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Post the message through the daemon listening on `socket`; `None` when nobody answers
+/// there (the caller then logs in itself). Exit 0 only for 200 (or 202 with `--no-wait`).
+fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> Option<ExitCode> {
+    use xrelay::http::local::{self, Body, LocalError};
+    let target = format!(
+        "/msg/{}{}",
+        local::encode_segment(&to.to_string()),
+        if how.wait { "?wait=1" } else { "" }
+    );
+    let answer = match how.file {
+        Some(path) => {
+            let opened = std::fs::File::open(path).and_then(|f| {
+                let len = f.metadata()?.len();
+                Ok((f, len))
+            });
+            let (mut f, len) = match opened {
+                Ok(x) => x,
+                Err(e) => return Some(fail(1, &format!("{}: {e}", path.display()))),
+            };
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = Some(text).filter(|t| !t.trim().is_empty());
+            let body = Body::File {
+                file: &mut f,
+                len,
+                content_type: local::content_type_of(path),
+                name: &name,
+                text,
+            };
+            local::post(socket, &target, &[], body)
+        }
+        None => {
+            let mut json = serde_json::json!({ "body": text });
+            if let Some(k) = how.kind {
+                json["type"] = k.as_str().into();
+            }
+            if let Some(s) = how.subject {
+                json["subject"] = s.into();
+            }
+            let bytes = json.to_string();
+            let body = Body::Bytes(bytes.as_bytes(), "application/json");
+            local::post(socket, &target, &[], body)
+        }
+    };
+    match answer {
+        Err(LocalError::Unavailable(_)) => None,
+        // Nothing was queued: the socket wants a key, which the command does not have.
+        Ok(a) if a.status == 401 => {
+            eprintln!(
+                "xrelay: the daemon's socket {} needs a key (http.unix_trust = true lets local \
+                 users in); logging in instead",
+                socket.display()
+            );
+            None
+        }
+        Err(e) => Some(fail(1, &e)),
+        Ok(a) if a.status == 200 || (a.status == 202 && !how.wait) => Some(ExitCode::SUCCESS),
+        Ok(a) => Some(fail(
+            1,
+            &format!("the daemon answered {}: {}", a.status, a.reason()),
+        )),
     }
 }
 

@@ -107,7 +107,7 @@ impl std::error::Error for CallError {}
 /// The URL for `st`: `{kind}`, `{type}`, `{from}` and `{to}` in the template replaced by the
 /// percent-encoded values (empty when absent; a presence without type is `available`).
 /// The config allows them only in the path and query; there no value can change the path
-/// (see [`percent_encode`]).
+/// (dot segments are encoded twice, so that a receiver that decodes once still sees no `..`).
 pub fn fill_url(template: &str, st: &Element) -> String {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;

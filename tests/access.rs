@@ -1,6 +1,6 @@
 //! Who may use the bot, and loops that must not start, against a real Prosody: the
-//! README's echo webhook with a message to the bot itself, strangers and invited contacts,
-//! `/rest` account changes, and `xrelay send` beside a running daemon.
+//! echo webhook of examples/echo_bot.py with a message to the bot itself, strangers and
+//! invited contacts, `/rest` account changes, and `xrelay send` beside a running daemon.
 
 mod common;
 
@@ -61,8 +61,8 @@ impl Bot {
     }
 }
 
-/// The README's Python echo bot, run as written except for its port. Counts the requests
-/// it logs.
+/// The Python echo bot of examples/echo_bot.py, run as it is, on its own port. Counts the
+/// requests it logs.
 struct EchoBot {
     child: Child,
     calls: Arc<AtomicUsize>,
@@ -75,19 +75,10 @@ impl Drop for EchoBot {
     }
 }
 
-fn readme_echo_bot(port: u16) -> EchoBot {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let start = readme
-        .find("```python\n#!/usr/bin/env python3\n\"\"\"xrelay webhook echo bot")
-        .expect("the echo bot in the README");
-    let script = &readme[start + "```python\n".len()..];
-    let script = &script[..script.find("```").expect("the end of the echo bot")];
-    assert!(script.contains("(\"127.0.0.1\", 9999)"));
-    let script = script.replace("(\"127.0.0.1\", 9999)", &format!("(\"127.0.0.1\", {port})"));
+fn example_echo_bot(port: u16) -> EchoBot {
     let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/echo_bot.py"))
+        .arg(port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -118,7 +109,7 @@ fn readme_echo_bot(port: u16) -> EchoBot {
 fn a_message_to_the_bot_itself_reaches_the_echo_webhook_at_most_once() {
     let p = shared();
     let hook_port = common::free_port();
-    let echo = readme_echo_bot(hook_port);
+    let echo = example_echo_bot(hook_port);
     let b = bot(
         p,
         &format!(
@@ -297,4 +288,59 @@ fn a_second_copy_with_the_same_config_is_not_fought_in_a_loop() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(first.daemon.count("online as"), 1, "{}", first.daemon.log());
     assert_eq!(second.count("session replaced"), 0, "{}", second.log());
+}
+
+/// A child process killed when the test ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_cgi_echo_example_answers_a_contact_through_a_cgi_gateway() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = shared();
+    // examples/echo.cgi.sh as it is, behind Python's CGI gateway (uhttpd's and busybox
+    // httpd's stand-in: it runs executables under /cgi-bin/ with CONTENT_LENGTH set).
+    let root = p.dir.join(unique_user("cgi"));
+    let script = root.join("cgi-bin/echo.sh");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/echo.cgi.sh"),
+        &script,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = common::free_port();
+    let _gateway = Killed(
+        Command::new("python3")
+            .args(["-m", "http.server", "--cgi", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .current_dir(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no CGI gateway");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = bot(
+        p,
+        &format!(
+            "[webhook]\nurl = \"http://127.0.0.1:{port}/cgi-bin/echo.sh\"\nformat = \"xml\"\n\
+             from = \"anyone\"\n"
+        ),
+    );
+    let (user, pw) = p.new_user("cgi");
+    let mut c = TestClient::connect(p, &user, &pw);
+    c.send_message(&b.jid, "hello <there> & you");
+    let m = c.recv_message(WAIT).expect("the CGI script's answer");
+    assert_eq!(m.body.as_deref(), Some("you said: hello <there> & you"));
 }

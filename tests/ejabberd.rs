@@ -219,6 +219,7 @@ fn hostile_stanzas_from_a_second_account_leave_the_bot_serving() {
     let mut h = TestClient::connect(&*e, &user, &pw);
     let bot = format!("{}/xrelay", r.jid);
     let big = "A".repeat(40_000);
+    let huge = "B".repeat(100_000);
     let hostile = [
         // An iq nobody handles, one of an unknown type, results nobody asked for.
         format!("<iq type='set' to='{bot}' id='h1'><x xmlns='urn:evil'/></iq>"),
@@ -237,6 +238,9 @@ fn hostile_stanzas_from_a_second_account_leave_the_bot_serving() {
         ),
         format!("<message to='{bot}'><body>{big}</body></message>"),
         format!("<message to='{bot}' type='groupchat'><body>not a room</body></message>"),
+        // Over xmpp.max_stanza_bytes (64 KiB): skipped, and the iq answered, not fatal.
+        format!("<message to='{bot}' id='huge'><body>{huge}</body></message>"),
+        format!("<iq type='get' to='{bot}' id='h4'><query xmlns='urn:evil'>{huge}</query></iq>"),
     ];
     for s in &hostile {
         h.send_raw(s);
@@ -248,6 +252,11 @@ fn hostile_stanzas_from_a_second_account_leave_the_bot_serving() {
         .recv_where(WAIT, |el| el.is("iq") && el.attr("id") == Some("h1"))
         .expect("the iq is answered");
     assert!(answer.raw.contains("service-unavailable"), "{}", answer.raw);
+    let answer = h
+        .recv_where(WAIT, |el| el.is("iq") && el.attr("id") == Some("h4"))
+        .expect("the oversized iq is answered");
+    assert!(answer.raw.contains("policy-violation"), "{}", answer.raw);
+    r.wait_count("-byte message from", 1);
     std::thread::sleep(Duration::from_secs(1));
     // A stranger drives no webhook call, and the bot is still online and delivering.
     assert!(hook.requests().is_empty(), "{:?}", hook.requests().len());

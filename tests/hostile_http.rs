@@ -1,4 +1,6 @@
-//! Hostile HTTP against the real binary, as raw bytes over TCP. Every case checks the
+//! Hostile HTTP against the real binary, as raw bytes over TCP (and the HTTP surface: what
+//! `/health` tells strangers, `http.allowed_hosts`, Basic credentials on cross-site
+//! requests, and curl, wget and urllib with a password). Every case checks the
 //! answer, that the daemon still runs, and that a normal `?wait=1` post right after it is
 //! answered 200 and delivered.
 
@@ -242,28 +244,38 @@ fn a_list_of_content_lengths_is_refused_with_400() {
 }
 
 #[test]
-fn a_duplicate_equal_content_length_frames_one_body_and_nothing_is_smuggled() {
+fn a_duplicate_equal_content_length_is_refused_with_400() {
     let mut r = relay("");
     let req = r.msg_request(
         "Content-Type: text/plain\r\nContent-Length: 5\r\nContent-Length: 5\r\n\
          Connection: close\r\n",
         "dupes",
     );
-    r.answers(&req, &[202]);
-    r.expect_message("dupes");
+    r.answers(&req, &[400]);
     r.still_serves();
 }
 
 #[test]
-fn content_length_with_transfer_encoding_reads_chunked_and_closes_so_nothing_is_smuggled() {
+fn content_length_with_transfer_encoding_is_refused_with_400_and_nothing_is_smuggled() {
     let mut r = relay("");
     let req = r.msg_request(
         "Content-Type: text/plain\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n",
         "4\r\nreal\r\n0\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
     );
-    // One answer (not a 404 for the smuggled request), and the connection is closed.
-    r.answers(&req, &[202]);
-    r.expect_message("real");
+    // One answer (not a 404 for the smuggled request), and the connection is closed; the
+    // next message to arrive is the one `still_serves` posts.
+    r.answers(&req, &[400]);
+    r.still_serves();
+}
+
+#[test]
+fn transfer_encoding_before_content_length_is_refused_with_400() {
+    let mut r = relay("");
+    let req = r.msg_request(
+        "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n",
+        "4\r\nreal\r\n0\r\n\r\n",
+    );
+    r.answers(&req, &[400]);
     r.still_serves();
 }
 
@@ -553,5 +565,254 @@ fn a_raw_utf8_path_is_read_like_its_percent_encoded_form() {
     }
     let answer = raw(r.port, &bytes);
     assert_eq!(statuses(&answer), [400], "{answer}");
+    r.still_serves();
+}
+
+// The HTTP surface: what /health tells strangers, which hosts are answered, and Basic
+// credentials a browser would send by itself.
+
+impl Relay {
+    /// The key's `(ID, SECRET)`.
+    fn id_secret(&self) -> (&str, &str) {
+        self.token.split_once('/').expect("ID/SECRET")
+    }
+
+    /// `Authorization: Basic` for the key, as `curl -u ID:SECRET` sends it.
+    fn basic(&self) -> String {
+        use base64::Engine;
+        let (id, secret) = self.id_secret();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        format!("Authorization: Basic {b64}\r\n")
+    }
+
+    /// `GET target` with the header lines `head` (each ending in CRLF); the answer.
+    fn get(&self, target: &str, head: &str) -> String {
+        raw(
+            self.port,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    }
+
+    /// `POST /msg/RCPT` with Basic credentials, the header lines `head` and `body`.
+    fn msg_request_basic(&self, head: &str, body: &str) -> String {
+        format!(
+            "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}{head}Content-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.rcpt,
+            self.basic(),
+            body.len()
+        )
+    }
+
+    /// Whether exactly one 401 was answered so far: a client that sends its password only
+    /// after the challenge got it once.
+    fn challenged_once(&self) -> bool {
+        let answer = self.get("/metrics", &self.auth());
+        answer.contains("xrelay_http_responses_total{code=\"401\"} 1\n")
+    }
+
+    /// The URL of `/msg/RCPT` on the listener.
+    fn msg_url(&self) -> String {
+        format!("http://127.0.0.1:{}/msg/{}", self.port, self.rcpt)
+    }
+}
+
+/// The JSON body of an answer read with [`raw`].
+fn json_body(answer: &str) -> serde_json::Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+#[test]
+fn health_without_a_key_shows_the_state_but_no_jid_rooms_or_last_error() {
+    let mut r = relay("");
+    let answer = r.get("/health", "");
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    let v = json_body(&answer);
+    assert_eq!(v["stream"], "online", "{v}");
+    assert_eq!(v["outbox"]["depth"], 0, "{v}");
+    for hidden in ["jid", "rooms", "last_error"] {
+        assert!(v.get(hidden).is_none(), "{hidden} shown: {v}");
+    }
+    assert!(!answer.contains("@localhost"), "{answer}");
+    r.still_serves();
+}
+
+#[test]
+fn health_with_any_valid_key_shows_the_jid_rooms_and_last_error() {
+    let mut r = relay("");
+    let answer = r.get("/health", &r.auth());
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    let v = json_body(&answer);
+    assert!(
+        v["jid"].as_str().is_some_and(|j| j.ends_with("@localhost")),
+        "{v}"
+    );
+    assert!(v["rooms"].is_array(), "{v}");
+    assert!(v.get("last_error").is_some(), "{v}");
+    r.still_serves();
+}
+
+#[test]
+fn health_with_a_wrong_key_is_refused_with_401() {
+    let mut r = relay("");
+    let answer = r.get("/health", "Authorization: Bearer nosuch/key\r\n");
+    assert_eq!(statuses(&answer), [401], "{answer}");
+    assert!(!answer.contains("@localhost"), "{answer}");
+    r.still_serves();
+}
+
+/// The hosts of the allowed_hosts tests; `x` is what the other requests name.
+const ALLOWED: &str = "allowed_hosts = [\"x\", \"router.lan\"]\n";
+
+#[test]
+fn a_wrong_host_gets_421_when_allowed_hosts_is_set_and_nothing_is_delivered() {
+    let mut r = relay(ALLOWED);
+    let req = format!(
+        "POST /msg/{} HTTP/1.1\r\nHost: attacker.example:{}\r\n{}Content-Type: text/plain\r\n\
+         Content-Length: 8\r\nConnection: close\r\n\r\nrebinded",
+        r.rcpt,
+        r.port,
+        r.auth()
+    );
+    r.answers(&req, &[421]);
+    // The next message the receiver gets is the normal post, not the refused one.
+    r.still_serves();
+}
+
+#[test]
+fn a_listed_host_on_any_port_is_served_when_allowed_hosts_is_set() {
+    let mut r = relay(ALLOWED);
+    r.answers(
+        "GET /health HTTP/1.1\r\nHost: Router.LAN:5280\r\nConnection: close\r\n\r\n",
+        &[200],
+    );
+    r.still_serves();
+}
+
+#[test]
+fn an_absolute_target_for_another_host_gets_421_when_allowed_hosts_is_set() {
+    let mut r = relay(ALLOWED);
+    r.answers(
+        "GET http://attacker.example/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        &[421],
+    );
+    r.still_serves();
+}
+
+#[test]
+fn http_1_0_without_host_gets_421_when_allowed_hosts_is_set() {
+    let mut r = relay(ALLOWED);
+    r.answers("GET /health HTTP/1.0\r\n\r\n", &[421]);
+    r.still_serves();
+}
+
+#[test]
+fn a_cross_site_get_with_basic_credentials_is_refused_and_nothing_is_delivered() {
+    let mut r = relay("");
+    let target = format!("/msg/{}?body=from+another+site", r.rcpt);
+    let answer = r.get(
+        &target,
+        &format!("{}Sec-Fetch-Site: cross-site\r\n", r.basic()),
+    );
+    assert_eq!(statuses(&answer), [403], "{answer}");
+    let why = json_body(&answer)["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(why.contains("Bearer") && why.contains("?key="), "{why}");
+    r.still_serves();
+}
+
+#[test]
+fn basic_credentials_with_another_sites_origin_are_refused() {
+    let mut r = relay("");
+    let req = r.msg_request_basic("Origin: https://attacker.example\r\n", "posted by a page");
+    r.answers(&req, &[403]);
+    r.still_serves();
+}
+
+#[test]
+fn basic_credentials_from_the_devices_own_page_are_served() {
+    let mut r = relay("");
+    let req = r.msg_request_basic(
+        "Origin: http://x\r\nSec-Fetch-Site: same-origin\r\n",
+        "own page",
+    );
+    r.answers(&req, &[202]);
+    r.expect_message("own page");
+    r.still_serves();
+}
+
+#[test]
+fn a_cross_site_get_with_the_key_in_the_query_is_served() {
+    let mut r = relay("");
+    let key = r.token.replace('/', "%2F");
+    let target = format!("/msg/{}?body=explicit+key&key={key}", r.rcpt);
+    let answer = r.get(&target, "Sec-Fetch-Site: cross-site\r\n");
+    assert_eq!(statuses(&answer), [202], "{answer}");
+    r.expect_message("explicit key");
+    r.still_serves();
+}
+
+#[test]
+fn curl_with_user_and_password_is_served() {
+    let mut r = relay("");
+    let (id, secret) = r.id_secret();
+    let user = format!("{id}:{secret}");
+    let url = r.msg_url();
+    assert_eq!(curl(&["-u", &user, "-d", "from curl -u", &url]), "202");
+    r.expect_message("from curl -u");
+    r.still_serves();
+}
+
+#[test]
+fn gnu_wget_with_user_and_password_is_served_after_the_challenge() {
+    let mut r = relay("");
+    let (id, secret) = r.id_secret();
+    let out = std::process::Command::new("wget")
+        .args(["-q", "-O", "-", "--tries=1", "--timeout=10"])
+        .args(["--user", id, "--password", secret])
+        .args(["--post-data", "from wget", &r.msg_url()])
+        .output()
+        .expect("wget runs");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("queued"),
+        "{out:?}"
+    );
+    r.expect_message("from wget");
+    assert!(
+        r.challenged_once(),
+        "wget sent its password before the challenge"
+    );
+    r.still_serves();
+}
+
+#[test]
+fn python_urllib_with_http_basic_auth_handler_is_served_after_the_challenge() {
+    let mut r = relay("");
+    let (id, secret) = r.id_secret();
+    let script = "import sys, urllib.request as u\n\
+        url, user, pw = sys.argv[1:4]\n\
+        m = u.HTTPPasswordMgrWithDefaultRealm()\n\
+        m.add_password(None, url, user, pw)\n\
+        o = u.build_opener(u.HTTPBasicAuthHandler(m))\n\
+        print(o.open(u.Request(url, data=b'from urllib'), timeout=10).status)\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &r.msg_url(), id, secret])
+        .output()
+        .expect("python3 runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "202",
+        "{out:?}"
+    );
+    r.expect_message("from urllib");
+    assert!(
+        r.challenged_once(),
+        "urllib sent its password before the challenge"
+    );
     r.still_serves();
 }

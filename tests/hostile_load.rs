@@ -133,7 +133,7 @@ fn idle_connections_beyond_the_cap_give_way_to_requests() {
         "{sockets} sockets, {idle_sockets} before"
     );
     assert!(closed_within(&mut idle[0], Duration::from_secs(1)));
-    // Memory (README, "Hostile input and load"): each served connection holds at most a
+    // Memory (docs/security.md, "Slow clients"): each served connection holds at most a
     // body and about 32 KiB of buffers; 1 MiB of slack for the allocator.
     let bound = idle_rss + (MAX_CONNECTIONS * (MAX_BODY + 32 * 1024) / 1024) as u64 + 1024;
     assert!(

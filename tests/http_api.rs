@@ -565,7 +565,7 @@ fn health_and_metrics() {
     let p = common::shared();
     let mut r = relay(p, &[], "");
     r.daemon.wait_for("online as", WAIT);
-    let h = http(r.port, "GET", "/health", &[], b"");
+    let h = r.get("/health");
     assert_status(&h, 200);
     let v: serde_json::Value = serde_json::from_str(&h.body).unwrap();
     assert_eq!(v["stream"], "online", "{v}");

@@ -77,8 +77,10 @@ trap cleanup EXIT
 
 # A stub of OpenWrt's /etc/rc.common and procd's shell functions: sources the init script
 # ($1), prints its settings, points CONF at $STUB_CONF and runs start_service, recording
-# every procd call with its arguments in brackets.
+# every procd call (and mkdir, which must not touch this machine) with its arguments in
+# brackets.
 cat >"$TMP/rc.common" <<'SH'
+mkdir() { printf 'mkdir'; printf ' [%s]' "$@"; echo; }
 procd_open_instance() { echo "procd_open_instance"; }
 procd_set_param() { printf 'procd_set_param'; printf ' [%s]' "$@"; echo; }
 procd_close_instance() { echo "procd_close_instance"; }
@@ -177,6 +179,10 @@ check_ipk() {
         grep -qFx "procd_set_param [respawn] [3600] [5] [0]" "$d/procd.log"
     check "$arch: procd watches the config file" \
         grep -qFx "procd_set_param [file] [/etc/xrelay/xrelay.toml]" "$d/procd.log"
+    check "$arch: start_service makes the local socket's directory" \
+        grep -qFx "mkdir [-p] [-m] [0700] [/var/run/xrelay]" "$d/procd.log"
+    check "$arch: the example config listens on that socket" \
+        grep -qF '"unix:/var/run/xrelay/xrelay.sock"' "$d/data/etc/xrelay/xrelay.toml"
     check "$arch: one instance, opened and closed, start_service returns 0" test \
         "$(grep -c '^procd_open_instance$' "$d/procd.log")$(tail -2 "$d/procd.log" | tr '\n' ' ')" \
         = "1procd_close_instance start_service returned 0 "

@@ -3,9 +3,9 @@
 //! xrelay is killed with SIGKILL and stopped with SIGTERM. Messages are posted over HTTP
 //! and an independent client counts what arrives: answered 2xx, arrived, duplicated, lost.
 //!
-//! Each run posts `XRELAY_RELIABILITY_MESSAGES` messages (default 300); the README's
-//! figures are from `XRELAY_RELIABILITY_MESSAGES=1000 cargo test --test reliability --
-//! --nocapture`, which prints one line per run.
+//! Each run posts `XRELAY_RELIABILITY_MESSAGES` messages (default 300); the figures in
+//! docs/delivery.md are from `XRELAY_RELIABILITY_MESSAGES=1000 cargo test --test reliability
+//! -- --nocapture`, which prints one line per run.
 
 mod common;
 

@@ -46,7 +46,13 @@ impl Bot {
     }
 
     fn health(&self) -> serde_json::Value {
-        let r = http(self.port, "GET", "/health", &[], b"");
+        let r = http(
+            self.port,
+            "GET",
+            "/health",
+            &[("Authorization", &self.key)],
+            b"",
+        );
         serde_json::from_str(&r.body).unwrap()
     }
 }

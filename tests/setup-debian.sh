@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine: Prosody and ejabberd (the tests run
 # their own instances, so the distributions' services must not start), openssl,
-# ca-certificates, curl, python3 (the README's webhook example runs as a test),
+# ca-certificates, curl and wget (both are run against the listener), python3 (the
+# webhook example examples/echo_bot.py runs as a test),
 # python3-flask (the Flask bots of mod_rest's README run as webhooks) and musl-tools.
 # Given package names, installs exactly those instead (cross/build.sh does
 # that); a name like musl-dev:armhf adds the foreign architecture first.
@@ -9,7 +10,7 @@
 # usage: tests/setup-debian.sh [PACKAGE...]
 set -euo pipefail
 
-packages=(prosody ejabberd openssl ca-certificates curl python3 python3-flask musl-tools)
+packages=(prosody ejabberd openssl ca-certificates curl wget python3 python3-flask musl-tools)
 [ $# -gt 0 ] && packages=("$@")
 
 missing=()

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    free_port, http, unique_user, xrelay, Daemon, FileShare, HttpResponse, Prosody, ProsodyOpts,
-    TestClient,
+    free_port, http, unique_user, xrelay, Daemon, FileShare, HttpResponse, Message, Prosody,
+    ProsodyOpts, TestClient,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -170,12 +170,16 @@ fn fetch(url: &str) -> Vec<u8> {
 /// The announcement's body and its OOB URL.
 fn announcement(c: &mut TestClient) -> (String, String) {
     let m = c.recv_message(WAIT).expect("an announcement");
-    let oob =
-        m.el.child_ns("x", "jabber:x:oob")
-            .and_then(|x| x.child_text("url"))
-            .unwrap_or_else(|| panic!("no OOB url in {}", m.raw))
-            .to_string();
+    let oob = oob_url(&m);
     (m.body.unwrap_or_default(), oob)
+}
+
+/// The XEP-0066 URL of a message.
+fn oob_url(m: &Message) -> String {
+    m.el.child_ns("x", "jabber:x:oob")
+        .and_then(|x| x.child_text("url"))
+        .unwrap_or_else(|| panic!("no OOB url in {}", m.raw))
+        .to_string()
 }
 
 fn slot_requests() -> usize {
@@ -506,4 +510,53 @@ fn an_upload_over_its_timeout_gets_504_and_nothing_is_announced() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
     nothing_announced(&r, &mut c, &user);
+}
+
+/// `xrelay send --file` (with `text` when given) to a daemon on a trusted unix socket: the
+/// file goes through the daemon, not a login of the command's own.
+fn send_file_through_the_socket(text: Option<&str>, name: &str) -> (String, String, Vec<u8>) {
+    let p = server();
+    let bot = unique_user("bot");
+    p.register(&bot, "pw");
+    let dir = p.dir.join(unique_user("sock"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("xrelay.sock");
+    let tail = format!(
+        "[http]\nlisten = [\"unix:{}\"]\nunix_trust = true\n[keys]\nfile = {}\n",
+        sock.display(),
+        common::toml_str(&dir.join("keys").to_string_lossy())
+    );
+    let cfg = p.xrelay_config_with(&bot, "pw", &[], &tail);
+    let mut daemon = Daemon::start(&cfg);
+    daemon.wait_for("online as", WAIT);
+    let (mut c, user) = receiver();
+    let data = jpeg(300_000);
+    let path = write_temp(name, &data);
+    let mut args = vec!["send", "--file", path.to_str().unwrap(), &user];
+    args.extend(text);
+    let out = xrelay(&cfg, &args);
+    assert!(out.status.success(), "{out:?}");
+    daemon.wait_for("stored", WAIT);
+    let m = c.recv_message(WAIT).expect("an announcement");
+    // Sent by the daemon's own session, not by a login of `send`'s.
+    assert!(!m.from.contains("-send-"), "from {}", m.from);
+    let url = oob_url(&m);
+    (m.body.unwrap_or_default(), url, data)
+}
+
+#[test]
+fn send_file_through_the_daemons_socket_sends_a_form_with_the_text() {
+    let (body, url, data) = send_file_through_the_socket(Some("door cam"), "door.jpg");
+    assert_eq!(body, format!("door cam\n{url}"));
+    assert!(url.ends_with("door.jpg"), "{url}");
+    assert!(fetch(&url) == data, "the same bytes");
+}
+
+#[test]
+fn send_file_through_the_daemons_socket_without_text_names_the_raw_file() {
+    // A .txt file: text/plain, a file only because the request names it.
+    let (body, url, data) = send_file_through_the_socket(None, "notes.txt");
+    assert_eq!(body, url);
+    assert!(url.ends_with("notes.txt"), "{url}");
+    assert!(fetch(&url) == data, "the same bytes");
 }

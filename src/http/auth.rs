@@ -3,6 +3,10 @@
 //! An API key `ID/SECRET` may come as `Authorization: Bearer ID/SECRET`, as Basic (user
 //! `ID` with password `SECRET`, or any user with password `ID/SECRET`, so `curl -u` works
 //! either way), or as the query parameter `key=ID/SECRET`.
+//!
+//! Also the two checks on where a request comes from: `http.allowed_hosts` (the `Host` a
+//! request names, against DNS rebinding) and whether a browser sent it from another site
+//! (Basic credentials a browser remembered are then not used).
 
 use base64::Engine;
 use std::cell::RefCell;
@@ -115,6 +119,108 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, AuthError>
     super::body::percent_decode(s.as_bytes(), plus_is_space)
         .and_then(|v| String::from_utf8(v).ok())
         .ok_or(AuthError::BadEncoding)
+}
+
+/// One entry of `http.allowed_hosts`: a host name or IP literal, on any port or one port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    /// Lower case, without a trailing dot; an IPv6 address without brackets, in its
+    /// canonical form.
+    host: String,
+    port: Option<u16>,
+}
+
+impl AllowedHost {
+    /// Read `name`, `name:port`, an IPv4 address with or without `:port`, or an IPv6
+    /// address (bare, in brackets, or in brackets with `:port`). A `Host` header value is
+    /// read the same way.
+    pub fn parse(s: &str) -> Result<AllowedHost, &'static str> {
+        const WANT: &str = "expected a host name, an IP address, or either with :port";
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(AllowedHost {
+                host: ip.to_string(),
+                port: None,
+            });
+        }
+        if let Some(rest) = s.strip_prefix('[') {
+            let (inner, after) = rest.split_once(']').ok_or(WANT)?;
+            let ip = inner.parse::<Ipv6Addr>().map_err(|_| WANT)?;
+            let port = match after {
+                "" => None,
+                p => Some(parse_port(p.strip_prefix(':').ok_or(WANT)?).ok_or(WANT)?),
+            };
+            return Ok(AllowedHost {
+                host: ip.to_string(),
+                port,
+            });
+        }
+        let (name, port) = match s.rsplit_once(':') {
+            Some((name, p)) => (name, Some(parse_port(p).ok_or(WANT)?)),
+            None => (s, None),
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let valid = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        if name.is_empty() || !name.bytes().all(valid) {
+            return Err(WANT);
+        }
+        let host = match name.parse::<IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => name.to_ascii_lowercase(),
+        };
+        Ok(AllowedHost { host, port })
+    }
+
+    /// Whether the request's `host` (parsed with [`AllowedHost::parse`]) is this entry:
+    /// the same host, and the same port when the entry names one.
+    fn admits(&self, host: &AllowedHost) -> bool {
+        self.host == host.host && (self.port.is_none() || self.port == host.port)
+    }
+}
+
+fn parse_port(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&p| p != 0)
+}
+
+/// Whether a request naming `host` (its `Host`, or the authority of an absolute-form
+/// target) may be answered: always when `allowed` is empty (the option is unset),
+/// otherwise only when an entry admits it, so a request without a host is refused.
+pub fn host_allowed(host: Option<&str>, allowed: &[AllowedHost]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    host.and_then(|h| AllowedHost::parse(h.trim()).ok())
+        .is_some_and(|h| allowed.iter().any(|a| a.admits(&h)))
+}
+
+/// Whether a browser sent the request from a page of another origin. The browser's own
+/// `Sec-Fetch-Site` decides when present (only `same-origin` and `none`, a typed URL or a
+/// bookmark, are not cross-site; a page cannot forge it); without it, an `Origin` whose
+/// host and port are not `host` is (`null` included). A request with neither is not a
+/// browser's cross-site one: curl, wget and scripts send neither.
+pub fn cross_site(sec_fetch_site: Option<&str>, origin: Option<&str>, host: Option<&str>) -> bool {
+    if let Some(site) = sec_fetch_site.map(str::trim) {
+        return !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"));
+    }
+    let Some(origin) = origin.map(str::trim) else {
+        return false;
+    };
+    let authority = origin.split_once("://").map(|(_, a)| a);
+    match (authority, host) {
+        (Some(a), Some(h)) => !a.eq_ignore_ascii_case(h.trim()),
+        _ => true,
+    }
+}
+
+/// Whether an `Authorization` header holds Basic credentials, the kind a browser
+/// remembers and sends again by itself.
+pub fn is_basic(authorization: Option<&str>) -> bool {
+    authorization
+        .map(str::trim_start)
+        .and_then(|h| h.get(..6))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
 }
 
 /// The address failures are counted for: IPv6 clients by their /64 (one host usually has
@@ -346,6 +452,88 @@ mod tests {
         assert_eq!(percent_decode("%4", true), Err(AuthError::BadEncoding));
         assert_eq!(query_param("wait=1&x", "x"), Some(Ok(String::new())));
         assert_eq!(query_param("wait=1", "key"), None);
+    }
+
+    #[test]
+    fn allowed_hosts_read_names_ports_and_ip_literals() {
+        let p = |s: &str| AllowedHost::parse(s).unwrap();
+        assert_eq!(p("Router.LAN."), p("router.lan"));
+        assert_eq!(p("router.lan:5280").port, Some(5280));
+        assert_eq!(p("192.168.1.1:80").host, "192.168.1.1");
+        assert_eq!(p("::1"), p("[0:0::1]"));
+        assert_eq!(p("[fe80::1]:5280").port, Some(5280));
+        for bad in [
+            "",
+            ":80",
+            "a b",
+            "host:",
+            "host:0",
+            "host:99999",
+            "[::1",
+            "[x]:1",
+            "*.lan",
+        ] {
+            assert!(AllowedHost::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_host_outside_a_set_allowed_hosts_list_is_refused() {
+        let list = [
+            AllowedHost::parse("router.lan").unwrap(),
+            AllowedHost::parse("192.168.1.1:5280").unwrap(),
+            AllowedHost::parse("::1").unwrap(),
+        ];
+        assert!(host_allowed(Some("ROUTER.lan:5280"), &list));
+        assert!(host_allowed(Some("router.lan"), &list));
+        assert!(host_allowed(Some("192.168.1.1:5280"), &list));
+        assert!(host_allowed(Some("[::1]:5280"), &list));
+        assert!(
+            !host_allowed(Some("192.168.1.1:8080"), &list),
+            "the port is named"
+        );
+        assert!(!host_allowed(Some("192.168.1.1"), &list));
+        assert!(!host_allowed(Some("attacker.example:5280"), &list));
+        assert!(!host_allowed(Some("router.lan.attacker.example"), &list));
+        assert!(!host_allowed(Some("router.lan@x"), &list));
+        assert!(!host_allowed(None, &list), "no Host while the list is set");
+    }
+
+    #[test]
+    fn without_allowed_hosts_any_host_and_none_are_served() {
+        assert!(host_allowed(Some("anything.example"), &[]));
+        assert!(host_allowed(None, &[]));
+    }
+
+    #[test]
+    fn a_browsers_cross_site_request_is_told_apart_from_same_origin_and_tools() {
+        let host = Some("192.168.1.1:5280");
+        assert!(cross_site(Some("cross-site"), None, host));
+        assert!(cross_site(Some("same-site"), None, host));
+        assert!(!cross_site(Some("same-origin"), None, host));
+        assert!(!cross_site(Some("none"), None, host));
+        assert!(
+            !cross_site(Some("same-origin"), Some("https://proxy.example"), host),
+            "the browser's word wins over an Origin a proxy's Host does not match"
+        );
+        assert!(cross_site(None, Some("https://attacker.example"), host));
+        assert!(
+            cross_site(None, Some("http://192.168.1.1"), host),
+            "another port"
+        );
+        assert!(cross_site(None, Some("null"), host));
+        assert!(!cross_site(None, Some("http://192.168.1.1:5280"), host));
+        assert!(!cross_site(None, None, host), "curl and wget send neither");
+        assert!(cross_site(None, Some("http://x"), None));
+    }
+
+    #[test]
+    fn only_the_basic_scheme_counts_as_basic() {
+        assert!(is_basic(Some(&basic("id:secret"))));
+        assert!(is_basic(Some("basic abc")));
+        assert!(!is_basic(Some("Bearer id/secret")));
+        assert!(!is_basic(Some("Basicx")));
+        assert!(!is_basic(None));
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -9,12 +9,21 @@
 //! `routes` decides what each request means; `body` parses `/msg` bodies, `rest` `/rest`
 //! bodies, and `auth` reads credentials and rate-limits failures; `upload` streams posted
 //! files to the XEP-0363 slot (forms through `multipart`); `client` is the one-request HTTP
-//! client of the webhook and of uploads, and `url` the small URL parser both sides share. This module
-//! only moves bytes, over any stream (TCP today; the connection code is generic over it).
+//! client of the webhook and of uploads, and `url` the small URL parser both sides share.
+//! This module only moves bytes, over any stream: TCP, TLS over TCP (`https`), or a local
+//! unix socket.
+//!
+//! A unix-socket client has no IP address. The failed-auth limiter counts all of them as
+//! the one address [`UNIX_PEER`] (`::`, which no TCP peer can have): a local process that
+//! guesses keys blocks only the socket, never a LAN client. With `http.unix_trust`, a
+//! request on the socket carries [`LocalTrust`] and needs no key.
 
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod framing;
+pub mod https;
+pub mod local;
 pub mod multipart;
 pub mod rest;
 pub mod routes;
@@ -29,13 +38,14 @@ use hyper::service::service_fn;
 use smol::future::FutureExt;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::lock::Semaphore;
-use smol::net::TcpListener;
+use smol::net::unix::{UnixListener, UnixStream};
+use smol::net::{TcpListener, TcpStream};
 use smol::{LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -51,21 +61,104 @@ pub const MAX_HEADERS: usize = 64;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// The address the auth limiter sees for every unix-socket client.
+pub const UNIX_PEER: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// A request extension: the request came over a local socket with `http.unix_trust`, whose
+/// file mode is the access control, so it needs no API key.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalTrust;
+
+/// A request extension: the request came over a local socket, which no web page can reach
+/// (`http.allowed_hosts` does not apply).
+#[derive(Debug, Clone, Copy)]
+pub struct UnixSocket;
+
+/// A socket the daemon serves HTTP on.
+pub enum Listener {
+    /// TCP, with TLS when `http.tls_cert` is set.
+    Tcp(TcpListener, Option<Rc<https::Https>>),
+    /// A local socket; `true`: its requests need no key (`http.unix_trust`).
+    Unix(UnixListener, bool),
+}
+
+/// An accepted connection, not yet served.
+enum Accepted {
+    Tcp(TcpStream, IpAddr, Option<Rc<https::Https>>),
+    Unix(UnixStream, bool),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l, tls) => {
+                let (tcp, peer) = l.accept().await?;
+                // Answers are small and written at once; do not hold them for the peer's ACK.
+                let _ = tcp.set_nodelay(true);
+                Ok(Accepted::Tcp(tcp, peer.ip(), tls.clone()))
+            }
+            Listener::Unix(l, trust) => Ok(Accepted::Unix(l.accept().await?.0, *trust)),
+        }
+    }
+}
+
+impl Accepted {
+    /// Serve the connection; a TLS handshake must finish within `http.read_timeout`.
+    async fn serve(self, app: Rc<App>, conn: Rc<Conn>) {
+        match self {
+            Accepted::Tcp(tcp, peer, None) => serve_connection(tcp, app, peer, conn).await,
+            #[cfg(feature = "https")]
+            Accepted::Tcp(tcp, peer, Some(tls)) => {
+                let handshake = async { tls.acceptor().accept(tcp).await.ok() };
+                let timeout = async {
+                    Timer::after(app.cfg.http.read_timeout).await;
+                    None
+                };
+                if let Some(stream) = handshake.or(timeout).await {
+                    serve_connection(stream, app, peer, conn).await;
+                }
+            }
+            // `Https::open` fails in such a build: no listener has a certificate.
+            #[cfg(not(feature = "https"))]
+            Accepted::Tcp(_, _, Some(_)) => {}
+            Accepted::Unix(stream, trust) => {
+                conn.unix.set(true);
+                conn.trusted.set(trust);
+                serve_connection(stream, app, UNIX_PEER, conn).await
+            }
+        }
+    }
+}
+
 /// What the accept loop knows of a connection it serves.
 #[derive(Debug, Default)]
 pub struct Conn {
+    /// The connection is on a unix socket ([`UnixSocket`]).
+    unix: Cell<bool>,
+    /// Requests on this connection need no key ([`LocalTrust`]).
+    trusted: Cell<bool>,
     /// A request's head arrived and its answer is not written yet.
     requesting: Cell<bool>,
     /// The answer went to hyper; its next read (the next request, or the rest of an
     /// unread body) comes after the answer is written.
     answered: Cell<bool>,
+    /// Requests handed to the service so far.
+    requests: Cell<u64>,
+    /// The number of a request that carried both `Content-Length` and `Transfer-Encoding`,
+    /// or `Content-Length` twice ([`framing::Scanner`]): hyper passes it on without the
+    /// extra length.
+    smuggled: Cell<Option<u64>>,
 }
 
 impl Conn {
-    /// A request's head arrived: keep the slot until it is answered.
-    fn begin(&self) {
+    /// A request's head arrived: keep the slot until it is answered. Returns whether it is
+    /// a smuggling form hyper does not refuse itself.
+    fn begin(&self) -> bool {
         self.answered.set(false);
         self.requesting.set(true);
+        let n = self.requests.get();
+        self.requests.set(n + 1);
+        self.smuggled.get() == Some(n)
     }
 
     /// The answer is handed over to be written.
@@ -87,6 +180,7 @@ struct HttpIo<T> {
     timer: Timer,
     armed: bool,
     conn: Rc<Conn>,
+    framing: framing::Scanner,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for HttpIo<T> {
@@ -102,6 +196,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for HttpIo<T> {
         let ready = Pin::new(&mut this.io).poll_read(cx, buf);
         if ready.is_ready() {
             this.progress = Instant::now();
+            if let Poll::Ready(Ok(n)) = ready {
+                this.framing.feed(&buf[..n.min(buf.len())]);
+                if let Some(i) = this.framing.flagged() {
+                    this.conn.smuggled.set(Some(i));
+                }
+            }
             return ready;
         }
         loop {
@@ -159,13 +259,24 @@ where
         timer: Timer::never(),
         armed: false,
         conn: conn.clone(),
+        framing: framing::Scanner::default(),
     });
     let service = service_fn(move |req| {
         let app = app.clone();
         let conn = conn.clone();
         async move {
-            conn.begin();
-            let res = routes::handle(&app, req, peer).await;
+            let mut req = req;
+            if conn.unix.get() {
+                req.extensions_mut().insert(UnixSocket);
+            }
+            if conn.trusted.get() {
+                req.extensions_mut().insert(LocalTrust);
+            }
+            let res = if conn.begin() {
+                routes::smuggled(&app)
+            } else {
+                routes::handle(&app, req, peer).await
+            };
             conn.end();
             Ok::<_, Infallible>(res)
         }
@@ -212,12 +323,38 @@ impl ServedList {
     }
 }
 
+/// Listen on the local socket `path` with file mode `mode`. A socket left by a previous run
+/// is removed; any other file there is an error.
+pub fn bind_unix(path: &std::path::Path, mode: u32) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // The socket is made with the umask's mode; none wider than `mode`, so that no client
+    // can connect in the moment before the chmod.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(!mode & 0o777));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    rustix::process::umask(old);
+    let l = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    l.set_nonblocking(true)?;
+    UnixListener::try_from(l)
+}
+
 /// Accept connections on `listener` for ever, at most `http.max_connections` at once
 /// across all listeners (`slots`). Beyond that, a new connection takes the slot of this
 /// listener's oldest connection that is not answering a request; when every one is,
 /// new connections wait in the kernel's backlog until a slot frees.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     app: Rc<App>,
     slots: Arc<Semaphore>,
     ex: Rc<LocalExecutor<'static>>,
@@ -228,7 +365,7 @@ pub async fn serve(
         if permit.is_none() && !served.any_waiting() {
             permit = Some(slots.acquire_arc().await);
         }
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 log!("http: accept failed: {e}");
@@ -244,8 +381,6 @@ pub async fn serve(
                 slots.acquire_arc().await
             }
         };
-        // Answers are small and written at once; do not hold them for the peer's ACK.
-        let _ = tcp.set_nodelay(true);
         let conn = Rc::new(Conn::default());
         let (close, closed) = smol::channel::bounded::<()>(1);
         served.0.borrow_mut().push(Served {
@@ -255,7 +390,7 @@ pub async fn serve(
         let app = app.clone();
         let served = served.clone();
         ex.spawn(async move {
-            let serve = serve_connection(tcp, app, peer.ip(), conn.clone());
+            let serve = accepted.serve(app, conn.clone());
             let evicted = async {
                 let _ = closed.recv().await;
             };
@@ -264,5 +399,40 @@ pub async fn serve(
             drop(permit);
         })
         .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("xrelay-unix-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_socket_left_by_an_earlier_run_is_replaced_with_the_configured_mode() {
+        let d = dir("stale");
+        let path = d.join("s.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        smol::block_on(async { bind_unix(&path, 0o640).unwrap() });
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_socket_is_left_alone_and_refused() {
+        let d = dir("file");
+        let path = d.join("s.sock");
+        std::fs::write(&path, "keep me").unwrap();
+        let e = smol::block_on(async { bind_unix(&path, 0o660).unwrap_err() });
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -51,11 +51,24 @@ pub const BODY_RATE_GRACE: Duration = Duration::from_secs(1);
 /// Answer one request and count the answer.
 pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response {
     let (parts, body) = req.into_parts();
-    let res = match well_formed(&parts) {
+    let res = match well_formed(&parts).and_then(|()| addressed_to_us(app, &parts)) {
         Ok(()) => route(app, &parts, body, peer).await,
         Err(r) => Err(r),
     }
     .unwrap_or_else(Reject::into_response);
+    app.metrics.response(res.status().as_u16());
+    res
+}
+
+/// The answer to a request that carried both `Content-Length` and `Transfer-Encoding`, or
+/// `Content-Length` twice (RFC 9112 §6.1, §6.3: smuggling forms), counted like every answer.
+pub fn smuggled(app: &App) -> Response {
+    let res = Reject::new(
+        StatusCode::BAD_REQUEST,
+        "a request may carry one Content-Length, or Transfer-Encoding, not both",
+    )
+    .header("Connection", "close")
+    .into_response();
     app.metrics.response(res.status().as_u16());
     res
 }
@@ -72,6 +85,30 @@ fn well_formed(parts: &Parts) -> Result<(), Reject> {
         .header("Connection", "close"));
     }
     Ok(())
+}
+
+/// The host a request names: the authority of an absolute-form target, which RFC 9112
+/// §3.2.2 puts before `Host`, else the `Host` header.
+fn request_host(parts: &Parts) -> Option<String> {
+    match parts.uri.authority() {
+        Some(a) => Some(a.as_str().to_string()),
+        None => header(parts, "Host"),
+    }
+}
+
+/// `http.allowed_hosts`: a request for a host name not listed is refused with 421, so a
+/// web page whose own name an attacker points at this device (DNS rebinding) is not
+/// answered. A local socket is out of a web page's reach: any host will do there.
+fn addressed_to_us(app: &App, parts: &Parts) -> Result<(), Reject> {
+    if parts.extensions.get::<super::UnixSocket>().is_some()
+        || auth::host_allowed(request_host(parts).as_deref(), &app.cfg.http.allowed_hosts)
+    {
+        return Ok(());
+    }
+    Err(Reject::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "this server does not answer for the host this request names (http.allowed_hosts)",
+    ))
 }
 
 /// The last value of header `name`, if it is UTF-8 (other bytes are opaque to us, RFC
@@ -138,7 +175,19 @@ async fn route(app: &App, parts: &Parts, body: Incoming, peer: IpAddr) -> Answer
     match path {
         "/health" => {
             allow(method, &[Method::GET])?;
-            Ok(health(app))
+            // The state is public; what names the account and its network needs a key
+            // (or a trusted socket).
+            let anonymous = parts.extensions.get::<super::LocalTrust>().is_none()
+                && matches!(
+                    auth::credentials(header(parts, "Authorization").as_deref(), parts.uri.query()),
+                    Ok(None)
+                );
+            let _slot = if anonymous {
+                None
+            } else {
+                Some(authenticate(app, parts, peer, None)?)
+            };
+            Ok(health(app, !anonymous))
         }
         "/metrics" => {
             allow(method, &[Method::GET])?;
@@ -226,8 +275,11 @@ fn allow(method: &Method, allowed: &[Method]) -> Result<(), Reject> {
     )
 }
 
-/// Check the API key (`scope` `None` accepts any valid key) and take one of its
-/// `http.max_per_key` places for the time of the request.
+/// The `http.max_per_key` account of trusted unix-socket requests (no key id has a space).
+const LOCAL_TRUST_ID: &str = "unix socket";
+
+/// Check the API key (`scope` `None` accepts any valid key; a trusted unix socket needs
+/// none) and take one of its `http.max_per_key` places for the time of the request.
 fn authenticate<'a>(
     app: &'a App,
     parts: &Parts,
@@ -235,7 +287,23 @@ fn authenticate<'a>(
     scope: Option<Scope>,
 ) -> Result<InFlightGuard<'a>, Reject> {
     let authorization = header(parts, "Authorization");
+    if auth::is_basic(authorization.as_deref())
+        && auth::cross_site(
+            header(parts, "Sec-Fetch-Site").as_deref(),
+            header(parts, "Origin").as_deref(),
+            request_host(parts).as_deref(),
+        )
+    {
+        return Err(Reject::new(
+            StatusCode::FORBIDDEN,
+            "Basic credentials are not accepted from a web page of another site, since a \
+             browser sends a remembered password by itself; send the key as \
+             Authorization: Bearer or ?key= instead",
+        ));
+    }
     let id = match auth::credentials(authorization.as_deref(), parts.uri.query()) {
+        // The socket's file mode is the access control; its clients share one place count.
+        _ if parts.extensions.get::<super::LocalTrust>().is_some() => LOCAL_TRUST_ID.into(),
         Ok(Some(Credentials { id, secret })) => {
             let result = app.keys.verify(
                 &id,
@@ -389,7 +457,7 @@ async fn request_body(
 }
 
 async fn post_msg(app: &App, parts: &Parts, body: Incoming, path_to: &str) -> Answer {
-    if parts.method == Method::POST && upload::is_file(header(parts, "Content-Type").as_deref()) {
+    if parts.method == Method::POST && upload::is_file(parts) {
         let file = upload::post_file(app, parts, body, path_to)
             .await
             .map_err(upload_reject)?;
@@ -743,8 +811,22 @@ fn push(app: &App, stanza: Element, wait: bool) -> Result<Option<AckWaiter>, Rej
     Ok(waiter)
 }
 
-fn health(app: &App) -> Response {
+/// The stream state and outbox depth for anyone; with `full` (any valid key) also the
+/// account, the outbox's limits, the rooms and the last error.
+fn health(app: &App, full: bool) -> Response {
     let state = app.stream.get();
+    let status = if state == StreamState::Online {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !full {
+        let body = json!({
+            "stream": state.as_str(),
+            "outbox": { "depth": app.outbox.depth() },
+        });
+        return json_response(status, &body);
+    }
     let rooms: Vec<_> = app
         .room_states()
         .into_iter()
@@ -765,11 +847,6 @@ fn health(app: &App) -> Response {
         "rooms": rooms,
         "last_error": *app.last_error.borrow(),
     });
-    let status = if state == StreamState::Online {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     json_response(status, &body)
 }
 

@@ -11,6 +11,7 @@
 use super::auth;
 use super::body::{self, MsgRequest};
 use super::client;
+use super::local::content_type_of;
 use super::multipart::{self, Decoder, Event, PartHead};
 use super::routes::{header, BODY_RATE_GRACE};
 use super::url::Url;
@@ -35,6 +36,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::Read;
+use std::path::Path;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -63,16 +65,30 @@ pub struct Announcement {
     pub to: Jid,
 }
 
-/// Whether a `/msg` POST with this `Content-Type` is a file: `multipart/form-data`, or any
-/// media type other than `text/*`, a urlencoded form or JSON (`image/*`, `audio/*`,
-/// `video/*`, `application/pdf`, `application/octet-stream`, ...).
-pub fn is_file(content_type: Option<&str>) -> bool {
+/// Whether a `/msg` POST is a file: it names a file name (`?filename=`, a `Filename` or
+/// `X-Filename` header, as ntfy reads them), or its `Content-Type` is a file's type.
+pub fn is_file(parts: &Parts) -> bool {
+    file_name(parts).is_some() || is_file_type(header(parts, "Content-Type").as_deref())
+}
+
+/// Whether a `Content-Type` is a file's: `multipart/form-data`, or any media type other
+/// than `text/*`, a urlencoded form or JSON (`image/*`, `audio/*`, `video/*`,
+/// `application/pdf`, `application/octet-stream`, ...).
+fn is_file_type(content_type: Option<&str>) -> bool {
     let Some(essence) = content_type.and_then(media_type) else {
         return false;
     };
     !(essence.starts_with("text/")
         || essence == "application/x-www-form-urlencoded"
         || essence == "application/json")
+}
+
+/// The file name the request gives outside a form.
+fn file_name(parts: &Parts) -> Option<String> {
+    query(parts, "filename")
+        .or_else(|| header(parts, "Filename"))
+        .or_else(|| header(parts, "X-Filename"))
+        .filter(|n| !n.trim().is_empty())
 }
 
 /// The media type without parameters, lower case, if it is `type/subtype` of token
@@ -147,9 +163,7 @@ pub async fn post_file(
     let _permit = app.uploads.start(app.cfg.upload.concurrency)?;
     let progress = Rc::new(Progress::default());
     let mut file = File {
-        name: query(parts, "filename")
-            .or_else(|| header(parts, "Filename"))
-            .or_else(|| header(parts, "X-Filename")),
+        name: file_name(parts),
         media_type: media_type(&content_type).unwrap_or_else(|| DEFAULT_MEDIA_TYPE.into()),
         size: length,
         text: query(parts, "body")
@@ -172,7 +186,7 @@ pub async fn post_file(
         let name = xep::clean_filename(&name);
         if file.media_type == DEFAULT_MEDIA_TYPE {
             // An octet stream with a known extension: say what it is, so clients show it.
-            file.media_type = xep::media_type_for(&name).to_owned();
+            file.media_type = content_type_of(Path::new(&name)).to_owned();
         }
         let slot = upload::slot(app, &name, file.size, &file.media_type).await?;
         let tls = upload::tls(app)?;
@@ -620,7 +634,7 @@ mod tests {
             "audio/ogg",
             "multipart/form-data; boundary=x",
         ] {
-            assert!(is_file(Some(ct)), "{ct}");
+            assert!(is_file_type(Some(ct)), "{ct}");
         }
     }
 
@@ -637,9 +651,9 @@ mod tests {
             "image/p ng",
             "",
         ] {
-            assert!(!is_file(Some(ct)), "{ct}");
+            assert!(!is_file_type(Some(ct)), "{ct}");
         }
-        assert!(!is_file(None));
-        assert!(!is_file(Some(&format!("x/{}", "y".repeat(200)))));
+        assert!(!is_file_type(None));
+        assert!(!is_file_type(Some(&format!("x/{}", "y".repeat(200)))));
     }
 }

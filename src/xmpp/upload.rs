@@ -310,8 +310,7 @@ pub fn announcement(
         .child(Element::new("x", NS_OOB).child(Element::new("url", NS_OOB).text(url)))
 }
 
-/// Media types and the file name a body of that type gets when it came without one (its
-/// extension also gives a file's type by name, [`media_type_for`]).
+/// Media types and the file name a body of that type gets when it came without one.
 const KNOWN_TYPES: [(&str, &str); 16] = [
     ("image/jpeg", "image.jpg"),
     ("image/png", "image.png"),
@@ -343,20 +342,6 @@ pub fn default_filename(content_type: &str) -> &'static str {
         .iter()
         .find(|(t, _)| *t == essence)
         .map_or("file", |(_, name)| name)
-}
-
-/// The media type of a file by its name's extension; `application/octet-stream` when the
-/// extension is unknown.
-pub fn media_type_for(filename: &str) -> &'static str {
-    let ext = match filename.rsplit_once('.') {
-        Some((_, e)) => e.to_ascii_lowercase(),
-        None => return "application/octet-stream",
-    };
-    let ext = if ext == "jpeg" { "jpg".to_owned() } else { ext };
-    KNOWN_TYPES
-        .iter()
-        .find(|(_, name)| name.rsplit_once('.').is_some_and(|(_, e)| e == ext))
-        .map_or("application/octet-stream", |(t, _)| t)
 }
 
 #[cfg(test)]
@@ -576,13 +561,5 @@ mod tests {
         assert_eq!(default_filename("image/jpeg"), "image.jpg");
         assert_eq!(default_filename("Image/PNG; q=1"), "image.png");
         assert_eq!(default_filename("application/x-thing"), "file");
-    }
-
-    #[test]
-    fn media_type_for_follows_the_extension() {
-        assert_eq!(media_type_for("/cam/Door.JPEG"), "image/jpeg");
-        assert_eq!(media_type_for("report.pdf"), "application/pdf");
-        assert_eq!(media_type_for("notes"), "application/octet-stream");
-        assert_eq!(media_type_for("x.unknown"), "application/octet-stream");
     }
 }
