@@ -535,7 +535,7 @@ fn send_file_through_the_socket(text: Option<&str>, name: &str) -> (String, Stri
     let mut args = vec!["send", "--file", path.to_str().unwrap(), &user];
     args.extend(text);
     let out = xrelay(&cfg, &args);
-    assert!(out.status.success(), "{out:?}");
+    assert!(out.status.success(), "{out:?}\n{}", daemon.log());
     daemon.wait_for("stored", WAIT);
     let m = c.recv_message(WAIT).expect("an announcement");
     // Sent by the daemon's own session, not by a login of `send`'s.
