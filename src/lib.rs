@@ -23,6 +23,9 @@
 //!     │           metrics, status
 //!     ├── webhook inbound stanzas → byte-bounded queue → one worker POSTing them (http::client,
 //!     │           hyper's HTTP/1 client)
+//!     ├── upload  files posted to /msg: XEP-0363 service and slot over the stream, bounded
+//!     │           uploads at once; http::upload streams the body (http::multipart for forms)
+//!     │           to the slot with http::client and announces it (xmpp::upload: pure stanzas)
 //!     │
 //!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop,
 //!     │           SCRAM's PBKDF2 on a blocking thread

@@ -6,15 +6,18 @@ use std::process::ExitCode;
 use std::time::Instant;
 use xrelay::config::{self, Config};
 use xrelay::daemon;
+use xrelay::http::upload as http_upload;
 use xrelay::invites::{self, InviteFile};
 use xrelay::keys::{self, KeyFile};
 use xrelay::log;
 use xrelay::timefmt;
+use xrelay::upload as upload_shell;
 use xrelay::xmpp::conn::{Connection, Progress};
 use xrelay::xmpp::jid::Jid;
 use xrelay::xmpp::stanza::{self, IdGen, MessageType};
 use xrelay::xmpp::stream::Event;
 use xrelay::xmpp::tls;
+use xrelay::xmpp::upload;
 
 /// Largest message `send` reads from stdin.
 const MAX_SEND_BYTES: u64 = 64 * 1024;
@@ -426,10 +429,13 @@ fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode
             None => continue,
         }
     }
-    if how.file.is_some() {
-        eprintln!("xrelay: --file needs the daemon's unix socket (http.listen \"unix:...\")");
-        return ExitCode::from(1);
-    }
+    let file = match how.file.map(|p| open_upload(cfg, p)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("xrelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let kind = kind.unwrap_or(if cfg.xmpp.rooms.contains(&to) {
         MessageType::Groupchat
     } else {
@@ -451,7 +457,27 @@ fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode
                 return ExitCode::from(1);
             }
         };
-        let msg = stanza::message(&to, kind, &IdGen::new().next_id(), &text, subject);
+        let mut ids = IdGen::new();
+        let msg = match file {
+            None => stanza::message(&to, kind, &ids.next_id(), &text, subject),
+            Some(file) => {
+                let url = match upload_file(&mut conn, cfg, &mut ids, file).await {
+                    Ok(url) => url,
+                    Err(e) => {
+                        eprintln!("xrelay: the upload failed: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                let text = Some(text.as_str()).filter(|t| !t.trim().is_empty());
+                let mut msg = upload::announcement(&to, kind, &ids.next_id(), &url, text);
+                if let Some(s) = subject {
+                    msg.push_child(
+                        xrelay::xmpp::xml::Element::new("subject", stanza::NS_CLIENT).text(s),
+                    );
+                }
+                msg
+            }
+        };
         let Ok(seq) = conn.send(&msg) else {
             eprintln!("xrelay: the stream went offline before sending");
             return ExitCode::from(1);
@@ -470,6 +496,101 @@ fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode
         conn.close().await;
         ExitCode::SUCCESS
     })
+}
+
+/// A file to upload on the command's own login: open, its size within `upload.max_bytes`,
+/// its type by its name.
+struct Upload {
+    file: std::fs::File,
+    name: String,
+    size: u64,
+    media_type: &'static str,
+}
+
+fn open_upload(cfg: &Config, path: &std::path::Path) -> Result<Upload, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    upload_shell::check_size_with(cfg.upload.max_bytes, meta.len()).map_err(|e| e.to_string())?;
+    Ok(Upload {
+        name: upload::clean_filename(&path.to_string_lossy()),
+        media_type: xrelay::http::local::content_type_of(path),
+        size: meta.len(),
+        file,
+    })
+}
+
+/// Upload `file` over the command's own stream (disco, slot, PUT) within `upload.timeout`;
+/// the GET URL.
+async fn upload_file(
+    conn: &mut Connection,
+    cfg: &Config,
+    ids: &mut IdGen,
+    file: Upload,
+) -> Result<String, String> {
+    let work = async {
+        let server = cfg.xmpp.jid.domain().to_owned();
+        let id = ids.next_id();
+        let items = iq(conn, upload::items_request(&id, &server), &id).await?;
+        let mut service = None;
+        for jid in std::iter::once(server).chain(upload::item_jids(&items)) {
+            let id = ids.next_id();
+            let info = iq(conn, upload::info_request(&id, &jid), &id).await?;
+            if let Some(s) = upload::service_from_info(&jid, &info) {
+                service = Some(s);
+                break;
+            }
+        }
+        let service = service.ok_or_else(|| upload_shell::UploadError::NoService.to_string())?;
+        if let Some(max) = service.max_file_size.filter(|m| file.size > *m) {
+            return Err(upload_shell::UploadError::TooLarge {
+                size: file.size,
+                max,
+            }
+            .to_string());
+        }
+        let id = ids.next_id();
+        let request =
+            upload::slot_request(&id, &service.jid, &file.name, file.size, file.media_type);
+        let reply = iq(conn, request, &id).await?;
+        let slot = upload::parse_slot(&reply).map_err(|e| e.to_string())?;
+        let trust = xrelay::webhook::trust(cfg.xmpp.ca_file.as_deref());
+        let tls = tls::client_config(&trust).map_err(|e| e.to_string())?;
+        let body = xrelay::http::client::boxed(http_upload::DiskFile::new(file.file, file.size));
+        http_upload::put(tls, &slot, file.size, file.media_type, body)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(slot.get)
+    };
+    let timer = async {
+        smol::Timer::after(cfg.upload.timeout).await;
+        Err(upload_shell::UploadError::Timeout.to_string())
+    };
+    smol::future::FutureExt::or(work, timer).await
+}
+
+/// Send an iq and wait for the stanza that answers it (same id).
+async fn iq(
+    conn: &mut Connection,
+    request: xrelay::xmpp::xml::Element,
+    id: &str,
+) -> Result<xrelay::xmpp::xml::Element, String> {
+    conn.send(&request)
+        .map_err(|_| "the stream went offline".to_string())?;
+    loop {
+        match conn.next_event().await {
+            Ok(Event::Stanza(el)) if el.name() == "iq" && el.get_attr("id") == Some(id) => {
+                return Ok(el)
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// Post the message through the daemon listening on `socket`; `None` when nobody answers

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub reconnects: AtomicUsize,
     /// Webhook calls by result.
     pub webhook: WebhookCounters,
+    /// Files posted to `/msg` and stored by the upload service.
+    pub uploads_stored: AtomicUsize,
+    /// Files posted to `/msg` that were not stored (refused, failed, too late).
+    pub uploads_failed: AtomicUsize,
     responses: [AtomicUsize; CODES.len()],
     responses_other: AtomicUsize,
 }
@@ -89,6 +93,16 @@ impl Metrics {
                 "xrelay_stream_reconnects_total",
                 "XMPP streams re-established after a loss.",
                 &self.reconnects,
+            ),
+            (
+                "xrelay_uploads_stored_total",
+                "Files posted over HTTP and stored by the upload service.",
+                &self.uploads_stored,
+            ),
+            (
+                "xrelay_uploads_failed_total",
+                "Files posted over HTTP that were not stored (nothing announced).",
+                &self.uploads_failed,
             ),
         ];
         for (name, help, c) in counters {

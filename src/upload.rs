@@ -3,14 +3,18 @@
 //! a slot, and bounds how many uploads run at once. The PUT is the HTTP side's.
 
 use crate::app::App;
+use crate::http::body::BodyError;
 use crate::iqwait::WaitError;
 use crate::xmpp::jid::Jid;
+use crate::xmpp::tls;
 use crate::xmpp::upload::{self, Service, Slot, SlotError};
 use crate::xmpp::xml::Element;
+use rustls::ClientConfig;
 use smol::future::FutureExt;
 use smol::Timer;
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a file was not uploaded; each maps to one HTTP status.
@@ -37,6 +41,16 @@ pub enum UploadError {
     Put(String),
     /// The request body is not a usable upload (multipart errors, wrong length).
     Body(String),
+    /// A raw body came without `Content-Length`: its size must be known before the slot.
+    LengthRequired,
+    /// The body fell below `http.min_body_rate`.
+    SlowBody,
+    /// The client closed the connection before the whole file arrived.
+    ClientGone,
+    /// The recipient, type or text of the message is not valid.
+    Message(BodyError),
+    /// The upload service answered the PUT with this non-2xx status.
+    PutStatus(u16),
 }
 
 impl UploadError {
@@ -48,7 +62,12 @@ impl UploadError {
             UploadError::Slot(e) if e.is_too_large() => 413,
             UploadError::NoService | UploadError::Slot(_) | UploadError::Put(_) => 502,
             UploadError::Timeout => 504,
-            UploadError::Body(_) => 400,
+            UploadError::Body(_) | UploadError::ClientGone => 400,
+            UploadError::LengthRequired => 411,
+            UploadError::SlowBody => 408,
+            UploadError::Message(e) => e.status(),
+            UploadError::PutStatus(413) => 413,
+            UploadError::PutStatus(_) => 502,
         }
     }
 }
@@ -68,6 +87,15 @@ impl fmt::Display for UploadError {
             UploadError::Queue(e) => f.write_str(e),
             UploadError::Put(e) => write!(f, "the upload to the server failed: {e}"),
             UploadError::Body(e) => f.write_str(e),
+            UploadError::LengthRequired => {
+                f.write_str("a file needs a Content-Length (its size goes into the slot request)")
+            }
+            UploadError::SlowBody => f.write_str("the file did not arrive fast enough"),
+            UploadError::ClientGone => f.write_str("the client closed the connection"),
+            UploadError::Message(e) => e.fmt(f),
+            UploadError::PutStatus(s) => {
+                write!(f, "the upload service answered the PUT with status {s}")
+            }
         }
     }
 }
@@ -79,6 +107,8 @@ impl std::error::Error for UploadError {}
 pub struct Uploads {
     running: Cell<usize>,
     service: RefCell<Option<Service>>,
+    /// The PUT's TLS settings (the webhook's trust), built on first use.
+    tls: RefCell<Option<Arc<ClientConfig>>>,
 }
 
 /// One running upload; dropping it frees its place.
@@ -102,9 +132,25 @@ impl Uploads {
     }
 }
 
+/// The TLS settings of the PUT: the trust the webhook uses (`xmpp.ca_file`, else the
+/// built-in roots), read once.
+pub fn tls(app: &App) -> Result<Arc<ClientConfig>, UploadError> {
+    if let Some(c) = app.uploads.tls.borrow().clone() {
+        return Ok(c);
+    }
+    let trust = crate::webhook::trust(app.cfg.xmpp.ca_file.as_deref());
+    let config = tls::client_config(&trust).map_err(|e| UploadError::Put(e.to_string()))?;
+    app.uploads.tls.replace(Some(config.clone()));
+    Ok(config)
+}
+
 /// Refuse a file over `upload.max_bytes` before anything is asked of the server.
 pub fn check_size(app: &App, size: u64) -> Result<(), UploadError> {
-    let max = app.cfg.upload.max_bytes;
+    check_size_with(app.cfg.upload.max_bytes, size)
+}
+
+/// Refuse a file over `max` bytes.
+pub fn check_size_with(max: u64, size: u64) -> Result<(), UploadError> {
     if size > max {
         return Err(UploadError::TooLarge { size, max });
     }

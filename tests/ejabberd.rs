@@ -308,3 +308,39 @@ fn a_kicked_bot_is_back_in_the_room() {
     let m = owner.recv_message(WAIT).expect("the post arrives");
     assert_eq!(m.body.as_deref(), Some("back in"));
 }
+
+#[test]
+fn a_posted_picture_goes_through_ejabberds_http_upload_and_is_announced() {
+    let e = server();
+    let r = relay(&e, None, &[], "");
+    let (user, pw) = e.new_user("ejrcpt");
+    let mut c = TestClient::connect(&*e, &user, &pw);
+    let pic: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let res = http(
+        r.port,
+        "POST",
+        &format!("/msg/{user}?wait=1&filename=cam.png"),
+        &[("Authorization", &r.key), ("Content-Type", "image/png")],
+        &pic,
+    );
+    assert_eq!(res.status, 200, "{res:?}\n{}", e.log());
+    let m = c.recv_message(WAIT).expect("the announcement");
+    let url = m.body.clone().unwrap_or_default();
+    assert!(url.ends_with("/cam.png"), "{m:?}");
+    assert!(
+        m.el.child_ns("x", "jabber:x:oob").is_some(),
+        "OOB: {}",
+        m.raw
+    );
+    let got = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(e.ca_file())
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success() && got.stdout == pic,
+        "{:?}",
+        got.status
+    );
+}

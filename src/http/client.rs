@@ -1,5 +1,6 @@
-//! The webhook's HTTP client: one POST per connection (`Connection: close`) over hyper's
-//! HTTP/1 client connection, on a smol TCP or futures-rustls stream. hyper reads HTTP/1.0
+//! The HTTP client of the webhook and of uploads: one request per connection
+//! (`Connection: close`) over hyper's HTTP/1 client connection, on a smol TCP or
+//! futures-rustls stream. hyper reads HTTP/1.0
 //! and 1.1 answers with any body framing (Content-Length, chunked, or until the server
 //! closes, as Python's `http.server` and CGI gateways do), skips interim 1xx answers and
 //! follows no redirects; the head and the body are bounded here.
@@ -14,6 +15,7 @@ use hyper::Method;
 use smol::future::FutureExt;
 use smol::io::{AsyncRead, AsyncWrite};
 use std::fmt;
+use std::pin::Pin;
 
 /// The longest response head (status line and headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -67,8 +69,44 @@ pub async fn post<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let body = boxed(Full::new(Bytes::copy_from_slice(body)));
+    send(stream, Method::POST, url, headers, body, max_body).await
+}
+
+/// A request body of any kind. One boxed type, so that hyper's client is compiled once for
+/// the webhook's buffers and the uploads' streams (each body type costs a copy of it).
+/// (Not `Send`: everything runs on one thread, and an upload's body shares its progress
+/// through an `Rc`.)
+pub type RequestBody = Pin<Box<dyn Body<Data = Bytes, Error = BoxError>>>;
+
+/// A body's error, as hyper takes it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `body` as a [`RequestBody`].
+pub fn boxed<B>(body: B) -> RequestBody
+where
+    B: Body<Data = Bytes> + 'static,
+    B::Error: Into<BoxError>,
+{
+    Box::pin(body.map_err(Into::into))
+}
+
+/// Send one request with `method` and a `body` that hyper pulls frame by frame (an upload
+/// streams through without being held), and read the answer, whose body may be at most
+/// `max_body` bytes.
+pub async fn send<S>(
+    stream: S,
+    method: Method,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: RequestBody,
+    max_body: usize,
+) -> Result<Response, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut req = hyper::Request::builder()
-        .method(Method::POST)
+        .method(method)
         .uri(url.target())
         .header(HOST, url.host_header());
     for (name, value) in headers {
@@ -76,12 +114,12 @@ where
     }
     let req = req
         .header(CONNECTION, "close")
-        .body(Full::new(Bytes::copy_from_slice(body)))
+        .body(body)
         .map_err(|e| ClientError::Request(e.to_string()))?;
     let (mut sender, conn) = http1::Builder::new()
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
-        .handshake::<_, Full<Bytes>>(rt::Io(stream))
+        .handshake::<_, RequestBody>(rt::Io(stream))
         .await
         .map_err(ClientError::Http)?;
     let exchange = async {

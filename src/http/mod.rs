@@ -7,9 +7,11 @@
 //! timeouts. A connection whose request is being answered keeps its slot.
 //!
 //! `routes` decides what each request means; `body` parses `/msg` bodies, `rest` `/rest`
-//! bodies, and `auth` reads credentials and rate-limits failures; `client` is the webhook's
-//! one-request HTTP client and `url` the small URL parser both sides share. This module
-//! only moves bytes, over any stream: TCP, TLS over TCP (`https`), or a local unix socket.
+//! bodies, and `auth` reads credentials and rate-limits failures; `upload` streams posted
+//! files to the XEP-0363 slot (forms through `multipart`); `client` is the one-request HTTP
+//! client of the webhook and of uploads, and `url` the small URL parser both sides share.
+//! This module only moves bytes, over any stream: TCP, TLS over TCP (`https`), or a local
+//! unix socket.
 //!
 //! A unix-socket client has no IP address. The failed-auth limiter counts all of them as
 //! the one address [`UNIX_PEER`] (`::`, which no TCP peer can have): a local process that
@@ -26,6 +28,7 @@ pub mod multipart;
 pub mod rest;
 pub mod routes;
 pub mod rt;
+pub mod upload;
 pub mod url;
 
 use crate::app::App;

@@ -161,9 +161,7 @@ impl Decoder {
     pub fn finish(&self) -> Result<(), MultipartError> {
         match self.state {
             State::Done => Ok(()),
-            State::Preamble if self.consumed == 0 && self.buf.len() <= 2 => {
-                Err(MultipartError::NoFirstBoundary)
-            }
+            State::Preamble => Err(MultipartError::NoFirstBoundary),
             _ => Err(MultipartError::Truncated),
         }
     }
@@ -184,13 +182,17 @@ impl Decoder {
     fn preamble(&mut self) -> Result<bool, MultipartError> {
         // RFC 7578 senders write no preamble; one is allowed by RFC 2046 but bounded here.
         match find(&self.buf, &self.delimiter) {
+            // The bound holds however the body is split.
+            Some(at) if at > MAX_PART_HEAD => Err(MultipartError::NoFirstBoundary),
             Some(at) => {
                 let n = at + self.delimiter.len();
                 self.take(n);
                 self.state = State::AfterDelimiter;
                 Ok(true)
             }
-            None if self.buf.len() > MAX_PART_HEAD => Err(MultipartError::NoFirstBoundary),
+            None if self.buf.len() > MAX_PART_HEAD + self.delimiter.len() => {
+                Err(MultipartError::NoFirstBoundary)
+            }
             None => Ok(false),
         }
     }
@@ -207,13 +209,13 @@ impl Decoder {
         }
         // Transport padding (RFC 2046) then CRLF.
         let Some(eol) = find(&self.buf, b"\r\n") else {
-            return if self.buf.len() > MAX_BOUNDARY {
+            return if self.buf.len() > MAX_BOUNDARY + 1 {
                 Err(MultipartError::BadPartHead)
             } else {
                 Ok(false)
             };
         };
-        if !self.buf[..eol].iter().all(|b| *b == b' ' || *b == b'\t') {
+        if eol > MAX_BOUNDARY || !self.buf[..eol].iter().all(|b| *b == b' ' || *b == b'\t') {
             return Err(MultipartError::BadPartHead);
         }
         self.take(eol + 2);
@@ -222,10 +224,13 @@ impl Decoder {
     }
 
     fn head(&mut self, events: &mut Vec<Event>) -> Result<bool, MultipartError> {
-        let Some(end) = find(&self.buf, b"\r\n\r\n")
-            .map(|at| at + 4)
-            .or_else(|| self.buf.starts_with(b"\r\n").then_some(2))
-        else {
+        // An empty head is the empty line alone; else the head ends at the first empty line.
+        let end = if self.buf.starts_with(b"\r\n") {
+            Some(2)
+        } else {
+            find(&self.buf, b"\r\n\r\n").map(|at| at + 4)
+        };
+        let Some(end) = end else {
             return if self.buf.len() > MAX_PART_HEAD {
                 Err(MultipartError::BadPartHead)
             } else {
@@ -518,6 +523,34 @@ mod tests {
             decode(&body[..body.len() - 10], 3).err(),
             Some(MultipartError::Truncated)
         );
+    }
+
+    #[test]
+    fn a_long_preamble_is_refused_however_the_body_is_split() {
+        let mut body = vec![b'p'; MAX_PART_HEAD + 10];
+        body.extend(form(&[("body", None, b"hi")]));
+        for step in [100, body.len()] {
+            assert_eq!(
+                decode(&body, step).err(),
+                Some(MultipartError::NoFirstBoundary),
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_transport_padding_is_refused_however_the_body_is_split() {
+        let mut body = b"--------------------------abc123".to_vec();
+        body.extend(vec![b' '; MAX_BOUNDARY + 1]);
+        body.extend_from_slice(b"\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n");
+        body.extend_from_slice(b"--------------------------abc123--\r\n");
+        for step in [10, body.len()] {
+            assert_eq!(
+                decode(&body, step).err(),
+                Some(MultipartError::BadPartHead),
+                "step {step}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use super::auth::{self, Credentials, InFlightGuard};
 use super::body::{self, MsgRequest};
 use super::rest;
+use super::upload;
 use super::BODY_TIMEOUT;
 use crate::app::{App, StreamState};
 use crate::config;
@@ -18,6 +19,7 @@ use crate::metrics;
 use crate::outbox::{AckWaiter, PushError};
 use crate::rooms::{self, Reflection};
 use crate::timefmt;
+use crate::upload::UploadError;
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza;
 use crate::xmpp::xml::Element;
@@ -111,7 +113,7 @@ fn addressed_to_us(app: &App, parts: &Parts) -> Result<(), Reject> {
 
 /// The last value of header `name`, if it is UTF-8 (other bytes are opaque to us, RFC
 /// 9110 §5.5, and read as absent).
-fn header(parts: &Parts, name: &str) -> Option<String> {
+pub(super) fn header(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers
         .get_all(name)
@@ -437,8 +439,8 @@ async fn read_body(app: &App, mut body: Incoming, max: usize) -> Result<Vec<u8>,
     }
 }
 
-/// The body of a POST (empty for other methods) and its declared media type. An explicit
-/// application/octet-stream counts as none declared, as it did before.
+/// The body of a POST (empty for other methods) and its declared media type. (An
+/// application/octet-stream `/msg` body is a file; to `/rest` it counts as none declared.)
 async fn request_body(
     app: &App,
     parts: &Parts,
@@ -455,6 +457,12 @@ async fn request_body(
 }
 
 async fn post_msg(app: &App, parts: &Parts, body: Incoming, path_to: &str) -> Answer {
+    if parts.method == Method::POST && upload::is_file(parts) {
+        let file = upload::post_file(app, parts, body, path_to)
+            .await
+            .map_err(upload_reject)?;
+        return deliver(app, parts, file.id, file.stanza, &file.to).await;
+    }
     // No declared type is text/plain to the contract (UTF-8 is still checked).
     let (body, content_type) = request_body(app, parts, body).await?;
     let header = |name: &str| header(parts, name);
@@ -473,15 +481,6 @@ async fn post_msg(app: &App, parts: &Parts, body: Incoming, path_to: &str) -> An
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
         Reject::new(status, e.to_string())
     })?;
-    let wait = query
-        .as_deref()
-        .and_then(|q| auth::query_param(q, "wait"))
-        .is_some_and(|v| matches!(v, Ok(v) if v != "0" && v != "false"));
-    let timeout = header("X-Timeout")
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .map_or(WAIT_TIMEOUT, |s| {
-            Duration::from_secs(s).min(MAX_WAIT_TIMEOUT)
-        });
     if let Some(why) = app.room_refusal(&out.to) {
         return Err(Reject::new(StatusCode::SERVICE_UNAVAILABLE, why)
             .header("Retry-After", RETRY_AFTER_FULL.to_string()));
@@ -491,8 +490,40 @@ async fn post_msg(app: &App, parts: &Parts, body: Incoming, path_to: &str) -> An
     if let Some(html) = out.html {
         stanza.push_child(html);
     }
+    deliver(app, parts, id, stanza, &out.to).await
+}
+
+/// A refused upload: its status, with `Retry-After` when busy and `Connection: close` when
+/// the body may be left unread.
+fn upload_reject(e: UploadError) -> Reject {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let retry = match e {
+        UploadError::Busy => Some(crate::upload::RETRY_AFTER_BUSY.as_secs()),
+        UploadError::Queue(_) => Some(RETRY_AFTER_FULL),
+        _ => None,
+    };
+    let mut r = Reject::new(status, e.to_string()).header("Connection", "close");
+    if let Some(s) = retry {
+        r = r.header("Retry-After", s.to_string());
+    }
+    r
+}
+
+/// Queue a `/msg` message; with `?wait=1`, answer once the server acknowledged it (a room:
+/// reflected it).
+async fn deliver(app: &App, parts: &Parts, id: String, stanza: Element, to: &Jid) -> Answer {
+    let wait = parts
+        .uri
+        .query()
+        .and_then(|q| auth::query_param(q, "wait"))
+        .is_some_and(|v| matches!(v, Ok(v) if v != "0" && v != "false"));
+    let timeout = header(parts, "X-Timeout")
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map_or(WAIT_TIMEOUT, |s| {
+            Duration::from_secs(s).min(MAX_WAIT_TIMEOUT)
+        });
     // A room post waits for the room to reflect it back, not merely for the server's ack.
-    let to_room = app.rooms.borrow().get(&out.to).is_some();
+    let to_room = app.rooms.borrow().get(to).is_some();
     let reflection = if wait && to_room {
         Some(app.reflections.wait(&id).map_err(|_| {
             Reject::new(

@@ -310,6 +310,26 @@ pub fn announcement(
         .child(Element::new("x", NS_OOB).child(Element::new("url", NS_OOB).text(url)))
 }
 
+/// Media types and the file name a body of that type gets when it came without one.
+const KNOWN_TYPES: [(&str, &str); 16] = [
+    ("image/jpeg", "image.jpg"),
+    ("image/png", "image.png"),
+    ("image/gif", "image.gif"),
+    ("image/webp", "image.webp"),
+    ("image/heic", "image.heic"),
+    ("image/svg+xml", "image.svg"),
+    ("video/mp4", "video.mp4"),
+    ("video/webm", "video.webm"),
+    ("audio/mpeg", "audio.mp3"),
+    ("audio/ogg", "audio.ogg"),
+    ("application/pdf", "document.pdf"),
+    ("application/zip", "archive.zip"),
+    ("application/gzip", "archive.gz"),
+    ("application/json", "data.json"),
+    ("text/csv", "data.csv"),
+    ("text/plain", "text.txt"),
+];
+
 /// A file name for a body that came without one, from its media type.
 pub fn default_filename(content_type: &str) -> &'static str {
     let essence = content_type
@@ -318,25 +338,10 @@ pub fn default_filename(content_type: &str) -> &'static str {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    match essence.as_str() {
-        "image/jpeg" => "image.jpg",
-        "image/png" => "image.png",
-        "image/gif" => "image.gif",
-        "image/webp" => "image.webp",
-        "image/heic" => "image.heic",
-        "image/svg+xml" => "image.svg",
-        "video/mp4" => "video.mp4",
-        "video/webm" => "video.webm",
-        "audio/mpeg" => "audio.mp3",
-        "audio/ogg" => "audio.ogg",
-        "application/pdf" => "document.pdf",
-        "application/zip" => "archive.zip",
-        "application/gzip" => "archive.gz",
-        "application/json" => "data.json",
-        "text/csv" => "data.csv",
-        "text/plain" => "text.txt",
-        _ => "file",
-    }
+    KNOWN_TYPES
+        .iter()
+        .find(|(t, _)| *t == essence)
+        .map_or("file", |(_, name)| name)
 }
 
 #[cfg(test)]

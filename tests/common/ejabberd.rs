@@ -22,6 +22,8 @@ const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
 pub struct Ejabberd {
     /// The STARTTLS c2s port on 127.0.0.1.
     pub c2s_port: u16,
+    /// The HTTPS port of `mod_http_upload` (XEP-0363, 16 MiB) on 127.0.0.1.
+    pub upload_port: u16,
     /// The instance dir: config, spool, logs.
     pub dir: PathBuf,
     running: bool,
@@ -51,6 +53,7 @@ impl Ejabberd {
         let c2s_port = free_low_port();
         let mut e = Ejabberd {
             c2s_port,
+            upload_port: free_low_port(),
             dir,
             running: false,
         };
@@ -85,10 +88,13 @@ impl Ejabberd {
     fn yaml(&self) -> String {
         let dir = self.dir.display();
         let port = self.c2s_port;
+        let upload = self.upload_port;
         format!(
             "hosts: [{DOMAIN}]\nloglevel: info\ncertfiles: [\"{dir}/pki/bundle.pem\"]\n\
              listen:\n  - port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_c2s\n    \
-             starttls_required: true\n    max_stanza_size: 262144\n    shaper: none\n\
+             starttls_required: true\n    max_stanza_size: 262144\n    shaper: none\n  \
+             - port: {upload}\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    tls: true\n    \
+             request_handlers:\n      /upload: mod_http_upload\n\
              auth_password_format: scram\nauth_scram_hash: sha256\n\
              acl:\n  local:\n    user_regexp: \"\"\n\
              access_rules:\n  local:\n    allow: local\n  c2s:\n    allow: all\n  \
@@ -97,7 +103,9 @@ impl Ejabberd {
              modules:\n  mod_adhoc: {{}}\n  mod_disco: {{}}\n  mod_muc:\n    \
              host: {MUC_DOMAIN}\n    access_create: muc_create\n  mod_offline: {{}}\n  \
              mod_ping: {{}}\n  mod_roster: {{}}\n  mod_stream_mgmt:\n    resume_timeout: 300\n  \
-             mod_version: {{}}\n"
+             mod_version: {{}}\n  mod_http_upload:\n    \
+             put_url: \"https://127.0.0.1:{upload}/upload\"\n    docroot: \"{dir}/spool/upload\"\n    \
+             max_size: 16777216\n"
         )
     }
 

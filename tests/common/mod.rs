@@ -20,7 +20,7 @@ pub use client::{Message, Stanza, TestClient, Transport};
 pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
 pub use ejabberd::Ejabberd;
 pub use faults::FaultProxy;
-pub use prosody::{Prosody, ProsodyOpts, Scram};
+pub use prosody::{FileShare, Prosody, ProsodyOpts, Scram, UPLOAD_DOMAIN};
 pub use receiver::Receiver;
 pub use xml::Element;
 

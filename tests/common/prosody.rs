@@ -54,6 +54,20 @@ pub struct ProsodyOpts {
     pub offline: bool,
     /// `c2s_stanza_size_limit`, when not Prosody's default (256 KiB).
     pub stanza_size_limit: Option<usize>,
+    /// XEP-0363 uploads: `mod_http_file_share` at [`UPLOAD_DOMAIN`] over HTTPS.
+    pub file_share: Option<FileShare>,
+}
+
+/// The upload component's address.
+pub const UPLOAD_DOMAIN: &str = "upload.localhost";
+
+/// How `mod_http_file_share` is set up.
+#[derive(Debug, Clone)]
+pub struct FileShare {
+    /// `http_file_share_size_limit` (advertised as max-file-size).
+    pub size_limit: u64,
+    /// `http_file_share_allowed_file_types`; empty: any type.
+    pub allowed_types: Vec<String>,
 }
 
 impl Default for ProsodyOpts {
@@ -66,6 +80,7 @@ impl Default for ProsodyOpts {
             require_encryption: true,
             offline: false,
             stanza_size_limit: None,
+            file_share: None,
         }
     }
 }
@@ -80,6 +95,8 @@ pub struct Prosody {
     pub c2s_port: u16,
     /// The direct TLS c2s port on 127.0.0.1, with `direct_tls`.
     pub direct_tls_port: Option<u16>,
+    /// The HTTPS port on 127.0.0.1, with `file_share`.
+    pub https_port: Option<u16>,
     /// The instance dir: config, data, log, xrelay configs.
     pub dir: PathBuf,
     /// What it was started with.
@@ -113,15 +130,17 @@ impl Prosody {
             domain: DOMAIN.to_string(),
             c2s_port: 0,
             direct_tls_port: None,
+            https_port: None,
             config: dir.join("prosody.cfg.lua"),
             dir,
             opts,
             child: None,
         };
         for attempt in 1..=START_ATTEMPTS {
-            let ports = free_ports(2);
+            let ports = free_ports(3);
             p.c2s_port = ports[0];
             p.direct_tls_port = p.opts.direct_tls.then_some(ports[1]);
+            p.https_port = p.opts.file_share.as_ref().map(|_| ports[2]);
             std::fs::write(&p.config, p.lua_config()).expect("write the Prosody config");
             match p.launch() {
                 Ok(()) => return p,
@@ -343,6 +362,39 @@ VirtualHost "{domain}"
                 1,
             );
         }
+        if let (Some(share), Some(port)) = (&self.opts.file_share, self.https_port) {
+            // Global options: before the first VirtualHost.
+            let global = format!(
+                "https_ports = {{ {port} }}\nhttps_interfaces = {{ \"127.0.0.1\" }}\n\
+                 https_ssl = {{ certificate = {cert}, key = {key} }}\n\
+                 http_external_url = \"https://127.0.0.1:{port}/\"\n\
+                 -- Requests name 127.0.0.1 as their Host: serve them as the VirtualHost's.\n\
+                 http_default_host = \"localhost\"\n\nVirtualHost",
+                cert = lua_str(&certs.cert.to_string_lossy()),
+                key = lua_str(&certs.key.to_string_lossy()),
+            );
+            cfg = cfg.replacen("https_ports = { }\n", "", 1).replacen(
+                "\nVirtualHost",
+                &format!("\n{global}"),
+                1,
+            );
+            let types = share
+                .allowed_types
+                .iter()
+                .map(|t| lua_str(t))
+                .collect::<Vec<_>>()
+                .join(", ");
+            cfg.push_str(&format!(
+                "\nComponent \"{UPLOAD_DOMAIN}\" \"http_file_share\"\n    \
+                 http_host = \"localhost\"\n    http_file_share_size_limit = {}\n",
+                share.size_limit
+            ));
+            if !types.is_empty() {
+                cfg.push_str(&format!(
+                    "    http_file_share_allowed_file_types = {{ {types} }}\n"
+                ));
+            }
+        }
         if self.opts.muc {
             cfg.push_str(&format!(
                 "\nComponent \"{MUC_DOMAIN}\" \"muc\"\n    restrict_room_creation = false\n    \
@@ -379,6 +431,9 @@ VirtualHost "{domain}"
             expected.push(format!(
                 "Activated service 'c2s_direct_tls' on [127.0.0.1]:{port}"
             ));
+        }
+        if let Some(port) = self.https_port {
+            expected.push(format!("Activated service 'https' on [127.0.0.1]:{port}"));
         }
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
