@@ -4,6 +4,10 @@
 //!
 //! The packet work ([`build_query`], [`parse_reply`]), [`parse_resolv_conf`] and the RFC 2782
 //! ordering ([`order`]) are pure; [`srv_targets_with`] and [`socket_addrs`] do the I/O.
+//!
+//! The DNS messages are written and read here (RFC 1035 §4) rather than with a DNS crate:
+//! one question type and two record types (SRV, CNAME) need about 150 lines, where a general
+//! DNS library cost some 25 kB of every binary, which the aarch64 size budget did not have.
 
 use std::fmt;
 use std::future::Future;
@@ -12,10 +16,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use simple_dns::rdata::RData;
-use simple_dns::{
-    header_buffer, Name, Packet, PacketFlag, Question, CLASS, QCLASS, QTYPE, RCODE, TYPE,
-};
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpStream, UdpSocket};
@@ -51,6 +51,17 @@ const MAX_LABEL_LEN: usize = 63;
 const MIN_QUESTION_LEN: usize = 5;
 const MIN_RECORD_LEN: usize = 11;
 const HEADER_LEN: usize = 12;
+/// Longest name on the wire (RFC 1035 §3.1), and the most compression pointers followed in one.
+const MAX_NAME_WIRE_LEN: usize = 255;
+const MAX_POINTERS: usize = 32;
+/// Header flags and codes (RFC 1035 §4.1.1), types and the class (§3.2).
+const FLAG_RESPONSE: u16 = 0x8000;
+const FLAG_TRUNCATED: u16 = 0x0200;
+const FLAG_RECURSION_DESIRED: u16 = 0x0100;
+const RCODE_NAME_ERROR: u8 = 3;
+const TYPE_CNAME: u16 = 5;
+const TYPE_SRV: u16 = 33;
+const CLASS_IN: u16 = 1;
 
 /// The two XMPP client services looked up in DNS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +146,8 @@ pub enum ReplyError {
     WrongQuestion,
     /// The server set TC: the full reply is only available over TCP.
     Truncated,
-    /// The server could not answer (SERVFAIL, REFUSED and the like).
-    ServerError(RCODE),
+    /// The server could not answer (SERVFAIL, REFUSED and the like): its RCODE.
+    ServerError(u8),
 }
 
 impl fmt::Display for ReplyError {
@@ -147,7 +158,16 @@ impl fmt::Display for ReplyError {
             ReplyError::NotAReply => f.write_str("the DNS packet is a query, not a reply"),
             ReplyError::WrongQuestion => f.write_str("the DNS reply answers another question"),
             ReplyError::Truncated => f.write_str("the DNS reply is truncated"),
-            ReplyError::ServerError(code) => write!(f, "the nameserver answered {code:?}"),
+            ReplyError::ServerError(code) => {
+                let name = match code {
+                    1 => "FORMERR",
+                    2 => "SERVFAIL",
+                    4 => "NOTIMP",
+                    5 => "REFUSED",
+                    _ => "an error",
+                };
+                write!(f, "the nameserver answered {name} (RCODE {code})")
+            }
         }
     }
 }
@@ -233,75 +253,101 @@ pub fn srv_name(domain: &str, service: Service) -> Result<String, ResolveError> 
 /// A recursive (RD) query for the SRV records of `name`, class IN.
 pub fn build_query(id: u16, name: &str) -> Result<Vec<u8>, ResolveError> {
     let invalid = || ResolveError::InvalidDomain(name.to_owned());
-    let qname = Name::new(name).map_err(|_| invalid())?;
-    let mut packet = Packet::new_query(id);
-    packet.set_flags(PacketFlag::RECURSION_DESIRED);
-    packet.questions.push(Question::new(
-        qname,
-        TYPE::SRV.into(),
-        CLASS::IN.into(),
-        false,
-    ));
-    packet.build_bytes_vec().map_err(|_| invalid())
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    let mut packet = Vec::with_capacity(HEADER_LEN + bare.len() + 6);
+    for word in [id, FLAG_RECURSION_DESIRED, 1, 0, 0, 0] {
+        packet.extend_from_slice(&word.to_be_bytes());
+    }
+    for label in bare.split('.') {
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|l| (1..=MAX_LABEL_LEN as u8).contains(l))
+            .ok_or_else(invalid)?;
+        packet.push(len);
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.push(0);
+    if packet.len() - HEADER_LEN > MAX_NAME_WIRE_LEN {
+        return Err(invalid());
+    }
+    packet.extend_from_slice(&TYPE_SRV.to_be_bytes());
+    packet.extend_from_slice(&CLASS_IN.to_be_bytes());
+    Ok(packet)
 }
 
 /// Reads a reply to the query `build_query(id, name)`. Mismatching or broken packets are errors
 /// (the caller keeps waiting for the real reply); NXDOMAIN and NODATA are [`Answer::NoRecords`].
 /// SRV records are taken for `name` and for the names its CNAME chain in the reply leads to.
 pub fn parse_reply(id: u16, name: &str, reply: &[u8]) -> Result<Answer, ReplyError> {
-    let reply_id = header_buffer::id(reply).map_err(|_| ReplyError::Malformed)?;
-    if reply_id != id {
+    let header = |i: usize| read_u16(reply, 2 * i).ok_or(ReplyError::Malformed);
+    if header(0)? != id {
         return Err(ReplyError::WrongId);
     }
-    let flag = |flag| header_buffer::has_flags(reply, flag).map_err(|_| ReplyError::Malformed);
-    if !flag(PacketFlag::RESPONSE)? {
+    let flags = header(1)?;
+    if flags & FLAG_RESPONSE == 0 {
         return Err(ReplyError::NotAReply);
     }
-    if flag(PacketFlag::TRUNCATION)? {
+    if flags & FLAG_TRUNCATED != 0 {
         return Err(ReplyError::Truncated);
     }
     check_section_counts(reply)?;
-    let packet = Packet::parse(reply).map_err(|_| ReplyError::Malformed)?;
-    let expected = Name::new(name).map_err(|_| ReplyError::WrongQuestion)?;
-    match packet.questions.as_slice() {
-        [question]
-            if question.qname == expected
-                && question.qtype == QTYPE::TYPE(TYPE::SRV)
-                && question.qclass == QCLASS::CLASS(CLASS::IN) => {}
+    let (questions, answers) = (header(2)?, header(3)?);
+    let others = usize::from(header(4)?) + usize::from(header(5)?);
+
+    let mut pos = HEADER_LEN;
+    let mut asked = Vec::new();
+    for _ in 0..questions {
+        let (qname, next) = read_name(reply, pos)?;
+        let qtype = read_u16(reply, next).ok_or(ReplyError::Malformed)?;
+        let qclass = read_u16(reply, next + 2).ok_or(ReplyError::Malformed)?;
+        asked.push((qname, qtype, qclass));
+        pos = next + 4;
+    }
+    let mut records = Vec::with_capacity(usize::from(answers));
+    for i in 0..usize::from(answers) + others {
+        let (record, next) = read_record(reply, pos)?;
+        if i < usize::from(answers) {
+            records.push(record);
+        }
+        pos = next;
+    }
+
+    let expected = wire_name(name).ok_or(ReplyError::WrongQuestion)?;
+    match asked.as_slice() {
+        [(qname, TYPE_SRV, CLASS_IN)] if same_name(qname, &expected) => {}
         _ => return Err(ReplyError::WrongQuestion),
     }
-    match packet.rcode() {
-        RCODE::NoError => {}
-        RCODE::NameError => return Ok(Answer::NoRecords),
+    match (flags & 0x000f) as u8 {
+        0 => {}
+        RCODE_NAME_ERROR => return Ok(Answer::NoRecords),
         code => return Err(ReplyError::ServerError(code)),
     }
 
     let mut owners = vec![&expected];
     for _ in 0..MAX_CNAME_HOPS {
         let Some(&last) = owners.last() else { break };
-        let next = packet.answers.iter().find_map(|rr| match &rr.rdata {
-            RData::CNAME(cname) if rr.name == *last => Some(&cname.0),
+        let next = records.iter().find_map(|rr| match &rr.data {
+            RecordData::Cname(target) if same_name(&rr.owner, last) => Some(target),
             _ => None,
         });
         match next {
-            Some(next) if !owners.contains(&next) => owners.push(next),
+            Some(next) if !owners.iter().any(|o| same_name(o, next)) => owners.push(next),
             _ => break,
         }
     }
 
-    let srvs: Vec<_> = packet
-        .answers
+    let srvs: Vec<_> = records
         .iter()
-        .filter(|rr| rr.class == CLASS::IN && owners.contains(&&rr.name))
-        .filter_map(|rr| match &rr.rdata {
-            RData::SRV(srv) => Some(srv),
+        .filter(|rr| rr.class == CLASS_IN && owners.iter().any(|o| same_name(o, &rr.owner)))
+        .filter_map(|rr| match &rr.data {
+            RecordData::Srv(srv) => Some(srv),
             _ => None,
         })
         .collect();
     if srvs.is_empty() {
         return Ok(Answer::NoRecords);
     }
-    if srvs.iter().all(|srv| srv.target.get_labels().is_empty()) {
+    if srvs.iter().all(|srv| srv.target.is_empty()) {
         return Ok(Answer::ServiceUnavailable);
     }
     let records: Vec<SrvRecord> = srvs
@@ -320,6 +366,118 @@ pub fn parse_reply(id: u16, name: &str, reply: &[u8]) -> Result<Answer, ReplyErr
     } else {
         Ok(Answer::Records(records))
     }
+}
+
+/// A name as its labels.
+type Labels = Vec<Vec<u8>>;
+
+/// One resource record of a reply, as far as it matters here.
+struct Record {
+    owner: Labels,
+    class: u16,
+    data: RecordData,
+}
+
+enum RecordData {
+    Cname(Labels),
+    Srv(Srv),
+    Other,
+}
+
+struct Srv {
+    priority: u16,
+    weight: u16,
+    port: u16,
+    target: Labels,
+}
+
+fn read_u16(packet: &[u8], at: usize) -> Option<u16> {
+    let bytes = packet.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+/// The record at `at` and where the next one starts.
+fn read_record(packet: &[u8], at: usize) -> Result<(Record, usize), ReplyError> {
+    let (owner, pos) = read_name(packet, at)?;
+    let field = |i: usize| read_u16(packet, pos + i).ok_or(ReplyError::Malformed);
+    let (kind, class, rdlength) = (field(0)?, field(2)?, usize::from(field(8)?));
+    let start = pos + 10;
+    let end = start + rdlength;
+    let rdata = packet.get(start..end).ok_or(ReplyError::Malformed)?;
+    let data = match kind {
+        TYPE_CNAME => {
+            let (target, next) = read_name(packet, start)?;
+            if next != end {
+                return Err(ReplyError::Malformed);
+            }
+            RecordData::Cname(target)
+        }
+        TYPE_SRV => {
+            let number = |i: usize| read_u16(rdata, i).ok_or(ReplyError::Malformed);
+            let (target, next) = read_name(packet, start + 6)?;
+            if next != end {
+                return Err(ReplyError::Malformed);
+            }
+            RecordData::Srv(Srv {
+                priority: number(0)?,
+                weight: number(2)?,
+                port: number(4)?,
+                target,
+            })
+        }
+        _ => RecordData::Other,
+    };
+    Ok((Record { owner, class, data }, end))
+}
+
+/// The name at `at`, following compression pointers (RFC 1035 §4.1.4), and where the bytes
+/// after it start.
+fn read_name(packet: &[u8], at: usize) -> Result<(Labels, usize), ReplyError> {
+    let mut labels = Vec::new();
+    let mut wire_len = 1;
+    let mut pos = at;
+    let mut after = None;
+    let mut pointers = 0;
+    loop {
+        let len = *packet.get(pos).ok_or(ReplyError::Malformed)?;
+        match len {
+            0 => return Ok((labels, after.unwrap_or(pos + 1))),
+            1..=63 => {
+                let label = packet
+                    .get(pos + 1..pos + 1 + usize::from(len))
+                    .ok_or(ReplyError::Malformed)?;
+                wire_len += 1 + usize::from(len);
+                if wire_len > MAX_NAME_WIRE_LEN {
+                    return Err(ReplyError::Malformed);
+                }
+                labels.push(label.to_vec());
+                pos += 1 + usize::from(len);
+            }
+            0xc0..=0xff => {
+                let target = read_u16(packet, pos).ok_or(ReplyError::Malformed)? & 0x3fff;
+                pointers += 1;
+                if pointers > MAX_POINTERS {
+                    return Err(ReplyError::Malformed);
+                }
+                after.get_or_insert(pos + 2);
+                pos = usize::from(target);
+            }
+            _ => return Err(ReplyError::Malformed),
+        }
+    }
+}
+
+/// `name` (text, an optional root dot) as labels.
+fn wire_name(name: &str) -> Option<Labels> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    bare.split('.')
+        .map(|l| (!l.is_empty() && l.len() <= MAX_LABEL_LEN).then(|| l.as_bytes().to_vec()))
+        .collect()
+}
+
+/// Names compare without regard to ASCII case (RFC 4343).
+fn same_name(a: &Labels, b: &Labels) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
 }
 
 /// Orders records per RFC 2782: ascending priority, and within one priority a weighted random
@@ -459,9 +617,9 @@ fn is_host_byte(byte: u8) -> bool {
 }
 
 /// An SRV target as text, or `None` for the root or a name no resolver could look up.
-fn host_name(name: &Name<'_>) -> Option<String> {
+fn host_name(name: &Labels) -> Option<String> {
     let mut host = String::new();
-    for label in name.as_bytes() {
+    for label in name {
         if label.is_empty() || !label.iter().all(|&byte| is_host_byte(byte)) {
             return None;
         }
@@ -485,16 +643,13 @@ fn ip_literal(domain: &str) -> Option<IpAddr> {
 /// Rejects section counts the packet is too short to hold, so a forged header cannot make the
 /// parser reserve room for tens of thousands of records.
 fn check_section_counts(reply: &[u8]) -> Result<(), ReplyError> {
-    let count = |read: fn(&[u8]) -> simple_dns::Result<u16>| {
-        read(reply)
+    let count = |i: usize| {
+        read_u16(reply, 2 * i)
             .map(usize::from)
-            .map_err(|_| ReplyError::Malformed)
+            .ok_or(ReplyError::Malformed)
     };
-    let records = count(header_buffer::answers)?
-        + count(header_buffer::name_servers)?
-        + count(header_buffer::additional_records)?;
-    let least =
-        HEADER_LEN + count(header_buffer::questions)? * MIN_QUESTION_LEN + records * MIN_RECORD_LEN;
+    let records = count(3)? + count(4)? + count(5)?;
+    let least = HEADER_LEN + count(2)? * MIN_QUESTION_LEN + records * MIN_RECORD_LEN;
     if least > reply.len() {
         return Err(ReplyError::Malformed);
     }
@@ -600,8 +755,9 @@ async fn within_timeout<T>(work: impl Future<Output = T>) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use simple_dns::rdata::{CNAME, SRV};
-    use simple_dns::ResourceRecord;
+    use simple_dns::rdata::{RData, CNAME, SRV};
+    use simple_dns::{Name, Packet, PacketFlag, Question, ResourceRecord};
+    use simple_dns::{CLASS, QCLASS, QTYPE, RCODE, TYPE};
     use smol::net::TcpListener;
 
     const NAME: &str = "_xmpp-client._tcp.example.org";
@@ -676,6 +832,39 @@ mod tests {
     }
 
     #[test]
+    fn a_name_whose_pointers_loop_is_malformed() {
+        let mut reply = build_query(7, NAME).unwrap();
+        reply[2] |= 0x80; // a response
+        reply[7] = 1; // one answer
+                      // Its owner name points at itself.
+        let at = u16::try_from(reply.len()).unwrap() | 0xc000;
+        reply.extend_from_slice(&at.to_be_bytes());
+        reply.extend_from_slice(&[0, 33, 0, 1, 0, 0, 0, 60, 0, 0]);
+        assert_eq!(parse_reply(7, NAME, &reply), Err(ReplyError::Malformed));
+    }
+
+    #[test]
+    fn a_pointer_past_the_end_and_a_short_record_are_malformed() {
+        let mut reply = build_query(7, NAME).unwrap();
+        reply[2] |= 0x80;
+        reply[7] = 1;
+        let mut past = reply.clone();
+        past.extend_from_slice(&[0xff, 0xff, 0, 33, 0, 1, 0, 0, 0, 60, 0, 0]);
+        assert_eq!(parse_reply(7, NAME, &past), Err(ReplyError::Malformed));
+        // An SRV record whose data is shorter than priority, weight and port.
+        reply.extend_from_slice(&[0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, 3, 0, 1, 0]);
+        assert_eq!(parse_reply(7, NAME, &reply), Err(ReplyError::Malformed));
+    }
+
+    #[test]
+    fn a_server_error_is_named_by_its_code() {
+        assert_eq!(
+            ReplyError::ServerError(2).to_string(),
+            "the nameserver answered SERVFAIL (RCODE 2)"
+        );
+    }
+
+    #[test]
     fn srv_names_and_domains() {
         assert_eq!(
             srv_name("example.org.", Service::DirectTls).unwrap(),
@@ -702,6 +891,34 @@ mod tests {
             build_query(1, &"a.".repeat(130)),
             Err(ResolveError::InvalidDomain(_))
         ));
+    }
+
+    #[test]
+    fn every_mutation_and_cut_of_a_reply_is_answered_without_panic() {
+        let whole = bytes(&reply(
+            7,
+            NAME,
+            TYPE::SRV,
+            vec![
+                srv(NAME, 10, 60, 5222, "a.example.org"),
+                srv(NAME, 5, 0, 5222, "b.example.org"),
+            ],
+        ));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for cut in 0..whole.len() {
+            let _ = parse_reply(7, NAME, &whole[..cut]);
+        }
+        for _ in 0..20_000 {
+            let mut m = whole.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % m.len();
+                m[i] = (x >> 32) as u8;
+            }
+            let _ = parse_reply(7, NAME, &m);
+        }
     }
 
     #[test]
@@ -859,7 +1076,7 @@ mod tests {
         *servfail.rcode_mut() = RCODE::ServerFailure;
         assert_eq!(
             parse_reply(7, NAME, &bytes(&servfail)),
-            Err(ReplyError::ServerError(RCODE::ServerFailure))
+            Err(ReplyError::ServerError(2))
         );
 
         assert_eq!(parse_reply(7, NAME, &[]), Err(ReplyError::Malformed));
