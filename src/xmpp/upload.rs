@@ -6,20 +6,13 @@
 //! the HTTP client's job.
 
 use super::jid::Jid;
+use super::jsonmap::{NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_OOB};
 use super::stanza::{self, MessageType, NS_CLIENT, NS_STANZA_ERRORS};
 use super::xml::Element;
 use std::fmt;
 
 /// XEP-0363's namespace (version 0.3 and later).
 pub const NS_UPLOAD: &str = "urn:xmpp:http:upload:0";
-/// XEP-0066 out-of-band data in a message.
-pub const NS_OOB: &str = "jabber:x:oob";
-/// XEP-0030 service discovery: information.
-pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-/// XEP-0030 service discovery: items.
-pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
-/// XEP-0004 data forms (the service advertises `max-file-size` in one, XEP-0128).
-pub const NS_DATA: &str = "jabber:x:data";
 
 /// The most disco items looked at when searching for the upload service: a server lists a
 /// handful of components; a list longer than this is not worth one iq each.
