@@ -109,14 +109,19 @@ impl Accepted {
             Accepted::Tcp(tcp, peer, None) => serve_connection(tcp, app, peer, conn).await,
             #[cfg(feature = "https")]
             Accepted::Tcp(tcp, peer, Some(tls)) => {
-                let handshake = async { tls.acceptor().accept(tcp).await.ok() };
-                let timeout = async {
-                    Timer::after(app.cfg.http.read_timeout).await;
-                    None
-                };
-                if let Some(stream) = handshake.or(timeout).await {
-                    serve_connection(stream, app, peer, conn).await;
-                }
+                // On the heap: every connection's task is as large as its largest kind, and
+                // a TLS session would make each plain one pay for it.
+                Box::pin(async move {
+                    let handshake = async { tls.acceptor().accept(tcp).await.ok() };
+                    let timeout = async {
+                        Timer::after(app.cfg.http.read_timeout).await;
+                        None
+                    };
+                    if let Some(stream) = handshake.or(timeout).await {
+                        serve_connection(stream, app, peer, conn).await;
+                    }
+                })
+                .await
             }
             // `Https::open` fails in such a build: no listener has a certificate.
             #[cfg(not(feature = "https"))]

@@ -458,7 +458,9 @@ async fn request_body(
 
 async fn post_msg(app: &App, parts: &Parts, body: Incoming, path_to: &str) -> Answer {
     if parts.method == Method::POST && upload::is_file(parts) {
-        let file = upload::post_file(app, parts, body, path_to)
+        // On the heap: hyper keeps room for the largest request of a connection while it
+        // lives, and an upload (a slot, an HTTPS PUT) would make every connection pay for it.
+        let file = Box::pin(upload::post_file(app, parts, body, path_to))
             .await
             .map_err(upload_reject)?;
         return deliver(app, parts, file.id, file.stanza, &file.to).await;
