@@ -343,25 +343,16 @@ fn parse_line(line: &str) -> Result<Invite, String> {
 
 /// The XEP-0379 URI of an invite to `bot`.
 pub fn uri(bot: &Jid, token: &str) -> String {
-    format!("xmpp:{}?roster;preauth={}", uri_escape(bot.as_str()), token)
+    format!(
+        "xmpp:{}?roster;preauth={}",
+        crate::xmpp::jid::uri_escape(bot.as_str()),
+        token
+    )
 }
 
 /// The landing page's URL under `public_url` (which has no trailing `/`).
 pub fn landing_url(public_url: &str, token: &str) -> String {
     format!("{public_url}/invite/{token}")
-}
-
-/// Percent-encode all but unreserved characters and `@` (RFC 3986, RFC 5122).
-fn uri_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The token of a XEP-0379 `<preauth/>` in a subscription request, if any.
@@ -837,7 +828,10 @@ mod tests {
             uri(&bot, "TOK-en_1"),
             "xmpp:bot@example.org?roster;preauth=TOK-en_1"
         );
-        assert_eq!(uri_escape("a b?c#&é@d"), "a%20b%3Fc%23%26%C3%A9@d");
+        assert_eq!(
+            crate::xmpp::jid::uri_escape("a b?c#&é@d"),
+            "a%20b%3Fc%23%26%C3%A9@d"
+        );
         assert_eq!(
             landing_url("https://r.example/x", "T"),
             "https://r.example/x/invite/T"

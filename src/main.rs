@@ -599,7 +599,7 @@ fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> 
     use xrelay::http::local::{self, Body, LocalError};
     let target = format!(
         "/msg/{}{}",
-        local::encode_segment(&to.to_string()),
+        xrelay::xmpp::jid::uri_escape(&to.to_string()),
         if how.wait { "?wait=1" } else { "" }
     );
     let answer = match how.file {

@@ -79,19 +79,6 @@ impl fmt::Display for LocalError {
 
 impl std::error::Error for LocalError {}
 
-/// Percent-encode a path segment (everything but RFC 3986 unreserved characters and `@`).
-pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The request head for `target` with a body of `len` bytes and `headers` (name, value):
 /// values with control characters are dropped (they cannot go into a header).
 pub fn head(target: &str, len: u64, headers: &[(&str, &str)]) -> String {
@@ -257,7 +244,10 @@ mod tests {
 
     #[test]
     fn a_jid_with_a_resource_is_encoded_as_one_path_segment() {
-        assert_eq!(encode_segment("a@b.org/phone 1"), "a@b.org%2Fphone%201");
+        assert_eq!(
+            crate::xmpp::jid::uri_escape("a@b.org/phone 1"),
+            "a@b.org%2Fphone%201"
+        );
     }
 
     #[test]

@@ -215,6 +215,20 @@ fn push_lower(s: &mut String, part: &str) {
     s.extend(part.chars().map(|c| c.to_ascii_lowercase()));
 }
 
+/// Percent-encode all but RFC 3986 unreserved characters and `@`: a JID as it stands in an
+/// `xmpp:` URI (RFC 5122) or in one URL path segment.
+pub fn uri_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
