@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{free_port, unique_user, xrelay, Daemon, TestClient};
+use common::{unique_user, Daemon, TestClient};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
@@ -25,39 +25,19 @@ struct Relay {
 
 fn relay(http_extra: &str) -> Relay {
     let p = common::shared();
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
     let rcpt = unique_user("rcpt");
     p.register(&rcpt, "pw");
-    let port = free_port();
-    let keys = p.dir.join(format!("keys-{bot}"));
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
-        &[],
-        &format!(
-            "[http]\nlisten = [\"127.0.0.1:{port}\"]\nread_timeout = \"3s\"\n{http_extra}\
-             [keys]\nfile = {}\n",
-            common::toml_str(&keys.to_string_lossy())
-        ),
-    );
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let b = common::bot_config(p, &[], &format!("read_timeout = \"3s\"\n{http_extra}"), "");
     let receiver = TestClient::connect(p, &rcpt, "pw");
-    let mut daemon = Daemon::start(&cfg);
+    let mut daemon = Daemon::start(&b.cfg);
     daemon.wait_for("online as", WAIT);
     Relay {
         daemon,
-        port,
-        token,
+        port: b.port,
+        token: b.token,
         rcpt: format!("{rcpt}@localhost"),
         receiver,
-        _cfg: cfg,
+        _cfg: b.cfg,
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{free_port, http, unique_user, xrelay, Daemon, HttpResponse};
+use common::{http, unique_user, Daemon, HttpResponse};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -24,39 +24,25 @@ struct Relay {
 
 fn relay(read_timeout: &str) -> Relay {
     let p = common::shared();
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
     let rcpt = unique_user("rcpt");
     p.register(&rcpt, "pw");
-    let port = free_port();
-    let keys = p.dir.join(format!("keys-{bot}"));
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
+    let b = common::bot_config(
+        p,
         &[],
         &format!(
-            "[http]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {MAX_CONNECTIONS}\n\
-             max_per_key = {MAX_CONNECTIONS}\n\
-             max_body_bytes = {MAX_BODY}\nread_timeout = \"{read_timeout}\"\n\
-             [keys]\nfile = {}\n",
-            common::toml_str(&keys.to_string_lossy())
+            "max_connections = {MAX_CONNECTIONS}\nmax_per_key = {MAX_CONNECTIONS}\n\
+             max_body_bytes = {MAX_BODY}\nread_timeout = \"{read_timeout}\"\n"
         ),
+        "",
     );
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut daemon = Daemon::start(&cfg);
+    let mut daemon = Daemon::start(&b.cfg);
     daemon.wait_for("http: listening", WAIT);
     Relay {
         daemon,
-        port,
-        token,
+        port: b.port,
+        token: b.token,
         rcpt: format!("{rcpt}@localhost"),
-        _cfg: cfg,
+        _cfg: b.cfg,
     }
 }
 

@@ -5,9 +5,7 @@ mod common;
 
 use common::xrelay;
 
-use common::{
-    free_port, http, unique_user, Daemon, HttpResponse, Prosody, ProsodyOpts, TestClient,
-};
+use common::{http, unique_user, Daemon, HttpResponse, Prosody, ProsodyOpts, TestClient};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -40,28 +38,15 @@ fn key_create(cfg: &Path, args: &[&str]) -> String {
 }
 
 fn relay(p: &Prosody, xmpp: &[(&str, &str)], tail: &str) -> Relay {
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let port = free_port();
-    let keys = p.dir.join(format!("keys-{bot}"));
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
-        xmpp,
-        &format!(
-            "[http]\nlisten = [\"127.0.0.1:{port}\"]\n{tail}[keys]\nfile = {}\n",
-            common::toml_str(&keys.to_string_lossy())
-        ),
-    );
-    let token = key_create(&cfg, &["--scope", "msg", "tests"]);
-    let mut daemon = Daemon::start(&cfg);
+    let b = common::bot_config(p, xmpp, tail, "");
+    let mut daemon = Daemon::start(&b.cfg);
     daemon.wait_for("http: listening", WAIT);
     Relay {
         daemon,
-        port,
-        cfg,
-        token,
-        bot,
+        port: b.port,
+        cfg: b.cfg,
+        token: b.token,
+        bot: b.bot,
     }
 }
 

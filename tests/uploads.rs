@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    free_port, http, unique_user, xrelay, Daemon, FileShare, HttpResponse, Message, Prosody,
-    ProsodyOpts, TestClient,
+    http, unique_user, xrelay, Daemon, FileShare, HttpResponse, Message, Prosody, ProsodyOpts,
+    TestClient,
 };
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -57,29 +57,14 @@ fn relay_with(http_keys: &str, tail: &str) -> Relay {
 /// A daemon on `p` with `http_keys` added to its `[http]` section and `tail` after the
 /// config, once online.
 fn relay_on(p: &Prosody, http_keys: &str, tail: &str) -> Relay {
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let port = free_port();
-    let keys = p.dir.join(format!("keys-{bot}"));
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
-        &[],
-        &format!(
-            "[http]\nlisten = [\"127.0.0.1:{port}\"]\n{http_keys}[keys]\nfile = {}\n{tail}",
-            common::toml_str(&keys.to_string_lossy())
-        ),
-    );
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut daemon = Daemon::start(&cfg);
+    let b = common::bot_config(p, &[], http_keys, tail);
+    let mut daemon = Daemon::start(&b.cfg);
     daemon.wait_for("online as", WAIT);
     Relay {
         daemon,
-        port,
-        cfg,
-        token,
+        port: b.port,
+        cfg: b.cfg,
+        token: b.token,
     }
 }
 
