@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xrelay::config::Config;
-use xrelay::xmpp::conn::Connection;
+use xrelay::net::conn::Connection;
+use xrelay::net::tls;
 use xrelay::xmpp::stream::Event;
-use xrelay::xmpp::tls;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

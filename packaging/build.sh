@@ -106,15 +106,15 @@ build_deb() {
     local bin=$1 arch=$2 d=$WORK/deb-$2
     rm -rf "$d"
     install -D -m 0755 "$bin" "$d/usr/bin/xrelay"
-    # the unit as in cross/systemd, with the packaged binary's path
+    # the unit as in packaging/systemd, with the packaged binary's path
     install -d "$d/lib/systemd/system" "$d/usr/lib/sysusers.d"
     sed -e 's#/usr/local/bin/xrelay#/usr/bin/xrelay#g' \
         -e 's#^\(\# Install: \).*#\1the xrelay package; it ships the config as /etc/xrelay/xrelay.toml.#' \
         -e '/^# user from xrelay.sysusers/d' \
         -e "s#^Description=.*#&\\nDocumentation=$HOMEPAGE#" \
-        "$ROOT/cross/systemd/xrelay.service" >"$d/lib/systemd/system/xrelay.service"
+        "$ROOT/packaging/systemd/xrelay.service" >"$d/lib/systemd/system/xrelay.service"
     chmod 0644 "$d/lib/systemd/system/xrelay.service"
-    install -m 0644 "$ROOT/cross/systemd/xrelay.sysusers" "$d/usr/lib/sysusers.d/xrelay.conf"
+    install -m 0644 "$ROOT/packaging/systemd/xrelay.sysusers" "$d/usr/lib/sysusers.d/xrelay.conf"
     install -d -m 0750 "$d/etc/xrelay"
     install -m 0640 "$WORK/deb.toml" "$d/etc/xrelay/xrelay.toml"
     install -d "$d/usr/share/doc/xrelay" "$d/usr/share/lintian/overrides"
@@ -162,13 +162,13 @@ build_ipk() {
     local bin=$1 arch=$2 d=$WORK/ipk-$2
     rm -rf "$d"
     install -D -m 0755 "$bin" "$d/data/usr/bin/xrelay"
-    install -D -m 0755 "$ROOT/cross/openwrt/xrelay.init" "$d/data/etc/init.d/xrelay"
+    install -D -m 0755 "$ROOT/packaging/openwrt/xrelay.init" "$d/data/etc/init.d/xrelay"
     install -d -m 0700 "$d/data/etc/xrelay"
     install -m 0600 "$WORK/ipk.toml" "$d/data/etc/xrelay/xrelay.toml"
-    # hotplug scripts, e.g. cross/openwrt/hotplug.d/iface/90-xrelay -> /etc/hotplug.d/iface/
-    if [ -d "$ROOT/cross/openwrt/hotplug.d" ]; then
-        (cd "$ROOT/cross/openwrt/hotplug.d" && find . -type f -printf '%P\n') | while read -r f; do
-            install -D -m 0644 "$ROOT/cross/openwrt/hotplug.d/$f" "$d/data/etc/hotplug.d/$f"
+    # hotplug scripts, e.g. packaging/openwrt/hotplug.d/iface/90-xrelay -> /etc/hotplug.d/iface/
+    if [ -d "$ROOT/packaging/openwrt/hotplug.d" ]; then
+        (cd "$ROOT/packaging/openwrt/hotplug.d" && find . -type f -printf '%P\n') | while read -r f; do
+            install -D -m 0644 "$ROOT/packaging/openwrt/hotplug.d/$f" "$d/data/etc/hotplug.d/$f"
         done
     fi
     # sysupgrade keeps the files listed in keep.d; opkg's conffiles only covers files the

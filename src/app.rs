@@ -2,15 +2,15 @@
 //! status as `/health` reports it. The daemon runs every task on one thread, so interior
 //! mutability is `Cell`/`RefCell`; no borrow is held across an `.await`.
 
+use crate::access::clients::{InFlight, RateLimiter};
 use crate::config::Config;
-use crate::http::auth::{InFlight, RateLimiter};
-use crate::invites::InviteStore;
 use crate::iqwait::IqWaiters;
-use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::outbox::{Limits, Outbox};
 pub use crate::rooms::RoomState;
 use crate::rooms::{Reflections, Rooms};
+use crate::store::invites::InviteStore;
+use crate::store::keys::KeyStore;
 use crate::xmpp::jid::Jid;
 use crate::xmpp::roster::Roster;
 use crate::xmpp::stanza::IdGen;
@@ -71,8 +71,6 @@ pub struct App {
     pub refused: RefCell<crate::access::RefusalLog>,
     /// iq requests sent over `/rest`, waiting for their replies.
     pub iq_waits: IqWaiters,
-    /// The queue in front of the webhook worker, when a webhook is configured.
-    pub webhook: Option<crate::webhook::Queue>,
     /// Uploads running, and the server's upload service once found.
     pub uploads: crate::upload::Uploads,
 }
@@ -97,7 +95,6 @@ impl App {
             last_error: RefCell::new(None),
             rooms: RefCell::new(rooms),
             refused: RefCell::new(crate::access::RefusalLog::default()),
-            webhook: None,
             uploads: crate::upload::Uploads::default(),
         }
     }

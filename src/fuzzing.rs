@@ -5,8 +5,8 @@
 //! Everything else the targets exercise (the stream parser, SCRAM, `/msg` bodies, JIDs, the
 //! JSON mapping) is public already.
 
-use crate::invites::{self, Invite};
-use crate::keys::{self, Key};
+use crate::store::invites::{self, Invite};
+use crate::store::keys::{self, Key};
 
 /// The keys in a keys file's text, as `xrelay run` would load them.
 pub fn parse_keys(text: &str) -> Result<Vec<Key>, String> {
@@ -33,7 +33,7 @@ pub fn render_invites(invites: &[Invite]) -> String {
 /// accepted message is answered at once (503) instead of waiting for a stream.
 pub fn http_app(dir: &std::path::Path) -> Result<(crate::app::App, String), String> {
     use crate::config::Config;
-    use crate::keys::{KeyFile, KeyStore, Scope};
+    use crate::store::keys::{KeyFile, KeyStore, Scope};
     let keys = dir.join("keys");
     let invites = dir.join("invites");
     let text = format!(
@@ -48,7 +48,8 @@ pub fn http_app(dir: &std::path::Path) -> Result<(crate::app::App, String), Stri
         .create(&scopes, None, "fuzz", crate::timefmt::now_unix())
         .map_err(|e| format!("{e:?}"))?;
     let keys = KeyStore::open(&keys).map_err(|e| format!("{e:?}"))?;
-    let invites = crate::invites::InviteStore::open(&invites).map_err(|e| format!("{e:?}"))?;
+    let invites =
+        crate::store::invites::InviteStore::open(&invites).map_err(|e| format!("{e:?}"))?;
     let app = crate::app::App::new(cfg, keys, invites);
     app.outbox.close();
     Ok((app, token))

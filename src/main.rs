@@ -7,16 +7,15 @@ use std::time::Instant;
 use xrelay::config::{self, Config};
 use xrelay::daemon;
 use xrelay::http::upload as http_upload;
-use xrelay::invites::{self, InviteFile};
-use xrelay::keys::{self, KeyFile};
 use xrelay::log;
+use xrelay::net::conn::{Connection, Progress};
+use xrelay::net::tls;
+use xrelay::store::invites::{self, InviteFile};
+use xrelay::store::keys::{self, KeyFile};
 use xrelay::timefmt;
-use xrelay::upload as upload_shell;
-use xrelay::xmpp::conn::{Connection, Progress};
 use xrelay::xmpp::jid::Jid;
 use xrelay::xmpp::stanza::{self, IdGen, MessageType};
 use xrelay::xmpp::stream::Event;
-use xrelay::xmpp::tls;
 use xrelay::xmpp::upload;
 
 /// Largest message `send` reads from stdin.
@@ -350,7 +349,10 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
     let tls = match tls::client_config(&cfg.xmpp.trust()) {
         Ok(t) => t,
         Err(e) => {
-            println!("FAILED at step TLS certificate: {e}");
+            println!(
+                "FAILED at step TLS certificate: {}",
+                log::one_line(&e.to_string())
+            );
             return ExitCode::from(1);
         }
     };
@@ -380,7 +382,11 @@ fn check(cfg: &Config, path: &std::path::Path) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                println!("FAILED at step {}: {e}", e.step());
+                println!(
+                    "FAILED at step {}: {}",
+                    e.step(),
+                    log::one_line(&e.to_string())
+                );
                 ExitCode::from(1)
             }
         }
@@ -453,7 +459,11 @@ fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode
         let mut conn = match Connection::open(&xmpp, tls, &mut |_| {}).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("xrelay: connection failed ({}): {e}", e.step());
+                eprintln!(
+                    "xrelay: connection failed ({}): {}",
+                    e.step(),
+                    log::one_line(&e.to_string())
+                );
                 return ExitCode::from(1);
             }
         };
@@ -488,7 +498,10 @@ fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode
                 Ok(Event::Acked(n)) if n >= seq => break,
                 Ok(_) => {}
                 Err(e) => {
-                    eprintln!("xrelay: not confirmed by the server: {e}");
+                    eprintln!(
+                        "xrelay: not confirmed by the server: {}",
+                        log::one_line(&e.to_string())
+                    );
                     return ExitCode::from(1);
                 }
             }
@@ -516,10 +529,10 @@ fn open_upload(cfg: &Config, path: &std::path::Path) -> Result<Upload, String> {
     if !meta.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
-    upload_shell::check_size_with(cfg.upload.max_bytes, meta.len()).map_err(|e| e.to_string())?;
+    http_upload::check_size_with(cfg.upload.max_bytes, meta.len()).map_err(|e| e.to_string())?;
     Ok(Upload {
         name: upload::clean_filename(&path.to_string_lossy()),
-        media_type: xrelay::http::local::content_type_of(path),
+        media_type: xrelay::net::local::content_type_of(path),
         size: meta.len(),
         file,
     })
@@ -546,9 +559,9 @@ async fn upload_file(
                 break;
             }
         }
-        let service = service.ok_or_else(|| upload_shell::UploadError::NoService.to_string())?;
+        let service = service.ok_or_else(|| http_upload::UploadError::NoService.to_string())?;
         if let Some(max) = service.max_file_size.filter(|m| file.size > *m) {
-            return Err(upload_shell::UploadError::TooLarge {
+            return Err(http_upload::UploadError::TooLarge {
                 size: file.size,
                 max,
             }
@@ -559,17 +572,18 @@ async fn upload_file(
             upload::slot_request(&id, &service.jid, &file.name, file.size, file.media_type);
         let reply = iq(conn, request, &id).await?;
         let slot = upload::parse_slot(&reply).map_err(|e| e.to_string())?;
-        let trust = xrelay::webhook::trust(cfg.xmpp.ca_file.as_deref());
+        let trust = xrelay::config::Trust::for_endpoints(cfg.xmpp.ca_file.as_deref());
         let tls = tls::client_config(&trust).map_err(|e| e.to_string())?;
-        let body = xrelay::http::client::boxed(http_upload::DiskFile::new(file.file, file.size));
-        http_upload::put(tls, &slot, file.size, file.media_type, body)
+        let body =
+            xrelay::net::http_client::boxed(xrelay::upload::DiskFile::new(file.file, file.size));
+        xrelay::upload::put(tls, &slot, file.size, file.media_type, body)
             .await
             .map_err(|e| e.to_string())?;
         Ok(slot.get)
     };
     let timer = async {
         smol::Timer::after(cfg.upload.timeout).await;
-        Err(upload_shell::UploadError::Timeout.to_string())
+        Err(http_upload::UploadError::Timeout.to_string())
     };
     smol::future::FutureExt::or(work, timer).await
 }
@@ -596,7 +610,7 @@ async fn iq(
 /// Post the message through the daemon listening on `socket`; `None` when nobody answers
 /// there (the caller then logs in itself). Exit 0 only for 200 (or 202 with `--no-wait`).
 fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> Option<ExitCode> {
-    use xrelay::http::local::{self, Body, LocalError};
+    use xrelay::net::local::{self, Body, LocalError};
     let target = format!(
         "/msg/{}{}",
         xrelay::xmpp::jid::uri_escape(&to.to_string()),
@@ -663,10 +677,9 @@ fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> 
 /// `-send-`/`-check-` and a random suffix), so it never replaces the running daemon's
 /// session, and no resumption.
 fn own_resource(cfg: &Config, command: &str) -> xrelay::config::XmppConfig {
-    let mut bytes = [0u8; 4];
     // Without OS randomness the suffix is fixed; two commands at once then replace each
     // other, but never the daemon.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    let bytes = xrelay::secret::random::<4>().unwrap_or_default();
     let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let mut xmpp = cfg.xmpp.clone();
     xmpp.resource = format!("{}-{command}-{suffix}", cfg.xmpp.resource);

@@ -463,7 +463,7 @@ impl Lines {
 }
 
 /// Replace the file at `path` with what `fill` writes, atomically: a private temp file with a
-/// random name ([`crate::hashfile::create_temp`]) in the same directory (made 0700 if missing), fsync, rename, fsync the directory. Written as a
+/// random name ([`crate::store::hashfile::create_temp`]) in the same directory (made 0700 if missing), fsync, rename, fsync the directory. Written as a
 /// stream, so a large spool never has to fit in memory.
 fn rewrite(
     path: &Path,
@@ -479,7 +479,7 @@ fn rewrite(
     let name = path
         .file_name()
         .map_or_else(|| "spool".into(), |n| n.to_string_lossy().into_owned());
-    let (tmp, f) = crate::hashfile::create_temp(&dir, &name)?;
+    let (tmp, f) = crate::store::hashfile::create_temp(&dir, &name)?;
     let result = (|| {
         let mut out = BufWriter::new(f);
         fill(&mut out)?;
@@ -499,7 +499,7 @@ fn open_append(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(crate::hashfile::o_nofollow())
+        .custom_flags(crate::store::hashfile::o_nofollow())
         .open(path)
 }
 

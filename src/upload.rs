@@ -1,106 +1,26 @@
-//! Files posted to `/msg`: the shell around [`crate::xmpp::upload`]. It finds the server's
-//! XEP-0363 service (once per process, again after a refusal that says it moved), asks it for
-//! a slot, and bounds how many uploads run at once. The PUT is the HTTP side's.
+//! The upload side below HTTP (XEP-0363): how many uploads run, the server's upload service
+//! and the PUT's TLS settings once found, and the PUT of a file to its slot. `http::upload`
+//! turns a posted file into a slot and a PUT; `xrelay send --file` PUTs a file from disk.
 
-use crate::app::App;
-use crate::http::body::BodyError;
-use crate::iqwait::WaitError;
-use crate::xmpp::jid::Jid;
-use crate::xmpp::tls;
-use crate::xmpp::upload::{self, Service, Slot, SlotError};
-use crate::xmpp::xml::Element;
+use crate::net::http_client as client;
+use crate::net::tls;
+use crate::url::Url;
+use crate::xmpp::upload::{Service, Slot, SlotError};
+use hyper::body::{Body, Bytes, Frame, SizeHint};
+use hyper::Method;
 use rustls::ClientConfig;
-use smol::future::FutureExt;
-use smol::Timer;
+use smol::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::io::Read;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
-/// Why a file was not uploaded; each maps to one HTTP status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UploadError {
-    /// `upload.concurrency` uploads run already.
-    Busy,
-    /// The file is larger than `upload.max_bytes` or the service's own limit.
-    TooLarge {
-        /// The file's size.
-        size: u64,
-        /// The limit it is over.
-        max: u64,
-    },
-    /// The server lists no XEP-0363 service.
-    NoService,
-    /// The service refused the slot, or gave an unusable one.
-    Slot(SlotError),
-    /// The service, or the PUT, did not answer in time.
-    Timeout,
-    /// Too many iqs wait already, or the outbox is full.
-    Queue(String),
-    /// The PUT failed (connection, TLS, or a non-2xx status).
-    Put(String),
-    /// The request body is not a usable upload (multipart errors, wrong length).
-    Body(String),
-    /// A raw body came without `Content-Length`: its size must be known before the slot.
-    LengthRequired,
-    /// The body fell below `http.min_body_rate`.
-    SlowBody,
-    /// The client closed the connection before the whole file arrived.
-    ClientGone,
-    /// The recipient, type or text of the message is not valid.
-    Message(BodyError),
-    /// The upload service answered the PUT with this non-2xx status.
-    PutStatus(u16),
-}
-
-impl UploadError {
-    /// The HTTP status that answers it.
-    pub fn status(&self) -> u16 {
-        match self {
-            UploadError::Busy | UploadError::Queue(_) => 503,
-            UploadError::TooLarge { .. } => 413,
-            UploadError::Slot(e) if e.is_too_large() => 413,
-            UploadError::NoService | UploadError::Slot(_) | UploadError::Put(_) => 502,
-            UploadError::Timeout => 504,
-            UploadError::Body(_) | UploadError::ClientGone => 400,
-            UploadError::LengthRequired => 411,
-            UploadError::SlowBody => 408,
-            UploadError::Message(e) => e.status(),
-            UploadError::PutStatus(413) => 413,
-            UploadError::PutStatus(_) => 502,
-        }
-    }
-}
-
-impl fmt::Display for UploadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UploadError::Busy => f.write_str("another upload is running; try again later"),
-            UploadError::TooLarge { size, max } => {
-                write!(f, "the file has {size} bytes, more than the {max} allowed")
-            }
-            UploadError::NoService => {
-                f.write_str("the XMPP server offers no file upload service (XEP-0363)")
-            }
-            UploadError::Slot(e) => e.fmt(f),
-            UploadError::Timeout => f.write_str("the upload did not complete in time"),
-            UploadError::Queue(e) => f.write_str(e),
-            UploadError::Put(e) => write!(f, "the upload to the server failed: {e}"),
-            UploadError::Body(e) => f.write_str(e),
-            UploadError::LengthRequired => {
-                f.write_str("a file needs a Content-Length (its size goes into the slot request)")
-            }
-            UploadError::SlowBody => f.write_str("the file did not arrive fast enough"),
-            UploadError::ClientGone => f.write_str("the client closed the connection"),
-            UploadError::Message(e) => e.fmt(f),
-            UploadError::PutStatus(s) => {
-                write!(f, "the upload service answered the PUT with status {s}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for UploadError {}
+/// The longest answer body read from the upload service (it is not used).
+const MAX_PUT_ANSWER: usize = 4096;
+/// How much of a file is read from disk (and sent) at once by `xrelay send --file`.
+const FILE_CHUNK: usize = 16 * 1024;
 
 /// Upload state shared by the HTTP tasks.
 #[derive(Debug, Default)]
@@ -123,110 +43,150 @@ impl Drop for Permit<'_> {
 
 impl Uploads {
     /// A place for one upload, if fewer than `limit` run.
-    pub fn start(&self, limit: usize) -> Result<Permit<'_>, UploadError> {
+    pub fn start(&self, limit: usize) -> Option<Permit<'_>> {
         if self.running.get() >= limit {
-            return Err(UploadError::Busy);
+            return None;
         }
         self.running.set(self.running.get() + 1);
-        Ok(Permit(self))
+        Some(Permit(self))
+    }
+
+    /// The server's upload service, once found.
+    pub fn service(&self) -> Option<Service> {
+        self.service.borrow().clone()
+    }
+
+    /// Remember the service found, or forget it (`None`) after it said it moved.
+    pub fn remember_service(&self, service: Option<Service>) {
+        self.service.replace(service);
+    }
+
+    /// The PUT's TLS settings, once built.
+    pub fn tls(&self) -> Option<Arc<ClientConfig>> {
+        self.tls.borrow().clone()
+    }
+
+    /// Keep the PUT's TLS settings for the next upload.
+    pub fn remember_tls(&self, config: Arc<ClientConfig>) {
+        self.tls.replace(Some(config));
     }
 }
 
-/// The TLS settings of the PUT: the trust the webhook uses (`xmpp.ca_file`, else the
-/// built-in roots), read once.
-pub fn tls(app: &App) -> Result<Arc<ClientConfig>, UploadError> {
-    if let Some(c) = app.uploads.tls.borrow().clone() {
-        return Ok(c);
-    }
-    let trust = crate::webhook::trust(app.cfg.xmpp.ca_file.as_deref());
-    let config = tls::client_config(&trust).map_err(|e| UploadError::Put(e.to_string()))?;
-    app.uploads.tls.replace(Some(config.clone()));
-    Ok(config)
+/// Why a PUT failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutError {
+    /// The slot's PUT URL is not https.
+    NotHttps,
+    /// No connection, TLS, or HTTP exchange.
+    Failed(String),
+    /// The upload service answered with this non-2xx status.
+    Status(u16),
 }
 
-/// Refuse a file over `upload.max_bytes` before anything is asked of the server.
-pub fn check_size(app: &App, size: u64) -> Result<(), UploadError> {
-    check_size_with(app.cfg.upload.max_bytes, size)
-}
-
-/// Refuse a file over `max` bytes.
-pub fn check_size_with(max: u64, size: u64) -> Result<(), UploadError> {
-    if size > max {
-        return Err(UploadError::TooLarge { size, max });
-    }
-    Ok(())
-}
-
-/// A slot for a file of `size` bytes, within `upload.timeout`.
-pub async fn slot(
-    app: &App,
-    filename: &str,
-    size: u64,
-    content_type: &str,
-) -> Result<Slot, UploadError> {
-    let work = async {
-        let service = service(app).await?;
-        if let Some(max) = service.max_file_size.filter(|m| size > *m) {
-            return Err(UploadError::TooLarge { size, max });
-        }
-        let id = app.next_id();
-        let request = upload::slot_request(&id, &service.jid, filename, size, content_type);
-        let reply = iq(app, request, &id, &service.jid).await?;
-        upload::parse_slot(&reply).map_err(|e| {
-            if matches!(&e, SlotError::Refused { condition, .. }
-                if condition == "item-not-found" || condition == "service-unavailable")
-            {
-                // The component went away: look again next time.
-                app.uploads.service.replace(None);
+impl fmt::Display for PutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::NotHttps => SlotError::BadUrl.fmt(f),
+            PutError::Failed(e) => write!(f, "the upload to the server failed: {e}"),
+            PutError::Status(s) => {
+                write!(f, "the upload service answered the PUT with status {s}")
             }
-            UploadError::Slot(e)
-        })
-    };
-    let timer = async {
-        Timer::after(app.cfg.upload.timeout).await;
-        Err(UploadError::Timeout)
-    };
-    work.or(timer).await
-}
-
-/// The server's upload service: remembered, or found through disco#items and disco#info.
-async fn service(app: &App) -> Result<Service, UploadError> {
-    if let Some(s) = app.uploads.service.borrow().clone() {
-        return Ok(s);
-    }
-    let server = app.cfg.xmpp.jid.domain().to_owned();
-    let id = app.next_id();
-    let items = iq(app, upload::items_request(&id, &server), &id, &server).await?;
-    // The server itself may offer the service; else one of its components.
-    let candidates = std::iter::once(server.clone()).chain(upload::item_jids(&items));
-    for jid in candidates {
-        let id = app.next_id();
-        let Ok(info) = iq(app, upload::info_request(&id, &jid), &id, &jid).await else {
-            continue;
-        };
-        if let Some(service) = upload::service_from_info(&jid, &info) {
-            app.uploads.service.replace(Some(service.clone()));
-            return Ok(service);
         }
     }
-    Err(UploadError::NoService)
 }
 
-/// Send an iq and wait for its reply (bounded by the caller's timer).
-async fn iq(app: &App, stanza: Element, id: &str, to: &str) -> Result<Element, UploadError> {
-    let from = Jid::parse(to).map_err(|e| UploadError::Queue(e.to_string()))?;
-    let waiting = app.iq_waits.wait(id, from).map_err(|e| match e {
-        WaitError::Full | WaitError::Duplicate => UploadError::Queue(e.to_string()),
-    })?;
-    app.outbox
-        .push(&stanza, false)
-        .map_err(|e| UploadError::Queue(e.to_string()))?;
-    let reply = waiting.reply().await.ok_or(UploadError::Timeout)?;
-    Ok(reply)
+impl std::error::Error for PutError {}
+
+/// PUT `size` bytes of `body` to the slot over HTTPS with `tls`, with the slot's headers.
+/// Only a 2xx answer is success.
+pub async fn put(
+    tls: Arc<ClientConfig>,
+    slot: &Slot,
+    size: u64,
+    media_type: &str,
+    body: client::RequestBody,
+) -> Result<(), PutError> {
+    let url = Url::parse(&slot.put).map_err(|e| PutError::Failed(e.to_string()))?;
+    if !url.https {
+        return Err(PutError::NotHttps);
+    }
+    let host = url.connect_host();
+    let tcp = TcpStream::connect((host, url.port_or_default()))
+        .await
+        .map_err(|e| PutError::Failed(format!("cannot connect: {e}")))?;
+    let stream = tls::connect(tls, host, tcp)
+        .await
+        .map_err(|e| PutError::Failed(e.to_string()))?;
+    let length = size.to_string();
+    let mut headers = vec![
+        ("Content-Type", media_type),
+        ("Content-Length", length.as_str()),
+        ("User-Agent", concat!("xrelay/", env!("CARGO_PKG_VERSION"))),
+    ];
+    headers.extend(slot.headers.iter().map(|(k, v)| (*k, v.as_str())));
+    let res = client::send(stream, Method::PUT, &url, &headers, body, MAX_PUT_ANSWER)
+        .await
+        .map_err(|e| PutError::Failed(e.to_string()))?;
+    if (200..300).contains(&res.status) {
+        Ok(())
+    } else {
+        Err(PutError::Status(res.status))
+    }
 }
 
-/// How long a caller is asked to wait when uploads are busy.
-pub const RETRY_AFTER_BUSY: Duration = Duration::from_secs(10);
+/// A file on disk as the PUT's body (`xrelay send --file`): exactly `size` bytes, read in
+/// [`FILE_CHUNK`] pieces as the PUT takes them. The reads block; the command does nothing
+/// else meanwhile, and a local file answers at once.
+#[derive(Debug)]
+pub struct DiskFile {
+    file: std::fs::File,
+    size: u64,
+    sent: u64,
+}
+
+impl DiskFile {
+    /// The body for `file`, which has `size` bytes.
+    pub fn new(file: std::fs::File, size: u64) -> DiskFile {
+        DiskFile {
+            file,
+            size,
+            sent: 0,
+        }
+    }
+}
+
+impl Body for DiskFile {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let left = self.size - self.sent;
+        if left == 0 {
+            return Poll::Ready(None);
+        }
+        let mut buf = vec![0u8; FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK))];
+        let n = match self.file.read(&mut buf) {
+            Ok(0) => {
+                return Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file became shorter while it was sent",
+                ))))
+            }
+            Ok(n) => n,
+            Err(e) => return Poll::Ready(Some(Err(e))),
+        };
+        buf.truncate(n);
+        self.sent += n as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.size - self.sent)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -236,26 +196,8 @@ mod tests {
     fn permits_are_bounded_and_freed_on_drop() {
         let uploads = Uploads::default();
         let first = uploads.start(1).expect("a place");
-        assert_eq!(uploads.start(1).err(), Some(UploadError::Busy));
+        assert!(uploads.start(1).is_none());
         drop(first);
-        assert!(uploads.start(1).is_ok());
-    }
-
-    #[test]
-    fn each_error_has_its_status() {
-        let too_large = UploadError::TooLarge { size: 2, max: 1 };
-        assert_eq!(too_large.status(), 413);
-        assert!(too_large.to_string().contains("2 bytes"));
-        let refused_large = UploadError::Slot(SlotError::Refused {
-            condition: "not-acceptable".into(),
-            text: None,
-            max_file_size: Some(1),
-        });
-        assert_eq!(refused_large.status(), 413);
-        let refused = UploadError::Slot(SlotError::NoSlot);
-        assert_eq!(refused.status(), 502);
-        assert_eq!(UploadError::Busy.status(), 503);
-        assert_eq!(UploadError::Timeout.status(), 504);
-        assert_eq!(UploadError::NoService.status(), 502);
+        assert!(uploads.start(1).is_some());
     }
 }

@@ -102,11 +102,11 @@ ipk_target() {
     esac
 }
 
-# hotplug scripts the package must carry (none until cross/openwrt/hotplug.d/ has some)
+# hotplug scripts the package must carry (none until packaging/openwrt/hotplug.d/ has some)
 hotplug=()
-if [ -d cross/openwrt/hotplug.d ]; then
+if [ -d packaging/openwrt/hotplug.d ]; then
     while read -r f; do hotplug+=("./etc/hotplug.d/$f"); done \
-        < <(cd cross/openwrt/hotplug.d && find . -type f -printf '%P\n')
+        < <(cd packaging/openwrt/hotplug.d && find . -type f -printf '%P\n')
 fi
 
 check_ipk() {
@@ -164,7 +164,7 @@ check_ipk() {
     local target
     target=$(ipk_target "$arch")
     check "$arch: the binary is dist/xrelay-$target" cmp -s "$d/data/usr/bin/xrelay" "dist/xrelay-$target"
-    check "$arch: init script is cross/openwrt/xrelay.init" cmp -s "$d/data/etc/init.d/xrelay" cross/openwrt/xrelay.init
+    check "$arch: init script is packaging/openwrt/xrelay.init" cmp -s "$d/data/etc/init.d/xrelay" packaging/openwrt/xrelay.init
 
     # start_service through the stub procd library
     local out

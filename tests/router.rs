@@ -346,7 +346,7 @@ fn hotplug_ifdown_message_queues_while_the_server_is_down_and_arrives_with_its_d
     p.stop();
     daemon.wait_for("disconnected", WAIT);
     let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("cross/openwrt/hotplug.d/iface/90-xrelay");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/openwrt/hotplug.d/iface/90-xrelay");
     let posted = xrelay::timefmt::now_unix();
     let out = Command::new("sh")
         .arg(&script)

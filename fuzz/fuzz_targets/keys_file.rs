@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xrelay::fuzzing::{parse_keys, render_keys};
-use xrelay::keys::MAX_KEYS;
+use xrelay::store::keys::MAX_KEYS;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

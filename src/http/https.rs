@@ -187,7 +187,7 @@ mod tests {
 
     fn testdata(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/xmpp/testdata")
+            .join("src/net/testdata")
             .join(name)
     }
 

@@ -20,19 +20,17 @@
 
 pub mod auth;
 pub mod body;
-pub mod client;
 pub mod framing;
 pub mod https;
-pub mod local;
 pub mod multipart;
 pub mod rest;
 pub mod routes;
-pub mod rt;
 pub mod upload;
-pub mod url;
 
 use crate::app::App;
 use crate::log;
+use crate::net::rt;
+use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use smol::future::FutureExt;
@@ -54,12 +52,26 @@ use std::time::{Duration, Instant};
 
 /// The whole request body must arrive within this.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A body's first second is exempt from `http.min_body_rate` (connection ramp-up).
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(1);
 /// The longest request head (request line and headers), and hyper's read buffer.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// The most request headers.
 pub const MAX_HEADERS: usize = 64;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The last value of header `name`, if it is UTF-8 (other bytes are opaque to us, RFC
+/// 9110 §5.5, and read as absent).
+fn header(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(name)
+        .iter()
+        .next_back()
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .map(str::to_string)
+}
 
 /// The address the auth limiter sees for every unix-socket client.
 pub const UNIX_PEER: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);

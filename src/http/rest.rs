@@ -7,7 +7,6 @@
 //! `xml:lang` survive on the top element; the server stamps `from`.
 
 use super::body::{form_pairs, percent_decode, MAX_FORM_FIELDS};
-use crate::webhook::{CONTENT_FORM, CONTENT_JSON, CONTENT_XML};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap::{self, MapError};
 use crate::xmpp::stanza::NS_CLIENT;
@@ -15,6 +14,14 @@ use crate::xmpp::xml::{self, DocError, Element};
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// Media type of stanzas as XML.
+pub const CONTENT_XML: &str = "application/xmpp+xml";
+/// Media type of mod_rest's JSON mapping.
+pub const CONTENT_JSON: &str = "application/json";
+/// Media type of form bodies (curl's `-d`).
+pub const CONTENT_FORM: &str = "application/x-www-form-urlencoded";
+/// Media type of plain text.
+pub const CONTENT_TEXT: &str = "text/plain";
 /// The iq payloads `GET /rest/{payload}/{to}` and `POST /rest/iq/{payload}/{to}` name.
 const IQ_SHORTHANDS: [&str; 4] = ["ping", "disco", "items", "version"];
 

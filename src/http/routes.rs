@@ -4,22 +4,23 @@
 //!
 //! Every error is JSON `{"error": "<one human sentence>"}` with the contract's status.
 
-use super::auth::{self, Credentials, InFlightGuard};
+use super::auth::{self, Credentials};
 use super::body::{self, MsgRequest};
 use super::rest;
 use super::upload;
-use super::BODY_TIMEOUT;
+use super::upload::UploadError;
+use super::{header, BODY_RATE_GRACE, BODY_TIMEOUT};
+use crate::access::clients::{self, InFlightGuard};
 use crate::app::{App, StreamState};
 use crate::config;
-use crate::invites::{self, InvitesError};
 use crate::iqwait::WaitError;
-use crate::keys::{AuthResult, Scope};
 use crate::log;
 use crate::metrics;
 use crate::outbox::{AckWaiter, PushError};
 use crate::rooms::{self, Reflection};
+use crate::store::invites::{self, InvitesError};
+use crate::store::keys::{AuthResult, Scope};
 use crate::timefmt;
-use crate::upload::UploadError;
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza;
 use crate::xmpp::xml::Element;
@@ -45,8 +46,6 @@ pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 const RETRY_AFTER_FULL: u64 = 5;
 /// Seconds a key at its `http.max_per_key` is asked to wait.
 const RETRY_AFTER_BUSY_KEY: u64 = 1;
-/// A body's first second is exempt from `http.min_body_rate` (connection ramp-up).
-pub const BODY_RATE_GRACE: Duration = Duration::from_secs(1);
 
 /// Answer one request and count the answer.
 pub async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response {
@@ -101,7 +100,7 @@ fn request_host(parts: &Parts) -> Option<String> {
 /// answered. A local socket is out of a web page's reach: any host will do there.
 fn addressed_to_us(app: &App, parts: &Parts) -> Result<(), Reject> {
     if parts.extensions.get::<super::UnixSocket>().is_some()
-        || auth::host_allowed(request_host(parts).as_deref(), &app.cfg.http.allowed_hosts)
+        || clients::host_allowed(request_host(parts).as_deref(), &app.cfg.http.allowed_hosts)
     {
         return Ok(());
     }
@@ -109,18 +108,6 @@ fn addressed_to_us(app: &App, parts: &Parts) -> Result<(), Reject> {
         StatusCode::MISDIRECTED_REQUEST,
         "this server does not answer for the host this request names (http.allowed_hosts)",
     ))
-}
-
-/// The last value of header `name`, if it is UTF-8 (other bytes are opaque to us, RFC
-/// 9110 §5.5, and read as absent).
-pub(super) fn header(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(name)
-        .iter()
-        .next_back()
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-        .map(str::to_string)
 }
 
 /// A refused request: the status, one human sentence, and headers that go with it.
@@ -287,8 +274,8 @@ fn authenticate<'a>(
     scope: Option<Scope>,
 ) -> Result<InFlightGuard<'a>, Reject> {
     let authorization = header(parts, "Authorization");
-    if auth::is_basic(authorization.as_deref())
-        && auth::cross_site(
+    if clients::is_basic(authorization.as_deref())
+        && clients::cross_site(
             header(parts, "Sec-Fetch-Site").as_deref(),
             header(parts, "Origin").as_deref(),
             request_host(parts).as_deref(),
@@ -354,7 +341,7 @@ fn failed(app: &App, parts: &Parts, peer: IpAddr, why: &str) -> Reject {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let client = auth::client_addr(peer, &forwarded, &app.cfg.http.trusted_proxies);
+    let client = clients::client_addr(peer, &forwarded, &app.cfg.http.trusted_proxies);
     let now = Instant::now();
     let mut limiter = app.limiter.borrow_mut();
     if let Err(retry) = limiter.check(client, now) {
@@ -500,7 +487,7 @@ async fn post_msg(app: &App, parts: &Parts, body: Incoming, path_to: &str) -> An
 fn upload_reject(e: UploadError) -> Reject {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let retry = match e {
-        UploadError::Busy => Some(crate::upload::RETRY_AFTER_BUSY.as_secs()),
+        UploadError::Busy => Some(upload::RETRY_AFTER_BUSY.as_secs()),
         UploadError::Queue(_) => Some(RETRY_AFTER_FULL),
         _ => None,
     };

@@ -9,33 +9,32 @@
 //! and announces nothing.
 
 use super::auth;
-use super::body::{self, MsgRequest};
-use super::client;
-use super::local::content_type_of;
+use super::body::{self, BodyError, MsgRequest};
 use super::multipart::{self, Decoder, Event, PartHead};
-use super::routes::{header, BODY_RATE_GRACE};
-use super::url::Url;
+use super::{header, BODY_RATE_GRACE};
 use crate::app::{App, StreamState};
+use crate::iqwait::WaitError;
 use crate::log;
 use crate::metrics;
-use crate::upload::{self, UploadError};
+use crate::net::http_client as client;
+use crate::net::local::content_type_of;
+use crate::net::tls;
+use crate::upload::{self, PutError};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stanza::NS_CLIENT;
-use crate::xmpp::tls;
 use crate::xmpp::upload::{self as xep, Slot};
+use crate::xmpp::upload::{Service, SlotError};
 use crate::xmpp::xml::Element;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::CONTENT_LENGTH;
 use hyper::http::request::Parts;
-use hyper::Method;
 use rustls::ClientConfig;
 use smol::future::FutureExt;
-use smol::net::TcpStream;
 use smol::Timer;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::{poll_fn, Future};
-use std::io::Read;
 use std::path::Path;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -43,16 +42,203 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// The longest answer body read from the upload service (it is not used).
-const MAX_PUT_ANSWER: usize = 4096;
 /// The longest media type passed on to the slot request and the PUT.
 const MAX_MEDIA_TYPE: usize = 127;
 /// The media type of a file part that names none.
 const DEFAULT_MEDIA_TYPE: &str = "application/octet-stream";
-/// How much of a file is read from disk (and sent) at once by `xrelay send --file`.
-const FILE_CHUNK: usize = 16 * 1024;
 /// Form parts that carry the message text.
 const TEXT_PARTS: [&str; 2] = ["body", "message"];
+
+/// How long a caller is asked to wait when uploads are busy.
+pub const RETRY_AFTER_BUSY: Duration = Duration::from_secs(10);
+
+/// Why a file was not uploaded; each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadError {
+    /// `upload.concurrency` uploads run already.
+    Busy,
+    /// The file is larger than `upload.max_bytes` or the service's own limit.
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// The limit it is over.
+        max: u64,
+    },
+    /// The server lists no XEP-0363 service.
+    NoService,
+    /// The service refused the slot, or gave an unusable one.
+    Slot(SlotError),
+    /// The service, or the PUT, did not answer in time.
+    Timeout,
+    /// Too many iqs wait already, or the outbox is full.
+    Queue(String),
+    /// The PUT failed (connection, TLS, or a non-2xx status).
+    Put(String),
+    /// The request body is not a usable upload (multipart errors, wrong length).
+    Body(String),
+    /// A raw body came without `Content-Length`: its size must be known before the slot.
+    LengthRequired,
+    /// The body fell below `http.min_body_rate`.
+    SlowBody,
+    /// The client closed the connection before the whole file arrived.
+    ClientGone,
+    /// The recipient, type or text of the message is not valid.
+    Message(BodyError),
+    /// The upload service answered the PUT with this non-2xx status.
+    PutStatus(u16),
+}
+
+impl UploadError {
+    /// The HTTP status that answers it.
+    pub fn status(&self) -> u16 {
+        match self {
+            UploadError::Busy | UploadError::Queue(_) => 503,
+            UploadError::TooLarge { .. } => 413,
+            UploadError::Slot(e) if e.is_too_large() => 413,
+            UploadError::NoService | UploadError::Slot(_) | UploadError::Put(_) => 502,
+            UploadError::Timeout => 504,
+            UploadError::Body(_) | UploadError::ClientGone => 400,
+            UploadError::LengthRequired => 411,
+            UploadError::SlowBody => 408,
+            UploadError::Message(e) => e.status(),
+            UploadError::PutStatus(413) => 413,
+            UploadError::PutStatus(_) => 502,
+        }
+    }
+}
+
+impl fmt::Display for UploadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadError::Busy => f.write_str("another upload is running; try again later"),
+            UploadError::TooLarge { size, max } => {
+                write!(f, "the file has {size} bytes, more than the {max} allowed")
+            }
+            UploadError::NoService => {
+                f.write_str("the XMPP server offers no file upload service (XEP-0363)")
+            }
+            UploadError::Slot(e) => e.fmt(f),
+            UploadError::Timeout => f.write_str("the upload did not complete in time"),
+            UploadError::Queue(e) => f.write_str(e),
+            UploadError::Put(e) => write!(f, "the upload to the server failed: {e}"),
+            UploadError::Body(e) => f.write_str(e),
+            UploadError::LengthRequired => {
+                f.write_str("a file needs a Content-Length (its size goes into the slot request)")
+            }
+            UploadError::SlowBody => f.write_str("the file did not arrive fast enough"),
+            UploadError::ClientGone => f.write_str("the client closed the connection"),
+            UploadError::Message(e) => e.fmt(f),
+            UploadError::PutStatus(s) => {
+                write!(f, "the upload service answered the PUT with status {s}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UploadError {}
+
+impl From<PutError> for UploadError {
+    fn from(e: PutError) -> UploadError {
+        match e {
+            PutError::NotHttps => UploadError::Slot(SlotError::BadUrl),
+            PutError::Failed(e) => UploadError::Put(e),
+            PutError::Status(s) => UploadError::PutStatus(s),
+        }
+    }
+}
+
+/// The TLS settings of the PUT: the trust the webhook uses (`xmpp.ca_file`, else the
+/// built-in roots), read once.
+pub fn tls(app: &App) -> Result<Arc<ClientConfig>, UploadError> {
+    if let Some(c) = app.uploads.tls() {
+        return Ok(c);
+    }
+    let trust = crate::config::Trust::for_endpoints(app.cfg.xmpp.ca_file.as_deref());
+    let config = tls::client_config(&trust).map_err(|e| UploadError::Put(e.to_string()))?;
+    app.uploads.remember_tls(config.clone());
+    Ok(config)
+}
+
+/// Refuse a file over `upload.max_bytes` before anything is asked of the server.
+pub fn check_size(app: &App, size: u64) -> Result<(), UploadError> {
+    check_size_with(app.cfg.upload.max_bytes, size)
+}
+
+/// Refuse a file over `max` bytes.
+pub fn check_size_with(max: u64, size: u64) -> Result<(), UploadError> {
+    if size > max {
+        return Err(UploadError::TooLarge { size, max });
+    }
+    Ok(())
+}
+
+/// A slot for a file of `size` bytes, within `upload.timeout`.
+pub async fn slot(
+    app: &App,
+    filename: &str,
+    size: u64,
+    content_type: &str,
+) -> Result<Slot, UploadError> {
+    let work = async {
+        let service = service(app).await?;
+        if let Some(max) = service.max_file_size.filter(|m| size > *m) {
+            return Err(UploadError::TooLarge { size, max });
+        }
+        let id = app.next_id();
+        let request = xep::slot_request(&id, &service.jid, filename, size, content_type);
+        let reply = iq(app, request, &id, &service.jid).await?;
+        xep::parse_slot(&reply).map_err(|e| {
+            if matches!(&e, SlotError::Refused { condition, .. }
+                if condition == "item-not-found" || condition == "service-unavailable")
+            {
+                // The component went away: look again next time.
+                app.uploads.remember_service(None);
+            }
+            UploadError::Slot(e)
+        })
+    };
+    let timer = async {
+        Timer::after(app.cfg.upload.timeout).await;
+        Err(UploadError::Timeout)
+    };
+    work.or(timer).await
+}
+
+/// The server's upload service: remembered, or found through disco#items and disco#info.
+async fn service(app: &App) -> Result<Service, UploadError> {
+    if let Some(s) = app.uploads.service() {
+        return Ok(s);
+    }
+    let server = app.cfg.xmpp.jid.domain().to_owned();
+    let id = app.next_id();
+    let items = iq(app, xep::items_request(&id, &server), &id, &server).await?;
+    // The server itself may offer the service; else one of its components.
+    let candidates = std::iter::once(server.clone()).chain(xep::item_jids(&items));
+    for jid in candidates {
+        let id = app.next_id();
+        let Ok(info) = iq(app, xep::info_request(&id, &jid), &id, &jid).await else {
+            continue;
+        };
+        if let Some(service) = xep::service_from_info(&jid, &info) {
+            app.uploads.remember_service(Some(service.clone()));
+            return Ok(service);
+        }
+    }
+    Err(UploadError::NoService)
+}
+
+/// Send an iq and wait for its reply (bounded by the caller's timer).
+async fn iq(app: &App, stanza: Element, id: &str, to: &str) -> Result<Element, UploadError> {
+    let from = Jid::parse(to).map_err(|e| UploadError::Queue(e.to_string()))?;
+    let waiting = app.iq_waits.wait(id, from).map_err(|e| match e {
+        WaitError::Full | WaitError::Duplicate => UploadError::Queue(e.to_string()),
+    })?;
+    app.outbox
+        .push(&stanza, false)
+        .map_err(|e| UploadError::Queue(e.to_string()))?;
+    let reply = waiting.reply().await.ok_or(UploadError::Timeout)?;
+    Ok(reply)
+}
 
 /// The message that shares an uploaded file, ready to be queued.
 #[derive(Debug)]
@@ -160,7 +346,10 @@ pub async fn post_file(
         );
         return Err(UploadError::TooLarge { size: length, max });
     }
-    let _permit = app.uploads.start(app.cfg.upload.concurrency)?;
+    let _permit = app
+        .uploads
+        .start(app.cfg.upload.concurrency)
+        .ok_or(UploadError::Busy)?;
     let progress = Rc::new(Progress::default());
     let mut file = File {
         name: file_name(parts),
@@ -178,7 +367,7 @@ pub async fn post_file(
         } else {
             None
         };
-        upload::check_size(app, file.size)?;
+        check_size(app, file.size)?;
         let name = file
             .name
             .clone()
@@ -188,8 +377,8 @@ pub async fn post_file(
             // An octet stream with a known extension: say what it is, so clients show it.
             file.media_type = content_type_of(Path::new(&name)).to_owned();
         }
-        let slot = upload::slot(app, &name, file.size, &file.media_type).await?;
-        let tls = upload::tls(app)?;
+        let slot = slot(app, &name, file.size, &file.media_type).await?;
+        let tls = tls(app)?;
         source.restart_clock();
         let body = RequestFile {
             source,
@@ -197,12 +386,12 @@ pub async fn post_file(
             size: file.size,
             progress: progress.clone(),
         };
-        let put = put(tls, &slot, file.size, &file.media_type, client::boxed(body)).await;
+        let put = upload::put(tls, &slot, file.size, &file.media_type, client::boxed(body)).await;
         // The body's own failure says more than the aborted PUT it caused.
         if let Some(e) = progress.failure.take() {
             return Err(e);
         }
-        put?;
+        put.map_err(UploadError::from)?;
         if progress.sent.get() != file.size {
             return Err(UploadError::Body(format!(
                 "{} bytes of the file arrived, {} were announced",
@@ -353,43 +542,6 @@ async fn read_form_head(
 /// A part with a file name, or named `file`.
 fn is_file_part(head: &PartHead) -> bool {
     head.filename.is_some() || head.name == "file"
-}
-
-/// PUT `size` bytes of `body` to the slot over HTTPS with `tls`, with the slot's headers.
-/// Only a 2xx answer is success.
-pub async fn put(
-    tls: Arc<ClientConfig>,
-    slot: &Slot,
-    size: u64,
-    media_type: &str,
-    body: client::RequestBody,
-) -> Result<(), UploadError> {
-    let url = Url::parse(&slot.put).map_err(|e| UploadError::Put(e.to_string()))?;
-    if !url.https {
-        return Err(UploadError::Slot(xep::SlotError::BadUrl));
-    }
-    let host = url.connect_host();
-    let tcp = TcpStream::connect((host, url.port_or_default()))
-        .await
-        .map_err(|e| UploadError::Put(format!("cannot connect: {e}")))?;
-    let stream = tls::connect(tls, host, tcp)
-        .await
-        .map_err(|e| UploadError::Put(e.to_string()))?;
-    let length = size.to_string();
-    let mut headers = vec![
-        ("Content-Type", media_type),
-        ("Content-Length", length.as_str()),
-        ("User-Agent", concat!("xrelay/", env!("CARGO_PKG_VERSION"))),
-    ];
-    headers.extend(slot.headers.iter().map(|(k, v)| (*k, v.as_str())));
-    let res = client::send(stream, Method::PUT, &url, &headers, body, MAX_PUT_ANSWER)
-        .await
-        .map_err(|e| UploadError::Put(e.to_string()))?;
-    if (200..300).contains(&res.status) {
-        Ok(())
-    } else {
-        Err(UploadError::PutStatus(res.status))
-    }
 }
 
 /// How far the PUT's body got, and why it stopped, when it failed.
@@ -565,63 +717,27 @@ impl Body for RequestFile {
     }
 }
 
-/// A file on disk as the PUT's body (`xrelay send --file`): exactly `size` bytes, read in
-/// [`FILE_CHUNK`] pieces as the PUT takes them. The reads block; the command does nothing
-/// else meanwhile, and a local file answers at once.
-#[derive(Debug)]
-pub struct DiskFile {
-    file: std::fs::File,
-    size: u64,
-    sent: u64,
-}
-
-impl DiskFile {
-    /// The body for `file`, which has `size` bytes.
-    pub fn new(file: std::fs::File, size: u64) -> DiskFile {
-        DiskFile {
-            file,
-            size,
-            sent: 0,
-        }
-    }
-}
-
-impl Body for DiskFile {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let left = self.size - self.sent;
-        if left == 0 {
-            return Poll::Ready(None);
-        }
-        let mut buf = vec![0u8; FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK))];
-        let n = match self.file.read(&mut buf) {
-            Ok(0) => {
-                return Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the file became shorter while it was sent",
-                ))))
-            }
-            Ok(n) => n,
-            Err(e) => return Poll::Ready(Some(Err(e))),
-        };
-        buf.truncate(n);
-        self.sent += n as u64;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.size - self.sent)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_error_has_its_status() {
+        let too_large = UploadError::TooLarge { size: 2, max: 1 };
+        assert_eq!(too_large.status(), 413);
+        assert!(too_large.to_string().contains("2 bytes"));
+        let refused_large = UploadError::Slot(SlotError::Refused {
+            condition: "not-acceptable".into(),
+            text: None,
+            max_file_size: Some(1),
+        });
+        assert_eq!(refused_large.status(), 413);
+        let refused = UploadError::Slot(SlotError::NoSlot);
+        assert_eq!(refused.status(), 502);
+        assert_eq!(UploadError::Busy.status(), 503);
+        assert_eq!(UploadError::Timeout.status(), 504);
+        assert_eq!(UploadError::NoService.status(), 502);
+    }
 
     #[test]
     fn pictures_documents_and_octet_streams_are_files() {

@@ -16,9 +16,19 @@ use super::stanza::{
 use super::xml::{
     write_stream_header, Element, Framer, Skipped, StreamEvent, XmlError, STREAM_CLOSE,
 };
-use crate::config::TlsMode;
 use std::fmt;
 use std::time::{Duration, Instant};
+
+/// How the stream is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP upgraded with STARTTLS (port 5222).
+    StartTls,
+    /// TLS from the first byte (XEP-0368, port 5223).
+    Direct,
+    /// No TLS; allowed only towards a loopback server.
+    Plain,
+}
 
 /// Longest text kept from a server's error element, so a hostile server cannot fill logs.
 const MAX_ERROR_TEXT: usize = 200;
@@ -1029,9 +1039,8 @@ fn bounded(mut s: String) -> String {
 }
 
 fn error_text(el: &Element, ns: &str) -> Option<String> {
-    // Escaped here, so that the text stays one line wherever it is shown (log, /health).
-    el.get_child("text", ns)
-        .map(|t| bounded(crate::log::one_line(&t.text_content())))
+    // Kept as the server sent it (bounded); whatever shows it escapes it (`log::one_line`).
+    el.get_child("text", ns).map(|t| bounded(t.text_content()))
 }
 
 fn stream_error(el: &Element) -> Error {

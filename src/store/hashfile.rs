@@ -13,8 +13,8 @@
 //! Read-modify-write cycles hold an `flock` on a lock file beside the file, so the CLI and
 //! the daemon never undo each other's changes.
 
+use crate::secret::random;
 use ring::digest;
-use ring::rand::{SecureRandom, SystemRandom};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -374,11 +374,6 @@ pub fn sha256(s: &str) -> [u8; 32] {
     out
 }
 
-/// Constant-time equality of two hashes.
-pub fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Whether `name` may label an entry: no tabs, newlines or other controls (they would break
 /// the line format), at most [`MAX_NAME_CHARS`].
 pub fn is_valid_name(name: &str) -> bool {
@@ -400,19 +395,6 @@ pub fn unhex32(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
-}
-
-/// The OS random source failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RandomError;
-
-/// `N` bytes from the OS random source.
-pub fn random<const N: usize>() -> Result<[u8; N], RandomError> {
-    let mut out = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut out)
-        .map_err(|_| RandomError)?;
-    Ok(out)
 }
 
 /// Rows as aligned columns separated by two spaces; the last column is not padded.
@@ -547,7 +529,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn hex_round_trip_and_constant_time_eq() {
+    fn hex_round_trips_and_refuses_what_is_not_64_hex_digits() {
         let h = sha256("abc");
         assert_eq!(
             hex(&h),
@@ -556,9 +538,6 @@ pub(crate) mod tests {
         assert_eq!(unhex32(&hex(&h)), Some(h));
         assert_eq!(unhex32("zz"), None);
         assert_eq!(unhex32(&"g".repeat(64)), None);
-        assert!(ct_eq(&h, &sha256("abc")));
-        assert!(!ct_eq(&h, &sha256("abd")));
-        assert_ne!(random::<16>().unwrap(), random::<16>().unwrap());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Who may use the bot through the webhook (`webhook.from`), and a bounded log throttle for
 //! the refusals. Pure: the daemon says where a stanza comes from and whether the sender is a
-//! contact; this decides.
+//! contact; this decides. Which HTTP clients are served is decided in `clients`.
+
+pub mod clients;
 
 use crate::xmpp::jid::Jid;
 use std::time::{Duration, Instant};

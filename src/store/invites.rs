@@ -11,9 +11,9 @@
 //! `unused` or `used:JID` (the contact it let in), timestamps RFC 3339 UTC, `#` comments.
 //! Written atomically with mode 0600; a file readable by group or others is refused.
 
-use crate::config::MAX_INVITES;
-use crate::hashfile::{self, ct_eq, hex, sha256, unhex32, DataFile, FileError, Signature};
 use crate::log;
+use crate::secret::{self, ct_eq};
+use crate::store::hashfile::{self, hex, sha256, unhex32, DataFile, FileError, Signature};
 use crate::timefmt::{format_rfc3339, parse_rfc3339};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::xml::escape_into;
@@ -21,6 +21,9 @@ use base64::Engine;
 use std::cell::RefCell;
 use std::fmt;
 use std::path::Path;
+
+/// Most invites `invites.max` may allow.
+pub const MAX_INVITES: usize = 4096;
 
 /// XEP-0379's namespace of `<preauth token='...'/>`.
 pub const NS_PARS: &str = "urn:xmpp:pars:0";
@@ -184,9 +187,9 @@ impl InviteFile {
             return Err(InvitesError::BadName);
         }
         let max = max.min(MAX_INVITES);
-        let id = hex(&hashfile::random::<ID_BYTES>().map_err(|_| InvitesError::Random)?);
+        let id = hex(&secret::random::<ID_BYTES>().map_err(|_| InvitesError::Random)?);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(hashfile::random::<TOKEN_BYTES>().map_err(|_| InvitesError::Random)?);
+            .encode(secret::random::<TOKEN_BYTES>().map_err(|_| InvitesError::Random)?);
         let invite = Invite {
             id,
             token_hash: sha256(&token),
@@ -568,10 +571,10 @@ mod tests {
     use std::path::PathBuf;
 
     /// A true time: tests run at the clock floor and after.
-    const T: u64 = crate::hashfile::CLOCK_FLOOR;
+    const T: u64 = crate::store::hashfile::CLOCK_FLOOR;
 
     fn dir(name: &str) -> PathBuf {
-        crate::hashfile::test_dir(&format!("inv-{name}"))
+        crate::store::hashfile::test_dir(&format!("inv-{name}"))
     }
 
     #[test]
@@ -650,7 +653,7 @@ mod tests {
         ));
         assert_eq!(InviteFile::load(&path).unwrap().invites().len(), 1);
         assert_eq!(
-            crate::hashfile::tests::temp_files(&d),
+            crate::store::hashfile::tests::temp_files(&d),
             0,
             "no temp files left"
         );

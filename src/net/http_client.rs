@@ -5,8 +5,8 @@
 //! closes, as Python's `http.server` and CGI gateways do), skips interim 1xx answers and
 //! follows no redirects; the head and the body are bounded here.
 
-use super::rt;
-use super::url::Url;
+use crate::net::rt;
+use crate::url::Url;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes};
 use hyper::client::conn::http1;

@@ -193,9 +193,8 @@ fn write_request(
 /// What goes before and after the file's bytes in a `multipart/form-data` body with the
 /// text as part `body`, and the boundary (random: it must not occur in the file).
 fn multipart(text: &str, name: &str, content_type: &str) -> (String, String, String) {
-    let mut r = [0u8; 12];
     // Without OS randomness the boundary is fixed; a file holding it is still unlikely.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
+    let r = crate::secret::random::<12>().unwrap_or_default();
     let boundary: String = r.iter().map(|b| format!("{b:02x}")).collect();
     let boundary = format!("xrelay-{boundary}");
     let name: String = name

@@ -4,12 +4,12 @@
 //! it produces, sleeps until its next timer, and performs the TLS handshake when asked.
 //! All protocol decisions stay in the state machine.
 
-use super::jid::Jid;
 use super::resolve::{self, Service, Target};
-use super::stream::{self, Client, Event, Resumption, Settings, SmState};
 use super::tls::{self, TlsError};
-use super::xml::Element;
-use crate::config::{TlsMode, XmppConfig};
+use crate::config::XmppConfig;
+use crate::xmpp::jid::Jid;
+use crate::xmpp::stream::{self, Client, Event, Resumption, Settings, SmState, TlsMode};
+use crate::xmpp::xml::Element;
 use futures_rustls::client::TlsStream;
 use rustls::ClientConfig;
 use smol::future::FutureExt;

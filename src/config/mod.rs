@@ -4,15 +4,21 @@
 //! type or out of range is an error naming the key and its line, so a typo never silently
 //! falls back to a default.
 
-use crate::hashfile;
-use crate::http::url::{Url, UrlError};
-use crate::toml::{self, Entry, Value};
+pub mod toml;
+
+pub use crate::secret::Secret;
+use crate::store::hashfile;
+use crate::store::invites::MAX_INVITES;
+use crate::url::{Url, UrlError};
 use crate::xmpp::jid::Jid;
-use crate::xmpp::tls;
+use crate::xmpp::stream::TlsMode;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toml::{Entry, Value};
 
 /// Where the config is read from when neither `-c` nor `XRELAY_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/xrelay/xrelay.toml";
@@ -31,36 +37,46 @@ pub const DEFAULT_MAX_OUTGOING_BYTES: usize = 256 * 1024;
 /// Default bound on the outbox's serialized stanzas.
 pub const DEFAULT_OUTBOX_MAX_BYTES: usize = 1024 * 1024;
 
-/// How the stream is secured.
+/// Length of a SHA-256 digest, the size of one pin.
+pub const PIN_LEN: usize = 32;
+
+/// Which servers the client trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// The built-in Mozilla root store (webpki-roots), for devices without a CA bundle.
+    Roots,
+    /// Only the roots in this PEM bundle.
+    CaFile(PathBuf),
+    /// Only end-entity certificates whose SubjectPublicKeyInfo has one of these SHA-256 digests;
+    /// names and dates are not checked, so a self-signed home server can be trusted exactly.
+    Pins(Vec<[u8; PIN_LEN]>),
+}
+
+impl Trust {
+    /// How a webhook or upload endpoint's certificate is checked: the stream's CA file if
+    /// set, else the built-in roots (pins name the XMPP server's key, not the endpoint's).
+    pub fn for_endpoints(ca_file: Option<&Path>) -> Trust {
+        ca_file.map_or(Trust::Roots, |p| Trust::CaFile(p.to_path_buf()))
+    }
+}
+
+/// A pin that is not the standard base64 of a SHA-256 digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Plain TCP upgraded with STARTTLS (port 5222).
-    StartTls,
-    /// TLS from the first byte (XEP-0368, port 5223).
-    Direct,
-    /// No TLS; allowed only towards a loopback server.
-    Plain,
-}
+pub struct BadPin;
 
-/// A secret string: never shown by `Debug`, so it cannot end up in a log by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret.
-    pub fn new(s: String) -> Secret {
-        Secret(s)
-    }
-    /// The secret itself, for the code that must use it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
+impl fmt::Display for BadPin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
+        f.write_str("a pin must be the standard base64 of a SHA-256 digest (44 characters)")
     }
+}
+
+impl std::error::Error for BadPin {}
+
+/// Decodes a pin: the standard base64 (44 characters, padded) of the SHA-256 of a
+/// SubjectPublicKeyInfo, as `openssl ... | openssl dgst -sha256 -binary | base64` prints it.
+pub fn parse_pin(text: &str) -> Result<[u8; PIN_LEN], BadPin> {
+    let bytes = STANDARD.decode(text).map_err(|_| BadPin)?;
+    bytes.try_into().map_err(|_| BadPin)
 }
 
 /// `[xmpp]`: the bot account and how to reach its server.
@@ -103,13 +119,13 @@ pub struct XmppConfig {
 
 impl XmppConfig {
     /// How the server's certificate is checked.
-    pub fn trust(&self) -> tls::Trust {
+    pub fn trust(&self) -> Trust {
         if !self.pins.is_empty() {
-            tls::Trust::Pins(self.pins.clone())
+            Trust::Pins(self.pins.clone())
         } else if let Some(path) = &self.ca_file {
-            tls::Trust::CaFile(path.clone())
+            Trust::CaFile(path.clone())
         } else {
-            tls::Trust::Roots
+            Trust::Roots
         }
     }
 }
@@ -143,7 +159,7 @@ pub struct HttpConfig {
     /// The private key (PEM) of `tls_cert`.
     pub tls_key: Option<PathBuf>,
     /// The hosts a request may name in `Host` (empty: any); others get 421.
-    pub allowed_hosts: Vec<crate::http::auth::AllowedHost>,
+    pub allowed_hosts: Vec<crate::access::clients::AllowedHost>,
 }
 
 /// The default `http.unix_mode`: the owner and its group (e.g. the `xrelay` group).
@@ -264,9 +280,6 @@ pub enum UnknownSubscription {
     /// Refuse it with `unsubscribed`.
     Deny,
 }
-
-/// Most invites `invites.max` may allow.
-pub const MAX_INVITES: usize = 4096;
 
 /// `[invites]`: the invites file and links.
 #[derive(Debug, Clone)]
@@ -525,9 +538,9 @@ impl Config {
 
 /// `http.allowed_hosts`: unset allows any host; an empty list would refuse every request,
 /// so it is an error rather than a silent lock-out.
-fn allowed_hosts(t: &Tables) -> Result<Vec<crate::http::auth::AllowedHost>, ConfigError> {
+fn allowed_hosts(t: &Tables) -> Result<Vec<crate::access::clients::AllowedHost>, ConfigError> {
     let list = t.list("http", "allowed_hosts", |s| {
-        crate::http::auth::AllowedHost::parse(s).map_err(String::from)
+        crate::access::clients::AllowedHost::parse(s).map_err(String::from)
     })?;
     match list {
         Some(l) if l.is_empty() => Err(t.bad(
@@ -576,7 +589,7 @@ fn xmpp_section(t: &Tables, password_env: Option<String>) -> Result<XmppConfig, 
     }
     let pins = t
         .list("xmpp", "pin_sha256", |s| {
-            tls::parse_pin(s).map_err(|e| e.to_string())
+            parse_pin(s).map_err(|e| e.to_string())
         })?
         .unwrap_or_default();
     let rooms = t
@@ -1135,7 +1148,7 @@ mod tests {
         assert_eq!(c.xmpp.tls, TlsMode::StartTls);
         assert_eq!(c.xmpp.resource, "xrelay");
         assert_eq!(c.xmpp.max_stanza_bytes, DEFAULT_MAX_STANZA_BYTES);
-        assert!(matches!(c.xmpp.trust(), tls::Trust::Roots));
+        assert!(matches!(c.xmpp.trust(), Trust::Roots));
         assert_eq!(c.http.listen, vec!["127.0.0.1:5280".parse().unwrap()]);
         assert_eq!(c.http.max_body_bytes, 65536);
         assert_eq!(c.http.max_connections, 64);
@@ -1205,7 +1218,7 @@ max = 10
         let c = Config::parse(text, None).unwrap();
         assert_eq!(c.xmpp.port, Some(5222));
         assert_eq!(c.xmpp.rooms[0].as_str(), "alerts@conference.example.org");
-        assert!(matches!(c.xmpp.trust(), tls::Trust::CaFile(_)));
+        assert!(matches!(c.xmpp.trust(), Trust::CaFile(_)));
         assert_eq!(c.http.listen.len(), 2);
         let w = c.webhook.unwrap();
         assert_eq!(w.format, WebhookFormat::Json);
@@ -1646,7 +1659,7 @@ max = 10
     }
 
     /// The example config at the top of the repository, every key in it commented or not.
-    const EXAMPLE: &str = include_str!("../xrelay.example.toml");
+    const EXAMPLE: &str = include_str!("../../xrelay.example.toml");
 
     /// The `(table, key)` pairs the example names: `key = ...` lines, commented or not,
     /// under a `[table]` header, commented or not.
@@ -1681,5 +1694,33 @@ max = 10
                 );
             }
         }
+    }
+
+    #[test]
+    fn pins_parse_only_from_44_base64_characters() {
+        const LEAF_PIN: &str = "0RWky7cYcVEKqLqXsVF/EuC2V0Sf0SevKRDIUCwjbck=";
+        assert_eq!(parse_pin(LEAF_PIN).unwrap()[..3], [0xd1, 0x15, 0xa4]);
+        let short = STANDARD.encode([7u8; 31]);
+        let long = STANDARD.encode([7u8; 33]);
+        let unpadded = LEAF_PIN.trim_end_matches('=');
+        let url_safe = STANDARD
+            .encode([0xfb; 32])
+            .replace('+', "-")
+            .replace('/', "_");
+        for bad in [
+            "",
+            "not base64!",
+            short.as_str(),
+            long.as_str(),
+            unpadded,
+            &url_safe,
+            " 0RWky7cYcVEKqLqXsVF/EuC2V0Sf0SevKRDIUCwjbck=",
+        ] {
+            assert!(matches!(parse_pin(bad), Err(BadPin)), "{bad:?}");
+        }
+        assert_eq!(
+            BadPin.to_string(),
+            "a pin must be the standard base64 of a SHA-256 digest (44 characters)"
+        );
     }
 }

@@ -8,8 +8,9 @@
 //! running daemon without a restart; a changed file that does not load revokes every key
 //! (fails closed) until it loads again.
 
-use crate::hashfile::{self, ct_eq, hex, sha256, unhex32, DataFile, FileError, Signature};
 use crate::log;
+use crate::secret::{self, ct_eq};
+use crate::store::hashfile::{self, hex, sha256, unhex32, DataFile, FileError, Signature};
 use crate::timefmt::{format_rfc3339, parse_rfc3339};
 use base64::Engine;
 use std::fmt;
@@ -185,8 +186,8 @@ impl KeyFile {
         if !hashfile::is_valid_name(name) {
             return Err(KeysError::BadName);
         }
-        let id = hashfile::random::<8>().map_err(|_| KeysError::Random)?;
-        let secret = hashfile::random::<32>().map_err(|_| KeysError::Random)?;
+        let id = secret::random::<8>().map_err(|_| KeysError::Random)?;
+        let secret = secret::random::<32>().map_err(|_| KeysError::Random)?;
         let id = hex(&id);
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
         let key = Key {
@@ -431,13 +432,13 @@ pub fn revoked_all(e: &KeysError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hashfile::Cause;
+    use crate::store::hashfile::Cause;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
 
     fn dir(name: &str) -> PathBuf {
-        crate::hashfile::test_dir(&format!("keys-{name}"))
+        crate::store::hashfile::test_dir(&format!("keys-{name}"))
     }
 
     #[test]
@@ -481,7 +482,7 @@ mod tests {
         assert!(matches!(f.delete(id), Err(KeysError::NotFound(_))));
         assert!(KeyFile::load(&path).unwrap().keys().is_empty());
         assert_eq!(
-            crate::hashfile::tests::temp_files(&d),
+            crate::store::hashfile::tests::temp_files(&d),
             0,
             "no temp files left"
         );

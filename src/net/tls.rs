@@ -21,22 +21,10 @@ use rustls::{
 };
 use smol::io::{AsyncRead, AsyncWrite};
 
-/// Length of a SHA-256 digest, the size of one pin.
-const PIN_LEN: usize = 32;
+use crate::config::{Trust, PIN_LEN};
+
 /// Most names of a mismatching certificate quoted in an error.
 const MAX_NAMES_SHOWN: usize = 4;
-
-/// Which servers the client trusts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trust {
-    /// The built-in Mozilla root store (webpki-roots), for devices without a CA bundle.
-    Roots,
-    /// Only the roots in this PEM bundle.
-    CaFile(PathBuf),
-    /// Only end-entity certificates whose SubjectPublicKeyInfo has one of these SHA-256 digests;
-    /// names and dates are not checked, so a self-signed home server can be trusted exactly.
-    Pins(Vec<[u8; PIN_LEN]>),
-}
 
 /// Why TLS could not be set up or the handshake failed.
 #[derive(Debug)]
@@ -53,8 +41,6 @@ pub enum TlsError {
         /// The configured file.
         path: PathBuf,
     },
-    /// A pin is not the standard base64 of a SHA-256 digest.
-    BadPin,
     /// Pinning was asked for with an empty pin list, which no server could pass.
     NoPins,
     /// The XMPP domain cannot be a TLS server name.
@@ -86,9 +72,6 @@ impl fmt::Display for TlsError {
                     "the CA file {} holds no usable certificate",
                     path.display()
                 )
-            }
-            TlsError::BadPin => {
-                f.write_str("a pin must be the standard base64 of a SHA-256 digest (44 characters)")
             }
             TlsError::NoPins => f.write_str("pinning needs at least one pin"),
             TlsError::ServerName(name) => write!(f, "{name:?} is not a valid TLS server name"),
@@ -136,13 +119,6 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsError> {
         }
     };
     Ok(Arc::new(config))
-}
-
-/// Decodes a pin: the standard base64 (44 characters, padded) of the SHA-256 of a
-/// SubjectPublicKeyInfo, as `openssl ... | openssl dgst -sha256 -binary | base64` prints it.
-pub fn parse_pin(text: &str) -> Result<[u8; PIN_LEN], TlsError> {
-    let bytes = STANDARD.decode(text).map_err(|_| TlsError::BadPin)?;
-    bytes.try_into().map_err(|_| TlsError::BadPin)
 }
 
 /// The pin of a DER certificate: base64 of the SHA-256 of its SubjectPublicKeyInfo.
@@ -203,11 +179,6 @@ fn spki_sha256(cert: &CertificateDer<'_>) -> Option<[u8; PIN_LEN]> {
         .ok()
 }
 
-/// Compares without an early exit, so timing says nothing about how close a key came to a pin.
-fn constant_time_eq(a: &[u8; PIN_LEN], b: &[u8; PIN_LEN]) -> bool {
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
 /// Accepts exactly the pinned keys, and still checks that the handshake is signed by that key.
 #[derive(Debug)]
 struct PinVerifier {
@@ -227,10 +198,9 @@ impl ServerCertVerifier for PinVerifier {
         let digest = spki_sha256(end_entity).ok_or(rustls::Error::InvalidCertificate(
             CertificateError::BadEncoding,
         ))?;
-        let pinned = self
-            .pins
-            .iter()
-            .fold(false, |found, pin| found | constant_time_eq(pin, &digest));
+        let pinned = self.pins.iter().fold(false, |found, pin| {
+            found | crate::secret::ct_eq(pin, &digest)
+        });
         if pinned {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -349,6 +319,7 @@ fn san_text(presented: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_pin;
     use futures_rustls::TlsAcceptor;
     use rustls::pki_types::PrivateKeyDer;
     use rustls::{ServerConfig, SupportedProtocolVersion};
@@ -366,7 +337,7 @@ mod tests {
 
     fn testdata(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/xmpp/testdata")
+            .join("src/net/testdata")
             .join(name)
     }
 
@@ -534,33 +505,6 @@ mod tests {
         assert_eq!(
             certificate_reason(&CertificateError::NotValidForName),
             "for another name (name mismatch)"
-        );
-    }
-
-    #[test]
-    fn pins_parse_only_from_44_base64_characters() {
-        assert_eq!(parse_pin(LEAF_PIN).unwrap()[..3], [0xd1, 0x15, 0xa4]);
-        let short = STANDARD.encode([7u8; 31]);
-        let long = STANDARD.encode([7u8; 33]);
-        let unpadded = LEAF_PIN.trim_end_matches('=');
-        let url_safe = STANDARD
-            .encode([0xfb; 32])
-            .replace('+', "-")
-            .replace('/', "_");
-        for bad in [
-            "",
-            "not base64!",
-            short.as_str(),
-            long.as_str(),
-            unpadded,
-            &url_safe,
-            " 0RWky7cYcVEKqLqXsVF/EuC2V0Sf0SevKRDIUCwjbck=",
-        ] {
-            assert!(matches!(parse_pin(bad), Err(TlsError::BadPin)), "{bad:?}");
-        }
-        assert_eq!(
-            TlsError::BadPin.to_string(),
-            "a pin must be the standard base64 of a SHA-256 digest (44 characters)"
         );
     }
 

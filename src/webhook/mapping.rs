@@ -1,47 +1,18 @@
-//! Webhooks: stanzas that reach the bot are POSTed to `webhook.url`, and the HTTP answer
-//! becomes the XMPP reply (the semantics of mod_rest's callbacks and mod_component_http).
-//!
-//! The pure half turns a stanza into a request (URL template, XML without the client
-//! namespace or JSON body, signature) and a response into what the sender gets
+//! The pure half of webhooks: a stanza becomes a request (URL template, XML without the
+//! client namespace or JSON body, signature) and a response becomes what the sender gets
 //! ([`Outcome`]): a stanza in the body that reply (whatever the status), 202/204 or no
 //! usable body nothing (an empty result for an iq), another 4xx/5xx the stanza error of
 //! Prosody's HTTP→stanza-error table, an unreachable endpoint `wait/recipient-unavailable`;
-//! a receipt when the message asked for one. The shell is a one-request HTTP/1.x
-//! client (`http::client` over smol TCP, rustls for https) and one worker fed by a bounded queue, so
-//! replies keep the order of the stanzas and a slow endpoint never holds up the stream.
+//! a receipt when the message asked for one.
 
-use crate::app::App;
 use crate::config::{WebhookConfig, WebhookFormat};
-use crate::http::client::{self, ClientError};
-use crate::http::rest;
-use crate::http::url::Url;
-use crate::log;
-use crate::metrics;
+use crate::http::rest::{self, CONTENT_FORM, CONTENT_JSON, CONTENT_TEXT, CONTENT_XML};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
 use crate::xmpp::stanza::{self, NS_CLIENT};
-use crate::xmpp::tls;
-use crate::xmpp::xml::{self, Element};
+use crate::xmpp::xml::Element;
 use ring::hmac;
-use rustls::ClientConfig;
-use smol::channel::{Receiver, Sender, TrySendError};
-use smol::future::FutureExt;
-use smol::net::TcpStream;
-use smol::Timer;
-use std::cell::Cell;
-use std::fmt;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
 
-/// Media type of stanzas as XML.
-pub const CONTENT_XML: &str = "application/xmpp+xml";
-/// Media type of mod_rest's JSON mapping.
-pub const CONTENT_JSON: &str = "application/json";
-/// Media type of form bodies (curl's `-d`).
-pub const CONTENT_FORM: &str = "application/x-www-form-urlencoded";
-/// Media type of plain text.
-pub const CONTENT_TEXT: &str = "text/plain";
 /// XEP-0184 message delivery receipts.
 pub const NS_RECEIPTS: &str = "urn:xmpp:receipts";
 /// The signature header: `sha256=` and the hex HMAC-SHA256 under `secret` of the
@@ -50,11 +21,6 @@ pub const SIGNATURE_HEADER: &str = "X-Xrelay-Signature";
 /// The time the request was signed (Unix seconds), so that a receiver can refuse a
 /// captured request replayed later.
 pub const TIMESTAMP_HEADER: &str = "X-Xrelay-Timestamp";
-/// First pause before retrying an unreachable endpoint; it doubles with each retry.
-pub const RETRY_START: Duration = Duration::from_millis(500);
-/// Longest pause between retries.
-pub const RETRY_MAX: Duration = Duration::from_secs(8);
-
 /// What the sender of a forwarded stanza gets back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -63,46 +29,6 @@ pub enum Outcome {
     /// This stanza, addressed to the sender.
     Reply(Element),
 }
-
-/// Why a call to the endpoint failed before it gave an HTTP status.
-#[derive(Debug)]
-pub enum CallError {
-    /// The URL could not be built or names no host.
-    Url(String),
-    /// No TCP connection (refused, unreachable, name not resolved): retried.
-    Connect(std::io::Error),
-    /// The TLS handshake failed.
-    Tls(tls::TlsError),
-    /// The endpoint did not answer within `webhook.timeout`.
-    Timeout,
-    /// The answer was not HTTP, or broke off.
-    Http(String),
-    /// The answer's body is larger than a stanza may be.
-    TooLarge(usize),
-}
-
-impl CallError {
-    /// Whether another attempt may succeed without the endpoint having seen the stanza:
-    /// only when no connection was made, so a retry never delivers a stanza twice.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, CallError::Connect(_))
-    }
-}
-
-impl fmt::Display for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CallError::Url(why) => write!(f, "bad webhook URL: {why}"),
-            CallError::Connect(e) => write!(f, "cannot connect: {e}"),
-            CallError::Tls(e) => write!(f, "{e}"),
-            CallError::Timeout => f.write_str("no answer in time"),
-            CallError::Http(why) => write!(f, "bad HTTP answer: {why}"),
-            CallError::TooLarge(max) => write!(f, "the answer is larger than {max} bytes"),
-        }
-    }
-}
-
-impl std::error::Error for CallError {}
 
 /// The URL for `st`: `{kind}`, `{type}`, `{from}` and `{to}` in the template replaced by the
 /// percent-encoded values (empty when absent; a presence without type is `available`).
@@ -191,7 +117,10 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     let mut ctx = hmac::Context::with_key(&key);
     ctx.update(format!("{timestamp}.").as_bytes());
     ctx.update(body);
-    format!("sha256={}", crate::hashfile::hex(ctx.sign().as_ref()))
+    format!(
+        "sha256={}",
+        crate::store::hashfile::hex(ctx.sign().as_ref())
+    )
 }
 
 /// The stanza error for an HTTP status (Prosody's net.http.errors table, after XEP-0086):
@@ -412,225 +341,6 @@ fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String>
     Ok(reply)
 }
 
-/// The endpoint and how to reach it.
-#[derive(Debug)]
-pub struct Webhook {
-    cfg: WebhookConfig,
-    tls: Arc<ClientConfig>,
-    /// Largest answer body read: a reply must fit in a stanza.
-    max_body: usize,
-}
-
-/// The bounded queue in front of the worker: bounded in entries (`webhook.queue`) and in
-/// bytes (`outbox.max_bytes`). Entries are serialized stanzas, a fraction of what their
-/// element trees would take; the worker parses each again when its turn comes.
-#[derive(Debug)]
-pub struct Queue {
-    tx: Sender<Box<[u8]>>,
-    /// Bytes queued, shared with the worker.
-    bytes: Rc<Cell<usize>>,
-    max_bytes: usize,
-}
-
-impl Queue {
-    /// Hand `st` to the worker; `false` when the queue is full (or the worker is gone).
-    pub fn offer(&self, st: Element) -> bool {
-        let xml = st.to_bytes(NS_CLIENT);
-        let len = xml.len();
-        if self.bytes.get() + len > self.max_bytes {
-            return false;
-        }
-        match self.tx.try_send(xml.into_boxed_slice()) {
-            Ok(()) => {
-                self.bytes.set(self.bytes.get() + len);
-                true
-            }
-            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
-        }
-    }
-}
-
-/// The worker's end of the [`Queue`].
-#[derive(Debug)]
-pub struct QueueRx {
-    rx: Receiver<Box<[u8]>>,
-    bytes: Rc<Cell<usize>>,
-}
-
-impl QueueRx {
-    /// The next stanza, once one is queued; `None` when the queue is gone.
-    async fn next(&self) -> Option<Element> {
-        loop {
-            let xml = self.rx.recv().await.ok()?;
-            self.bytes.set(self.bytes.get().saturating_sub(xml.len()));
-            // Our own serializer wrote it from a parsed stanza; it parses back the same.
-            if let Ok(st) = xml::parse_document(&xml, xml.len()) {
-                return Some(st);
-            }
-        }
-    }
-}
-
-/// A webhook and its queue, holding at most `max_queue_bytes` of stanzas; the receiver
-/// goes to [`run_worker`].
-pub fn new(
-    cfg: WebhookConfig,
-    tls: Arc<ClientConfig>,
-    max_body: usize,
-    max_queue_bytes: usize,
-) -> (Webhook, Queue, QueueRx) {
-    if cfg.bearer.is_some() && cfg.is_plain_http_to_another_host() {
-        log!(
-            "warning: webhook.bearer goes in clear text over http:// to a host that is not \
-             this machine; use https:// (webhook.url)"
-        );
-    }
-    let (tx, rx) = smol::channel::bounded(cfg.queue);
-    let bytes = Rc::new(Cell::new(0));
-    let queue = Queue {
-        tx,
-        bytes: bytes.clone(),
-        max_bytes: max_queue_bytes,
-    };
-    (Webhook { cfg, tls, max_body }, queue, QueueRx { rx, bytes })
-}
-
-/// The worker: one stanza at a time, so replies keep their order; each reply goes through
-/// the outbox like any other stanza, so it survives a reconnect.
-pub async fn run_worker(hook: Webhook, rx: QueueRx, app: &App) {
-    while let Some(st) = rx.next().await {
-        let Some(mut reply) = hook.deliver(&st, app).await else {
-            continue;
-        };
-        if reply.get_attr("id").is_none() {
-            reply.set_attr("id", &app.next_id());
-        }
-        if let Err(e) = app.outbox.push(&reply, false) {
-            metrics::inc(&app.metrics.webhook.reply_dropped);
-            log!(
-                "webhook: the reply to {} from {} was dropped: {e}",
-                st.name(),
-                st.get_attr("from").unwrap_or_default()
-            );
-        }
-    }
-}
-
-impl Webhook {
-    /// Call the endpoint for `st` (retrying connection failures) and return the reply.
-    pub async fn deliver(&self, st: &Element, app: &App) -> Option<Element> {
-        let url = fill_url(&self.cfg.url, st);
-        let (body, content_type) = request_body(self.cfg.format, st);
-        let mut pause = RETRY_START;
-        let mut attempt = 0;
-        let result = loop {
-            let call = async { Some(self.call(&url, &body, content_type).await) };
-            let timeout = async {
-                Timer::after(self.cfg.timeout).await;
-                None
-            };
-            match call.or(timeout).await.unwrap_or(Err(CallError::Timeout)) {
-                Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
-                    attempt += 1;
-                    Timer::after(pause).await;
-                    pause = (pause * 2).min(RETRY_MAX);
-                }
-                other => break other,
-            }
-        };
-        let from = st.get_attr("from").unwrap_or_default();
-        match result {
-            Ok((status, ctype, answer)) => {
-                let (out, problem) = outcome(st, status, ctype.as_deref(), &answer, self.max_body);
-                if let Some(why) = problem {
-                    log!(
-                        "webhook: answer to the {} from {from} unusable: {why}",
-                        st.name()
-                    );
-                }
-                if (200..300).contains(&status) {
-                    metrics::inc(&app.metrics.webhook.ok);
-                } else {
-                    metrics::inc(&app.metrics.webhook.http_error);
-                    log!("webhook: HTTP {status} for the {} from {from}", st.name());
-                }
-                match out {
-                    Outcome::Reply(r) => Some(r),
-                    Outcome::NoReply => None,
-                }
-            }
-            Err(e) => {
-                metrics::inc(&app.metrics.webhook.unreachable);
-                log!(
-                    "webhook: the {} from {from} was not delivered: {e}",
-                    st.name()
-                );
-                Some(stanza::error_reply(st, "wait", "recipient-unavailable"))
-            }
-        }
-    }
-
-    /// One POST: (status, content type, body).
-    async fn call(
-        &self,
-        url: &str,
-        body: &[u8],
-        content_type: &str,
-    ) -> Result<(u16, Option<String>, Vec<u8>), CallError> {
-        let url = Url::parse(url).map_err(|e| CallError::Url(e.to_string()))?;
-        let timestamp = crate::timefmt::now_unix();
-        let timestamp_text = timestamp.to_string();
-        let signed = self
-            .cfg
-            .secret
-            .as_ref()
-            .map(|secret| signature(secret.expose(), timestamp, body));
-        let bearer = self
-            .cfg
-            .bearer
-            .as_ref()
-            .map(|b| format!("Bearer {}", b.expose()));
-        let mut headers = vec![
-            ("Content-Type", content_type),
-            (
-                "Accept",
-                "application/json, application/xmpp+xml;q=0.9, */*;q=0.1",
-            ),
-            ("User-Agent", concat!("xrelay/", env!("CARGO_PKG_VERSION"))),
-        ];
-        if let Some(sig) = &signed {
-            headers.push((TIMESTAMP_HEADER, &timestamp_text));
-            headers.push((SIGNATURE_HEADER, sig));
-        }
-        if let Some(b) = &bearer {
-            headers.push(("Authorization", b));
-        }
-        let addr_host = url.connect_host();
-        let tcp = TcpStream::connect((addr_host, url.port_or_default()))
-            .await
-            .map_err(CallError::Connect)?;
-        let res = if url.https {
-            let stream = tls::connect(self.tls.clone(), addr_host, tcp)
-                .await
-                .map_err(CallError::Tls)?;
-            client::post(stream, &url, &headers, body, self.max_body).await
-        } else {
-            client::post(tcp, &url, &headers, body, self.max_body).await
-        };
-        let res = res.map_err(|e| match e {
-            ClientError::TooLarge(max) => CallError::TooLarge(max),
-            other => CallError::Http(other.to_string()),
-        })?;
-        Ok((res.status, res.content_type, res.body))
-    }
-}
-
-/// How the endpoint's certificate is checked: the stream's CA file if set, else the
-/// built-in roots (pins name the XMPP server's key, not the endpoint's).
-pub fn trust(ca_file: Option<&std::path::Path>) -> tls::Trust {
-    ca_file.map_or(tls::Trust::Roots, |p| tls::Trust::CaFile(p.to_path_buf()))
-}
-
 /// Whether a stanza goes to the webhook at all: of a configured kind, not an error, and
 /// for iq only requests.
 pub fn wants(cfg: &WebhookConfig, st: &Element) -> bool {
@@ -648,31 +358,12 @@ pub fn busy_reply(st: &Element) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::url::Url;
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     fn el(s: &str) -> Element {
         crate::xmpp::xml::parse_document(s.as_bytes(), 65536).unwrap()
-    }
-
-    #[test]
-    fn queue_refuses_once_its_bytes_are_taken_and_hands_out_the_same_stanza() {
-        let (tx, rx) = smol::channel::bounded(100);
-        let bytes = Rc::new(Cell::new(0));
-        let q = Queue {
-            tx,
-            bytes: bytes.clone(),
-            max_bytes: 1000,
-        };
-        let rx = QueueRx { rx, bytes };
-        let st = el(&format!(
-            "<message from='a@b/c' xmlns:p='urn:p'><body>{}</body><p:x a='&apos;'/></message>",
-            "x".repeat(400)
-        ));
-        assert!(q.offer(st.clone()));
-        assert!(q.offer(st.clone()));
-        assert!(!q.offer(st.clone()), "a third would pass 1000 bytes");
-        assert_eq!(smol::block_on(rx.next()), Some(st.clone()));
-        assert!(q.offer(st));
     }
 
     fn ser(e: &Element) -> String {
@@ -1113,7 +804,5 @@ mod tests {
         assert!(!wants(&cfg, &el("<message type='error'/>")));
         assert!(!wants(&cfg, &el("<iq type='result' id='x'/>")));
         assert!(!wants(&cfg, &el("<presence/>")));
-        assert!(!CallError::Timeout.is_retryable());
-        assert!(CallError::Connect(std::io::ErrorKind::ConnectionRefused.into()).is_retryable());
     }
 }
