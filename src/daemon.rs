@@ -16,6 +16,7 @@ use crate::dispatch;
 use crate::http;
 use crate::log;
 use crate::metrics;
+use crate::net;
 use crate::net::conn::{self, Connection, Progress};
 use crate::net::tls;
 use crate::outbox::{Limits, Outbox};
@@ -33,6 +34,7 @@ use smol::lock::Semaphore;
 use smol::stream::StreamExt;
 use smol::{LocalExecutor, Task, Timer};
 use std::fmt;
+use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -228,27 +230,14 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 break 'run;
             }
             app.stream.set(StreamState::Connecting);
-            let opened = {
-                let mut open = pin!(Connection::open_resuming(
-                    &app.cfg.xmpp,
-                    tls.clone(),
-                    previous.clone(),
-                    &mut progress
-                ));
-                loop {
-                    let attempt = async { Ok(open.as_mut().await) };
-                    let stop = async { Err(stopper.next(&app).await) };
-                    match attempt.or(stop).await {
-                        Ok(r) => break r,
-                        Err(Stop::Begin) => {
-                            begin_shutdown(&app, &mut http_tasks, &mut stopper).await;
-                            if app.outbox.depth() == 0 {
-                                break 'run;
-                            }
-                        }
-                        Err(Stop::Now) => break 'run,
-                    }
-                }
+            let open = Connection::open_resuming(
+                &app.cfg.xmpp,
+                tls.clone(),
+                previous.clone(),
+                &mut progress,
+            );
+            let Some(opened) = until_stop(&app, &mut http_tasks, &mut stopper, open).await else {
+                break 'run;
             };
             let (how, online) = match opened {
                 Ok(mut conn) => {
@@ -288,25 +277,43 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             app.stream.set(StreamState::Offline);
             let delay = pacing.ended(how, online, jitter());
             log!("reconnecting in {:.1}s", delay.as_secs_f64());
-            let mut timer = Timer::after(delay);
-            loop {
-                let wait = async { Ok((&mut timer).await) };
-                let stop = async { Err(stopper.next(&app).await) };
-                match wait.or(stop).await {
-                    Ok(_) => break,
-                    Err(Stop::Begin) => {
-                        begin_shutdown(&app, &mut http_tasks, &mut stopper).await;
-                        if app.outbox.depth() == 0 {
-                            break 'run;
-                        }
-                    }
-                    Err(Stop::Now) => break 'run,
-                }
+            let wait = Timer::after(delay);
+            if until_stop(&app, &mut http_tasks, &mut stopper, wait)
+                .await
+                .is_none()
+            {
+                break 'run;
             }
         }
         log_stopped(&app);
         Ok(())
     }))
+}
+
+/// `work`'s output, with stop signals handled meanwhile: the first begins the shutdown and
+/// `work` goes on while messages wait; `None` when the daemon is to stop now (a second
+/// signal, the grace period over, or nothing left to deliver).
+async fn until_stop<T>(
+    app: &App,
+    http_tasks: &mut Vec<Task<()>>,
+    stopper: &mut Stopper,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let mut work = pin!(work);
+    loop {
+        let done = async { Ok(work.as_mut().await) };
+        let stop = async { Err(stopper.next(app).await) };
+        match done.or(stop).await {
+            Ok(out) => return Some(out),
+            Err(Stop::Begin) => {
+                begin_shutdown(app, http_tasks, stopper).await;
+                if app.outbox.depth() == 0 {
+                    return None;
+                }
+            }
+            Err(Stop::Now) => return None,
+        }
+    }
 }
 
 /// After a stream error, let the outbox find a stanza the server refuses every time.
@@ -613,12 +620,10 @@ async fn close(app: &App, conn: &mut Connection, stopper: &Stopper) {
         .deadline
         .map_or(now, |d| d.max(now))
         .max(now + CLOSE_AFTER_GRACE);
-    let closed = async { conn.close().await };
-    let timer = async {
-        Timer::at(until).await;
-        None
-    };
-    if let Some(seq) = closed.or(timer).await {
+    if let Some(seq) = net::timeout(net::left_until(until), conn.close())
+        .await
+        .flatten()
+    {
         let n = app.outbox.ack(seq);
         app.metrics.delivered.fetch_add(n, Ordering::Relaxed);
     }

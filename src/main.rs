@@ -532,7 +532,7 @@ fn open_upload(cfg: &Config, path: &std::path::Path) -> Result<Upload, String> {
     http_upload::check_size_with(cfg.upload.max_bytes, meta.len()).map_err(|e| e.to_string())?;
     Ok(Upload {
         name: upload::clean_filename(&path.to_string_lossy()),
-        media_type: xrelay::net::local::content_type_of(path),
+        media_type: upload::content_type_of(path),
         size: meta.len(),
         file,
     })
@@ -581,11 +581,9 @@ async fn upload_file(
             .map_err(|e| e.to_string())?;
         Ok(slot.get)
     };
-    let timer = async {
-        smol::Timer::after(cfg.upload.timeout).await;
-        Err(http_upload::UploadError::Timeout.to_string())
-    };
-    smol::future::FutureExt::or(work, timer).await
+    xrelay::net::timeout(cfg.upload.timeout, work)
+        .await
+        .unwrap_or_else(|| Err(http_upload::UploadError::Timeout.to_string()))
 }
 
 /// Send an iq and wait for the stanza that answers it (same id).
@@ -634,7 +632,7 @@ fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> 
             let body = Body::File {
                 file: &mut f,
                 len,
-                content_type: local::content_type_of(path),
+                content_type: upload::content_type_of(path),
                 name: &name,
                 text,
             };

@@ -29,6 +29,7 @@ pub mod upload;
 
 use crate::app::App;
 use crate::log;
+use crate::net;
 use crate::net::rt;
 use hyper::http::request::Parts;
 use hyper::server::conn::http1;
@@ -124,12 +125,9 @@ impl Accepted {
                 // On the heap: every connection's task is as large as its largest kind, and
                 // a TLS session would make each plain one pay for it.
                 Box::pin(async move {
-                    let handshake = async { tls.acceptor().accept(tcp).await.ok() };
-                    let timeout = async {
-                        Timer::after(app.cfg.http.read_timeout).await;
-                        None
-                    };
-                    if let Some(stream) = handshake.or(timeout).await {
+                    let handshake = tls.acceptor().accept(tcp);
+                    let done = net::timeout(app.cfg.http.read_timeout, handshake).await;
+                    if let Some(Ok(stream)) = done {
                         serve_connection(stream, app, peer, conn).await;
                     }
                 })

@@ -16,6 +16,7 @@ use crate::config;
 use crate::iqwait::WaitError;
 use crate::log;
 use crate::metrics;
+use crate::net;
 use crate::outbox::{AckWaiter, PushError};
 use crate::rooms::{self, Reflection};
 use crate::store::invites::{self, InvitesError};
@@ -30,8 +31,6 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, StatusCode, Version};
 use serde_json::json;
-use smol::future::FutureExt;
-use smol::Timer;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -393,12 +392,7 @@ async fn read_body(app: &App, mut body: Incoming, max: usize) -> Result<Vec<u8>,
     let start = Instant::now();
     loop {
         let deadline = body_deadline(start, buf.len(), app.cfg.http.min_body_rate);
-        let frame = async { Some(body.frame().await) };
-        let timeout = async {
-            Timer::at(deadline).await;
-            None
-        };
-        match frame.or(timeout).await {
+        match net::timeout(net::left_until(deadline), body.frame()).await {
             None => {
                 return Err(Reject::new(
                     StatusCode::REQUEST_TIMEOUT,
@@ -534,12 +528,9 @@ async fn deliver(app: &App, parts: &Parts, id: String, stanza: Element, to: &Jid
             &json!({"id": id, "status": "queued"}),
         ));
     };
-    let acked = async { waiter.recv().await.ok() };
-    let timer = async {
-        Timer::after(timeout).await;
-        None
-    };
-    let delivery = acked.or(timer).await;
+    let delivery = net::timeout(timeout, waiter.recv())
+        .await
+        .and_then(Result::ok);
     if let Some(Ok(())) = delivery {
         Ok(json_response(
             StatusCode::OK,
@@ -566,12 +557,8 @@ async fn reflected(
     id: String,
     timeout: Duration,
 ) -> Answer {
-    let got = async { rx.recv().await.ok() };
-    let timer = async {
-        Timer::after(timeout).await;
-        None
-    };
-    let (status, condition, msg) = match got.or(timer).await {
+    let got = net::timeout(timeout, rx.recv()).await.and_then(Result::ok);
+    let (status, condition, msg) = match got {
         Some(Ok(())) => {
             return Ok(json_response(
                 StatusCode::OK,
@@ -762,12 +749,7 @@ async fn post_rest(app: &App, parts: &Parts, body: Incoming, path: &str) -> Answ
         .and_then(|t| t.trim().parse::<u64>().ok())
         .map_or(app.cfg.rest.timeout, Duration::from_secs)
         .min(app.cfg.rest.max_timeout);
-    let reply = async { waiting.reply().await };
-    let timer = async {
-        Timer::after(timeout).await;
-        None
-    };
-    let Some(reply) = reply.or(timer).await else {
+    let Some(reply) = net::timeout(timeout, waiting.reply()).await.flatten() else {
         let mut r = Reject::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!("no reply to the iq within {} s", timeout.as_secs_f32()),

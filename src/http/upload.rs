@@ -16,8 +16,8 @@ use crate::app::{App, StreamState};
 use crate::iqwait::WaitError;
 use crate::log;
 use crate::metrics;
+use crate::net;
 use crate::net::http_client as client;
-use crate::net::local::content_type_of;
 use crate::net::tls;
 use crate::upload::{self, PutError};
 use crate::xmpp::jid::Jid;
@@ -29,7 +29,6 @@ use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::CONTENT_LENGTH;
 use hyper::http::request::Parts;
 use rustls::ClientConfig;
-use smol::future::FutureExt;
 use smol::Timer;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -197,11 +196,9 @@ pub async fn slot(
             UploadError::Slot(e)
         })
     };
-    let timer = async {
-        Timer::after(app.cfg.upload.timeout).await;
-        Err(UploadError::Timeout)
-    };
-    work.or(timer).await
+    net::timeout(app.cfg.upload.timeout, work)
+        .await
+        .unwrap_or(Err(UploadError::Timeout))
 }
 
 /// The server's upload service: remembered, or found through disco#items and disco#info.
@@ -375,7 +372,7 @@ pub async fn post_file(
         let name = xep::clean_filename(&name);
         if file.media_type == DEFAULT_MEDIA_TYPE {
             // An octet stream with a known extension: say what it is, so clients show it.
-            file.media_type = content_type_of(Path::new(&name)).to_owned();
+            file.media_type = xep::content_type_of(Path::new(&name)).to_owned();
         }
         let slot = slot(app, &name, file.size, &file.media_type).await?;
         let tls = tls(app)?;
@@ -401,11 +398,9 @@ pub async fn post_file(
         }
         Ok((name, slot.get))
     };
-    let timer = async {
-        Timer::after(app.cfg.upload.timeout).await;
-        Err(UploadError::Timeout)
-    };
-    let result = work.or(timer).await;
+    let result = net::timeout(app.cfg.upload.timeout, work)
+        .await
+        .unwrap_or(Err(UploadError::Timeout));
     let shown = file.name.as_deref().unwrap_or("(unnamed)");
     match &result {
         Ok(_) => metrics::inc(&app.metrics.uploads_stored),

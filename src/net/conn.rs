@@ -403,12 +403,8 @@ impl Connection {
     /// Write all pending output, each write bounded by the stream timeout.
     async fn flush(&mut self) -> Result<(), Error> {
         while !self.client.pending_output().is_empty() {
-            let write = async { Some(self.io.write(self.client.pending_output()).await) };
-            let timer = async {
-                Timer::after(self.timeout).await;
-                None
-            };
-            match write.or(timer).await {
+            let write = self.io.write(self.client.pending_output());
+            match super::timeout(self.timeout, write).await {
                 None => return Err(Error::WriteTimeout),
                 Some(Ok(0)) => return Err(Error::Eof),
                 Some(Ok(n)) => {
@@ -419,12 +415,7 @@ impl Connection {
             }
         }
         if self.unflushed {
-            let flush = async { Some(self.io.flush().await) };
-            let timer = async {
-                Timer::after(self.timeout).await;
-                None
-            };
-            match flush.or(timer).await {
+            match super::timeout(self.timeout, self.io.flush()).await {
                 None => return Err(Error::WriteTimeout),
                 Some(r) => r.map_err(Error::Io)?,
             }
@@ -465,12 +456,8 @@ async fn handshake(
             "STARTTLS on a TLS stream",
         )));
     };
-    let hs = async { Some(tls::connect(config.clone(), domain, tcp).await) };
-    let timer = async {
-        Timer::after(timeout).await;
-        None
-    };
-    let tls = match hs.or(timer).await {
+    let hs = tls::connect(config.clone(), domain, tcp);
+    let tls = match super::timeout(timeout, hs).await {
         None => return Err(Error::Tls(TlsError::Handshake("timed out".into()))),
         Some(r) => r.map_err(Error::Tls)?,
     };
@@ -533,12 +520,7 @@ async fn connect_tcp(targets: &[Target], cfg: &XmppConfig) -> Result<TcpStream, 
             if cfg.tls == TlsMode::Plain && !addr.ip().is_loopback() {
                 return Err(Error::PlainNotLoopback(addr));
             }
-            let attempt = async { Some(TcpStream::connect(addr).await) };
-            let timer = async {
-                Timer::after(cfg.timeout).await;
-                None
-            };
-            match attempt.or(timer).await {
+            match super::timeout(cfg.timeout, TcpStream::connect(addr)).await {
                 Some(Ok(s)) => {
                     // Stanzas are small and latency matters more than packet count.
                     let _ = s.set_nodelay(true);

@@ -211,32 +211,6 @@ fn multipart(text: &str, name: &str, content_type: &str) -> (String, String, Str
     (pre, post, boundary)
 }
 
-/// The `Content-Type` of a file, from its extension (`application/octet-stream` if unknown).
-pub fn content_type_of(path: &Path) -> &'static str {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("png") => "image/png",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("svg") => "image/svg+xml",
-        Some("pdf") => "application/pdf",
-        Some("txt" | "log") => "text/plain; charset=utf-8",
-        Some("json") => "application/json",
-        Some("csv") => "text/csv",
-        Some("mp4") => "video/mp4",
-        Some("webm") => "video/webm",
-        Some("mp3") => "audio/mpeg",
-        Some("ogg" | "oga") => "audio/ogg",
-        Some("zip") => "application/zip",
-        Some("gz") => "application/gzip",
-        _ => "application/octet-stream",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,14 +245,5 @@ mod tests {
             parse_answer(b"SSH-2.0\r\n\r\n"),
             Err(LocalError::Garbled)
         ));
-    }
-
-    #[test]
-    fn a_file_type_comes_from_its_extension() {
-        assert_eq!(content_type_of(Path::new("/tmp/cam.JPG")), "image/jpeg");
-        assert_eq!(
-            content_type_of(Path::new("noext")),
-            "application/octet-stream"
-        );
     }
 }

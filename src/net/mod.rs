@@ -8,3 +8,52 @@ pub mod local;
 pub mod resolve;
 pub mod rt;
 pub mod tls;
+
+use smol::future::FutureExt;
+use smol::Timer;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// `work`'s output, or `None` when it has not finished within `limit` (then it is dropped,
+/// which cancels it). Every bounded wait of the shells goes through here.
+pub async fn timeout<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    async { Some(work.await) }
+        .or(async {
+            Timer::after(limit).await;
+            None
+        })
+        .await
+}
+
+/// What is left until `deadline` (zero once it passed), for [`timeout`].
+pub fn left_until(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_that_finishes_in_time_gives_its_output() {
+        assert_eq!(
+            smol::block_on(timeout(Duration::from_secs(5), async { 7 })),
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn work_that_outlasts_the_limit_gives_none() {
+        let never = std::future::pending::<()>();
+        assert_eq!(
+            smol::block_on(timeout(Duration::from_millis(10), never)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_leaves_no_time() {
+        let past = Instant::now() - Duration::from_secs(1);
+        assert_eq!(left_until(past), Duration::ZERO);
+    }
+}

@@ -10,16 +10,13 @@
 //! DNS library cost some 25 kB of every binary, which the aarch64 size budget did not have.
 
 use std::fmt;
-use std::future::Future;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpStream, UdpSocket};
-use smol::Timer;
 
 /// Most targets kept from one SRV answer; more would only lengthen a failing connect loop.
 pub const MAX_TARGETS: usize = 16;
@@ -687,9 +684,9 @@ enum Exchange {
 
 /// One nameserver's answer, or `None` if it gave none in time.
 async fn ask(server: SocketAddr, id: u16, name: &str, query: &[u8]) -> Option<Answer> {
-    match within_timeout(ask_udp(server, id, name, query)).await? {
+    match super::timeout(ATTEMPT_TIMEOUT, ask_udp(server, id, name, query)).await? {
         Exchange::Answered(answer) => Some(answer),
-        Exchange::Truncated => within_timeout(ask_tcp(server, id, name, query))
+        Exchange::Truncated => super::timeout(ATTEMPT_TIMEOUT, ask_tcp(server, id, name, query))
             .await
             .flatten(),
         Exchange::Failed => None,
@@ -743,21 +740,13 @@ async fn ask_tcp(server: SocketAddr, id: u16, name: &str, query: &[u8]) -> Optio
     parse_reply(id, name, &reply).ok()
 }
 
-async fn within_timeout<T>(work: impl Future<Output = T>) -> Option<T> {
-    async { Some(work.await) }
-        .or(async {
-            Timer::after(ATTEMPT_TIMEOUT).await;
-            None
-        })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use simple_dns::rdata::{RData, CNAME, SRV};
     use simple_dns::{Name, Packet, PacketFlag, Question, ResourceRecord};
     use simple_dns::{CLASS, QCLASS, QTYPE, RCODE, TYPE};
+    use smol::future::FutureExt;
     use smol::net::TcpListener;
 
     const NAME: &str = "_xmpp-client._tcp.example.org";

@@ -8,13 +8,13 @@ use super::mapping::{
 use crate::config::WebhookConfig;
 use crate::log;
 use crate::metrics::{self, Metrics};
+use crate::net;
 use crate::net::http_client::{self as client, ClientError};
 use crate::net::tls;
 use crate::url::Url;
 use crate::xmpp::stanza;
 use crate::xmpp::xml::Element;
 use rustls::ClientConfig;
-use smol::future::FutureExt;
 use smol::net::TcpStream;
 use smol::Timer;
 use std::fmt;
@@ -88,12 +88,11 @@ impl Webhook {
         let mut pause = RETRY_START;
         let mut attempt = 0;
         let result = loop {
-            let call = async { Some(self.call(&url, &body, content_type).await) };
-            let timeout = async {
-                Timer::after(self.cfg.timeout).await;
-                None
-            };
-            match call.or(timeout).await.unwrap_or(Err(CallError::Timeout)) {
+            let call = self.call(&url, &body, content_type);
+            match net::timeout(self.cfg.timeout, call)
+                .await
+                .unwrap_or(Err(CallError::Timeout))
+            {
                 Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
                     attempt += 1;
                     Timer::after(pause).await;

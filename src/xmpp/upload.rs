@@ -337,6 +337,32 @@ pub fn default_filename(content_type: &str) -> &'static str {
         .map_or("file", |(_, name)| name)
 }
 
+/// The `Content-Type` of a file, from its extension (`application/octet-stream` if unknown).
+pub fn content_type_of(path: &std::path::Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("svg") => "image/svg+xml",
+        Some("pdf") => "application/pdf",
+        Some("txt" | "log") => "text/plain; charset=utf-8",
+        Some("json") => "application/json",
+        Some("csv") => "text/csv",
+        Some("mp4") => "video/mp4",
+        Some("webm") => "video/webm",
+        Some("mp3") => "audio/mpeg",
+        Some("ogg" | "oga") => "audio/ogg",
+        Some("zip") => "application/zip",
+        Some("gz") => "application/gzip",
+        _ => "application/octet-stream",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +580,17 @@ mod tests {
         assert_eq!(default_filename("image/jpeg"), "image.jpg");
         assert_eq!(default_filename("Image/PNG; q=1"), "image.png");
         assert_eq!(default_filename("application/x-thing"), "file");
+    }
+
+    #[test]
+    fn a_file_type_comes_from_its_extension() {
+        assert_eq!(
+            content_type_of(std::path::Path::new("/tmp/cam.JPG")),
+            "image/jpeg"
+        );
+        assert_eq!(
+            content_type_of(std::path::Path::new("noext")),
+            "application/octet-stream"
+        );
     }
 }
