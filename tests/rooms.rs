@@ -4,57 +4,21 @@
 
 mod common;
 
-use common::{
-    http, http_section, shared, unique_user, xrelay, Daemon, Prosody, ProsodyOpts, TestClient,
-};
+use common::{shared, unique_user, Bed, Bot, Prosody, ProsodyOpts, TestClient};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 
-struct Bot {
-    daemon: Daemon,
-    port: u16,
-    key: String,
-}
-
-/// A bot configured to join `room` as `xrelay`.
+/// A bot configured to join `room` as `xrelay`, with a `msg` key.
 fn bot(p: &Prosody, room: &str) -> Bot {
-    let user = unique_user("roombot");
-    p.register(&user, "pw");
-    let (port, http) = http_section(&p.dir);
-    let rooms = format!("[\"{room}\"]");
-    let cfg = p.xrelay_config_with(&user, "pw", &[("rooms", &rooms)], &http);
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    assert!(out.status.success(), "{out:?}");
-    let key = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
-    Bot { daemon, port, key }
+    Bed::on(p).rooms(&[room]).key("msg").start()
 }
 
-impl Bot {
-    fn post(&self, path: &str, body: &str) -> common::HttpResponse {
-        http(
-            self.port,
-            "POST",
-            path,
-            &[("Authorization", &self.key), ("Content-Type", "text/plain")],
-            body.as_bytes(),
-        )
-    }
-
-    fn health(&self) -> serde_json::Value {
-        let r = http(
-            self.port,
-            "GET",
-            "/health",
-            &[("Authorization", &self.key)],
-            b"",
-        );
-        serde_json::from_str(&r.body).unwrap()
-    }
+/// The bot's `/health`, with its key.
+fn health_of(b: &Bot) -> serde_json::Value {
+    serde_json::from_str(&b.get("/health").body).unwrap()
 }
 
 /// An account that creates `room` and owns it.
@@ -92,7 +56,7 @@ fn a_kicked_bot_is_back_in_the_room_within_the_backoff() {
         .wait_for(&format!("not in {room}: kicked (testing)"), WAIT);
     b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
     own.clear();
-    let r = b.post(&format!("/msg/{room}"), "back again");
+    let r = b.post_text(&format!("/msg/{room}"), "back again");
     assert_eq!(r.status, 202, "{r:?}");
     let m = own.recv_message(WAIT).expect("the post arrives");
     assert_eq!(m.from, format!("{room}/xrelay"));
@@ -117,9 +81,9 @@ fn a_destroyed_and_recreated_room_is_joined_again() {
     );
     own.join_room(&room, "owner");
     b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
-    assert_eq!(b.health()["rooms"][0]["state"], "joined");
+    assert_eq!(health_of(&b)["rooms"][0]["state"], "joined");
     own.clear();
-    assert_eq!(b.post(&format!("/msg/{room}"), "rebuilt").status, 202);
+    assert_eq!(b.post_text(&format!("/msg/{room}"), "rebuilt").status, 202);
     assert_eq!(
         own.recv_message(WAIT)
             .expect("the post arrives")
@@ -139,11 +103,11 @@ fn a_taken_nick_makes_the_bot_join_with_a_suffix() {
     let mut b = bot(p, &room);
     b.daemon
         .wait_for(&format!("joined {room} as xrelay-2"), WAIT);
-    let health = b.health();
+    let health = health_of(&b);
     assert_eq!(health["rooms"][0]["state"], "joined", "{health}");
     assert_eq!(health["rooms"][0]["nick"], "xrelay-2", "{health}");
     other.clear();
-    let r = b.post(&format!("/msg/{room}?wait=1"), "under another name");
+    let r = b.post_text(&format!("/msg/{room}?wait=1"), "under another name");
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("reflected"), "{r:?}");
     let m = other.recv_message(WAIT).expect("the post arrives");
@@ -164,20 +128,13 @@ fn a_post_to_a_room_the_bot_is_banned_from_answers_503_with_the_state() {
         MUC_ADMIN,
         &format!("<item jid='{}' affiliation='outcast'/>", p.jid(&user)),
     );
-    let (port, http_toml) = http_section(&p.dir);
-    let rooms = format!("[\"{room}\"]");
-    let cfg = p.xrelay_config_with(&user, "pw", &[("rooms", &rooms)], &http_toml);
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    let key = format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim());
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for(&format!("not in {room}: refused: forbidden"), WAIT);
-    let r = http(
-        port,
-        "POST",
-        &format!("/msg/{room}?wait=1"),
-        &[("Authorization", &key), ("Content-Type", "text/plain")],
-        b"let me in",
-    );
+    let b = Bed::on(p)
+        .account(&user)
+        .rooms(&[&room])
+        .key("msg")
+        .ready_when(&format!("not in {room}: refused: forbidden"))
+        .start();
+    let r = b.post_text(&format!("/msg/{room}?wait=1"), "let me in");
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.body.contains("failed: refused: forbidden"), "{r:?}");
     assert!(r.header("Retry-After").is_some(), "{r:?}");
@@ -199,11 +156,11 @@ fn a_wait_post_the_room_bounces_answers_with_the_condition() {
     );
     let mut b = bot(p, &room);
     b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
-    let r = b.post(&format!("/msg/{room}?wait=1"), "may I speak?");
+    let r = b.post_text(&format!("/msg/{room}?wait=1"), "may I speak?");
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.body.contains("forbidden"), "{r:?}");
     // A bot without voice is still in the room, and says so.
-    assert_eq!(b.health()["rooms"][0]["state"], "joined");
+    assert_eq!(health_of(&b)["rooms"][0]["state"], "joined");
 }
 
 #[test]
@@ -214,11 +171,11 @@ fn health_shows_rooms_offline_while_the_stream_is_down_and_joined_after() {
     b.daemon.wait_for(&format!("joined {room} as xrelay"), WAIT);
     p.stop();
     b.daemon.wait_for("reconnecting in", WAIT);
-    let health = b.health();
+    let health = health_of(&b);
     assert_eq!(health["stream"], "offline", "{health}");
     assert_eq!(health["rooms"][0]["state"], "offline", "{health}");
     p.start_again();
     b.daemon
         .wait_for(&format!("joined {room} as xrelay"), WAIT * 2);
-    assert_eq!(b.health()["rooms"][0]["state"], "joined");
+    assert_eq!(health_of(&b)["rooms"][0]["state"], "joined");
 }

@@ -5,61 +5,10 @@
 
 mod common;
 
-use common::{http, unique_user, xrelay, Daemon, HttpResponse, Prosody, ProsodyOpts, TestClient};
-use std::path::PathBuf;
+use common::{http, unique_user, Bed, Prosody, ProsodyOpts, TestClient};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A bot account on `p` with `xrelay run` started for it (`tail` adds config sections),
-/// an API key, and its HTTP port.
-struct Bot {
-    daemon: Daemon,
-    port: u16,
-    token: String,
-    user: String,
-    #[allow(dead_code)]
-    cfg: PathBuf,
-}
-
-fn bot(p: &Prosody, xmpp: &[(&str, &str)], tail: &str, wait_online: bool) -> Bot {
-    let user = unique_user("bot");
-    p.register(&user, "pw");
-    let (port, http) = common::http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&user, "pw", xmpp, &format!("{http}{tail}"));
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut daemon = Daemon::start(&cfg);
-    if wait_online {
-        daemon.wait_for("online as", WAIT);
-    }
-    Bot {
-        daemon,
-        port,
-        token,
-        user,
-        cfg,
-    }
-}
-
-impl Bot {
-    fn post(&self, path: &str, body: &str) -> HttpResponse {
-        let auth = format!("Bearer {}", self.token);
-        http(
-            self.port,
-            "POST",
-            path,
-            &[("Authorization", &auth), ("Content-Type", "text/plain")],
-            body.as_bytes(),
-        )
-    }
-
-    fn get(&self, path: &str) -> HttpResponse {
-        let auth = format!("Bearer {}", self.token);
-        http(self.port, "GET", path, &[("Authorization", &auth)], b"")
-    }
-}
 
 fn receiver(p: &Prosody) -> TestClient {
     let user = unique_user("rcpt");
@@ -87,12 +36,12 @@ fn oversized_incoming_message_from_offline_storage_is_skipped_and_the_bot_stays_
     s.send_raw(&format!(
         "<message to='{bare}' type='chat' id='big1'><body>{big}</body></message>"
     ));
-    let (port, http_tail) = common::http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&user, "pw", &[("reconnect_max", "\"1s\"")], &http_tail);
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut d = Daemon::start(&cfg);
-    d.wait_for("online as", WAIT);
+    let mut b = Bed::on(&p)
+        .account(&user)
+        .xmpp("reconnect_max", "\"1s\"")
+        .key("msg")
+        .start();
+    let d = &mut b.daemon;
     d.wait_for("-byte message from", WAIT);
     // A second one while online, to the full JID.
     s.send_raw(&format!(
@@ -106,27 +55,20 @@ fn oversized_incoming_message_from_offline_storage_is_skipped_and_the_bot_stays_
     assert!(!log.contains("disconnected"), "{log}");
     assert_eq!(d.count("online as"), 1, "{log}");
     assert!(log.contains(&format!("from {sender}@localhost/")), "{log}");
-    let health = http(port, "GET", "/health", &[], b"");
+    let health = http(b.port, "GET", "/health", &[], b"");
     assert_eq!(health.status, 200, "{}", health.body);
     let mut rcpt = receiver(&p);
-    let auth = format!("Bearer {token}");
-    let r = http(
-        port,
-        "POST",
-        &format!("/msg/{}", rcpt.bare_jid()),
-        &[("Authorization", &auth), ("Content-Type", "text/plain")],
-        b"after the big one",
-    );
+    let r = b.post_text(&format!("/msg/{}", rcpt.bare_jid()), "after the big one");
     assert_eq!(r.status, 202, "{}", r.body);
     let m = rcpt.recv_message(WAIT).expect("a later post is delivered");
     assert_eq!(m.body.as_deref(), Some("after the big one"));
-    assert!(d.terminate().success());
+    assert!(b.daemon.terminate().success());
 }
 
 #[test]
 fn oversized_iq_request_is_answered_with_policy_violation() {
     let p = common::shared();
-    let mut b = bot(p, &[], "", true);
+    let mut b = Bed::new().key("msg").start();
     let user = unique_user("asker");
     p.register(&user, "pw");
     let mut c = TestClient::connect(p, &user, "pw");
@@ -148,14 +90,14 @@ fn oversized_iq_request_is_answered_with_policy_violation() {
 #[test]
 fn post_that_escapes_past_the_outgoing_limit_is_refused_with_413() {
     let p = common::shared();
-    let b = bot(p, &[], "", true);
+    let b = Bed::on(p).key("msg").start();
     let mut rcpt = receiver(p);
     // 60,000 quotes fit the HTTP body limit but escape to 360,000 bytes.
-    let r = b.post(&format!("/msg/{}", rcpt.bare_jid()), &"\"".repeat(60_000));
+    let r = b.post_text(&format!("/msg/{}", rcpt.bare_jid()), &"\"".repeat(60_000));
     assert_eq!(r.status, 413, "{}", r.body);
     assert!(r.body.contains("360"), "{}", r.body);
     assert!(r.body.contains("262144"), "{}", r.body);
-    let r = b.post(&format!("/msg/{}", rcpt.bare_jid()), "small");
+    let r = b.post_text(&format!("/msg/{}", rcpt.bare_jid()), "small");
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(
         rcpt.recv_message(WAIT).unwrap().body.as_deref(),
@@ -172,14 +114,16 @@ fn poison_stanza_is_taken_out_after_two_tries_and_the_next_ten_arrive() {
         direct_tls: false,
         ..ProsodyOpts::default()
     });
-    let mut b = bot(&p, &[("reconnect_max", "\"1s\"")], "", true);
+    let mut b = Bed::on(&p)
+        .xmpp("reconnect_max", "\"1s\"")
+        .key("msg")
+        .start();
     let mut rcpt = receiver(&p);
     let to = rcpt.bare_jid();
     // Under xrelay's 256 KiB limit, over this server's 10,000 bytes.
-    let (port, token) = (b.port, b.token.clone());
+    let (port, auth) = (b.port, b.auth());
     let path = format!("/msg/{to}?wait=1");
     let waiter = std::thread::spawn(move || {
-        let auth = format!("Bearer {token}");
         http(
             port,
             "POST",
@@ -190,7 +134,7 @@ fn poison_stanza_is_taken_out_after_two_tries_and_the_next_ten_arrive() {
     });
     b.daemon.wait_for("disconnected", WAIT);
     for n in 0..10 {
-        let r = b.post(&format!("/msg/{to}"), &format!("next {n}"));
+        let r = b.post_text(&format!("/msg/{to}"), &format!("next {n}"));
         assert_eq!(r.status, 202, "{}", r.body);
     }
     let r = waiter.join().unwrap();
@@ -246,11 +190,14 @@ fn message_posted_while_the_server_is_down_carries_a_delay_stamp_of_the_post_tim
     });
     let rcpt_user = unique_user("rcpt");
     p.register(&rcpt_user, "pw");
-    let mut b = bot(&p, &[("reconnect_max", "\"1s\"")], "", true);
+    let mut b = Bed::on(&p)
+        .xmpp("reconnect_max", "\"1s\"")
+        .key("msg")
+        .start();
     p.stop();
     b.daemon.wait_for("disconnected", WAIT);
     let posted = now_unix();
-    let r = b.post(&format!("/msg/{}", p.jid(&rcpt_user)), "WAN down");
+    let r = b.post_text(&format!("/msg/{}", p.jid(&rcpt_user)), "WAN down");
     assert_eq!(r.status, 202, "{}", r.body);
     // Longer than outbox.stamp_after (5 s).
     std::thread::sleep(Duration::from_secs(6));
@@ -282,12 +229,12 @@ fn outbox_refuses_with_503_at_its_byte_bound_and_memory_stays_bounded() {
         ..ProsodyOpts::default()
     });
     let max_bytes = 1 << 20;
-    let mut b = bot(
-        &p,
-        &[],
-        &format!("[outbox]\ncapacity = 4096\nmax_bytes = {max_bytes}\ngrace = \"1s\"\n"),
-        true,
-    );
+    let mut b = Bed::on(&p)
+        .section(&format!(
+            "[outbox]\ncapacity = 4096\nmax_bytes = {max_bytes}\ngrace = \"1s\"\n"
+        ))
+        .key("msg")
+        .start();
     std::thread::sleep(Duration::from_millis(500));
     let idle = b.daemon.rss_kib();
     p.stop();
@@ -297,7 +244,7 @@ fn outbox_refuses_with_503_at_its_byte_bound_and_memory_stays_bounded() {
     let started = Instant::now();
     let mut accepted = 0;
     let refused = loop {
-        let r = b.post("/msg/someone@localhost", &body);
+        let r = b.post_text("/msg/someone@localhost", &body);
         if r.status != 202 {
             break r;
         }
@@ -339,18 +286,19 @@ fn spool_larger_than_the_outbox_bounds_is_replayed_in_order_from_disk() {
     let spool = p.dir.join("spool");
     let spool_line = format!("spool = {}\n", common::toml_str(&spool.to_string_lossy()));
     // First run: a large outbox fills the spool while the server is down.
-    let mut b = bot(
-        &p,
-        &[("reconnect_max", "\"1s\"")],
-        &format!("[outbox]\ncapacity = 4096\nmax_bytes = 8388608\n{spool_line}"),
-        true,
-    );
+    let mut b = Bed::on(&p)
+        .xmpp("reconnect_max", "\"1s\"")
+        .section(&format!(
+            "[outbox]\ncapacity = 4096\nmax_bytes = 8388608\n{spool_line}"
+        ))
+        .key("msg")
+        .start();
     p.stop();
     b.daemon.wait_for("disconnected", WAIT);
     let to = p.jid(&rcpt_user);
     let total = 40;
     for n in 0..total {
-        let r = b.post(
+        let r = b.post_text(
             &format!("/msg/{to}"),
             &format!("{n:03} {}", "s".repeat(60_000)),
         );
@@ -361,15 +309,12 @@ fn spool_larger_than_the_outbox_bounds_is_replayed_in_order_from_disk() {
     // Second run: the same spool under a 1 MiB outbox.
     p.start_again();
     let mut rcpt = TestClient::connect(&p, &rcpt_user, "pw");
-    let (port, http_tail) = common::http_section(&p.dir);
-    let cfg = p.xrelay_config_with(
-        &b.user,
-        "pw",
-        &[],
-        &format!("{http_tail}[outbox]\nmax_bytes = 1048576\n{spool_line}"),
-    );
-    let mut d = Daemon::start(&cfg);
-    d.wait_for("more wait on disk", WAIT);
+    let mut second = Bed::on(&p)
+        .account(&b.user)
+        .section(&format!("[outbox]\nmax_bytes = 1048576\n{spool_line}"))
+        .ready_when("more wait on disk")
+        .start();
+    let d = &mut second.daemon;
     let mut got = Vec::new();
     let mut peak = 0;
     while got.len() < total {
@@ -381,8 +326,8 @@ fn spool_larger_than_the_outbox_bounds_is_replayed_in_order_from_disk() {
     }
     let want: Vec<String> = (0..total).map(|n| format!("{n:03}")).collect();
     assert_eq!(got, want, "log:\n{}", d.log());
-    let health = http(port, "GET", "/health", &[], b"");
+    let health = http(second.port, "GET", "/health", &[], b"");
     assert!(health.body.contains("\"depth\":0"), "{}", health.body);
     eprintln!("spool replay: {total} x 60 kB through a 1 MiB outbox, peak RSS {peak} KiB");
-    assert!(d.terminate().success());
+    assert!(second.daemon.terminate().success());
 }

@@ -6,6 +6,7 @@
 //! unused items and re-exports are expected in each of them.
 #![allow(dead_code, unused_imports)]
 
+mod bed;
 mod certs;
 pub mod client;
 mod daemon;
@@ -16,6 +17,7 @@ mod receiver;
 pub mod webhook;
 pub mod xml;
 
+pub use bed::{Bed, Bot};
 pub use client::{Message, Stanza, TestClient, Transport};
 pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
 pub use ejabberd::Ejabberd;
