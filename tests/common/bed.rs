@@ -183,6 +183,7 @@ impl<'p> Bed<'p> {
             user,
             port,
             cfg,
+            keys,
             token,
             peer,
         }
@@ -201,6 +202,8 @@ pub struct Bot {
     pub port: u16,
     /// The config file.
     pub cfg: PathBuf,
+    /// The keys file.
+    pub keys: PathBuf,
     /// The key made by [`Bed::key`], `ID/SECRET`; empty without one.
     pub token: String,
     peer: Option<TestClient>,
