@@ -4,68 +4,22 @@
 
 mod common;
 
-use common::{
-    http, http_section, shared, unique_user, xrelay, Daemon, HttpResponse, Prosody, TestClient,
-};
+use common::{http, Bed, Bot, HttpResponse};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
 const XML: &str = "application/xmpp+xml";
 const JSON: &str = "application/json";
 
-/// A daemon with a `rest` key and a recipient account.
-struct Bed {
-    _daemon: Daemon,
-    port: u16,
-    cfg: PathBuf,
-    auth: String,
-    bot: String,
-    rcpt: TestClient,
+/// A daemon with a `rest` key (`extra` adds config sections) and a recipient account.
+fn bed(extra: &str) -> Bot {
+    Bed::new().section(extra).key("rest").peer("rcpt").start()
 }
 
-fn bed(p: &Prosody, extra: &str) -> Bed {
-    let bot = unique_user("restbot");
-    p.register(&bot, "pw");
-    let (port, http_cfg) = http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&bot, "pw", &[], &format!("{http_cfg}{extra}"));
-    let out = xrelay(&cfg, &["key", "create", "--scope", "rest", "rest-tests"]);
-    assert!(out.status.success());
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
-    let user = unique_user("rcpt");
-    p.register(&user, "pw");
-    Bed {
-        _daemon: daemon,
-        port,
-        cfg,
-        auth: format!("Bearer {token}"),
-        bot: p.jid(&bot),
-        rcpt: TestClient::connect(p, &user, "pw"),
-    }
-}
-
-impl Bed {
-    fn post(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: &str,
-        head: &[(&str, &str)],
-    ) -> HttpResponse {
-        let mut h = vec![("Authorization", self.auth.as_str())];
-        if !content_type.is_empty() {
-            h.push(("Content-Type", content_type));
-        }
-        h.extend_from_slice(head);
-        http(self.port, "POST", path, &h, body.as_bytes())
-    }
-
-    fn expect(&self, res: &HttpResponse, status: u16) {
-        assert_eq!(res.status, status, "{}", res.body);
-    }
+/// `res` has `status`.
+fn expect(res: &HttpResponse, status: u16) {
+    assert_eq!(res.status, status, "{}", res.body);
 }
 
 fn json(res: &HttpResponse) -> Value {
@@ -73,73 +27,81 @@ fn json(res: &HttpResponse) -> Value {
 }
 
 #[test]
-fn stanzas_are_sent_and_iq_replies_returned() {
-    let p = shared();
-    let mut b = bed(p, "");
-    let rcpt = b.rcpt.bare_jid();
-
-    // XML message: re-serialized, text escaped, extra attributes dropped.
+fn an_xml_message_is_reserialized_with_its_text_escaped_and_unknown_attributes_dropped() {
+    let mut b = bed("");
+    let rcpt = b.peer().bare_jid();
     let res = b.post(
         "/rest",
         XML,
-        &format!("<message to='{rcpt}' type='chat' id='x1' foo='bar'><body>1 &lt; 2 &amp; ok</body></message>"),
-        &[],
+        format!("<message to='{rcpt}' type='chat' id='x1' foo='bar'><body>1 &lt; 2 &amp; ok</body></message>"),
     );
-    b.expect(&res, 202);
+    expect(&res, 202);
     assert_eq!(json(&res)["id"], "x1");
-    let m = b.rcpt.recv_message(WAIT).expect("the XML message");
+    let m = b.peer().recv_message(WAIT).expect("the XML message");
     assert_eq!(m.body.as_deref(), Some("1 < 2 & ok"));
     assert_eq!(m.id.as_deref(), Some("x1"));
-    assert!(m.from.starts_with(&b.bot));
+    assert!(m.from.starts_with(&b.jid));
+}
 
-    // JSON message, and the text/plain path form.
+#[test]
+fn a_json_message_is_sent() {
+    let mut b = bed("");
+    let rcpt = b.peer().bare_jid();
     let res = b.post(
         "/rest",
         JSON,
-        &format!(r#"{{"to":"{rcpt}","body":"from json","type":"chat"}}"#),
-        &[],
+        format!(r#"{{"to":"{rcpt}","body":"from json","type":"chat"}}"#),
     );
-    b.expect(&res, 202);
+    expect(&res, 202);
     assert_eq!(
-        b.rcpt.recv_message(WAIT).unwrap().body.as_deref(),
+        b.peer().recv_message(WAIT).unwrap().body.as_deref(),
         Some("from json")
     );
+}
+
+#[test]
+fn a_text_body_on_the_path_form_is_sent_with_the_paths_type() {
+    let mut b = bed("");
+    let rcpt = b.peer().bare_jid();
     let res = b.post(
         &format!("/rest/message/headline/{rcpt}"),
         "text/plain",
         "from the path",
-        &[],
     );
-    b.expect(&res, 202);
-    let m = b.rcpt.recv_message(WAIT).unwrap();
+    expect(&res, 202);
+    let m = b.peer().recv_message(WAIT).unwrap();
     assert_eq!(
         (m.body.as_deref(), m.kind.as_str()),
         (Some("from the path"), "headline")
     );
+}
 
-    // iq ping to the server: the result comes back as XML.
+#[test]
+fn an_iq_ping_to_the_server_returns_the_result_as_xml() {
+    let b = bed("");
     let res = b.post(
         "/rest",
         XML,
         "<iq type='get' to='localhost' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
-        &[],
     );
-    b.expect(&res, 200);
+    expect(&res, 200);
     assert_eq!(res.header("Content-Type"), Some(XML));
     assert!(
         res.body.contains("type='result'") && res.body.contains("id='p1'"),
         "{}",
         res.body
     );
+}
 
-    // disco#info of the server as JSON.
+#[test]
+fn a_json_disco_request_returns_the_servers_features_as_json() {
+    let b = bed("");
     let res = b.post(
         "/rest",
         JSON,
         r#"{"kind":"iq","type":"get","to":"localhost","disco":true}"#,
-        &[],
     );
-    b.expect(&res, 200);
+    expect(&res, 200);
     assert_eq!(res.header("Content-Type"), Some(JSON));
     let v = json(&res);
     assert_eq!(
@@ -153,38 +115,42 @@ fn stanzas_are_sent_and_iq_replies_returned() {
         .filter_map(Value::as_str)
         .collect();
     assert!(features.contains(&"urn:xmpp:ping"), "{features:?}");
+}
 
-    // Software version by GET, answered as JSON because Accept asks for it.
-    let res = http(
-        b.port,
-        "GET",
-        "/rest/version/localhost",
-        &[("Authorization", b.auth.as_str()), ("Accept", JSON)],
-        b"",
-    );
-    b.expect(&res, 200);
+#[test]
+fn a_version_get_accepting_json_is_answered_in_json() {
+    let b = bed("");
+    let res = b.request("GET", "/rest/version/localhost", &[("Accept", JSON)], b"");
+    expect(&res, 200);
     assert_eq!(json(&res)["version"]["name"], "Prosody");
+}
 
-    // An iq to an account that does not exist: its error stanza is the answer (mod_rest).
+#[test]
+fn an_iq_to_a_missing_account_returns_its_error_stanza() {
+    let b = bed("");
+    // Its error stanza is the answer (mod_rest).
     let res = b.post(
         "/rest",
         XML,
         "<iq type='get' to='nobody-here@localhost/x' id='e1'><query xmlns='jabber:iq:version'/></iq>",
-        &[],
     );
-    b.expect(&res, 200);
+    expect(&res, 200);
     assert!(res.body.contains("type='error'"), "{}", res.body);
+}
 
-    // An account that never answers: 504 within the requested timeout.
-    let silent = b.rcpt.jid();
+#[test]
+fn an_iq_nobody_answers_gets_504_within_the_requested_timeout() {
+    let mut b = bed("");
+    // An account that never answers.
+    let silent = b.peer().jid();
     let start = Instant::now();
-    let res = b.post(
+    let res = b.request(
+        "POST",
         "/rest",
-        XML,
-        &format!("<iq type='get' to='{silent}' id='s1'><query xmlns='jabber:iq:version'/></iq>"),
-        &[("X-Timeout", "1")],
+        &[("Content-Type", XML), ("X-Timeout", "1")],
+        format!("<iq type='get' to='{silent}' id='s1'><query xmlns='jabber:iq:version'/></iq>"),
     );
-    b.expect(&res, 504);
+    expect(&res, 504);
     assert_eq!(json(&res)["id"], "s1");
     let took = start.elapsed();
     assert!(
@@ -192,16 +158,20 @@ fn stanzas_are_sent_and_iq_replies_returned() {
         "{took:?}"
     );
     assert!(b
-        .rcpt
+        .peer()
         .recv_where(WAIT, |e| e.is("iq") && e.attr("id") == Some("s1"))
         .is_some());
 }
 
+/// A bed where one iq may wait for its reply.
+fn one_waiting() -> Bot {
+    bed("[rest]\nmax_waiting = 1\n")
+}
+
 #[test]
-fn every_refusal_and_the_bounded_waiting_set() {
-    let p = shared();
-    let b = bed(p, "[rest]\nmax_waiting = 1\n");
-    let rcpt = b.rcpt.bare_jid();
+fn each_refused_stanza_gets_mod_rests_status_and_condition() {
+    let mut b = one_waiting();
+    let rcpt = b.peer().bare_jid();
     let cases: [(&str, &str, String, u16, &str); 13] = [
         ("/rest", "text/html", "<p/>".into(), 415, "bad-format"),
         (
@@ -284,29 +254,34 @@ fn every_refusal_and_the_bounded_waiting_set() {
         ),
     ];
     for (path, ct, body, status, condition) in &cases {
-        let res = b.post(path, ct, body, &[]);
+        let res = b.post(path, ct, body);
         assert_eq!(res.status, *status, "{path} {ct} {body}: {}", res.body);
         let v = json(&res);
         assert_eq!(v["condition"], *condition, "{body}: {v}");
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
+}
 
+#[test]
+fn a_stanza_over_the_body_limit_gets_413() {
+    let mut b = one_waiting();
+    let rcpt = b.peer().bare_jid();
     let big = format!(
         "<message to='{rcpt}'><body>{}</body></message>",
         "x".repeat(70_000)
     );
-    assert_eq!(b.post("/rest", XML, &big, &[]).status, 413);
-    assert_eq!(
-        http(
-            b.port,
-            "GET",
-            "/rest",
-            &[("Authorization", b.auth.as_str())],
-            b""
-        )
-        .status,
-        405
-    );
+    assert_eq!(b.post("/rest", XML, &big).status, 413);
+}
+
+#[test]
+fn a_get_on_rest_gets_405() {
+    let b = one_waiting();
+    assert_eq!(b.get("/rest").status, 405);
+}
+
+#[test]
+fn a_post_without_credentials_gets_401() {
+    let b = one_waiting();
     assert_eq!(
         http(
             b.port,
@@ -318,25 +293,33 @@ fn every_refusal_and_the_bounded_waiting_set() {
         .status,
         401
     );
-    let msg_key =
-        String::from_utf8(xrelay(&b.cfg, &["key", "create", "--scope", "msg"]).stdout).unwrap();
+}
+
+#[test]
+fn a_key_without_the_rest_scope_gets_403() {
+    let b = one_waiting();
+    let msg_key = b.key("msg");
     let res = http(
         b.port,
         "POST",
         "/rest",
         &[
-            ("Authorization", &format!("Bearer {}", msg_key.trim())),
+            ("Authorization", &format!("Bearer {msg_key}")),
             ("Content-Type", XML),
         ],
         b"<message to='a@b'><body>x</body></message>",
     );
     assert_eq!(res.status, 403);
+}
 
+#[test]
+fn an_iq_beyond_max_waiting_gets_503_until_the_waiting_one_times_out() {
+    let mut b = one_waiting();
     // One iq may wait (max_waiting = 1): a second gets 503 at once, and the slot frees when
     // the first times out.
-    let silent = b.rcpt.jid();
+    let silent = b.peer().jid();
     let port = b.port;
-    let auth = b.auth.clone();
+    let auth = b.auth();
     let first = std::thread::spawn(move || {
         http(
             port,
@@ -357,7 +340,6 @@ fn every_refusal_and_the_bounded_waiting_set() {
         "/rest",
         XML,
         "<iq type='get' to='localhost' id='w2'><ping xmlns='urn:xmpp:ping'/></iq>",
-        &[],
     );
     assert_eq!(res.status, 503, "{}", res.body);
     assert!(res.header("Retry-After").is_some());
@@ -367,7 +349,6 @@ fn every_refusal_and_the_bounded_waiting_set() {
         "/rest",
         XML,
         "<iq type='get' to='localhost' id='w3'><ping xmlns='urn:xmpp:ping'/></iq>",
-        &[],
     );
     assert_eq!(res.status, 200, "{}", res.body);
 }
