@@ -4,24 +4,16 @@
 mod common;
 
 use common::webhook::{Endpoint, Recorded, Reply};
-use common::{http_section, shared, toml_str, unique_user, Daemon, Element, Prosody, TestClient};
+use common::{toml_str, Bed, Bot, Element};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
 const SECRET: &str = "hook-secret";
 const BEARER: &str = "hook-bearer";
 
-/// A bot running xrelay with `[webhook]` set to `webhook` (TOML lines), and a sender.
-struct Bed {
-    daemon: Daemon,
-    bot: String,
-    sender: TestClient,
-}
-
-fn bed(p: &Prosody, webhook: &str) -> Bed {
-    let bot = unique_user("hookbot");
-    p.register(&bot, "pw");
-    let (_, http) = http_section(&p.dir);
+/// A bot running xrelay with `[webhook]` set to `webhook` (TOML lines), and a sender
+/// ([`Bot::peer`]).
+fn bed(webhook: &str) -> Bot {
     // These tests speak JSON unless they say otherwise (the default format is XML).
     let format = if webhook.contains("format") {
         ""
@@ -29,58 +21,43 @@ fn bed(p: &Prosody, webhook: &str) -> Bed {
         "format = \"json\"\n"
     };
     // The senders are strangers to the bot: these tests are about the endpoint, not access.
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
-        &[],
-        &format!("{http}[webhook]\nfrom = \"anyone\"\n{format}{webhook}\n"),
-    );
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
-    let user = unique_user("sender");
-    p.register(&user, "pw");
-    Bed {
-        daemon,
-        bot: p.jid(&bot),
-        sender: TestClient::connect(p, &user, "pw"),
-    }
+    Bed::new()
+        .webhook(&format!("from = \"anyone\"\n{format}{webhook}\n"))
+        .peer("sender")
+        .start()
 }
 
-impl Bed {
-    fn send(&mut self, body: &str) {
-        let bot = self.bot.clone();
-        self.sender.send_message(&bot, body);
-    }
+/// The sender sends `body` to the bot.
+fn send(b: &mut Bot, body: &str) {
+    let bot = b.jid.clone();
+    b.peer().send_message(&bot, body);
+}
 
-    /// The next message from the bot with a body.
-    fn reply(&mut self) -> String {
-        let m = self
-            .sender
-            .recv_message(WAIT)
-            .expect("a reply from the bot");
-        assert!(m.from.starts_with(&self.bot), "{}", m.raw);
-        m.body.unwrap_or_default()
-    }
+/// The next message from the bot with a body.
+fn reply(b: &mut Bot) -> String {
+    let m = b.peer().recv_message(WAIT).expect("a reply from the bot");
+    assert!(m.from.starts_with(&b.jid), "{}", m.raw);
+    m.body.unwrap_or_default()
+}
 
-    /// The next error stanza: (error type, condition).
-    fn error(&mut self, name: &str) -> (String, String, Element) {
-        let s = self
-            .sender
-            .recv_where(WAIT, |e| e.is(name) && e.attr("type") == Some("error"))
-            .unwrap_or_else(|| panic!("no {name} error arrived"));
-        let err = s.el.child("error").expect("an <error/>").clone();
-        let condition = err
-            .children
-            .iter()
-            .find(|c| c.local_name() != "text")
-            .map(|c| c.local_name().to_string())
-            .unwrap_or_default();
-        (
-            err.attr("type").unwrap_or_default().to_string(),
-            condition,
-            s.el,
-        )
-    }
+/// The next error stanza: (error type, condition).
+fn error(b: &mut Bot, name: &str) -> (String, String, Element) {
+    let s = b
+        .peer()
+        .recv_where(WAIT, |e| e.is(name) && e.attr("type") == Some("error"))
+        .unwrap_or_else(|| panic!("no {name} error arrived"));
+    let err = s.el.child("error").expect("an <error/>").clone();
+    let condition = err
+        .children
+        .iter()
+        .find(|c| c.local_name() != "text")
+        .map(|c| c.local_name().to_string())
+        .unwrap_or_default();
+    (
+        err.attr("type").unwrap_or_default().to_string(),
+        condition,
+        s.el,
+    )
 }
 
 /// The body field of a JSON webhook request.
@@ -127,27 +104,35 @@ fn json_handler(r: &Recorded) -> Reply {
     }
 }
 
-#[test]
-fn json_webhook_requests_and_every_kind_of_answer() {
-    let p = shared();
+/// A bot whose JSON webhook is [`json_handler`], signed and with a bearer, for messages
+/// and iqs, with a 1 s timeout and no retries.
+fn json_bed() -> (Endpoint, Bot) {
     let hook = Endpoint::start(false, json_handler);
     let url = hook.url("/hook/{kind}/{type}?from={from}");
-    let mut b = bed(
-        p,
-        &format!(
-            "url = {}\nstanzas = [\"message\", \"iq\"]\ntimeout = \"1s\"\nretries = 0\n\
-             secret = {}\nbearer = {}\n",
-            toml_str(&url),
-            toml_str(SECRET),
-            toml_str(BEARER)
-        ),
-    );
+    let b = bed(&format!(
+        "url = {}\nstanzas = [\"message\", \"iq\"]\ntimeout = \"1s\"\nretries = 0\n\
+         secret = {}\nbearer = {}\n",
+        toml_str(&url),
+        toml_str(SECRET),
+        toml_str(BEARER)
+    ));
+    (hook, b)
+}
 
-    // A JSON reply becomes the answer; the request is mod_rest's mapping, signed.
-    b.send("echo hello <&>");
-    assert_eq!(b.reply(), "echo: hello <&>");
+#[test]
+fn a_json_answer_is_the_reply() {
+    let (_hook, mut b) = json_bed();
+    send(&mut b, "echo hello <&>");
+    assert_eq!(reply(&mut b), "echo: hello <&>");
+}
+
+#[test]
+fn the_request_is_mod_rests_json_mapping_at_the_filled_url() {
+    let (hook, mut b) = json_bed();
+    send(&mut b, "echo hello <&>");
+    reply(&mut b);
     let req = hook.requests().pop().unwrap();
-    let sender = b.sender.jid();
+    let sender = b.peer().jid();
     assert_eq!(req.method, "POST");
     let enc: String = sender
         .bytes()
@@ -168,6 +153,14 @@ fn json_webhook_requests_and_every_kind_of_answer() {
         stanza.contains("<body>echo hello &lt;&amp;&gt;</body>"),
         "{stanza}"
     );
+}
+
+#[test]
+fn the_request_carries_the_bearer_and_a_signature_of_a_recent_timestamp_and_the_body() {
+    let (hook, mut b) = json_bed();
+    send(&mut b, "echo hello <&>");
+    reply(&mut b);
+    let req = hook.requests().pop().unwrap();
     assert_eq!(
         req.header("Authorization"),
         Some(&*format!("Bearer {BEARER}"))
@@ -188,72 +181,98 @@ fn json_webhook_requests_and_every_kind_of_answer() {
     let mut signed = format!("{ts}.").into_bytes();
     signed.extend_from_slice(&req.body);
     ring::hmac::verify(&key, &signed, &raw).expect("the signature verifies");
+}
 
-    // 202 and 204: nothing comes back; the worker keeps order, so the next reply is the echo.
-    b.send("accepted");
-    b.send("nocontent");
-    b.send("echo after");
-    assert_eq!(b.reply(), "echo: after");
+#[test]
+fn accepted_and_no_content_answers_send_nothing_and_keep_the_order() {
+    let (_hook, mut b) = json_bed();
+    // The worker keeps order, so the next reply is the echo.
+    send(&mut b, "accepted");
+    send(&mut b, "nocontent");
+    send(&mut b, "echo after");
+    assert_eq!(reply(&mut b), "echo: after");
+}
 
-    // An XML reply to a JSON request.
-    b.send("xml");
-    assert_eq!(b.reply(), "from <xml>");
+#[test]
+fn an_xml_answer_to_a_json_request_is_the_reply() {
+    let (_hook, mut b) = json_bed();
+    send(&mut b, "xml");
+    assert_eq!(reply(&mut b), "from <xml>");
+}
 
-    // HTTP errors become the stanza errors of the table, with the id kept.
+#[test]
+fn http_errors_become_the_stanza_errors_of_the_table() {
+    let (_hook, mut b) = json_bed();
     for (status, kind, condition) in [
         (404, "cancel", "item-not-found"),
         (429, "wait", "resource-constraint"),
         (500, "wait", "internal-server-error"),
     ] {
-        b.send(&format!("status {status}"));
-        let (t, c, _) = b.error("message");
+        send(&mut b, &format!("status {status}"));
+        let (t, c, _) = error(&mut b, "message");
         assert_eq!((t.as_str(), c.as_str()), (kind, condition), "HTTP {status}");
     }
+}
 
-    // A slow endpoint: the timeout answers, not the endpoint.
+#[test]
+fn a_slow_endpoint_gets_recipient_unavailable_at_the_timeout() {
+    let (_hook, mut b) = json_bed();
+    // The timeout answers, not the endpoint.
     let started = Instant::now();
-    b.send("slow");
-    let (t, c, _) = b.error("message");
+    send(&mut b, "slow");
+    let (t, c, _) = error(&mut b, "message");
     assert_eq!((t.as_str(), c.as_str()), ("wait", "recipient-unavailable"));
     assert!(
         started.elapsed() < Duration::from_millis(2900),
         "{:?}",
         started.elapsed()
     );
+}
 
-    // A 10 MB answer is refused unread: an error, and no memory growth.
+#[test]
+fn a_10_mb_answer_is_refused_unread_without_memory_growth() {
+    let (_hook, mut b) = json_bed();
     let before = b.daemon.rss_kib();
-    b.send("huge");
-    let (t, c, _) = b.error("message");
+    send(&mut b, "huge");
+    let (t, c, _) = error(&mut b, "message");
     assert_eq!((t.as_str(), c.as_str()), ("wait", "recipient-unavailable"));
     let grown = b.daemon.rss_kib().saturating_sub(before);
     assert!(grown < 1024, "RSS grew by {grown} KiB");
+}
 
-    // iq: version is answered by xrelay itself, others go to the webhook.
-    let bot_full = format!("{}/xrelay", b.bot);
-    b.sender.send_raw(&format!(
+#[test]
+fn a_version_iq_is_answered_by_xrelay_itself() {
+    let (_hook, mut b) = json_bed();
+    let bot_full = b.full_jid();
+    b.peer().send_raw(&format!(
         "<iq type='get' id='v1' to='{bot_full}'><query xmlns='jabber:iq:version'/></iq>"
     ));
     let v = b
-        .sender
+        .peer()
         .recv_where(WAIT, |e| e.is("iq") && e.attr("id") == Some("v1"))
         .expect("a version answer");
     assert_eq!(v.el.attr("type"), Some("result"), "{}", v.raw);
     assert!(v.raw.contains("<name>xrelay</name>"), "{}", v.raw);
-    b.sender.send_raw(&format!(
+}
+
+#[test]
+fn other_iqs_get_the_webhooks_answer() {
+    let (_hook, mut b) = json_bed();
+    let bot_full = b.full_jid();
+    b.peer().send_raw(&format!(
         "<iq type='get' id='c1' to='{bot_full}'><query xmlns='urn:test:q'/></iq>"
     ));
     let c = b
-        .sender
+        .peer()
         .recv_where(WAIT, |e| e.is("iq") && e.attr("id") == Some("c1"))
         .expect("the webhook's iq answer");
     assert_eq!(c.el.attr("type"), Some("result"), "{}", c.raw);
     assert!(c.raw.contains("<answer>42</answer>"), "{}", c.raw);
 }
 
-#[test]
-fn xml_webhook_over_tls() {
-    let p = shared();
+/// A bot whose XML webhook over TLS answers JSON to a body with "json please", XML to
+/// anything else.
+fn xml_tls_bed() -> (Endpoint, Bot) {
     let hook = Endpoint::start(true, |r| {
         if r.header("Content-Type") != Some("application/xmpp+xml") {
             return Reply::status(415);
@@ -268,12 +287,18 @@ fn xml_webhook_over_tls() {
             )
         }
     });
-    let mut b = bed(
-        p,
-        &format!("url = {}\nformat = \"xml\"\n", toml_str(&hook.url("/xml"))),
-    );
-    b.send("hello");
-    assert_eq!(b.reply(), "xml over tls");
+    let b = bed(&format!(
+        "url = {}\nformat = \"xml\"\n",
+        toml_str(&hook.url("/xml"))
+    ));
+    (hook, b)
+}
+
+#[test]
+fn an_xml_webhook_over_tls_gets_the_unsigned_stanza_and_its_xml_answer_is_the_reply() {
+    let (hook, mut b) = xml_tls_bed();
+    send(&mut b, "hello");
+    assert_eq!(reply(&mut b), "xml over tls");
     let req = hook.requests().pop().unwrap();
     let text = req.text();
     assert!(
@@ -281,21 +306,29 @@ fn xml_webhook_over_tls() {
         "{text}"
     );
     assert!(req.header("X-Xrelay-Signature").is_none());
-    b.send("json please");
-    assert_eq!(b.reply(), "json over tls");
 }
 
 #[test]
-fn unreachable_endpoint_answers_recipient_unavailable_after_retries() {
-    let p = shared();
+fn a_json_answer_to_an_xml_request_is_the_reply() {
+    let (_hook, mut b) = xml_tls_bed();
+    send(&mut b, "json please");
+    assert_eq!(reply(&mut b), "json over tls");
+}
+
+/// A bot whose webhook (messages only, two retries) listens nowhere.
+fn unreachable_bed() -> Bot {
     let port = common::free_port();
-    let mut b = bed(
-        p,
-        &format!("url = \"http://127.0.0.1:{port}/down\"\nretries = 2\n"),
-    );
+    bed(&format!(
+        "url = \"http://127.0.0.1:{port}/down\"\nretries = 2\n"
+    ))
+}
+
+#[test]
+fn an_unreachable_endpoint_answers_recipient_unavailable_after_the_retries() {
+    let mut b = unreachable_bed();
     let started = Instant::now();
-    b.send("anyone there?");
-    let (t, c, _) = b.error("message");
+    send(&mut b, "anyone there?");
+    let (t, c, _) = error(&mut b, "message");
     assert_eq!((t.as_str(), c.as_str()), ("wait", "recipient-unavailable"));
     // Two retries: pauses of 0.5 s and 1 s before giving up.
     assert!(
@@ -303,32 +336,32 @@ fn unreachable_endpoint_answers_recipient_unavailable_after_retries() {
         "{:?}",
         started.elapsed()
     );
-    // iq is not among the forwarded kinds here: service-unavailable.
-    b.sender.send_raw(&format!(
-        "<iq type='get' id='n1' to='{}/xrelay'><query xmlns='urn:test:q'/></iq>",
-        b.bot
+}
+
+#[test]
+fn an_iq_when_iqs_are_not_forwarded_gets_service_unavailable() {
+    let mut b = unreachable_bed();
+    let to = b.full_jid();
+    b.peer().send_raw(&format!(
+        "<iq type='get' id='n1' to='{to}'><query xmlns='urn:test:q'/></iq>"
     ));
-    let (t, c, _) = b.error("iq");
+    let (t, c, _) = error(&mut b, "iq");
     assert_eq!((t.as_str(), c.as_str()), ("cancel", "service-unavailable"));
 }
 
 #[test]
-fn full_queue_answers_resource_constraint() {
-    let p = shared();
+fn a_full_queue_answers_resource_constraint() {
     let hook = Endpoint::start(false, |_| {
         Reply::with("application/json", r#"{"body": "done"}"#).after(Duration::from_millis(700))
     });
-    let mut b = bed(
-        p,
-        &format!("url = {}\nqueue = 1\n", toml_str(&hook.url("/q"))),
-    );
+    let mut b = bed(&format!("url = {}\nqueue = 1\n", toml_str(&hook.url("/q"))));
     for i in 0..4 {
-        b.send(&format!("m{i}"));
+        send(&mut b, &format!("m{i}"));
     }
     let (mut done, mut refused) = (0, 0);
     for _ in 0..4 {
         let s = b
-            .sender
+            .peer()
             .recv_where(WAIT, |e| e.is("message"))
             .expect("an answer for every message");
         if s.el.attr("type") == Some("error") {
@@ -383,8 +416,7 @@ fn body_field(json: &str) -> String {
 }
 
 #[test]
-fn http_1_0_close_framed_and_chunked_answers() {
-    let p = shared();
+fn an_http_1_0_answer_framed_by_the_close_is_the_reply() {
     // Python's http.server and CGI gateways: HTTP/1.0, the body ends when the server closes.
     let url = raw_endpoint(|req| {
         format!(
@@ -392,10 +424,13 @@ fn http_1_0_close_framed_and_chunked_answers() {
             serde_json::json!({ "body": format!("1.0: {}", body_field(req)) })
         )
     });
-    let mut b = bed(p, &format!("url = {}", toml_str(&url)));
-    b.send("one");
-    assert_eq!(b.reply(), "1.0: one");
+    let mut b = bed(&format!("url = {}", toml_str(&url)));
+    send(&mut b, "one");
+    assert_eq!(reply(&mut b), "1.0: one");
+}
 
+#[test]
+fn a_chunked_answer_is_the_reply() {
     let url = raw_endpoint(|req| {
         let reply =
             serde_json::json!({ "body": format!("chunked: {}", body_field(req)) }).to_string();
@@ -406,7 +441,7 @@ fn http_1_0_close_framed_and_chunked_answers() {
             z.len()
         )
     });
-    let mut b = bed(p, &format!("url = {}", toml_str(&url)));
-    b.send("two");
-    assert_eq!(b.reply(), "chunked: two");
+    let mut b = bed(&format!("url = {}", toml_str(&url)));
+    send(&mut b, "two");
+    assert_eq!(reply(&mut b), "chunked: two");
 }

@@ -129,15 +129,15 @@ impl<'p> Bed<'p> {
         self
     }
 
-    /// Registers a second account named after `prefix` and logs it in (before the daemon
-    /// starts); [`Bot::peer`] is that client.
+    /// Registers a second account named after `prefix` and logs it in once the daemon is
+    /// ready; [`Bot::peer`] is that client.
     pub fn peer(mut self, prefix: &str) -> Self {
         self.peer = Some(prefix.into());
         self
     }
 
-    /// Registers the account (unless given), writes the config, creates the key, logs the
-    /// peer in and starts `xrelay run`, waiting for its readiness line.
+    /// Registers the account (unless given), writes the config, creates the key, starts
+    /// `xrelay run`, waits for its readiness line and logs the peer in.
     pub fn start(self) -> Bot {
         let p = self.server;
         let user = match self.account {
@@ -169,14 +169,16 @@ impl<'p> Bed<'p> {
             Some(scope) => create_key(&cfg, scope),
             None => String::new(),
         };
-        let peer = self.peer.as_deref().map(|prefix| {
-            let (name, pw) = p.new_user(prefix);
-            TestClient::connect(p, &name, &pw)
-        });
         let mut daemon = Daemon::start(&cfg);
         if let Some(line) = &self.ready {
             daemon.wait_for(line, READY_TIMEOUT);
         }
+        // After the readiness line: `online as` comes just before the bot's initial
+        // presence, and a message to its bare JID needs that presence at the server.
+        let peer = self.peer.as_deref().map(|prefix| {
+            let (name, pw) = p.new_user(prefix);
+            TestClient::connect(p, &name, &pw)
+        });
         Bot {
             daemon,
             jid: p.jid(&user),
