@@ -6,7 +6,7 @@
 mod common;
 
 use common::webhook::{Endpoint, Recorded, Reply};
-use common::{http, http_section, shared, toml_str, unique_user, xrelay, Daemon, HttpResponse};
+use common::{http, shared, toml_str, unique_user, Bed, Bot, HttpResponse};
 use common::{Prosody, ProsodyOpts, TestClient};
 use serde_json::{json, Value};
 use std::net::TcpStream;
@@ -18,77 +18,45 @@ const WAIT: Duration = Duration::from_secs(10);
 const JSON: &str = "application/json";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// An xrelay bot: its daemon, HTTP port, one key with every scope, and its JID.
-struct Bot {
-    _daemon: Daemon,
-    port: u16,
-    key: String,
-    jid: String,
+/// A bot with one key of every scope on `bed`; `webhook` (TOML lines, none if empty) is
+/// its `[webhook]`.
+fn bot_with(bed: Bed, webhook: &str) -> Bot {
+    let bed = bed.key("msg,rest,invite");
+    if webhook.is_empty() {
+        return bed.start();
+    }
+    // The senders are strangers to the bot: these tests are about the mapping, not access.
+    let from = if webhook.contains("from =") {
+        ""
+    } else {
+        "from = \"anyone\"\n"
+    };
+    bed.webhook(&format!("{from}{webhook}")).start()
 }
 
-impl Bot {
-    /// A bot with `tail` (TOML sections, e.g. `[webhook]`) in its config.
-    fn start(p: &Prosody, tail: &str) -> Bot {
-        let user = unique_user("compatbot");
-        p.register(&user, "pw");
-        Bot::start_as(p, &user, tail)
-    }
+/// A bot on the shared Prosody without a webhook.
+fn bot() -> Bot {
+    bot_with(Bed::new(), "")
+}
 
-    /// A bot on the registered account `user` (password `pw`).
-    fn start_as(p: &Prosody, user: &str, tail: &str) -> Bot {
-        let (port, http_cfg) = http_section(&p.dir);
-        // The senders are strangers to the bot: these tests are about the mapping, not access.
-        let tail = if tail.contains("from =") {
-            tail.to_string()
-        } else {
-            tail.replace("[webhook]\n", "[webhook]\nfrom = \"anyone\"\n")
-        };
-        let cfg = p.xrelay_config_with(user, "pw", &[], &format!("{http_cfg}{tail}"));
-        let out = xrelay(
-            &cfg,
-            &["key", "create", "--scope", "msg,rest,invite", "compat"],
-        );
-        assert!(out.status.success(), "{out:?}");
-        let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let mut daemon = Daemon::start(&cfg);
-        daemon.wait_for("online as", WAIT);
-        Bot {
-            _daemon: daemon,
-            port,
-            key,
-            jid: p.jid(user),
-        }
-    }
+/// A bot on the shared Prosody with the `[webhook]` lines `webhook`.
+fn hooked(webhook: &str) -> Bot {
+    bot_with(Bed::new(), webhook)
+}
 
-    /// Its full JID (xrelay binds the resource `xrelay`).
-    fn full(&self) -> String {
-        format!("{}/xrelay", self.jid)
-    }
+/// The bot's HTTP base URL.
+fn base(bot: &Bot) -> String {
+    format!("http://127.0.0.1:{}", bot.port)
+}
 
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn request(&self, method: &str, path: &str, head: &[(&str, &str)], body: &str) -> HttpResponse {
-        let auth = format!("Bearer {}", self.key);
-        let mut h = vec![("Authorization", auth.as_str())];
-        h.extend_from_slice(head);
-        http(self.port, method, path, &h, body.as_bytes())
-    }
-
-    fn post(&self, path: &str, content_type: &str, body: &str) -> HttpResponse {
-        self.request("POST", path, &[("Content-Type", content_type)], body)
-    }
-
-    /// POST JSON to `/rest`, asking for JSON back.
-    fn rest_json(&self, v: &Value) -> HttpResponse {
-        self.request(
-            "POST",
-            "/rest",
-            &[("Content-Type", JSON), ("Accept", JSON)],
-            &v.to_string(),
-        )
-    }
+/// POST JSON to `/rest`, asking for JSON back.
+fn rest_json(bot: &Bot, v: &Value) -> HttpResponse {
+    bot.request(
+        "POST",
+        "/rest",
+        &[("Content-Type", JSON), ("Accept", JSON)],
+        v.to_string(),
+    )
 }
 
 /// A second account that receives what the bot sends.
@@ -157,10 +125,7 @@ fn reply_from(c: &mut TestClient, from: &str) -> common::Message {
 fn the_readmes_flask_xml_echo_bot_answers_with_the_default_format() {
     let p = shared();
     let bot_hook = Flask::start("flask_xml_echo.py");
-    let bot = Bot::start(
-        p,
-        &format!("[webhook]\nurl = {}\n", toml_str(&bot_hook.url)),
-    );
+    let bot = hooked(&format!("url = {}\n", toml_str(&bot_hook.url)));
     let mut sender = client(p);
     sender.send_message(&bot.jid, "is this the bot?");
     let m = reply_from(&mut sender, &bot.jid);
@@ -171,13 +136,10 @@ fn the_readmes_flask_xml_echo_bot_answers_with_the_default_format() {
 fn the_readmes_flask_json_echo_bot_answers() {
     let p = shared();
     let bot_hook = Flask::start("flask_json_echo.py");
-    let bot = Bot::start(
-        p,
-        &format!(
-            "[webhook]\nurl = {}\nformat = \"json\"\n",
-            toml_str(&bot_hook.url)
-        ),
-    );
+    let bot = hooked(&format!(
+        "url = {}\nformat = \"json\"\n",
+        toml_str(&bot_hook.url)
+    ));
     let mut sender = client(p);
     sender.send_message(&bot.jid, "hi bot");
     let m = reply_from(&mut sender, &bot.jid);
@@ -190,8 +152,8 @@ fn readme_curl(bot: &Bot, case: &str, to: &str) -> String {
     let out = Command::new("sh")
         .arg(script)
         .arg(case)
-        .env("BASE", bot.base())
-        .env("KEY", &bot.key)
+        .env("BASE", base(bot))
+        .env("KEY", &bot.token)
         .env("TO", to)
         .env("SERVER", common::DOMAIN)
         .output()
@@ -201,33 +163,45 @@ fn readme_curl(bot: &Bot, case: &str, to: &str) -> String {
 }
 
 #[test]
-fn the_readmes_curl_examples_work() {
-    let p = shared();
-    let bot = Bot::start(p, "");
-    let mut rcpt = client(p);
-    let to = rcpt.bare_jid();
-
-    // As printed, with the stray </body>: refused as not well-formed.
-    let out = readme_curl(&bot, "xml", &to);
+fn the_readmes_xml_curl_line_as_printed_is_refused_as_not_well_formed() {
+    let bot = bot();
+    let rcpt = client(shared());
+    // As printed, with the stray </body>.
+    let out = readme_curl(&bot, "xml", &rcpt.bare_jid());
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["condition"], "not-well-formed", "{out}");
+}
 
-    let out = readme_curl(&bot, "xml-fixed", &to);
+#[test]
+fn the_readmes_xml_curl_line_fixed_is_delivered_as_chat() {
+    let bot = bot();
+    let mut rcpt = client(shared());
+    let out = readme_curl(&bot, "xml-fixed", &rcpt.bare_jid());
     assert!(out.contains("queued"), "{out}");
     let m = reply_from(&mut rcpt, &bot.jid);
     assert_eq!(
         (m.body.as_deref(), m.kind.as_str()),
         (Some("Hello!"), "chat")
     );
+}
 
-    let out = readme_curl(&bot, "json", &to);
+#[test]
+fn the_readmes_json_curl_line_is_delivered() {
+    let bot = bot();
+    let mut rcpt = client(shared());
+    let out = readme_curl(&bot, "json", &rcpt.bare_jid());
     assert!(out.contains("queued"), "{out}");
     assert_eq!(
         reply_from(&mut rcpt, &bot.jid).body.as_deref(),
         Some("Hello!")
     );
+}
 
-    let out = readme_curl(&bot, "ping", &to);
+#[test]
+fn the_readmes_ping_curl_line_returns_the_result() {
+    let bot = bot();
+    let rcpt = client(shared());
+    let out = readme_curl(&bot, "ping", &rcpt.bare_jid());
     assert!(
         out.contains("<iq") && out.contains("type='result'"),
         "{out}"
@@ -236,23 +210,28 @@ fn the_readmes_curl_examples_work() {
 
 #[test]
 fn curl_form_text_with_an_equals_sign_is_the_message() {
-    let p = shared();
-    let bot = Bot::start(p, "");
-    let mut rcpt = client(p);
+    let bot = bot();
+    let mut rcpt = client(shared());
     let to = rcpt.bare_jid();
     for path in [format!("/msg/{to}"), format!("/rest/message/chat/{to}")] {
         let out = Command::new("curl")
             .args(["-s", "-H"])
-            .arg(format!("Authorization: Bearer {}", bot.key))
+            .arg(format!("Authorization: Bearer {}", bot.token))
             .args(["-d", "disk usage=95% on nas01"])
-            .arg(format!("{}{path}", bot.base()))
+            .arg(format!("{}{path}", base(&bot)))
             .output()
             .expect("curl");
         assert!(out.status.success(), "{out:?}");
         let m = reply_from(&mut rcpt, &bot.jid);
         assert_eq!(m.body.as_deref(), Some("disk usage=95% on nas01"), "{path}");
     }
-    // A form with mod_rest's fields fills the path form.
+}
+
+#[test]
+fn a_form_with_mod_rests_fields_fills_the_path_form() {
+    let bot = bot();
+    let mut rcpt = client(shared());
+    let to = rcpt.bare_jid();
     let res = bot.post(
         &format!("/rest/message/chat/{to}"),
         FORM,
@@ -267,13 +246,15 @@ fn curl_form_text_with_an_equals_sign_is_the_message() {
 }
 
 #[test]
-fn html_arrives_as_xhtml_im_and_broken_html_is_refused() {
-    let p = shared();
-    let bot = Bot::start(p, "");
-    let mut rcpt = client(p);
+fn html_in_rest_json_arrives_as_xhtml_im() {
+    let bot = bot();
+    let mut rcpt = client(shared());
     let to = rcpt.bare_jid();
-    let res = bot.rest_json(&json!({"kind": "message", "to": to, "body": "Hello",
-                                    "html": "<p>Hello <strong>you</strong></p>"}));
+    let res = rest_json(
+        &bot,
+        &json!({"kind": "message", "to": to, "body": "Hello",
+                                    "html": "<p>Hello <strong>you</strong></p>"}),
+    );
     assert_eq!(res.status, 202, "{res:?}");
     let m = reply_from(&mut rcpt, &bot.jid);
     let html =
@@ -283,9 +264,22 @@ fn html_arrives_as_xhtml_im_and_broken_html_is_refused() {
         .child_ns("body", "http://www.w3.org/1999/xhtml")
         .unwrap_or_else(|| panic!("no XHTML body: {}", m.raw));
     assert!(body.contains("strong"), "{}", m.raw);
-    let res = bot.rest_json(&json!({"to": to, "body": "x", "html": "<p>unclosed"}));
+}
+
+#[test]
+fn broken_html_in_rest_json_is_refused_with_422() {
+    let bot = bot();
+    let rcpt = client(shared());
+    let to = rcpt.bare_jid();
+    let res = rest_json(&bot, &json!({"to": to, "body": "x", "html": "<p>unclosed"}));
     assert_eq!(res.status, 422, "{res:?}");
-    // mod_post_msg's form field on /msg, the same.
+}
+
+#[test]
+fn mod_post_msgs_html_form_field_arrives_as_xhtml_im() {
+    let bot = bot();
+    let mut rcpt = client(shared());
+    let to = rcpt.bare_jid();
     let res = bot.post(
         &format!("/msg/{to}"),
         FORM,
@@ -305,9 +299,12 @@ fn html_arrives_as_xhtml_im_and_broken_html_is_refused() {
 #[test]
 fn unknown_fields_are_ignored_and_named_in_a_header() {
     let p = shared();
-    let bot = Bot::start(p, "");
+    let bot = bot();
     let mut rcpt = client(p);
-    let res = bot.rest_json(&json!({"to": rcpt.bare_jid(), "body": "x", "bodyy": "y"}));
+    let res = rest_json(
+        &bot,
+        &json!({"to": rcpt.bare_jid(), "body": "x", "bodyy": "y"}),
+    );
     assert_eq!(res.status, 202, "{res:?}");
     assert_eq!(res.header("X-Xrelay-Ignored"), Some("bodyy"));
     assert_eq!(reply_from(&mut rcpt, &bot.jid).body.as_deref(), Some("x"));
@@ -316,9 +313,9 @@ fn unknown_fields_are_ignored_and_named_in_a_header() {
 #[test]
 fn echo_returns_the_stanza_without_sending_it() {
     let p = shared();
-    let bot = Bot::start(p, "");
+    let bot = bot();
     let mut rcpt = client(p);
-    let res = bot.rest_json(&json!({"to": rcpt.bare_jid(), "body": "not sent"}));
+    let res = rest_json(&bot, &json!({"to": rcpt.bare_jid(), "body": "not sent"}));
     assert_eq!(res.status, 202);
     let _ = reply_from(&mut rcpt, &bot.jid);
     let res = bot.request(
@@ -339,10 +336,8 @@ fn echo_returns_the_stanza_without_sending_it() {
 }
 
 #[test]
-fn the_adhoc_uptime_command_of_the_readme_completes_with_a_note() {
-    let p = shared();
-    let bot = Bot::start(p, "");
-    // Discovering the commands, by GET with the node as a query parameter.
+fn the_commands_are_listed_by_a_get_with_the_node_as_a_query_parameter() {
+    let bot = bot();
     let res = bot.request(
         "GET",
         "/rest/items/localhost?node=http%3A%2F%2Fjabber.org%2Fprotocol%2Fcommands",
@@ -357,8 +352,14 @@ fn the_adhoc_uptime_command_of_the_readme_completes_with_a_note() {
             .is_some_and(|a| a.iter().any(|i| i["node"] == "uptime")),
         "{items}"
     );
+}
+
+#[test]
+fn the_adhoc_uptime_command_of_the_readme_completes_with_a_note() {
+    let bot = bot();
     // The README's request, as printed but for the server's name.
-    let res = bot.rest_json(
+    let res = rest_json(
+        &bot,
         &json!({"command": {"node": "uptime"}, "id": "Jv-87nRaP6Mnrp8l",
                                     "kind": "iq", "to": "localhost", "type": "set"}),
     );
@@ -368,15 +369,18 @@ fn the_adhoc_uptime_command_of_the_readme_completes_with_a_note() {
     assert_eq!(v["command"]["node"], "uptime", "{v}");
     let note = v["command"]["note"]["text"].as_str().unwrap_or_default();
     assert!(note.contains("running"), "{v}");
-    // The command as a plain string is the same request.
-    let res = bot.rest_json(&json!({"command": "uptime", "to": "localhost"}));
+}
+
+#[test]
+fn a_command_given_as_a_plain_string_completes_the_same() {
+    let bot = bot();
+    let res = rest_json(&bot, &json!({"command": "uptime", "to": "localhost"}));
     assert_eq!(json_of(&res)["command"]["status"], "completed");
 }
 
 #[test]
 fn disco_returns_the_servers_contact_addresses_as_extensions() {
-    let p = shared();
-    let bot = Bot::start(p, "");
+    let bot = bot();
     let res = bot.request("GET", "/rest/disco/localhost", &[("Accept", JSON)], "");
     assert_eq!(res.status, 200, "{res:?}");
     let v = json_of(&res);
@@ -394,9 +398,8 @@ fn disco_returns_the_servers_contact_addresses_as_extensions() {
 }
 
 #[test]
-fn invites_api_answers_cors_preflight_and_sends_cors_headers() {
-    let p = shared();
-    let bot = Bot::start(p, "");
+fn invites_api_answers_a_cors_preflight() {
+    let bot = bot();
     let res = http(
         bot.port,
         "OPTIONS",
@@ -411,6 +414,11 @@ fn invites_api_answers_cors_preflight_and_sends_cors_headers() {
         Some("OPTIONS, GET")
     );
     assert_eq!(res.header("Access-Control-Max-Age"), Some("7200"));
+}
+
+#[test]
+fn invites_api_sends_cors_headers_with_a_refusal() {
+    let bot = bot();
     let res = http(bot.port, "GET", "/invites_api", &[], b"");
     assert_eq!(res.status, 401);
     assert_eq!(res.header("Access-Control-Allow-Origin"), Some("*"));
@@ -460,29 +468,25 @@ fn assert_fields_equal(sent: &Value, got: &Value) {
 
 #[test]
 fn every_field_round_trips_through_rest_xmpp_and_a_json_webhook() {
-    let p = shared();
     let hook = recording_hook(|req| {
         let mut answer = hook_answer_for(req);
         answer["kind"] = "iq".into();
         answer
     });
-    let sender = Bot::start(p, "");
-    let receiver = Bot::start(
-        p,
-        &format!(
-            "[webhook]\nurl = {}\nformat = \"json\"\nstanzas = [\"message\", \"presence\", \"iq\"]\n",
-            toml_str(&hook.url("/"))
-        ),
-    );
+    let sender = bot();
+    let receiver = hooked(&format!(
+        "url = {}\nformat = \"json\"\nstanzas = [\"message\", \"presence\", \"iq\"]\n",
+        toml_str(&hook.url("/"))
+    ));
 
     let message = json!({"kind": "message", "type": "chat", "to": receiver.jid, "id": "rt-1",
         "lang": "en", "body": "round trip", "subject": "S", "thread": "T-1",
         "html": "<body><p>round <em>trip</em></p></body>",
         "oob_url": "https://example.org/file.png", "state": "active", "nick": "Sender"});
-    let presence = json!({"kind": "presence", "to": receiver.full(), "show": "dnd",
+    let presence = json!({"kind": "presence", "to": receiver.full_jid(), "show": "dnd",
         "status": "busy here", "priority": 3, "join": true, "nick": "Sender"});
     for sent in [&message, &presence] {
-        let res = sender.rest_json(sent);
+        let res = rest_json(&sender, sent);
         assert_eq!(res.status, 202, "{res:?}");
         let kind = sent["kind"].as_str().unwrap();
         let got = requests_from(&hook, kind, &sender.jid, 1);
@@ -495,13 +499,13 @@ fn every_field_round_trips_through_rest_xmpp_and_a_json_webhook() {
     // iq payloads the bot does not answer itself go to the webhook, whose JSON answer comes
     // back to the /rest caller.
     let iqs = [
-        json!({"kind": "iq", "type": "set", "to": receiver.full(),
+        json!({"kind": "iq", "type": "set", "to": receiver.full_jid(),
                "command": {"node": "status", "action": "execute"}}),
-        json!({"kind": "iq", "type": "get", "to": receiver.full(), "items": "n"}),
-        json!({"kind": "iq", "type": "get", "to": receiver.full(), "disco": "n"}),
+        json!({"kind": "iq", "type": "get", "to": receiver.full_jid(), "items": "n"}),
+        json!({"kind": "iq", "type": "get", "to": receiver.full_jid(), "disco": "n"}),
     ];
     for (i, sent) in iqs.iter().enumerate() {
-        let res = sender.rest_json(sent);
+        let res = rest_json(&sender, sent);
         assert_eq!(res.status, 200, "{res:?}");
         let got = requests_from(&hook, "iq", &sender.jid, i + 1);
         assert_fields_equal(sent, &got[i]);
@@ -532,9 +536,8 @@ fn hook_answer_for(req: &Value) -> Value {
     }
 }
 
-#[test]
-fn receipts_and_text_answers_reach_the_sender() {
-    let p = shared();
+/// A bot whose XML webhook answers "text" in plain text and anything else with 204.
+fn text_or_nothing_bed() -> (Endpoint, Bot, TestClient) {
     let hook = Endpoint::start(false, |r: &Recorded| {
         if r.text().contains("<body>text</body>") {
             Reply::with("text/plain; charset=utf-8", "plain answer")
@@ -542,17 +545,23 @@ fn receipts_and_text_answers_reach_the_sender() {
             Reply::status(204)
         }
     });
-    let bot = Bot::start(
-        p,
-        &format!("[webhook]\nurl = {}\n", toml_str(&hook.url("/"))),
-    );
-    let mut sender = client(p);
+    let bot = hooked(&format!("url = {}\n", toml_str(&hook.url("/"))));
+    (hook, bot, client(shared()))
+}
+
+#[test]
+fn a_text_answer_reaches_the_sender() {
+    let (_hook, bot, mut sender) = text_or_nothing_bed();
     sender.send_message(&bot.jid, "text");
     assert_eq!(
         reply_from(&mut sender, &bot.jid).body.as_deref(),
         Some("plain answer")
     );
-    // 204 to a message that asks for a receipt: the receipt alone.
+}
+
+#[test]
+fn a_204_to_a_message_asking_for_a_receipt_sends_the_receipt_alone() {
+    let (_hook, bot, mut sender) = text_or_nothing_bed();
     sender.send_raw(&format!(
         "<message to='{}' id='r-1' type='chat'><body>receipt please</body>\
          <request xmlns='urn:xmpp:receipts'/></message>",
@@ -563,7 +572,13 @@ fn receipts_and_text_answers_reach_the_sender() {
         .expect("a receipt");
     let received = r.el.child_ns("received", "urn:xmpp:receipts").unwrap();
     assert_eq!(received.attr("id"), Some("r-1"), "{}", r.raw);
-    // The webhook got the stanza without the client namespace.
+}
+
+#[test]
+fn the_xml_webhook_gets_the_stanza_without_the_client_namespace() {
+    let (hook, bot, mut sender) = text_or_nothing_bed();
+    sender.send_message(&bot.jid, "text");
+    reply_from(&mut sender, &bot.jid);
     let req = hook.requests().pop().unwrap();
     assert!(req.text().starts_with("<message "), "{}", req.text());
     assert!(!req.text().contains("jabber:client"), "{}", req.text());
@@ -582,11 +597,8 @@ fn a_message_stored_offline_reaches_the_webhook_with_its_delay() {
     // Prosody stores it; then the bot comes online and gets it with a delay stamp.
     std::thread::sleep(Duration::from_millis(300));
     let hook = Endpoint::start(false, |_| Reply::status(204));
-    let tail = format!(
-        "[webhook]\nurl = {}\nformat = \"json\"\n",
-        toml_str(&hook.url("/"))
-    );
-    let _bot = Bot::start_as(&p, &user, &tail);
+    let webhook = format!("url = {}\nformat = \"json\"\n", toml_str(&hook.url("/")));
+    let _bot = bot_with(Bed::on(&p).account(&user), &webhook);
     let got = requests_from(&hook, "message", &sender.bare_jid(), 1);
     let m = got.first().expect("the stored message reaches the webhook");
     assert_eq!(m["body"], "sent while you were away");
@@ -596,10 +608,11 @@ fn a_message_stored_offline_reaches_the_webhook_with_its_delay() {
     assert!(stamp.ends_with('Z') && stamp.contains('T'), "{stamp}");
 }
 
-#[test]
-fn a_mod_component_http_answer_sends_its_stanza_or_honours_its_to() {
+/// A bot whose JSON webhook answers "raw" with a stanza of its own and anything else
+/// with a reply to `other`; the bot, a sender and `other`.
+fn component_http_bed() -> (Endpoint, Bot, TestClient, TestClient) {
     let p = shared();
-    let mut other = client(p);
+    let other = client(p);
     let other_jid = other.bare_jid();
     let hook = Endpoint::start(false, move |r: &Recorded| {
         let body = r.json()["body"].as_str().unwrap_or_default().to_string();
@@ -610,14 +623,16 @@ fn a_mod_component_http_answer_sends_its_stanza_or_honours_its_to() {
         };
         Reply::with(JSON, &answer.to_string())
     });
-    let bot = Bot::start(
-        p,
-        &format!(
-            "[webhook]\nurl = {}\nformat = \"json\"\n",
-            toml_str(&hook.url("/"))
-        ),
-    );
-    let mut sender = client(p);
+    let bot = hooked(&format!(
+        "url = {}\nformat = \"json\"\n",
+        toml_str(&hook.url("/"))
+    ));
+    (hook, bot, client(p), other)
+}
+
+#[test]
+fn a_mod_component_http_answer_with_a_stanza_sends_that_stanza() {
+    let (_hook, bot, mut sender, _other) = component_http_bed();
     sender.send_message(&bot.jid, "raw");
     let m = reply_from(&mut sender, &bot.jid);
     assert_eq!(
@@ -625,14 +640,19 @@ fn a_mod_component_http_answer_sends_its_stanza_or_honours_its_to() {
         (Some("raw stanza"), "headline")
     );
     assert!(m.el.child_ns("x", "urn:test:x").is_some(), "{}", m.raw);
+}
+
+#[test]
+fn a_mod_component_http_answer_with_a_to_goes_there() {
+    let (_hook, bot, mut sender, mut other) = component_http_bed();
     sender.send_message(&bot.jid, "pass it on");
     let m = reply_from(&mut other, &bot.jid);
     assert_eq!(m.body.as_deref(), Some("forwarded: pass it on"));
 }
 
-#[test]
-fn hostile_webhook_answers_are_dropped_and_the_bot_keeps_serving() {
-    let p = shared();
+/// A bot whose webhook (messages and iqs) answers each hostile body with a hostile
+/// answer, anything else with "still here", and iqs with 202.
+fn hostile_bed() -> (Endpoint, Bot) {
     let hook = Endpoint::start(false, |r: &Recorded| {
         let text = r.text();
         if text.starts_with("<iq ") {
@@ -651,25 +671,34 @@ fn hostile_webhook_answers_are_dropped_and_the_bot_keeps_serving() {
         .map_or(r#"{"body": "still here"}"#.to_string(), |(_, a)| a.to_string());
         Reply::with(JSON, &answer)
     });
-    let mut bot = Bot::start(
-        p,
-        &format!(
-            "[webhook]\nurl = {}\nstanzas = [\"message\", \"iq\"]\n",
-            toml_str(&hook.url("/"))
-        ),
-    );
-    let mut sender = client(p);
+    let bot = hooked(&format!(
+        "url = {}\nstanzas = [\"message\", \"iq\"]\n",
+        toml_str(&hook.url("/"))
+    ));
+    (hook, bot)
+}
+
+#[test]
+fn hostile_webhook_answers_are_dropped_and_the_bot_keeps_serving() {
+    let (_hook, mut bot) = hostile_bed();
+    let mut sender = client(shared());
     for hostile in ["evil-ns", "stream", "two", "html", "iq", "deep"] {
         sender.send_message(&bot.jid, hostile);
     }
     sender.send_message(&bot.jid, "next");
     let m = reply_from(&mut sender, &bot.jid);
     assert_eq!(m.body.as_deref(), Some("still here"), "{}", m.raw);
-    assert!(bot._daemon.count("unusable") >= 5, "{}", bot._daemon.log());
-    // An iq answered 202 gets an empty result: never left waiting.
+    assert!(bot.daemon.count("unusable") >= 5, "{}", bot.daemon.log());
+}
+
+#[test]
+fn an_iq_the_webhook_answers_202_gets_an_empty_result() {
+    let (_hook, bot) = hostile_bed();
+    let mut sender = client(shared());
+    // Never left waiting.
     sender.send_raw(&format!(
         "<iq type='get' id='q-202' to='{}'><query xmlns='urn:test:q'/></iq>",
-        bot.full()
+        bot.full_jid()
     ));
     let r = sender
         .recv_where(WAIT, |e| e.is("iq") && e.attr("id") == Some("q-202"))
