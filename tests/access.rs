@@ -5,11 +5,8 @@
 mod common;
 
 use common::webhook::{Endpoint, Recorded, Reply};
-use common::{
-    http, http_section, shared, toml_str, unique_user, xrelay, Daemon, Prosody, TestClient,
-};
+use common::{http, shared, toml_str, unique_user, xrelay, Bed, Bot, TestClient};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,45 +17,25 @@ const WAIT: Duration = Duration::from_secs(10);
 const LOOP_WINDOW: Duration = Duration::from_secs(4);
 
 /// A bot with `tail` (TOML) after its `[http]` and `[keys]` sections.
-struct Bot {
-    daemon: Daemon,
-    cfg: PathBuf,
-    port: u16,
-    jid: String,
+fn bot(tail: &str) -> Bot {
+    Bed::new().section(tail).start()
 }
 
-fn bot(p: &Prosody, tail: &str) -> Bot {
-    let user = unique_user("accbot");
-    p.register(&user, "pw");
-    let (port, http) = http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&user, "pw", &[], &format!("{http}{tail}\n"));
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
-    Bot {
-        daemon,
-        cfg,
-        port,
-        jid: p.jid(&user),
-    }
+/// `Bearer ID/SECRET` of a new key of `scope` for `b`.
+fn bearer(b: &Bot, scope: &str) -> String {
+    format!("Bearer {}", b.key(scope))
 }
 
-impl Bot {
-    fn key(&self, scope: &str) -> String {
-        let out = xrelay(&self.cfg, &["key", "create", "--scope", scope, "tests"]);
-        assert!(out.status.success(), "{out:?}");
-        format!("Bearer {}", String::from_utf8(out.stdout).unwrap().trim())
-    }
-
-    fn post(&self, key: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
-        let r = http(
-            self.port,
-            "POST",
-            path,
-            &[("Authorization", key), ("Content-Type", content_type)],
-            body.as_bytes(),
-        );
-        (r.status, r.body)
-    }
+/// A POST with `key` (`Bearer …`); the status and body.
+fn post(b: &Bot, key: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    let r = http(
+        b.port,
+        "POST",
+        path,
+        &[("Authorization", key), ("Content-Type", content_type)],
+        body.as_bytes(),
+    );
+    (r.status, r.body)
 }
 
 /// The Python echo bot of examples/echo_bot.py, run as it is, on its own port. Counts the
@@ -110,14 +87,17 @@ fn a_message_to_the_bot_itself_reaches_the_echo_webhook_at_most_once() {
     let p = shared();
     let hook_port = common::free_port();
     let echo = example_echo_bot(hook_port);
-    let b = bot(
-        p,
-        &format!(
-            "[webhook]\nurl = \"http://127.0.0.1:{hook_port}/\"\nformat = \"json\"\nfrom = \"anyone\"\n"
-        ),
+    let b = bot(&format!(
+        "[webhook]\nurl = \"http://127.0.0.1:{hook_port}/\"\nformat = \"json\"\nfrom = \"anyone\"\n"
+    ));
+    let key = bearer(&b, "msg");
+    let (status, body) = post(
+        &b,
+        &key,
+        &format!("/msg/{}", b.jid),
+        "text/plain",
+        "ping me",
     );
-    let key = b.key("msg");
-    let (status, body) = b.post(&key, &format!("/msg/{}", b.jid), "text/plain", "ping me");
     assert_eq!(status, 202, "{body}");
     std::thread::sleep(LOOP_WINDOW);
     let calls = echo.calls.load(Ordering::SeqCst);
@@ -138,21 +118,24 @@ fn recording(r: &Recorded) -> Reply {
     Reply::with("application/json", r#"{"body": "seen"}"#)
 }
 
-#[test]
-fn a_stranger_is_refused_and_an_invited_contact_is_forwarded() {
+/// A bot whose JSON webhook (messages and iqs) answers "seen", with an invites file.
+fn gated_bed() -> (Endpoint, Bot) {
     let p = shared();
     let hook = Endpoint::start(false, recording);
     let invites = p.dir.join(format!("invites-{}", unique_user("acc")));
-    let mut b = bot(
-        p,
-        &format!(
-            "[webhook]\nurl = {}\nformat = \"json\"\nstanzas = [\"message\", \"iq\"]\n\
-             [invites]\nfile = {}\n",
-            toml_str(&hook.url("/hook")),
-            toml_str(&invites.to_string_lossy())
-        ),
-    );
+    let b = bot(&format!(
+        "[webhook]\nurl = {}\nformat = \"json\"\nstanzas = [\"message\", \"iq\"]\n\
+         [invites]\nfile = {}\n",
+        toml_str(&hook.url("/hook")),
+        toml_str(&invites.to_string_lossy())
+    ));
+    (hook, b)
+}
 
+#[test]
+fn a_strangers_messages_and_iqs_are_refused_and_logged_once() {
+    let p = shared();
+    let (hook, mut b) = gated_bed();
     let (user, pw) = p.new_user("stranger");
     let mut stranger = TestClient::connect(p, &user, &pw);
     stranger.send_message(&b.jid, "let me in");
@@ -176,7 +159,12 @@ fn a_stranger_is_refused_and_an_invited_contact_is_forwarded() {
     );
     assert!(hook.requests().is_empty(), "a stranger reached the webhook");
     assert!(stranger.recv_message(Duration::from_secs(1)).is_none());
+}
 
+#[test]
+fn an_invited_contact_is_forwarded_to_the_webhook() {
+    let p = shared();
+    let (hook, mut b) = gated_bed();
     let out = xrelay(&b.cfg, &["invite", "create", "friend"]);
     assert!(out.status.success(), "{out:?}");
     let uri = String::from_utf8(out.stdout).unwrap();
@@ -207,9 +195,8 @@ fn a_stranger_is_refused_and_an_invited_contact_is_forwarded() {
 
 #[test]
 fn rest_refuses_registration_and_roster_changes_with_403() {
-    let p = shared();
-    let b = bot(p, "");
-    let key = b.key("rest");
+    let b = bot("");
+    let key = bearer(&b, "rest");
     let xml = "application/xmpp+xml";
     let refused = [
         "<iq type='set' to='localhost'><query xmlns='jabber:iq:register'><username>x</username><password>new</password></query></iq>",
@@ -217,11 +204,12 @@ fn rest_refuses_registration_and_roster_changes_with_403() {
         "<presence to='eve@localhost' type='subscribed'/>",
     ];
     for body in refused {
-        let (status, answer) = b.post(&key, "/rest", xml, body);
+        let (status, answer) = post(&b, &key, "/rest", xml, body);
         assert_eq!(status, 403, "{body}: {answer}");
         assert!(answer.contains("allow_account_changes"), "{answer}");
     }
-    let (status, answer) = b.post(
+    let (status, answer) = post(
+        &b,
         &key,
         "/rest",
         xml,
@@ -235,10 +223,10 @@ fn rest_refuses_registration_and_roster_changes_with_403() {
 
 #[test]
 fn rest_allows_account_changes_when_configured() {
-    let p = shared();
-    let b = bot(p, "[rest]\nallow_account_changes = true\n");
-    let key = b.key("rest");
-    let (status, answer) = b.post(
+    let b = bot("[rest]\nallow_account_changes = true\n");
+    let key = bearer(&b, "rest");
+    let (status, answer) = post(
+        &b,
         &key,
         "/rest",
         "application/xmpp+xml",
@@ -250,7 +238,7 @@ fn rest_allows_account_changes_when_configured() {
 #[test]
 fn xrelay_send_while_run_is_online_does_not_replace_the_daemons_session() {
     let p = shared();
-    let mut b = bot(p, "");
+    let mut b = bot("");
     let (user, pw) = p.new_user("sendee");
     let mut c = TestClient::connect(p, &user, &pw);
     for cmd in [vec!["send", &user, "from cron"], vec!["check"]] {
@@ -270,12 +258,8 @@ fn xrelay_send_while_run_is_online_does_not_replace_the_daemons_session() {
 #[test]
 fn a_second_copy_with_the_same_config_is_not_fought_in_a_loop() {
     let p = shared();
-    let mut first = bot(p, "");
-    let user = first.jid.split('@').next().unwrap().to_string();
-    let (_, http) = http_section(&p.dir);
-    let twin = p.xrelay_config_with(&user, "pw", &[], &http);
-    let mut second = Daemon::start(&twin);
-    second.wait_for("online as", WAIT);
+    let mut first = bot("");
+    let mut second = Bed::on(p).account(&first.user).start().daemon;
     first.daemon.wait_for("session replaced", WAIT);
     first.daemon.wait_for("reconnecting in", WAIT);
     let pause = first.daemon.last_reconnect_pause();
@@ -331,13 +315,10 @@ fn the_cgi_echo_example_answers_a_contact_through_a_cgi_gateway() {
         assert!(std::time::Instant::now() < deadline, "no CGI gateway");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let b = bot(
-        p,
-        &format!(
-            "[webhook]\nurl = \"http://127.0.0.1:{port}/cgi-bin/echo.sh\"\nformat = \"xml\"\n\
-             from = \"anyone\"\n"
-        ),
-    );
+    let b = bot(&format!(
+        "[webhook]\nurl = \"http://127.0.0.1:{port}/cgi-bin/echo.sh\"\nformat = \"xml\"\n\
+         from = \"anyone\"\n"
+    ));
     let (user, pw) = p.new_user("cgi");
     let mut c = TestClient::connect(p, &user, &pw);
     c.send_message(&b.jid, "hello <there> & you");
