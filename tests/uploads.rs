@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    http, unique_user, xrelay, Daemon, FileShare, HttpResponse, Message, Prosody, ProsodyOpts,
+    http, unique_user, xrelay, Bed, Bot, FileShare, HttpResponse, Message, Prosody, ProsodyOpts,
     TestClient,
 };
 use std::io::{Read, Write};
@@ -38,83 +38,42 @@ fn server() -> &'static Prosody {
     })
 }
 
-/// A running daemon with an HTTP port and a `msg` key.
-struct Relay {
-    daemon: Daemon,
-    port: u16,
-    cfg: PathBuf,
-    token: String,
+/// A bot on [`server`] with a `msg` key.
+fn relay() -> Bed<'static> {
+    Bed::on(server()).key("msg")
 }
 
-fn relay(tail: &str) -> Relay {
-    relay_on(server(), "", tail)
+/// A file of `content_type` posted to `user`.
+fn post_file(r: &Bot, user: &str, content_type: &str, body: &[u8]) -> HttpResponse {
+    r.post(&format!("/msg/{user}"), content_type, body)
 }
 
-fn relay_with(http_keys: &str, tail: &str) -> Relay {
-    relay_on(server(), http_keys, tail)
+/// A request written as given (head and body, `TOKEN` standing for the key), and the
+/// answer, if any.
+fn raw(r: &Bot, head: &str, body: &[u8], then_close: bool) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let head = head.replace("TOKEN", &r.token);
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(body);
+    if then_close {
+        return String::new();
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A daemon on `p` with `http_keys` added to its `[http]` section and `tail` after the
-/// config, once online.
-fn relay_on(p: &Prosody, http_keys: &str, tail: &str) -> Relay {
-    let b = common::bot_config(p, &[], http_keys, tail);
-    let mut daemon = Daemon::start(&b.cfg);
-    daemon.wait_for("online as", WAIT);
-    Relay {
-        daemon,
-        port: b.port,
-        cfg: b.cfg,
-        token: b.token,
-    }
-}
-
-impl Relay {
-    /// A file of `content_type` posted to `user`.
-    fn post_file(&self, user: &str, content_type: &str, body: &[u8]) -> HttpResponse {
-        self.post(
-            &format!("/msg/{user}"),
-            &[("Content-Type", content_type)],
-            body,
-        )
-    }
-
-    fn post(&self, path: &str, head: &[(&str, &str)], body: &[u8]) -> HttpResponse {
-        let auth = format!("Bearer {}", self.token);
-        let mut all = vec![("Authorization", auth.as_str())];
-        all.extend_from_slice(head);
-        http(self.port, "POST", path, &all, body)
-    }
-
-    /// A request written as given (head and body), and the answer, if any.
-    fn raw(&self, head: &str, body: &[u8], then_close: bool) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let head = head.replace("TOKEN", &self.token);
-        let _ = s.write_all(head.as_bytes());
-        let _ = s.write_all(body);
-        if then_close {
-            return String::new();
-        }
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    /// A text message still goes through after whatever came before.
-    fn still_serves(&self, c: &mut TestClient, user: &str) {
-        let r = self.post(
-            &format!("/msg/{user}"),
-            &[("Content-Type", "text/plain")],
-            b"still here",
-        );
-        assert_eq!(r.status, 202, "{r:?}");
-        let m = c.recv_message(WAIT).expect("the next message");
-        assert_eq!(
-            m.body.as_deref(),
-            Some("still here"),
-            "nothing else came first"
-        );
-    }
+/// A text message still goes through after whatever came before.
+fn still_serves(r: &Bot, c: &mut TestClient, user: &str) {
+    let res = r.post_text(&format!("/msg/{user}"), "still here");
+    assert_eq!(res.status, 202, "{res:?}");
+    let m = c.recv_message(WAIT).expect("the next message");
+    assert_eq!(
+        m.body.as_deref(),
+        Some("still here"),
+        "nothing else came first"
+    );
 }
 
 fn receiver() -> (TestClient, String) {
@@ -179,10 +138,11 @@ fn write_temp(name: &str, data: &[u8]) -> PathBuf {
 
 #[test]
 fn a_posted_jpeg_arrives_with_its_url_and_oob_and_the_url_serves_the_same_bytes() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     let pic = jpeg(3_000_000);
-    let res = r.post(
+    let res = r.request(
+        "POST",
         &format!("/msg/{user}?wait=1"),
         &[("Content-Type", "image/jpeg")],
         &pic,
@@ -204,7 +164,7 @@ fn a_posted_jpeg_arrives_with_its_url_and_oob_and_the_url_serves_the_same_bytes(
 
 #[test]
 fn a_curl_form_with_body_and_file_arrives_with_the_text_and_the_url() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     let pic = jpeg(3_000_000);
     let path = write_temp("pic.jpg", &pic);
@@ -226,36 +186,36 @@ fn a_curl_form_with_body_and_file_arrives_with_the_text_and_the_url() {
 
 #[test]
 fn a_file_over_upload_max_bytes_gets_413_before_any_slot_is_requested() {
-    let r = relay("[upload]\nmax_bytes = 1048576\n");
+    let r = relay().section("[upload]\nmax_bytes = 1048576\n").start();
     let (mut c, user) = receiver();
     let before = slot_requests();
-    let res = r.post_file(&user, "image/jpeg", &jpeg(MIB + 1));
+    let res = post_file(&r, &user, "image/jpeg", &jpeg(MIB + 1));
     assert_eq!(res.status, 413, "{res:?}");
     assert_eq!(slot_requests(), before, "no slot was asked for");
-    r.still_serves(&mut c, &user);
+    still_serves(&r, &mut c, &user);
 }
 
 #[test]
 fn a_slot_the_server_refuses_gives_502_with_its_condition() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
-    let res = r.post_file(&user, "application/pdf", b"%PDF-1.4 not really");
+    let res = post_file(&r, &user, "application/pdf", b"%PDF-1.4 not really");
     assert_eq!(res.status, 502, "{res:?}");
     assert!(res.body.contains("refused the slot"), "{res:?}");
-    r.still_serves(&mut c, &user);
+    still_serves(&r, &mut c, &user);
 }
 
 #[test]
 fn peak_rss_grows_less_than_1_mib_during_a_10_mib_upload() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     // A first small upload finds the service and sets up TLS.
-    let warm = r.post_file(&user, "image/png", &jpeg(50_000));
+    let warm = post_file(&r, &user, "image/png", &jpeg(50_000));
     assert_eq!(warm.status, 202, "{warm:?}");
     announcement(&mut c);
     let (before, _) = r.daemon.peak_rss_kib_and_sockets();
     let big = jpeg(10 * MIB);
-    let res = r.post_file(&user, "application/octet-stream", &big);
+    let res = post_file(&r, &user, "application/octet-stream", &big);
     assert_eq!(res.status, 202, "{res:?}");
     let (_, url) = announcement(&mut c);
     let (after, _) = r.daemon.peak_rss_kib_and_sockets();
@@ -266,7 +226,7 @@ fn peak_rss_grows_less_than_1_mib_during_a_10_mib_upload() {
 
 #[test]
 fn xrelay_send_file_uploads_and_announces_with_its_own_login() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     let pic = jpeg(200_000);
     let path = write_temp("door.jpg", &pic);
@@ -300,18 +260,18 @@ fn form_head(path: &str, length: usize) -> String {
 }
 
 /// Nothing was announced: the next message the receiver gets is the text that follows.
-fn nothing_announced(r: &Relay, c: &mut TestClient, user: &str) {
-    r.still_serves(c, user);
+fn nothing_announced(r: &Bot, c: &mut TestClient, user: &str) {
+    still_serves(&r, c, user);
 }
 
 /// A form whose file part is followed by `after_file` (all of it declared in
 /// `Content-Length`) gets 400, and nothing is announced.
 fn form_is_refused(after_file: &str) {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     let body = form(&jpeg(100_000), after_file);
     let head = form_head(&format!("/msg/{user}"), body.len());
-    let answer = r.raw(&head, &body, false);
+    let answer = raw(&r, &head, &body, false);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     nothing_announced(&r, &mut c, &user);
 }
@@ -339,12 +299,12 @@ fn jpeg_head(user: &str, length: usize) -> String {
 
 #[test]
 fn a_body_shorter_than_its_content_length_is_answered_and_nothing_is_announced() {
-    let r = relay_with("read_timeout = \"2s\"\n", "");
+    let r = relay().http("read_timeout = \"2s\"\n").start();
     let (mut c, user) = receiver();
     let pic = jpeg(100_000);
     let head = jpeg_head(&user, pic.len() + 5000);
     // The client waits with the rest: the minimum body rate ends it.
-    let answer = r.raw(&head, &pic, false);
+    let answer = raw(&r, &head, &pic, false);
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 408") || answer.contains(" 400 "),
         "{answer}"
@@ -354,32 +314,32 @@ fn a_body_shorter_than_its_content_length_is_answered_and_nothing_is_announced()
 
 #[test]
 fn a_client_gone_mid_upload_announces_nothing() {
-    let mut r = relay("");
+    let mut r = relay().start();
     let (mut c, user) = receiver();
     let pic = jpeg(2_000_000);
     let head = jpeg_head(&user, pic.len());
-    r.raw(&head, &pic[..pic.len() / 2], true);
+    raw(&r, &head, &pic[..pic.len() / 2], true);
     r.daemon.wait_for("failed", WAIT);
     nothing_announced(&r, &mut c, &user);
 }
 
 #[test]
 fn a_raw_file_without_content_length_gets_411() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     let head = format!(
         "POST /msg/{user} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKEN\r\n\
          Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
-    let answer = r.raw(&head, b"5\r\nhello\r\n0\r\n\r\n", false);
+    let answer = raw(&r, &head, b"5\r\nhello\r\n0\r\n\r\n", false);
     assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
     nothing_announced(&r, &mut c, &user);
 }
 
 #[test]
 fn a_file_for_a_server_without_upload_service_gets_502() {
-    let r = relay_on(common::shared(), "", "");
-    let res = r.post_file("someone", "image/png", b"x");
+    let r = Bed::new().key("msg").start();
+    let res = post_file(&r, "someone", "image/png", b"x");
     assert_eq!(res.status, 502, "{res:?}");
     assert!(res.body.contains("no file upload service"), "{res:?}");
 }
@@ -390,10 +350,10 @@ fn a_file_while_the_stream_is_offline_gets_503_with_retry_after() {
         muc: false,
         ..ProsodyOpts::default()
     });
-    let mut r = relay_on(&p, "", "");
+    let mut r = Bed::on(&p).key("msg").start();
     p.stop();
     r.daemon.wait_for("disconnected", WAIT);
-    let res = r.post_file("someone", "image/png", b"x");
+    let res = post_file(&r, "someone", "image/png", b"x");
     assert_eq!(res.status, 503, "{res:?}");
     assert!(res.header("Retry-After").is_some(), "{res:?}");
 }
@@ -401,7 +361,7 @@ fn a_file_while_the_stream_is_offline_gets_503_with_retry_after() {
 #[test]
 fn a_second_upload_while_one_runs_gets_503_with_retry_after() {
     // The first body pauses on purpose: no minimum rate.
-    let r = relay_with("min_body_rate = 0\n", "");
+    let r = relay().http("min_body_rate = 0\n").start();
     let (mut c, user) = receiver();
     let pic = jpeg(200_000);
     let head = jpeg_head(&user, pic.len()).replace("TOKEN", &r.token);
@@ -410,7 +370,7 @@ fn a_second_upload_while_one_runs_gets_503_with_retry_after() {
     first.write_all(head.as_bytes()).unwrap();
     first.write_all(&pic[..1000]).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let res = r.post_file(&user, "image/jpeg", &pic);
+    let res = post_file(&r, &user, "image/jpeg", &pic);
     assert_eq!(res.status, 503, "{res:?}");
     assert!(res.header("Retry-After").is_some(), "{res:?}");
     first.write_all(&pic[1000..]).unwrap();
@@ -420,23 +380,24 @@ fn a_second_upload_while_one_runs_gets_503_with_retry_after() {
 
 #[test]
 fn a_file_over_the_services_own_limit_gets_413() {
-    let r = relay("[upload]\nmax_bytes = 33554432\n");
+    let r = relay().section("[upload]\nmax_bytes = 33554432\n").start();
     let (mut c, user) = receiver();
-    let res = r.post_file(&user, "image/jpeg", &jpeg(16 * MIB + 1));
+    let res = post_file(&r, &user, "image/jpeg", &jpeg(16 * MIB + 1));
     assert_eq!(res.status, 413, "{res:?}");
     assert!(
         res.body.contains("16777216"),
         "the service's limit: {res:?}"
     );
-    r.still_serves(&mut c, &user);
+    still_serves(&r, &mut c, &user);
 }
 
 #[test]
 fn an_octet_stream_named_in_the_query_gets_the_type_of_its_name_and_the_header_text() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     let png = jpeg(10_000);
-    let res = r.post(
+    let res = r.request(
+        "POST",
         &format!("/msg/{user}?filename=snap.png"),
         &[
             ("Content-Type", "application/octet-stream"),
@@ -466,22 +427,25 @@ fn an_octet_stream_named_in_the_query_gets_the_type_of_its_name_and_the_header_t
 
 #[test]
 fn bytes_past_the_content_length_are_not_part_of_the_file_and_get_400() {
-    let r = relay("");
+    let r = relay().start();
     let (mut c, user) = receiver();
     let pic = jpeg(60_000);
     // Declares 50,000 bytes and sends 60,000: the file is the declared bytes; the rest
     // is read as a next request, which is not HTTP.
-    let answer = r.raw(&jpeg_head(&user, 50_000), &pic, false);
+    let answer = raw(&r, &jpeg_head(&user, 50_000), &pic, false);
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
     assert!(answer.contains("HTTP/1.1 400"), "{answer}");
     let (_, url) = announcement(&mut c);
     assert!(fetch(&url) == pic[..50_000], "exactly the declared bytes");
-    r.still_serves(&mut c, &user);
+    still_serves(&r, &mut c, &user);
 }
 
 #[test]
 fn an_upload_over_its_timeout_gets_504_and_nothing_is_announced() {
-    let r = relay_with("min_body_rate = 0\n", "[upload]\ntimeout = \"1s\"\n");
+    let r = relay()
+        .http("min_body_rate = 0\n")
+        .section("[upload]\ntimeout = \"1s\"\n")
+        .start();
     let (mut c, user) = receiver();
     let pic = jpeg(100_000);
     // The body stops after 1,000 bytes and the connection stays open.
@@ -500,26 +464,20 @@ fn an_upload_over_its_timeout_gets_504_and_nothing_is_announced() {
 /// `xrelay send --file` (with `text` when given) to a daemon on a trusted unix socket: the
 /// file goes through the daemon, not a login of the command's own.
 fn send_file_through_the_socket(text: Option<&str>, name: &str) -> (String, String, Vec<u8>) {
-    let p = server();
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let dir = p.dir.join(unique_user("sock"));
+    let dir = server().dir.join(unique_user("sock"));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("xrelay.sock");
-    let tail = format!(
-        "[http]\nlisten = [\"unix:{}\"]\nunix_trust = true\n[keys]\nfile = {}\n",
-        sock.display(),
-        common::toml_str(&dir.join("keys").to_string_lossy())
-    );
-    let cfg = p.xrelay_config_with(&bot, "pw", &[], &tail);
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
+    let mut b = Bed::on(server())
+        .listen(&format!("unix:{}", sock.display()))
+        .http("unix_trust = true")
+        .start();
+    let (cfg, daemon) = (&b.cfg, &mut b.daemon);
     let (mut c, user) = receiver();
     let data = jpeg(300_000);
     let path = write_temp(name, &data);
     let mut args = vec!["send", "--file", path.to_str().unwrap(), &user];
     args.extend(text);
-    let out = xrelay(&cfg, &args);
+    let out = xrelay(cfg, &args);
     assert!(out.status.success(), "{out:?}\n{}", daemon.log());
     daemon.wait_for("stored", WAIT);
     let m = c.recv_message(WAIT).expect("an announcement");
