@@ -6,39 +6,21 @@
 
 mod common;
 
-use common::{unique_user, Daemon, TestClient};
+use common::{unique_user, Bed, Bot};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Relay {
-    daemon: Daemon,
-    port: u16,
-    token: String,
-    rcpt: String,
-    receiver: TestClient,
-    _cfg: PathBuf,
-}
-
-fn relay(http_extra: &str) -> Relay {
-    let p = common::shared();
-    let rcpt = unique_user("rcpt");
-    p.register(&rcpt, "pw");
-    let b = common::bot_config(p, &[], &format!("read_timeout = \"3s\"\n{http_extra}"), "");
-    let receiver = TestClient::connect(p, &rcpt, "pw");
-    let mut daemon = Daemon::start(&b.cfg);
-    daemon.wait_for("online as", WAIT);
-    Relay {
-        daemon,
-        port: b.port,
-        token: b.token,
-        rcpt: format!("{rcpt}@localhost"),
-        receiver,
-        _cfg: b.cfg,
-    }
+/// A bot with a `msg` key, a 3 s read timeout and `http_extra` in `[http]`, and a
+/// receiving account ([`Bot::peer`]).
+fn relay(http_extra: &str) -> Bot {
+    Bed::new()
+        .http(&format!("read_timeout = \"3s\"\n{http_extra}"))
+        .key("msg")
+        .peer("rcpt")
+        .start()
 }
 
 /// Write `bytes` (a failed write is part of the test), then read until the server closes
@@ -64,8 +46,9 @@ fn statuses(text: &str) -> Vec<u16> {
         .collect()
 }
 
-impl Relay {
-    fn auth(&self) -> String {
+// Requests written byte for byte, and what must arrive after them.
+impl Bot {
+    fn auth_line(&self) -> String {
         format!("Authorization: Bearer {}\r\n", self.token)
     }
 
@@ -74,8 +57,8 @@ impl Relay {
     fn msg_request(&self, head: &str, body: &str) -> String {
         format!(
             "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}{head}\r\n{body}",
-            self.rcpt,
-            self.auth()
+            self.peer_jid(),
+            self.auth_line()
         )
     }
 
@@ -96,8 +79,8 @@ impl Relay {
         let req = format!(
             "POST /msg/{}?wait=1 HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.rcpt,
-            self.auth(),
+            self.peer_jid(),
+            self.auth_line(),
             body.len()
         );
         let answer = raw_with(self.port, req.as_bytes(), WAIT);
@@ -107,7 +90,7 @@ impl Relay {
 
     fn expect_message(&mut self, body: &str) {
         let m = self
-            .receiver
+            .peer()
             .recv_message(WAIT)
             .unwrap_or_else(|| panic!("{body:?} not delivered"));
         assert_eq!(m.body.as_deref(), Some(body));
@@ -322,15 +305,15 @@ fn http_1_0_post_and_get_are_answered_and_delivered() {
     let mut r = relay("");
     let post = format!(
         "POST /msg/{} HTTP/1.0\r\n{}Content-Type: text/plain\r\nContent-Length: 8\r\n\r\nold post",
-        r.rcpt,
-        r.auth()
+        r.peer_jid(),
+        r.auth_line()
     );
     let answer = raw(r.port, post.as_bytes());
     assert_eq!(statuses(&answer), [202], "{answer}");
     r.expect_message("old post");
     let get = format!(
         "GET /msg/{}?body=old+get&key={} HTTP/1.0\r\n\r\n",
-        r.rcpt,
+        r.peer_jid(),
         r.token.replace('/', "%2F")
     );
     let answer = raw(r.port, get.as_bytes());
@@ -511,8 +494,8 @@ fn the_issues_curl_lines_are_answered() {
     let health = format!("http://127.0.0.1:{}/health", r.port);
     assert_eq!(curl(&["-H", "X: é", &health]), "200");
     assert_eq!(curl(&["--http1.0", &health]), "200");
-    let msg = format!("http://127.0.0.1:{}/msg/{}", r.port, r.rcpt);
-    let auth = r.auth();
+    let msg = format!("http://127.0.0.1:{}/msg/{}", r.port, r.peer_jid());
+    let auth = r.auth_line();
     let auth = auth.trim_end();
     assert_eq!(
         curl(&["--http1.0", "-H", auth, "-d", "curl http1.0", &msg]),
@@ -528,15 +511,15 @@ fn a_raw_utf8_path_is_read_like_its_percent_encoded_form() {
     let req = format!(
         "POST /msg/{}/h\u{e4}user HTTP/1.1\r\nHost: x\r\n{}Content-Type: text/plain\r\n\
          Content-Length: 4\r\nConnection: close\r\n\r\nraw8",
-        r.rcpt,
-        r.auth()
+        r.peer_jid(),
+        r.auth_line()
     );
     r.answers(&req, &[202]);
     r.expect_message("raw8");
     let latin1 = format!(
         "POST /msg/{}/h\u{e4}user HTTP/1.1\r\nHost: x\r\n{}Content-Length: 1\r\n\r\nx",
-        r.rcpt,
-        r.auth()
+        r.peer_jid(),
+        r.auth_line()
     )
     .replace('\u{e4}', "\u{0}");
     let mut bytes = latin1.into_bytes();
@@ -551,7 +534,7 @@ fn a_raw_utf8_path_is_read_like_its_percent_encoded_form() {
 // The HTTP surface: what /health tells strangers, which hosts are answered, and Basic
 // credentials a browser would send by itself.
 
-impl Relay {
+impl Bot {
     /// The key's `(ID, SECRET)`.
     fn id_secret(&self) -> (&str, &str) {
         self.token.split_once('/').expect("ID/SECRET")
@@ -566,7 +549,7 @@ impl Relay {
     }
 
     /// `GET target` with the header lines `head` (each ending in CRLF); the answer.
-    fn get(&self, target: &str, head: &str) -> String {
+    fn get_raw(&self, target: &str, head: &str) -> String {
         raw(
             self.port,
             format!("GET {target} HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n")
@@ -579,7 +562,7 @@ impl Relay {
         format!(
             "POST /msg/{} HTTP/1.1\r\nHost: x\r\n{}{head}Content-Type: text/plain\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.rcpt,
+            self.peer_jid(),
             self.basic(),
             body.len()
         )
@@ -588,13 +571,13 @@ impl Relay {
     /// Whether exactly one 401 was answered so far: a client that sends its password only
     /// after the challenge got it once.
     fn challenged_once(&self) -> bool {
-        let answer = self.get("/metrics", &self.auth());
+        let answer = self.get_raw("/metrics", &self.auth_line());
         answer.contains("xrelay_http_responses_total{code=\"401\"} 1\n")
     }
 
     /// The URL of `/msg/RCPT` on the listener.
     fn msg_url(&self) -> String {
-        format!("http://127.0.0.1:{}/msg/{}", self.port, self.rcpt)
+        format!("http://127.0.0.1:{}/msg/{}", self.port, self.peer_jid())
     }
 }
 
@@ -607,7 +590,7 @@ fn json_body(answer: &str) -> serde_json::Value {
 #[test]
 fn health_without_a_key_shows_the_state_but_no_jid_rooms_or_last_error() {
     let mut r = relay("");
-    let answer = r.get("/health", "");
+    let answer = r.get_raw("/health", "");
     assert_eq!(statuses(&answer), [200], "{answer}");
     let v = json_body(&answer);
     assert_eq!(v["stream"], "online", "{v}");
@@ -622,7 +605,7 @@ fn health_without_a_key_shows_the_state_but_no_jid_rooms_or_last_error() {
 #[test]
 fn health_with_any_valid_key_shows_the_jid_rooms_and_last_error() {
     let mut r = relay("");
-    let answer = r.get("/health", &r.auth());
+    let answer = r.get_raw("/health", &r.auth_line());
     assert_eq!(statuses(&answer), [200], "{answer}");
     let v = json_body(&answer);
     assert!(
@@ -637,7 +620,7 @@ fn health_with_any_valid_key_shows_the_jid_rooms_and_last_error() {
 #[test]
 fn health_with_a_wrong_key_is_refused_with_401() {
     let mut r = relay("");
-    let answer = r.get("/health", "Authorization: Bearer nosuch/key\r\n");
+    let answer = r.get_raw("/health", "Authorization: Bearer nosuch/key\r\n");
     assert_eq!(statuses(&answer), [401], "{answer}");
     assert!(!answer.contains("@localhost"), "{answer}");
     r.still_serves();
@@ -652,9 +635,9 @@ fn a_wrong_host_gets_421_when_allowed_hosts_is_set_and_nothing_is_delivered() {
     let req = format!(
         "POST /msg/{} HTTP/1.1\r\nHost: attacker.example:{}\r\n{}Content-Type: text/plain\r\n\
          Content-Length: 8\r\nConnection: close\r\n\r\nrebinded",
-        r.rcpt,
+        r.peer_jid(),
         r.port,
-        r.auth()
+        r.auth_line()
     );
     r.answers(&req, &[421]);
     // The next message the receiver gets is the normal post, not the refused one.
@@ -691,8 +674,8 @@ fn http_1_0_without_host_gets_421_when_allowed_hosts_is_set() {
 #[test]
 fn a_cross_site_get_with_basic_credentials_is_refused_and_nothing_is_delivered() {
     let mut r = relay("");
-    let target = format!("/msg/{}?body=from+another+site", r.rcpt);
-    let answer = r.get(
+    let target = format!("/msg/{}?body=from+another+site", r.peer_jid());
+    let answer = r.get_raw(
         &target,
         &format!("{}Sec-Fetch-Site: cross-site\r\n", r.basic()),
     );
@@ -729,8 +712,8 @@ fn basic_credentials_from_the_devices_own_page_are_served() {
 fn a_cross_site_get_with_the_key_in_the_query_is_served() {
     let mut r = relay("");
     let key = r.token.replace('/', "%2F");
-    let target = format!("/msg/{}?body=explicit+key&key={key}", r.rcpt);
-    let answer = r.get(&target, "Sec-Fetch-Site: cross-site\r\n");
+    let target = format!("/msg/{}?body=explicit+key&key={key}", r.peer_jid());
+    let answer = r.get_raw(&target, "Sec-Fetch-Site: cross-site\r\n");
     assert_eq!(statuses(&answer), [202], "{answer}");
     r.expect_message("explicit key");
     r.still_serves();

@@ -4,81 +4,57 @@
 
 mod common;
 
-use common::{http, unique_user, Daemon, HttpResponse};
+use common::{unique_user, Bed, Bot, HttpResponse};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 4;
 const MAX_BODY: usize = 65536;
 
-struct Relay {
-    daemon: Daemon,
-    port: u16,
-    token: String,
-    rcpt: String,
-    _cfg: PathBuf,
-}
-
-fn relay(read_timeout: &str) -> Relay {
+/// A bot with a `msg` key behind a small connection cap, started once its listener is up;
+/// posts go to `rcpt`, a registered account.
+fn relay(read_timeout: &str) -> (Bot, String) {
     let p = common::shared();
     let rcpt = unique_user("rcpt");
     p.register(&rcpt, "pw");
-    let b = common::bot_config(
-        p,
-        &[],
-        &format!(
+    let b = Bed::on(p)
+        .http(&format!(
             "max_connections = {MAX_CONNECTIONS}\nmax_per_key = {MAX_CONNECTIONS}\n\
              max_body_bytes = {MAX_BODY}\nread_timeout = \"{read_timeout}\"\n"
-        ),
-        "",
-    );
-    let mut daemon = Daemon::start(&b.cfg);
-    daemon.wait_for("http: listening", WAIT);
-    Relay {
-        daemon,
-        port: b.port,
-        token: b.token,
-        rcpt: format!("{rcpt}@localhost"),
-        _cfg: b.cfg,
-    }
+        ))
+        .key("msg")
+        .ready_when("http: listening")
+        .start();
+    (b, format!("{rcpt}@localhost"))
 }
 
-impl Relay {
-    fn post(&self, body: &str) -> HttpResponse {
-        let auth = format!("Bearer {}", self.token);
-        http(
-            self.port,
-            "POST",
-            &format!("/msg/{}", self.rcpt),
-            &[("Authorization", &auth), ("Content-Type", "text/plain")],
-            body.as_bytes(),
-        )
-    }
+/// A post to `rcpt` with the key.
+fn post(r: &Bot, rcpt: &str, body: &str) -> HttpResponse {
+    r.post_text(&format!("/msg/{rcpt}"), body)
+}
 
-    /// A connection that sent half a request head and stalls.
-    fn idle(&self) -> TcpStream {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(b"POST /msg/x HTTP/1.1\r\nHost: x\r\n").unwrap();
-        s
-    }
+/// A connection to `r` that sent half a request head and stalls.
+fn idle(r: &Bot) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    s.write_all(b"POST /msg/x HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s
+}
 
-    /// An authenticated post whose body stalls after a few bytes: a request being answered.
-    fn stalled_body(&self) -> TcpStream {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(
-            format!(
-                "POST /msg/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-                 Content-Length: 1000\r\n\r\nabc",
-                self.token
-            )
-            .as_bytes(),
+/// An authenticated post to `r` whose body stalls after a few bytes: a request being
+/// answered.
+fn stalled_body(r: &Bot) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    s.write_all(
+        format!(
+            "POST /msg/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: 1000\r\n\r\nabc",
+            r.token
         )
-        .unwrap();
-        s
-    }
+        .as_bytes(),
+    )
+    .unwrap();
+    s
 }
 
 /// Whether the server closed `s` (read gives end of file, a reset, or an answer and then end
@@ -97,15 +73,15 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn idle_connections_beyond_the_cap_give_way_to_requests() {
-    let r = relay("5s");
-    assert_eq!(r.post("warm up").status, 202);
+    let (r, rcpt) = relay("5s");
+    assert_eq!(post(&r, &rcpt, "warm up").status, 202);
     let (idle_rss, idle_sockets) = r.daemon.peak_rss_kib_and_sockets();
     // Ten times the cap in connections that never finish their request head.
-    let mut idle: Vec<TcpStream> = (0..10 * MAX_CONNECTIONS).map(|_| r.idle()).collect();
+    let mut idle: Vec<TcpStream> = (0..10 * MAX_CONNECTIONS).map(|_| idle(&r)).collect();
     std::thread::sleep(Duration::from_millis(300));
     // A real request does not wait for the read timeout of the ones holding the slots.
     let started = Instant::now();
-    let res = r.post("through the flood");
+    let res = post(&r, &rcpt, "through the flood");
     assert_eq!(res.status, 202, "{res:?}");
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -131,13 +107,13 @@ fn idle_connections_beyond_the_cap_give_way_to_requests() {
 
 #[test]
 fn requests_being_answered_keep_their_slots_until_the_read_timeout() {
-    let r = relay("1s");
+    let (r, rcpt) = relay("1s");
     // Every slot holds an authenticated post whose body stalls: none may be closed early...
-    let mut stalled: Vec<TcpStream> = (0..MAX_CONNECTIONS).map(|_| r.stalled_body()).collect();
+    let mut stalled: Vec<TcpStream> = (0..MAX_CONNECTIONS).map(|_| stalled_body(&r)).collect();
     std::thread::sleep(Duration::from_millis(300));
     // ...so a new request waits in the backlog until the read timeout ends one of them.
     let started = Instant::now();
-    let res = r.post("after the timeout");
+    let res = post(&r, &rcpt, "after the timeout");
     let waited = started.elapsed();
     assert_eq!(res.status, 202, "{res:?}");
     assert!(

@@ -227,6 +227,14 @@ impl Bot {
         self.peer.as_mut().expect("the bed has a peer (Bed::peer)")
     }
 
+    /// The bare JID of the second account of [`Bed::peer`].
+    pub fn peer_jid(&self) -> String {
+        self.peer
+            .as_ref()
+            .expect("the bed has a peer (Bed::peer)")
+            .bare_jid()
+    }
+
     /// Creates one more key of `scope`; `ID/SECRET`.
     pub fn key(&self, scope: &str) -> String {
         create_key(&self.cfg, scope)
