@@ -4,7 +4,7 @@ mod common;
 
 use common::xrelay;
 
-use common::{unique_user, Daemon, Prosody, ProsodyOpts, Scram, TestClient};
+use common::{unique_user, Bed, Prosody, ProsodyOpts, Scram, TestClient};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -161,7 +161,7 @@ fn pin_trusts_exactly_that_key_without_a_ca() {
 }
 
 #[test]
-fn direct_tls() {
+fn send_over_direct_tls_is_delivered() {
     let p = common::shared();
     let port = p.direct_tls_port.expect("direct TLS port").to_string();
     let (cfg, mut rcpt) = bot_and_receiver(p, &[("tls", "\"direct\""), ("port", &port)]);
@@ -174,7 +174,7 @@ fn direct_tls() {
 }
 
 #[test]
-fn scram_sha1_and_ack_by_ping_without_stream_management() {
+fn a_scram_sha1_server_without_stream_management_is_logged_into_and_acked_by_ping() {
     let p = Prosody::start(ProsodyOpts {
         scram: Scram::Sha1,
         smacks: false,
@@ -196,12 +196,8 @@ fn scram_sha1_and_ack_by_ping_without_stream_management() {
 #[test]
 fn run_reconnects_after_the_server_restarts() {
     let mut p = Prosody::start(ProsodyOpts::default());
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let (_, tail) = common::http_section(&p.dir);
-    let cfg = p.xrelay_config_with(&bot, "pw", &[("reconnect_max", "\"2s\"")], &tail);
-    let mut d = Daemon::start(&cfg);
-    d.wait_for("online as", WAIT);
+    let b = Bed::on(&p).xmpp("reconnect_max", "\"2s\"").start();
+    let (bot, mut d) = (b.user, b.daemon);
     p.stop();
     d.wait_for("disconnected", WAIT);
     d.wait_for("reconnecting in", WAIT);
@@ -222,17 +218,11 @@ fn run_reconnects_after_the_server_restarts() {
 #[test]
 fn oversized_incoming_stanza_is_skipped_without_memory_growth() {
     let p = common::shared();
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let (_, tail) = common::http_section(&p.dir);
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
-        &[("max_stanza_bytes", "8192"), ("reconnect_max", "\"1s\"")],
-        &tail,
-    );
-    let mut d = Daemon::start(&cfg);
-    d.wait_for("online as", WAIT);
+    let b = Bed::on(p)
+        .xmpp("max_stanza_bytes", "8192")
+        .xmpp("reconnect_max", "\"1s\"")
+        .start();
+    let (bot, mut d) = (b.user, b.daemon);
     let rcpt = unique_user("rcpt");
     p.register(&rcpt, "pw");
     let mut c = TestClient::connect(p, &rcpt, "pw");

@@ -10,9 +10,8 @@
 mod common;
 
 use common::{
-    http, unique_user, xrelay, Daemon, FaultProxy, HttpResponse, Prosody, ProsodyOpts, Receiver,
+    unique_user, Bed, Bot, Daemon, FaultProxy, HttpResponse, Prosody, ProsodyOpts, Receiver,
 };
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -28,39 +27,18 @@ fn messages() -> usize {
         .unwrap_or(DEFAULT_MESSAGES)
 }
 
-/// A running `xrelay run` whose stream goes through `proxy`.
-struct Relay {
-    daemon: Daemon,
-    port: u16,
-    token: String,
-    cfg: PathBuf,
-}
-
-/// xrelay for a fresh bot account on `p`, through `proxy`; `xmpp` overrides `[xmpp]` keys,
-/// `outbox` is added to `[outbox]`.
-fn relay(p: &Prosody, proxy: &FaultProxy, xmpp: &[(&str, &str)], outbox: &str) -> Relay {
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let (port, http) = common::http_section(&p.dir);
-    let proxy_port = proxy.port.to_string();
-    let mut keys = vec![("port", proxy_port.as_str()), ("reconnect_max", "\"1s\"")];
-    keys.extend_from_slice(xmpp);
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
-        &keys,
-        &format!("{http}[outbox]\ncapacity = 4096\n{outbox}\n"),
-    );
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let daemon = start(&cfg);
-    Relay {
-        daemon,
-        port,
-        token,
-        cfg,
+/// xrelay for a fresh bot account on `p` with a `msg` key, through `proxy`; `xmpp`
+/// overrides `[xmpp]` keys, `outbox` is added to `[outbox]`.
+fn relay(p: &Prosody, proxy: &FaultProxy, xmpp: &[(&str, &str)], outbox: &str) -> Bot {
+    let mut bed = Bed::on(p)
+        .xmpp("port", &proxy.port.to_string())
+        .xmpp("reconnect_max", "\"1s\"");
+    for (key, value) in xmpp {
+        bed = bed.xmpp(key, value);
     }
+    bed.section(&format!("[outbox]\ncapacity = 4096\n{outbox}\n"))
+        .key("msg")
+        .start()
 }
 
 fn start(cfg: &std::path::Path) -> Daemon {
@@ -69,17 +47,9 @@ fn start(cfg: &std::path::Path) -> Daemon {
     daemon
 }
 
-impl Relay {
-    fn post(&self, to: &str, body: &str) -> HttpResponse {
-        let auth = format!("Bearer {}", self.token);
-        http(
-            self.port,
-            "POST",
-            &format!("/msg/{to}"),
-            &[("Authorization", &auth), ("Content-Type", "text/plain")],
-            body.as_bytes(),
-        )
-    }
+/// A text post to `to` with the key.
+fn post(r: &Bot, to: &str, body: &str) -> HttpResponse {
+    r.post_text(&format!("/msg/{to}"), body)
 }
 
 /// What a run measured.
@@ -120,16 +90,16 @@ fn report(name: &str, started: Instant, accepted: &[String], rx: &Receiver) -> R
 /// Post `n` messages `msg 0` .. `msg n-1`, calling `fault` before each; returns the bodies
 /// answered 2xx.
 fn post_all(
-    r: &mut Relay,
+    r: &mut Bot,
     rx: &mut Receiver,
     n: usize,
-    mut fault: impl FnMut(usize, &mut Relay, &mut Receiver),
+    mut fault: impl FnMut(usize, &mut Bot, &mut Receiver),
 ) -> Vec<String> {
     let mut accepted = Vec::with_capacity(n);
     for i in 0..n {
         fault(i, r, rx);
         let body = format!("msg {i}");
-        let res = r.post(&rx.user, &body);
+        let res = post(r, &rx.user, &body);
         if res.status / 100 == 2 {
             accepted.push(body);
         }
@@ -155,7 +125,7 @@ fn wait_count(d: &mut Daemon, needle: &str, n: usize) {
 /// ten posts after each cut, wait until the log shows `back(cuts)` (a line and its count),
 /// so the stream flows again before the next cut. Returns the accepted messages, collected.
 fn post_with_three_cuts(
-    r: &mut Relay,
+    r: &mut Bot,
     rx: &mut Receiver,
     proxy: &FaultProxy,
     n: usize,
@@ -264,7 +234,7 @@ fn server_restarts_lose_nothing() {
             // Posts go on while the server is down.
             for j in 0..30 {
                 let body = format!("down {k} {j}");
-                if r.post(&rx.user, &body).status / 100 == 2 {
+                if post(&r, &rx.user, &body).status / 100 == 2 {
                     accepted.push(body);
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -273,7 +243,7 @@ fn server_restarts_lose_nothing() {
             rx.reconnect(&p);
         }
         let body = format!("msg {i}");
-        if r.post(&rx.user, &body).status / 100 == 2 {
+        if post(&r, &rx.user, &body).status / 100 == 2 {
             accepted.push(body);
         }
         rx.poll(Duration::from_millis(1));
@@ -359,10 +329,9 @@ fn kill_9_with_the_spool_loses_nothing() {
     assert_eq!(third.count("queued again"), 0, "{}", third.log());
 }
 
-/// SIGTERM: HTTP stops at once, the outbox gets `outbox.grace` to be acknowledged, and
-/// what could not be delivered is logged with its count.
+/// SIGTERM: HTTP stops at once and the outbox gets `outbox.grace` to be acknowledged.
 #[test]
-fn sigterm_waits_for_the_outbox_then_reports_what_is_left() {
+fn sigterm_waits_for_the_outbox_to_be_acknowledged_then_stops() {
     let p = common::shared();
     let proxy = FaultProxy::start(p.c2s_port);
     let mut r = relay(p, &proxy, &[], "grace = \"5s\"");
@@ -371,7 +340,7 @@ fn sigterm_waits_for_the_outbox_then_reports_what_is_left() {
     let mut rx = Receiver::new(p);
     let bodies: Vec<String> = (0..20).map(|i| format!("slow {i}")).collect();
     for b in &bodies {
-        assert_eq!(r.post(&rx.user, b).status, 202);
+        assert_eq!(post(&r, &rx.user, b).status, 202);
     }
     let t = Instant::now();
     r.daemon.signal(libc::SIGTERM);
@@ -391,13 +360,18 @@ fn sigterm_waits_for_the_outbox_then_reports_what_is_left() {
     assert!(r.daemon.log().ends_with("stopped"), "{}", r.daemon.log());
     rx.collect(&bodies);
     assert!(bodies.iter().all(|b| rx.got.contains_key(b)));
+}
 
-    // A dead link: the grace period ends and the count of what is lost is logged.
-    proxy.delay(Duration::ZERO);
+/// SIGTERM on a dead link: the grace period ends and the count of what is lost is logged.
+#[test]
+fn sigterm_on_a_dead_link_stops_after_the_grace_and_logs_what_is_lost() {
+    let p = common::shared();
+    let proxy = FaultProxy::start(p.c2s_port);
+    let rx = Receiver::new(p);
     let mut r = relay(p, &proxy, &[], "grace = \"1s\"");
     proxy.stall(true);
     for i in 0..5 {
-        assert_eq!(r.post(&rx.user, &format!("stuck {i}")).status, 202);
+        assert_eq!(post(&r, &rx.user, &format!("stuck {i}")).status, 202);
     }
     let t = Instant::now();
     r.daemon.signal(libc::SIGTERM);

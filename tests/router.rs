@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{http, unique_user, xrelay, Daemon, Prosody, ProsodyOpts, TestClient};
+use common::{http, unique_user, xrelay, Bed, Bot, Daemon, Prosody, ProsodyOpts, TestClient};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -15,44 +15,24 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A bot on the shared Prosody with a socket in its own dir; `http` is extra `[http]` keys.
-struct Bot {
-    daemon: Daemon,
-    cfg: PathBuf,
-    sock: PathBuf,
-    port: u16,
-}
-
+/// A directory of its own under `p`'s.
 fn dir(p: &Prosody, name: &str) -> PathBuf {
     let d = p.dir.join(unique_user(name));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-fn config(p: &Prosody, http_extra: &str, sock: &Path) -> (PathBuf, u16) {
-    let user = unique_user("bot");
-    p.register(&user, "pw");
-    let port = common::free_port();
-    let keys = sock.with_file_name("keys");
-    let tail = format!(
-        "[http]\nlisten = [\"127.0.0.1:{port}\", \"unix:{}\"]\n{http_extra}\n[keys]\nfile = {}\n",
-        sock.display(),
-        common::toml_str(&keys.to_string_lossy())
-    );
-    (p.xrelay_config_with(&user, "pw", &[], &tail), port)
+/// A bed on `p` that also listens on the unix socket `sock`, with `http_extra` in `[http]`.
+fn on_socket<'p>(p: &'p Prosody, http_extra: &str, sock: &Path) -> Bed<'p> {
+    Bed::on(p)
+        .listen(&format!("unix:{}", sock.display()))
+        .http(http_extra)
 }
 
-fn bot(p: &Prosody, http_extra: &str) -> Bot {
+/// A bot on the shared Prosody with a socket in its own dir; the bot and the socket.
+fn bot(p: &Prosody, http_extra: &str) -> (Bot, PathBuf) {
     let sock = dir(p, "sock").join("xrelay.sock");
-    let (cfg, port) = config(p, http_extra, &sock);
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
-    Bot {
-        daemon,
-        cfg,
-        sock,
-        port,
-    }
+    (on_socket(p, http_extra, &sock).start(), sock)
 }
 
 fn receiver(p: &Prosody) -> (TestClient, String) {
@@ -73,13 +53,13 @@ fn curl(args: &[&str]) -> (bool, String) {
 #[test]
 fn curl_unix_socket_post_is_delivered() {
     let p = common::shared();
-    let b = bot(p, "unix_trust = true");
+    let (b, sock) = bot(p, "unix_trust = true");
     let (mut rcpt, to) = receiver(p);
     let (ok, out) = curl(&[
         "-sS",
         "-f",
         "--unix-socket",
-        &b.sock.to_string_lossy(),
+        &sock.to_string_lossy(),
         "-d",
         "backup done",
         &format!("http://localhost/msg/{to}?wait=1"),
@@ -93,8 +73,8 @@ fn curl_unix_socket_post_is_delivered() {
 #[test]
 fn the_socket_has_the_configured_file_mode() {
     let p = common::shared();
-    let b = bot(p, "unix_mode = \"0600\"");
-    let meta = std::fs::metadata(&b.sock).unwrap();
+    let (_b, sock) = bot(p, "unix_mode = \"0600\"");
+    let meta = std::fs::metadata(&sock).unwrap();
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
@@ -102,7 +82,7 @@ fn the_socket_has_the_configured_file_mode() {
 #[test]
 fn an_untrusted_socket_asks_for_a_key() {
     let p = common::shared();
-    let b = bot(p, "");
+    let (_b, sock) = bot(p, "");
     let (_, out) = curl(&[
         "-s",
         "-o",
@@ -110,7 +90,7 @@ fn an_untrusted_socket_asks_for_a_key() {
         "-w",
         "%{http_code}",
         "--unix-socket",
-        &b.sock.to_string_lossy(),
+        &sock.to_string_lossy(),
         "-d",
         "x",
         "http://localhost/msg/someone@localhost",
@@ -121,7 +101,7 @@ fn an_untrusted_socket_asks_for_a_key() {
 #[test]
 fn send_goes_through_the_daemon_without_a_second_login() {
     let p = common::shared();
-    let mut b = bot(p, "unix_trust = true");
+    let (mut b, _sock) = bot(p, "unix_trust = true");
     let (mut rcpt, to) = receiver(p);
     let out = xrelay(&b.cfg, &["send", &to, "through the socket"]);
     assert!(out.status.success(), "{out:?}");
@@ -139,7 +119,7 @@ fn send_goes_through_the_daemon_without_a_second_login() {
 #[test]
 fn send_exits_nonzero_with_the_reason_when_the_daemon_refuses_the_post() {
     let p = common::shared();
-    let b = bot(p, "unix_trust = true\nmax_body_bytes = 64");
+    let (b, _sock) = bot(p, "unix_trust = true\nmax_body_bytes = 64");
     let long = "x".repeat(200);
     let out = xrelay(&b.cfg, &["send", &p.jid("someone"), &long]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -152,7 +132,7 @@ fn send_exits_nonzero_with_the_reason_when_the_daemon_refuses_the_post() {
 #[test]
 fn send_no_wait_exits_zero_once_the_daemon_queued_the_message() {
     let p = common::shared();
-    let b = bot(p, "unix_trust = true");
+    let (b, _sock) = bot(p, "unix_trust = true");
     let (mut rcpt, to) = receiver(p);
     let out = xrelay(&b.cfg, &["send", "--no-wait", &to, "queued"]);
     assert!(out.status.success(), "{out:?}");
@@ -168,7 +148,7 @@ fn send_logs_in_itself_when_the_socket_does_not_answer() {
     let sock = dir(p, "nodaemon").join("xrelay.sock");
     // A stale socket file that nobody listens on.
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
-    let (cfg, _) = config(p, "unix_trust = true", &sock);
+    let cfg = on_socket(p, "unix_trust = true", &sock).write().cfg;
     let (mut rcpt, to) = receiver(p);
     let out = xrelay(&cfg, &["send", &to, "on my own"]);
     assert!(out.status.success(), "{out:?}");
@@ -180,12 +160,12 @@ fn send_logs_in_itself_when_the_socket_does_not_answer() {
 #[test]
 fn garbage_and_a_half_request_on_the_socket_leave_the_next_post_working() {
     let p = common::shared();
-    let mut b = bot(p, "unix_trust = true\nread_timeout = \"1s\"");
-    let mut garbage = UnixStream::connect(&b.sock).unwrap();
+    let (mut b, sock) = bot(p, "unix_trust = true\nread_timeout = \"1s\"");
+    let mut garbage = UnixStream::connect(&sock).unwrap();
     garbage
         .write_all(b"\x00\xff\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
         .unwrap();
-    let mut half = UnixStream::connect(&b.sock).unwrap();
+    let mut half = UnixStream::connect(&sock).unwrap();
     half.write_all(
         b"POST /msg/x@localhost HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc",
     )
@@ -239,7 +219,7 @@ fn https_bot(p: &Prosody, cert: &Path, key: &Path) -> Bot {
         common::toml_str(&cert.to_string_lossy()),
         common::toml_str(&key.to_string_lossy())
     );
-    bot(p, &extra)
+    bot(p, &extra).0
 }
 
 /// `curl --cacert CA` posts `text` over HTTPS with a key; whether it got a 2xx.
@@ -289,7 +269,7 @@ fn a_key_that_does_not_fit_the_certificate_stops_the_start_as_a_config_error() {
         common::toml_str(&cert.to_string_lossy()),
         common::toml_str(&other_key.to_string_lossy())
     );
-    let (cfg, _) = config(p, &extra, &sock);
+    let cfg = on_socket(p, &extra, &sock).write().cfg;
     let mut daemon = Daemon::start(&cfg);
     let status = daemon.wait_exit(WAIT).expect("it stops");
     assert!(!status.success());
@@ -333,16 +313,10 @@ fn hotplug_ifdown_message_queues_while_the_server_is_down_and_arrives_with_its_d
     let rcpt_user = unique_user("rcpt");
     p.register(&rcpt_user, "pw");
     let sock = dir(&p, "hotplug").join("xrelay.sock");
-    let user = unique_user("bot");
-    p.register(&user, "pw");
-    let tail = format!(
-        "[http]\nlisten = [\"unix:{}\"]\nunix_trust = true\n[keys]\nfile = {}\n",
-        sock.display(),
-        common::toml_str(&sock.with_file_name("keys").to_string_lossy())
-    );
-    let cfg = p.xrelay_config_with(&user, "pw", &[("reconnect_max", "\"1s\"")], &tail);
-    let mut daemon = Daemon::start(&cfg);
-    daemon.wait_for("online as", WAIT);
+    let b = on_socket(&p, "unix_trust = true", &sock)
+        .xmpp("reconnect_max", "\"1s\"")
+        .start();
+    let (cfg, mut daemon) = (b.cfg, b.daemon);
     p.stop();
     daemon.wait_for("disconnected", WAIT);
     let script =
@@ -404,7 +378,7 @@ fn a_renewed_certificate_is_served_without_a_signal() {
 #[test]
 fn a_socket_request_is_answered_whatever_host_it_names_despite_allowed_hosts() {
     let p = common::shared();
-    let b = bot(p, "unix_trust = true\nallowed_hosts = [\"router.lan\"]");
+    let (b, _sock) = bot(p, "unix_trust = true\nallowed_hosts = [\"router.lan\"]");
     let (mut rcpt, to) = receiver(p);
     let out = xrelay(&b.cfg, &["send", &to, "any host"]);
     assert!(out.status.success(), "{out:?}");
@@ -417,11 +391,11 @@ fn a_socket_request_is_answered_whatever_host_it_names_despite_allowed_hosts() {
 #[test]
 fn health_on_a_trusted_socket_shows_the_account() {
     let p = common::shared();
-    let b = bot(p, "unix_trust = true");
+    let (_b, sock) = bot(p, "unix_trust = true");
     let (ok, out) = curl(&[
         "-sS",
         "--unix-socket",
-        &b.sock.to_string_lossy(),
+        &sock.to_string_lossy(),
         "http://localhost/health",
     ]);
     assert!(ok && out.contains("\"jid\""), "{out}");

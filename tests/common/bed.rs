@@ -136,12 +136,12 @@ impl<'p> Bed<'p> {
         self
     }
 
-    /// Registers the account (unless given), writes the config, creates the key, starts
-    /// `xrelay run`, waits for its readiness line and logs the peer in.
-    pub fn start(self) -> Bot {
+    /// Registers the account (unless given), writes the config and creates the key, without
+    /// starting anything (for tests of what happens without a daemon, or of a failed start).
+    pub fn write(self) -> Written {
         let p = self.server;
-        let user = match self.account {
-            Some(user) => user,
+        let user = match &self.account {
+            Some(user) => user.clone(),
             None => {
                 let user = unique_user(&self.prefix);
                 p.register(&user, PASSWORD);
@@ -169,27 +169,59 @@ impl<'p> Bed<'p> {
             Some(scope) => create_key(&cfg, scope),
             None => String::new(),
         };
-        let mut daemon = Daemon::start(&cfg);
-        if let Some(line) = &self.ready {
-            daemon.wait_for(line, READY_TIMEOUT);
-        }
-        // After the readiness line: `online as` comes just before the bot's initial
-        // presence, and a message to its bare JID needs that presence at the server.
-        let peer = self.peer.as_deref().map(|prefix| {
-            let (name, pw) = p.new_user(prefix);
-            TestClient::connect(p, &name, &pw)
-        });
-        Bot {
-            daemon,
+        Written {
             jid: p.jid(&user),
             user,
             port,
             cfg,
             keys,
             token,
+        }
+    }
+
+    /// [`Bed::write`], then starts `xrelay run`, waits for its readiness line and logs the
+    /// peer in.
+    pub fn start(self) -> Bot {
+        let p = self.server;
+        let (ready, peer) = (self.ready.clone(), self.peer.clone());
+        let w = self.write();
+        let mut daemon = Daemon::start(&w.cfg);
+        if let Some(line) = &ready {
+            daemon.wait_for(line, READY_TIMEOUT);
+        }
+        // After the readiness line: `online as` comes just before the bot's initial
+        // presence, and a message to its bare JID needs that presence at the server.
+        let peer = peer.as_deref().map(|prefix| {
+            let (name, pw) = p.new_user(prefix);
+            TestClient::connect(p, &name, &pw)
+        });
+        Bot {
+            daemon,
+            jid: w.jid,
+            user: w.user,
+            port: w.port,
+            cfg: w.cfg,
+            keys: w.keys,
+            token: w.token,
             peer,
         }
     }
+}
+
+/// A bed written by [`Bed::write`]: the account and its config, nothing running.
+pub struct Written {
+    /// The account's local part (password `pw`).
+    pub user: String,
+    /// The account's bare JID.
+    pub jid: String,
+    /// The HTTP port on 127.0.0.1 of the config.
+    pub port: u16,
+    /// The config file.
+    pub cfg: PathBuf,
+    /// The keys file.
+    pub keys: PathBuf,
+    /// The key made by [`Bed::key`], `ID/SECRET`; empty without one.
+    pub token: String,
 }
 
 /// A running bed: `xrelay run` for a bot account, its HTTP port and config, its key.

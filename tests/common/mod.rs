@@ -17,7 +17,7 @@ mod receiver;
 pub mod webhook;
 pub mod xml;
 
-pub use bed::{Bed, Bot};
+pub use bed::{Bed, Bot, Written};
 pub use client::{Message, Stanza, TestClient, Transport};
 pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
 pub use ejabberd::Ejabberd;
@@ -31,50 +31,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
-
-/// A bot account of a test server, with an xrelay config that listens on a free port and
-/// keeps its keys beside the server's files, and one API key of scope `msg`.
-pub struct BotConfig {
-    /// The bot's local part.
-    pub bot: String,
-    /// The HTTP port.
-    pub port: u16,
-    /// The config file.
-    pub cfg: PathBuf,
-    /// The key, `ID/SECRET`.
-    pub token: String,
-}
-
-/// Register a bot on `p` and write its config: `xmpp` overrides in `[xmpp]`, `http_keys`
-/// inside `[http]` after `listen`, `tail` after `[keys]`.
-pub fn bot_config(p: &Prosody, xmpp: &[(&str, &str)], http_keys: &str, tail: &str) -> BotConfig {
-    let bot = unique_user("bot");
-    p.register(&bot, "pw");
-    let port = free_port();
-    let keys = p.dir.join(format!("keys-{bot}"));
-    let cfg = p.xrelay_config_with(
-        &bot,
-        "pw",
-        xmpp,
-        &format!(
-            "[http]\nlisten = [\"127.0.0.1:{port}\"]\n{http_keys}[keys]\nfile = {}\n{tail}",
-            toml_str(&keys.to_string_lossy())
-        ),
-    );
-    let out = xrelay(&cfg, &["key", "create", "--scope", "msg", "tests"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    BotConfig {
-        bot,
-        port,
-        cfg,
-        token,
-    }
-}
 
 /// The XMPP domain of every test instance.
 pub const DOMAIN: &str = "localhost";
