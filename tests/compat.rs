@@ -322,7 +322,7 @@ fn echo_returns_the_stanza_without_sending_it() {
         "POST",
         "/rest/echo",
         &[("Content-Type", JSON)],
-        &json!({"to": rcpt.bare_jid(), "body": "echo only", "id": "e1"}).to_string(),
+        json!({"to": rcpt.bare_jid(), "body": "echo only", "id": "e1"}).to_string(),
     );
     assert_eq!(res.status, 200, "{res:?}");
     let v = json_of(&res);

@@ -261,7 +261,7 @@ fn form_head(path: &str, length: usize) -> String {
 
 /// Nothing was announced: the next message the receiver gets is the text that follows.
 fn nothing_announced(r: &Bot, c: &mut TestClient, user: &str) {
-    still_serves(&r, c, user);
+    still_serves(r, c, user);
 }
 
 /// A form whose file part is followed by `after_file` (all of it declared in
