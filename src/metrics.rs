@@ -165,7 +165,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn metrics_render_as_prometheus_text() {
         let m = Metrics::default();
         inc(&m.accepted);
         inc(&m.accepted);

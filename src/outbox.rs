@@ -573,7 +573,7 @@ mod tests {
     }
 
     #[test]
-    fn bounded_and_nothing_dropped() {
+    fn a_full_or_closing_outbox_refuses_and_keeps_what_it_holds() {
         let o = Outbox::new(limits(2));
         o.push(&msg(1), false).unwrap();
         o.push(&msg(2), false).unwrap();

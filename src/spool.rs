@@ -642,7 +642,7 @@ mod tests {
     }
 
     #[test]
-    fn done_records_and_garbage() {
+    fn done_records_end_entries_and_corrupt_or_unknown_lines_are_skipped() {
         let mut data = Vec::new();
         for n in 1..=4 {
             data.extend_from_slice(&record_add(n, &msg(&n.to_string()), T));

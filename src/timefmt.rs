@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn known_dates() {
+    fn known_dates_format_and_parse_as_rfc3339() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(format_rfc3339(4_107_542_400), "2100-03-01T00:00:00Z");
@@ -134,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn round_trips() {
+    fn formatted_times_parse_back_to_themselves() {
         let mut t = 0u64;
         while t < 5_000_000_000 {
             assert_eq!(parse_rfc3339(&format_rfc3339(t)), Ok(t));
@@ -143,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_inputs() {
+    fn malformed_or_impossible_timestamps_are_refused() {
         for bad in [
             "",
             "2026-11-22",

@@ -1141,7 +1141,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults() {
+    fn a_minimal_config_gets_every_default() {
         let c = Config::parse(MINIMAL, None).unwrap();
         assert_eq!(c.xmpp.jid.as_str(), "bot@example.org");
         assert_eq!(c.xmpp.password.expose(), "pw");
@@ -1240,7 +1240,7 @@ max = 10
     }
 
     #[test]
-    fn password_sources() {
+    fn the_password_comes_from_the_environment_the_config_or_a_file_but_not_two() {
         let c = Config::parse(MINIMAL, Some("from-env".into())).unwrap();
         assert_eq!(c.xmpp.password.expose(), "from-env");
         let dir = std::env::temp_dir().join(format!("xrelay-cfg-{}", std::process::id()));
@@ -1523,7 +1523,7 @@ max = 10
     }
 
     #[test]
-    fn reliability_keys() {
+    fn resume_spool_and_grace_are_read_and_checked() {
         let text = format!(
             "{MINIMAL}resume = false\n[outbox]\ncapacity = 8\nspool = \"/var/lib/xrelay/spool\"\n\
              grace = \"1m\"\n"
@@ -1628,7 +1628,7 @@ max = 10
     }
 
     #[test]
-    fn plain_tls_on_loopback() {
+    fn plain_tls_is_allowed_only_towards_loopback() {
         for server in ["127.0.0.1", "::1", "localhost", "[::1]"] {
             let text = format!("{MINIMAL}tls = \"plain\"\nserver = \"{server}\"\n");
             assert_eq!(Config::parse(&text, None).unwrap().xmpp.tls, TlsMode::Plain);
@@ -1638,7 +1638,7 @@ max = 10
     }
 
     #[test]
-    fn durations() {
+    fn durations_are_a_whole_number_and_one_unit_of_s_m_h_or_d() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));

@@ -381,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn string_escapes() {
+    fn escapes_literal_strings_underscored_integers_and_empty_arrays_are_read() {
         assert_eq!(
             one(r#"k = "a\"b\\c\n\u00e9\U0001F600""#),
             Value::Str("a\"b\\c\né😀".into())
@@ -393,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn crlf_lines() {
+    fn crlf_line_ends_are_read_and_lines_counted() {
         let e = parse("[a]\r\nk = 1\r\n").unwrap();
         assert_eq!(e[0].value, Value::Int(1));
         assert_eq!(e[0].line, 2);

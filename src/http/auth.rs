@@ -125,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn every_form() {
+    fn credentials_are_read_from_bearer_basic_or_the_key_parameter() {
         let want = ("id1".to_string(), "sec:ret".to_string());
         assert_eq!(get(Some("Bearer id1/sec:ret"), None), want);
         assert_eq!(get(Some("bearer  id1/sec:ret "), None), want);
@@ -141,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed() {
+    fn malformed_credentials_are_refused_with_their_error() {
         assert_eq!(
             credentials(Some("Bearer nosplit"), None).unwrap_err(),
             AuthError::BadKey

@@ -497,7 +497,7 @@ mod tests {
     const TEXT: Option<&str> = Some("text/plain");
 
     #[test]
-    fn text_plain() {
+    fn a_text_body_is_the_message_even_when_it_looks_like_a_form() {
         let m = ok(TEXT, "WAN is down ✓".as_bytes());
         assert_eq!(m.to.as_str(), "alice@example.org");
         assert_eq!(m.kind, MessageType::Chat);
@@ -515,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn charset_parameters() {
+    fn utf8_or_unnamed_charsets_are_read_and_other_charsets_get_415() {
         for (ct, body) in [
             ("text/plain; charset=utf-8", &b"x"[..]),
             ("text/plain;charset=us-ascii", b"x"),
@@ -542,7 +542,7 @@ mod tests {
     }
 
     #[test]
-    fn other_content_types() {
+    fn other_content_types_get_415_naming_the_type_clipped() {
         for ct in [
             "text/html",
             "application/xml",
@@ -558,7 +558,7 @@ mod tests {
     }
 
     #[test]
-    fn trailing_newline() {
+    fn one_trailing_line_ending_is_dropped() {
         assert_eq!(ok(TEXT, b"hi\n").body, "hi");
         assert_eq!(ok(TEXT, b"hi\r\n").body, "hi");
         assert_eq!(ok(TEXT, b"hi\n\n").body, "hi\n", "only one line ending");
@@ -571,7 +571,7 @@ mod tests {
     }
 
     #[test]
-    fn form_fields() {
+    fn form_fields_set_the_recipient_body_subject_and_type() {
         let m = ok(FORM, b"body=WAN+is+down%21&subject=Router&type=headline");
         assert_eq!(m.to.as_str(), "alice@example.org");
         assert_eq!(m.body, "WAN is down!");
@@ -622,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn form_errors() {
+    fn broken_percent_encoding_or_too_many_form_fields_get_400() {
         for body in [&b"body=%zz"[..], b"body=%4", b"body=%", b"body=%+1"] {
             let e = post(FORM, body).unwrap_err();
             assert!(matches!(e, BodyError::Malformed(_)), "{body:?}");
@@ -652,7 +652,7 @@ mod tests {
     }
 
     #[test]
-    fn json_fields() {
+    fn json_fields_set_the_recipient_body_subject_and_type() {
         let m = ok(
             JSON,
             br#"{"to":"carol@example.net/phone","type":"normal","body":"Hi \u00e9","subject":"S","extra":[1,{"x":2}]}"#,
@@ -669,7 +669,7 @@ mod tests {
     }
 
     #[test]
-    fn json_errors() {
+    fn malformed_or_mistyped_json_gets_400() {
         for body in [
             &b"{"[..],
             b"",
@@ -696,13 +696,13 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_text() {
+    fn invalid_utf8_text_is_refused() {
         assert_eq!(post(TEXT, b"caf\xe9"), Err(BodyError::InvalidUtf8));
         assert_eq!(post(None, b"\xc3"), Err(BodyError::InvalidUtf8));
     }
 
     #[test]
-    fn get_with_query() {
+    fn a_get_takes_its_fields_from_the_query() {
         let r = MsgRequest {
             method: "GET",
             path_to: "alice",
@@ -731,7 +731,7 @@ mod tests {
     }
 
     #[test]
-    fn post_with_query() {
+    fn query_fields_of_a_post_apply_unless_the_body_sets_them() {
         let r = MsgRequest {
             query: Some("type=headline&subject=Q&body=ignored&to=ignored@x"),
             ..req(TEXT, b"hi")
@@ -752,7 +752,7 @@ mod tests {
     }
 
     #[test]
-    fn subject_header() {
+    fn the_subject_header_applies_unless_a_subject_field_is_set() {
         let r = MsgRequest {
             subject_header: Some("From header"),
             ..req(TEXT, b"hi")
@@ -776,7 +776,7 @@ mod tests {
     }
 
     #[test]
-    fn recipients() {
+    fn path_recipients_are_decoded_and_completed_with_the_domain_or_refused() {
         let to = |path: &str| {
             run(MsgRequest {
                 path_to: path,
@@ -826,7 +826,7 @@ mod tests {
     }
 
     #[test]
-    fn rooms_get_groupchat() {
+    fn posts_to_a_room_default_to_groupchat() {
         let to_room = |body: &'static [u8], path: &'static str| {
             run(MsgRequest {
                 path_to: path,
@@ -849,7 +849,7 @@ mod tests {
     }
 
     #[test]
-    fn types() {
+    fn every_message_type_but_error_is_accepted() {
         for (t, kind) in [
             ("chat", MessageType::Chat),
             ("normal", MessageType::Normal),
@@ -869,7 +869,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_bodies() {
+    fn empty_or_blank_bodies_are_refused() {
         for (ct, body) in [
             (TEXT, &b""[..]),
             (TEXT, b" \t "),
@@ -884,7 +884,7 @@ mod tests {
     }
 
     #[test]
-    fn statuses_and_messages() {
+    fn each_error_has_its_status_and_a_lower_case_message() {
         let all = [
             (BodyError::Malformed("the body is broken".to_owned()), 400),
             (BodyError::InvalidUtf8, 400),

@@ -404,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn ca_file_with_the_issuing_ca() {
+    fn a_ca_file_with_the_issuing_ca_trusts_the_server_by_name_or_address() {
         for versions in [TLS13, TLS12] {
             handshake(&ca_file("ca.pem"), "localhost", LEAF, versions).unwrap();
             handshake(&ca_file("ca.pem"), "localhost.", LEAF, versions).unwrap();
@@ -419,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn ca_file_with_another_ca() {
+    fn a_ca_file_with_another_ca_is_refused_as_an_unknown_issuer() {
         let result = handshake(&ca_file("other-ca.pem"), "localhost", LEAF, TLS13);
         assert_eq!(certificate_error(result), "not trusted (unknown issuer)");
     }
@@ -435,7 +435,7 @@ mod tests {
     }
 
     #[test]
-    fn expired_certificate() {
+    fn an_expired_certificate_is_refused_as_expired() {
         let result = handshake(&ca_file("ca.pem"), "localhost", LEAF_EXPIRED, TLS13);
         assert_eq!(certificate_error(result), "expired");
     }
@@ -474,7 +474,7 @@ mod tests {
     }
 
     #[test]
-    fn name_mismatch_reasons() {
+    fn a_name_mismatch_names_the_first_presented_names_and_the_expected_one() {
         let expected = ServerName::try_from("example.org").unwrap().to_owned();
         let presented = [
             "DnsName(\"a.org\")",
@@ -537,7 +537,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_server_name() {
+    fn an_invalid_server_name_is_a_name_error_not_a_certificate_error() {
         let config = client_config(&Trust::Roots).unwrap();
         let stream = Cursor::new(Vec::new());
         let error = smol::block_on(connect(config, "bad name", stream)).unwrap_err();

@@ -595,7 +595,7 @@ mod tests {
     }
 
     #[test]
-    fn create_find_redeem_list_revoke() {
+    fn an_invite_is_stored_hashed_and_redeemed_by_one_account_until_revoked_or_expired() {
         let d = dir("cycle");
         let path = d.join("invites");
         let mut f = InviteFile::load(&path).unwrap();
@@ -825,7 +825,7 @@ mod tests {
     }
 
     #[test]
-    fn uris_pages_and_tokens() {
+    fn landing_pages_show_a_valid_invites_uri_and_refuse_used_expired_and_unknown_ones() {
         let bot = Jid::parse("bot@example.org").unwrap();
         assert_eq!(
             uri(&bot, "TOK-en_1"),

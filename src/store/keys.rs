@@ -442,7 +442,7 @@ mod tests {
     }
 
     #[test]
-    fn create_verify_list_delete() {
+    fn a_created_key_verifies_lists_without_its_secret_and_is_gone_once_deleted() {
         let d = dir("cycle");
         let path = d.join("keys");
         let mut f = KeyFile::load(&path).unwrap();
@@ -490,7 +490,7 @@ mod tests {
     }
 
     #[test]
-    fn expiry_and_scopes() {
+    fn a_key_expires_at_its_time_and_unknown_scopes_or_bad_names_are_refused() {
         let d = dir("expiry");
         let mut f = KeyFile::load(&d.join("keys")).unwrap();
         let t = hashfile::CLOCK_FLOOR;

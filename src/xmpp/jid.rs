@@ -234,7 +234,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parts() {
+    fn a_jid_splits_into_lower_cased_local_and_domain_parts_and_a_resource() {
         let j = Jid::parse("Alice@Example.ORG/Phone 1").unwrap();
         assert_eq!(j.local(), Some("alice"));
         assert_eq!(j.domain(), "example.org");
@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn errors() {
+    fn malformed_jids_get_their_named_error() {
         use JidError::*;
         assert_eq!(Jid::parse(""), Err(Empty));
         assert_eq!(Jid::parse("a@"), Err(EmptyDomain));

@@ -1021,7 +1021,9 @@ mod tests {
         assert_eq!(to_json(&back), to_json(&m));
         let reread = xml(&ser(&back));
         assert_eq!(
-            reread.get_child("body", NS_CLIENT).map(Element::text_content),
+            reread
+                .get_child("body", NS_CLIENT)
+                .map(Element::text_content),
             Some("hi <there>".to_string())
         );
         let plain = from_json(&json!({"body": "x", "to": "a@b"})).unwrap();

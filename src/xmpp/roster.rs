@@ -164,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn load_push_and_spoofed_push() {
+    fn the_roster_loads_our_result_and_pushes_and_ignores_spoofed_ones() {
         let own = Jid::parse("bot@x").unwrap();
         let mut r = Roster::new();
         let get = r.request("r1");
@@ -226,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn refused_request_and_bound() {
+    fn a_refused_request_fails_and_a_long_roster_is_cut_at_the_bound() {
         let own = Jid::parse("bot@x").unwrap();
         let mut r = Roster::new();
         r.request("r1");

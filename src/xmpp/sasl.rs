@@ -755,7 +755,7 @@ mod tests {
     }
 
     #[test]
-    fn rfc7677_sha256_both_server_behaviours() {
+    fn rfc7677s_exchange_succeeds_with_server_final_in_success_or_in_a_challenge() {
         let start = || {
             let (client, first) =
                 Client::start_with_nonce(Mechanism::ScramSha256, "user", "pencil", SHA256_NONCE)
@@ -775,7 +775,7 @@ mod tests {
     }
 
     #[test]
-    fn tampered_server_signature() {
+    fn a_tampered_or_truncated_server_signature_is_refused() {
         let tampered = "v=rmF9pqV8S7suAoZWja4dJRkFsKA=";
         let mut client = sha1_after_first();
         assert_eq!(
@@ -804,7 +804,7 @@ mod tests {
     }
 
     #[test]
-    fn server_final_errors() {
+    fn a_server_error_in_server_final_is_reported_clipped() {
         let mut client = sha1_after_first();
         assert_eq!(
             client.success(Some(&b64("e=invalid-proof"))),
@@ -834,7 +834,7 @@ mod tests {
     }
 
     #[test]
-    fn nonce_checks() {
+    fn a_server_nonce_that_does_not_extend_ours_is_refused() {
         assert_eq!(
             sha1_server_first_error("r=XXXX+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=4096"),
             SaslError::NonceMismatch
@@ -854,7 +854,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_misordered_attributes() {
+    fn server_first_with_missing_or_misordered_attributes_is_malformed() {
         let r = "r=fyko+d2lbbFgONRv9qkxdawL3rfc";
         for message in [
             "",
@@ -884,7 +884,7 @@ mod tests {
     }
 
     #[test]
-    fn salt_checks() {
+    fn a_salt_that_is_empty_or_not_base64_is_refused() {
         let r = "r=fyko+d2lbbFgONRv9qkxdawL3rfc";
         assert_eq!(
             sha1_server_first_error(&format!("{r},s=QSXC*Q6sek8bf92,i=4096")),
@@ -901,7 +901,7 @@ mod tests {
     }
 
     #[test]
-    fn iteration_count_checks() {
+    fn an_iteration_count_out_of_range_or_not_a_number_is_refused() {
         let base = "r=fyko+d2lbbFgONRv9qkxdawL3rfc,s=QSXCR+Q6sek8bf92,i=";
         let err = |i: &str| sha1_server_first_error(&format!("{base}{i}"));
         assert_eq!(err("0"), SaslError::IterationCount(0));
@@ -923,7 +923,7 @@ mod tests {
     }
 
     #[test]
-    fn payload_encoding_errors() {
+    fn payloads_not_in_base64_or_utf8_or_too_long_are_refused() {
         assert_eq!(
             sha1_client().challenge("not base64!"),
             Err(SaslError::BadBase64)
@@ -955,7 +955,7 @@ mod tests {
     }
 
     #[test]
-    fn out_of_order_calls() {
+    fn calls_out_of_order_are_unexpected_messages() {
         // Success before any challenge.
         let mut client = sha1_client();
         assert_eq!(
@@ -974,7 +974,7 @@ mod tests {
     }
 
     #[test]
-    fn plain() {
+    fn plain_sends_the_credentials_and_accepts_only_an_empty_success() {
         let (mut client, initial) = Client::start(Mechanism::Plain, "bot", "secret").unwrap();
         assert_eq!(client.mechanism(), Mechanism::Plain);
         assert_eq!(STANDARD.decode(initial).unwrap(), b"\0bot\0secret");
@@ -995,7 +995,7 @@ mod tests {
     }
 
     #[test]
-    fn random_nonce_shape() {
+    fn the_client_nonce_is_32_printable_characters_and_new_each_time() {
         let (_, first) = Client::start(Mechanism::ScramSha256, "bot", "secret").unwrap();
         let first = unb64(&first);
         let nonce = first.strip_prefix("n,,n=bot,r=").unwrap();
@@ -1046,7 +1046,7 @@ mod tests {
     }
 
     #[test]
-    fn username_escaping() {
+    fn commas_and_equals_signs_in_the_username_are_escaped() {
         assert_eq!(escape_username("a,b=c"), "a=2Cb=3Dc");
         assert_eq!(escape_username("=,"), "=3D=2C");
         assert_eq!(escape_username("plain.user"), "plain.user");
@@ -1057,7 +1057,7 @@ mod tests {
     }
 
     #[test]
-    fn base64_wire_form() {
+    fn an_empty_payload_is_an_equals_sign_and_bad_base64_is_refused() {
         assert_eq!(encode(&[]), "=");
         assert_eq!(encode(b"abc"), "YWJj");
         assert_eq!(decode("=").unwrap(), b"");
@@ -1070,7 +1070,7 @@ mod tests {
     }
 
     #[test]
-    fn selection() {
+    fn the_strongest_offered_scram_is_chosen_and_plain_only_over_tls() {
         use Mechanism::*;
         let all = [
             "PLAIN",
