@@ -434,29 +434,99 @@ mod tests {
         assert_eq!(e.len(), 2);
     }
 
+    /// `text` read as `(table, key, value, line)` entries, or the error as shown.
+    fn read(text: &str) -> Result<Vec<(String, String, Value, usize)>, String> {
+        parse(text)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| (e.table, e.key, e.value, e.line))
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// One entry of table `table` on line `line`.
+    fn entry(table: &str, key: &str, value: Value, line: usize) -> (String, String, Value, usize) {
+        (table.into(), key.into(), value, line)
+    }
+
     #[test]
-    fn odd_input_never_panics() {
-        let samples = [
-            "",
-            "[",
-            "]",
-            "\"",
-            "'",
-            "k=",
-            "k=[",
-            "k=[\"",
-            "k=\"\\",
-            "k=\"\\u",
-            "k=+",
-            "k=-",
-            "k=[,]",
-            "#",
-            "\u{feff}k=1",
-            "k=\"\\U0011FFFF\"",
-            "k = 'é",
+    fn odd_input_is_read_or_refused_with_its_line_and_reason() {
+        const KEY: &str = "line 1: expected a key made of letters, digits, '_' or '-'";
+        const VALUE: &str = "line 1: expected a value (a string, integer, boolean or array)";
+        const NUMBER: &str = "line 1: expected a whole decimal number";
+        let refused = [
+            ("[", KEY),
+            ("]", KEY),
+            ("\"", KEY),
+            ("'", KEY),
+            ("k=", VALUE),
+            ("k=[", VALUE),
+            ("k=[\"", "line 1: unterminated string"),
+            ("k=\"\\", "line 1: unknown escape sequence in a string"),
+            ("k=\"\\u", "line 1: short unicode escape"),
+            ("k=+", NUMBER),
+            ("k=-", NUMBER),
+            ("k=[,]", VALUE),
+            // A byte order mark is not a key: the file must be plain UTF-8.
+            ("\u{feff}k=1", KEY),
+            ("k=\"\\U0011FFFF\"", "line 1: invalid unicode escape"),
+            ("k = 'é", "line 1: unterminated string"),
+            ("k = 9223372036854775808", NUMBER),
+            ("k = trueish", "line 1: unexpected text after the value"),
+            ("k = [[[[[]]]]]", "line 1: arrays nested too deeply"),
+            ("\n\n[t]\n[t]", "line 4: table [t] is defined twice"),
         ];
-        for s in samples {
-            let _ = parse(s);
+        for (text, error) in refused {
+            assert_eq!(read(text), Err(error.to_string()), "{text:?}");
+        }
+        let accepted = [
+            ("", vec![]),
+            ("#", vec![]),
+            ("\n\r\n  \t\n", vec![]),
+            ("[t]", vec![]),
+            ("k=-0", vec![entry("", "k", Value::Int(0), 1)]),
+            (
+                "k = 9223372036854775807",
+                vec![entry("", "k", Value::Int(i64::MAX), 1)],
+            ),
+            ("k = +1_0 # ten", vec![entry("", "k", Value::Int(10), 1)]),
+            (
+                "k=[1,]",
+                vec![entry("", "k", Value::Array(vec![Value::Int(1)]), 1)],
+            ),
+            (
+                "k = [[[[]]]]",
+                vec![entry(
+                    "",
+                    "k",
+                    Value::Array(vec![Value::Array(vec![Value::Array(vec![Value::Array(
+                        vec![],
+                    )])])]),
+                    1,
+                )],
+            ),
+            (
+                "k = [ # a\n 'x',\n\n \"y\" ]\nj = false",
+                vec![
+                    entry(
+                        "",
+                        "k",
+                        Value::Array(vec![Value::Str("x".into()), Value::Str("y".into())]),
+                        1,
+                    ),
+                    entry("", "j", Value::Bool(false), 5),
+                ],
+            ),
+            (
+                "[a-b_1]\n9 = \"\\t\\u0000\"",
+                vec![entry("a-b_1", "9", Value::Str("\t\0".into()), 2)],
+            ),
+            ("k = ''", vec![entry("", "k", Value::Str(String::new()), 1)]),
+        ];
+        for (text, entries) in accepted {
+            assert_eq!(read(text), Ok(entries), "{text:?}");
         }
     }
 }
