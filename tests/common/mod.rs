@@ -1,6 +1,7 @@
 //! The test bed of the integration tests: real Prosody instances on 127.0.0.1 (lifecycle,
 //! certificates, accounts, xrelay configs) and an independent XMPP client that checks what
-//! arrives.
+//! arrives. A test's bot (account, config, key, running daemon, a second account beside it)
+//! comes from one builder, [`Bed`].
 //!
 //! Every test binary compiles this module on its own and uses a different part of it, so
 //! unused items and re-exports are expected in each of them.
