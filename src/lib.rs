@@ -27,13 +27,16 @@
 //!     │           uploads at once; http::upload streams the body (http::multipart for forms)
 //!     │           to the slot with http::client and announces it (xmpp::upload: pure stanzas)
 //!     │
-//!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop,
-//!     │           SCRAM's PBKDF2 on a blocking thread
+//!  net::conn      async shell on smol: DNS (net::resolve: resolv.conf, UDP/TCP exchange, the
+//!     │           system resolver), TCP, TLS (net::tls), socket loop, SCRAM's PBKDF2 on a
+//!     │           blocking thread
 //!     │
 //!  xmpp::stream   sans-I/O client state machine: STARTTLS, SASL (xmpp::sasl), bind,
 //!     │           stream management, keepalive, acknowledgements
-//!  xmpp::xml      bounded incremental XML framer (reads past oversized stanzas), element
-//!                 tree, escaping serializer
+//!  xmpp::xml      element tree; xml::framer: bounded incremental reader of the stream (reads
+//!                 past oversized stanzas); xml::parser: element builder on quick-xml;
+//!                 xml::serializer: escaping writer
+//!  xmpp::dns      SRV query and reply messages, RFC 2782 target order (no I/O)
 //!  xmpp::stanza   stanza builders;  xmpp::jid  addresses;  xmpp::roster  the roster;
 //!  xmpp::jsonmap  stanzas as JSON (mod_rest's mapping, XEP-0004 forms included)
 //! ```
