@@ -17,6 +17,8 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || rustup component add rustfmt clippy
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The fuzz targets are a crate of their own (run with nightly cargo-fuzz); they must still build.
+cargo check --locked --manifest-path fuzz/Cargo.toml
 cargo test --locked
 bash cross/build.sh x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 bash cross/qemu-test.sh x86_64-unknown-linux-musl aarch64-unknown-linux-musl
