@@ -27,7 +27,7 @@ pub fn is_reply_to(el: &Element, id: &str) -> bool {
 }
 
 /// What to send for a stanza from the server: the roster's answers, an invite's approval,
-/// or what [`inbound`] makes of anything else (offered to `webhook` when there is one).
+/// or what `inbound` makes of anything else (offered to `webhook` when there is one).
 pub fn stanza(app: &App, webhook: Option<&Queue>, el: &Element) -> Vec<Element> {
     roster_iq(app, el)
         .or_else(|| invite_presence(app, el))

@@ -1,53 +1,58 @@
 //! xrelay: an HTTP door into XMPP for routers and small boards.
 //!
 //! One XMPP client stream (a bot account) and a small HTTP listener on one thread, with
-//! every buffer and queue bounded. The layers, top down:
+//! every buffer and queue bounded. Each entry of `src/` is one layer or one leaf; a layer
+//! imports only from the layers below it (`tests/layout.rs` fails on a circle, and CI on
+//! anything but `xmpp` itself imported into `xmpp/`). Top down:
 //!
 //! ```text
-//!  main.rs        CLI: run, check, send, key, invite (`send` posts through the daemon's
-//!     │           unix socket with http::local when it answers)
+//!  main.rs, cli      the binary: cli parses the arguments of run, check, send, key and
+//!     │              invite; main carries them out (`send` goes through the daemon's unix
+//!     │              socket with net::local when it answers)
+//!  daemon            setup, then the stream kept online: reconnects paced by `pacing`,
+//!     │              session resumption, graceful stop, room joins, SIGHUP reloads
+//!  dispatch          stanza in, replies out (synchronous): roster, invite approvals, room
+//!     │              presences and echoes, iq replies awaited over /rest, ping/disco/version
+//!     │              answers, and what goes to the webhook (if `access` lets its sender)
+//!     ├── http/      the HTTP server: hyper HTTP/1 under a connection cap on TCP, TLS
+//!     │              (https: certificate reload) and unix sockets; routes; auth (the
+//!     │              credentials of a request); framing (smuggling forms hyper would merge);
+//!     │              body (/msg), rest (/rest, mod_rest's bodies), multipart and upload (a
+//!     │              posted file: slot, PUT, announcement)
+//!     ├── webhook/   stanzas for the webhook: the byte-bounded queue and its one worker;
+//!     │              mapping (pure: URL template, bodies, signature, answer → reply);
+//!     │              client (the call, retried only when it never connected)
 //!     │
-//!  daemon         the single-threaded executor: HTTP listeners + the stream kept online
-//!     │           (reconnect paced by `pacing`, session resumption, graceful stop, MUC
-//!     │           joins by `rooms`, roster, invite approvals, inbound answers filtered by
-//!     │           `access`)
-//!     ├── http    hyper HTTP/1 listener under a connection cap (http; http::rt adapts hyper
-//!     │           to smol; http::framing marks smuggling forms hyper would merge) on TCP,
-//!     │           TLS (http::https: certificate reload) and unix sockets, routes, auth
-//!     │           (limiter, Host, cross-site), /msg and /rest bodies, http::url;
-//!     │           iqwait: the iqs sent over /rest waiting for replies
-//!     │     │
-//!     │   app     shared state: outbox (serialized stanzas bounded in entries and bytes,
-//!     │           until acknowledged; delay stamps; poison stanzas taken out; optionally on
-//!     │           disk in `spool`, replayed as room frees up), keys, invites, roster, rooms,
-//!     │           metrics, status
-//!     ├── webhook inbound stanzas → byte-bounded queue → one worker POSTing them (http::client,
-//!     │           hyper's HTTP/1 client)
-//!     ├── upload  files posted to /msg: XEP-0363 service and slot over the stream, bounded
-//!     │           uploads at once; http::upload streams the body (http::multipart for forms)
-//!     │           to the slot with http::client and announces it (xmpp::upload: pure stanzas)
-//!     │
-//!  xmpp::conn     async shell on smol: DNS (xmpp::resolve), TCP, TLS (xmpp::tls), socket loop,
-//!     │           SCRAM's PBKDF2 on a blocking thread
-//!     │
-//!  xmpp::stream   sans-I/O client state machine: STARTTLS, SASL (xmpp::sasl), bind,
-//!     │           stream management, keepalive, acknowledgements
-//!  xmpp::xml      bounded incremental XML framer (reads past oversized stanzas), element
-//!                 tree, escaping serializer
-//!  xmpp::stanza   stanza builders;  xmpp::jid  addresses;  xmpp::roster  the roster;
-//!  xmpp::jsonmap  stanzas as JSON (mod_rest's mapping, XEP-0004 forms included)
+//!  app               the state the tasks share: config, outbox, keys, invites, roster, rooms,
+//!     │              iq waiters, upload state, metrics, the stream's status
+//!  outbox, spool     serialized stanzas until the server acknowledges them, bounded in
+//!     │              entries and bytes, delay stamps, poison stanzas taken out; the spool
+//!     │              keeps them on disk across restarts
+//!  iqwait, upload    iqs sent over /rest waiting for replies; uploads running, the upload
+//!     │              service once found, the PUT to a slot
+//!  rooms, pacing,    pure decisions: MUC join state and rejoin backoff, own echoes and
+//!  access/           `?wait=1` reflections; when to reconnect; who may reach the webhook
+//!     │              (access) and which HTTP clients are served (access::clients: the
+//!     │              failed-auth limiter, requests per key, Host and cross-site checks)
+//!  config/, store/   files: the config (with its strict TOML subset, config::toml) as typed,
+//!     │              validated settings; store::hashfile (hashes, private atomic files,
+//!     │              checks on the open descriptor, locks) under store::keys (API keys) and
+//!     │              store::invites (XEP-0379 invites)
+//!  net/              the I/O shell: conn (DNS, TCP, TLS, the socket loop around the stream
+//!     │              core, SCRAM's PBKDF2 on a blocking thread), resolve (nameserver
+//!     │              exchange), tls (rustls, pins), rt (hyper on smol), http_client (the
+//!     │              one-request client of webhooks and uploads), local (`xrelay send`'s
+//!     │              client of the unix socket), and `timeout`, every bounded wait
+//!  xmpp/             the protocol, sans-I/O: stream (the client state machine: STARTTLS,
+//!                    SASL with sasl, bind, stream management, keepalive), xml (bounded
+//!                    framer, parser, serializer), dns (SRV queries and replies), jid, stanza,
+//!                    roster, jsonmap (mod_rest's JSON mapping), upload (XEP-0363 stanzas)
+//!
+//!  leaves used by all: secret (Secret, constant-time compare, OS randomness), url (the
+//!  config's http(s) URLs), timefmt, log (one line per event, control characters escaped),
+//!  metrics (counters for /metrics); fuzzing (hidden) lets the fuzz targets in `fuzz/`
+//!  reach the file parsers.
 //! ```
-//!
-//! Pure decision modules beside the daemon: `pacing` (when to reconnect), `rooms` (MUC join
-//! state, rejoin backoff, own echoes, `?wait=1` reflections), `access` (who may reach the
-//! webhook).
-//!
-//! Beside them: `config` (with its strict TOML subset in `toml`) turns the config file into
-//! typed, validated settings; `keys` keeps API keys hashed in a file, `invites` XEP-0379
-//! invite tokens likewise (both on `hashfile`: hashes, private atomic files, checks on the
-//! open descriptor, locks; config and spool read and write through it too); `timefmt` formats
-//! timestamps; `log` writes one line per state change to stderr, control characters escaped. `fuzzing` (hidden) lets the
-//! fuzz targets in `fuzz/` reach the file parsers.
 
 pub mod access;
 pub mod app;

@@ -135,7 +135,7 @@ pub async fn put(
 }
 
 /// A file on disk as the PUT's body (`xrelay send --file`): exactly `size` bytes, read in
-/// [`FILE_CHUNK`] pieces as the PUT takes them. The reads block; the command does nothing
+/// `FILE_CHUNK` pieces as the PUT takes them. The reads block; the command does nothing
 /// else meanwhile, and a local file answers at once.
 #[derive(Debug)]
 pub struct DiskFile {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xrelay::config::MAX_INVITES;
+use xrelay::store::invites::MAX_INVITES;
 use xrelay::fuzzing::{parse_invites, render_invites};
 
 fuzz_target!(|data: &[u8]| {

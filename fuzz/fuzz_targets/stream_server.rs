@@ -14,7 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
-use xrelay::config::TlsMode;
+use xrelay::xmpp::stream::TlsMode;
 use xrelay::xmpp::jid::Jid;
 use xrelay::xmpp::stanza::{message, MessageType};
 use xrelay::xmpp::stream::{Client, Event, Settings};

@@ -4,9 +4,10 @@
 //! it produces, sleeps until its next timer, and performs the TLS handshake when asked.
 //! All protocol decisions stay in the state machine.
 
-use super::resolve::{self, Service, Target};
+use super::resolve;
 use super::tls::{self, TlsError};
 use crate::config::XmppConfig;
+use crate::xmpp::dns::{Service, Target};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::stream::{self, Client, Event, Resumption, Settings, SmState, TlsMode};
 use crate::xmpp::xml::Element;

@@ -1,411 +1,19 @@
-//! XML for the XMPP stream: the element tree every stanza in and out is made of, its serializer
-//! (the only way outgoing stanzas become bytes, so no text can ever turn into markup), and the
-//! incremental, bounded parser of the server's stream under the restricted XML of RFC 6120
-//! (§4, §11).
-//!
-//! The parser is split in two. A small resumable scanner of our own finds where each top-level
-//! item (XML declaration, stream header, stanza, stream close) ends, enforcing the size and
-//! nesting bounds before anything is parsed; only the complete slice is then handed to
-//! quick-xml. "Need more bytes" and "malformed" therefore never get confused, and every byte
-//! is scanned once.
+//! The framer: the incremental, bounded reader of the server's stream. A resumable scanner
+//! finds where each top-level item ends and enforces the size and nesting bounds; the parser
+//! builds each complete stanza; stanzas over a bound are read past and reported. Standalone
+//! documents (HTTP bodies) are read by the same framer.
 
 use std::fmt;
 use std::sync::Arc;
 
-use quick_xml::errors::Error as QxError;
-use quick_xml::escape::{resolve_xml_entity, EscapeError};
-use quick_xml::events::attributes::Attribute;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::{Reader, XmlVersion};
+use quick_xml::events::Event;
+use quick_xml::Reader;
 
-/// Namespace of the stream root and of `<stream:features>`, `<stream:error>` (RFC 6120 §4.8.1).
-pub const STREAM_NS: &str = "http://etherx.jabber.org/streams";
-/// Content namespace of a client stream (RFC 6120 §4.8.2).
-pub const CLIENT_NS: &str = "jabber:client";
-/// Namespace bound to the `xml` prefix by the XML namespaces recommendation.
-const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
-
-/// Deepest element nesting accepted from the server, counting the stanza itself as level 1;
-/// keeps recursion over parsed trees (building, serializing, dropping) bounded.
-pub const MAX_DEPTH: usize = 32;
-
-/// Closes the client's stream (RFC 6120 §4.4), matching [`write_stream_header`].
-pub const STREAM_CLOSE: &[u8] = b"</stream:stream>";
-
-/// U+FFFD, written in place of characters XML 1.0 cannot carry.
-const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
-
-/// An XML element with its namespace resolved: the tree of every stanza, in and out.
-///
-/// Names are local names without prefixes (the namespace is carried in `ns`); the only prefixed
-/// attribute is `xml:lang`. Callers that take names from input check them with
-/// [`is_valid_name`]; as a last line of defence the serializer leaves out any element or
-/// attribute whose name is not valid, so a name can never inject markup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Element {
-    name: String,
-    /// Shared with the parser's binding and every element in the same namespace: a long
-    /// namespace inherited by many small elements is held once, not once per element.
-    ns: Arc<str>,
-    attrs: Vec<(String, String)>,
-    nodes: Vec<Node>,
-}
-
-/// A child of an [`Element`]: a nested element or character data (unescaped).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    /// A nested element.
-    Element(Element),
-    /// Character data; adjacent text is always merged into one node.
-    Text(String),
-}
-
-impl Element {
-    /// An empty element `name` in namespace `ns`.
-    pub fn new(name: &str, ns: &str) -> Element {
-        Element {
-            name: name.to_owned(),
-            ns: Arc::from(ns),
-            attrs: Vec::new(),
-            nodes: Vec::new(),
-        }
-    }
-
-    /// Builder form of [`Element::set_attr`].
-    pub fn attr(mut self, name: &str, value: &str) -> Element {
-        self.set_attr(name, value);
-        self
-    }
-
-    /// Sets attribute `name`, replacing any previous value.
-    pub fn set_attr(&mut self, name: &str, value: &str) {
-        match self.attrs.iter_mut().find(|(k, _)| k == name) {
-            Some((_, v)) => {
-                v.clear();
-                v.push_str(value);
-            }
-            None => self.attrs.push((name.to_owned(), value.to_owned())),
-        }
-    }
-
-    /// Removes attribute `name`, if present.
-    pub fn remove_attr(&mut self, name: &str) {
-        self.attrs.retain(|(k, _)| k != name);
-    }
-
-    /// Builder form of [`Element::push_child`].
-    pub fn child(mut self, child: Element) -> Element {
-        self.push_child(child);
-        self
-    }
-
-    /// Appends a child element.
-    pub fn push_child(&mut self, child: Element) {
-        self.nodes.push(Node::Element(child));
-    }
-
-    /// Builder form of [`Element::push_text`].
-    pub fn text(mut self, text: &str) -> Element {
-        self.push_text(text);
-        self
-    }
-
-    /// Appends character data, merged with text right before it so that the tree has the shape
-    /// a parser would give it.
-    pub fn push_text(&mut self, text: &str) {
-        if text.is_empty() {
-            return;
-        }
-        match self.nodes.last_mut() {
-            Some(Node::Text(last)) => last.push_str(text),
-            _ => self.nodes.push(Node::Text(text.to_owned())),
-        }
-    }
-
-    /// Local name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Namespace URI.
-    pub fn ns(&self) -> &str {
-        &self.ns
-    }
-
-    /// Value of attribute `name` (`xml:lang` included under that name).
-    pub fn get_attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// All attributes, in document order.
-    pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// All children, elements and text, in document order.
-    pub fn nodes(&self) -> &[Node] {
-        &self.nodes
-    }
-
-    /// Element children only.
-    pub fn children(&self) -> impl Iterator<Item = &Element> {
-        self.nodes.iter().filter_map(|n| match n {
-            Node::Element(e) => Some(e),
-            Node::Text(_) => None,
-        })
-    }
-
-    /// First child element named `name` in namespace `ns`.
-    pub fn get_child(&self, name: &str, ns: &str) -> Option<&Element> {
-        self.children().find(|c| c.is(name, ns))
-    }
-
-    /// Concatenation of the direct text children.
-    pub fn text_content(&self) -> String {
-        let mut s = String::new();
-        for node in &self.nodes {
-            if let Node::Text(t) = node {
-                s.push_str(t);
-            }
-        }
-        s
-    }
-
-    /// Whether this element is `name` in namespace `ns`.
-    pub fn is(&self, name: &str, ns: &str) -> bool {
-        self.name == name && &*self.ns == ns
-    }
-
-    /// Serializes the element into `out`; `parent_ns` is the default namespace in scope
-    /// (`jabber:client` for top-level stanzas), and `xmlns='..'` is written only where the
-    /// element's namespace differs from it. Elements in [`STREAM_NS`] are written with the
-    /// `stream:` prefix bound by the stream header, as servers expect.
-    ///
-    /// Characters XML 1.0 cannot carry at all (C0 controls other than tab, line feed and
-    /// carriage return, U+FFFE, U+FFFF) are written as U+FFFD: a single one would make the
-    /// server kill the stream. Elements and attributes with invalid names are left out.
-    pub fn write_to(&self, out: &mut Vec<u8>, parent_ns: &str) {
-        if !is_valid_name(&self.name) {
-            return;
-        }
-        let prefixed = &*self.ns == STREAM_NS;
-        out.push(b'<');
-        if prefixed {
-            out.extend_from_slice(b"stream:");
-        }
-        out.extend_from_slice(self.name.as_bytes());
-        let inner_ns = if prefixed {
-            parent_ns
-        } else {
-            if &*self.ns != parent_ns {
-                out.extend_from_slice(b" xmlns='");
-                escape(&self.ns, out, true);
-                out.push(b'\'');
-            }
-            &self.ns
-        };
-        for (k, v) in &self.attrs {
-            if !is_valid_attr_name(k) {
-                continue;
-            }
-            out.push(b' ');
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"='");
-            escape(v, out, true);
-            out.push(b'\'');
-        }
-        if self.nodes.is_empty() {
-            out.extend_from_slice(b"/>");
-            return;
-        }
-        out.push(b'>');
-        for node in &self.nodes {
-            match node {
-                Node::Element(e) => e.write_to(out, inner_ns),
-                Node::Text(t) => escape(t, out, false),
-            }
-        }
-        out.extend_from_slice(b"</");
-        if prefixed {
-            out.extend_from_slice(b"stream:");
-        }
-        out.extend_from_slice(self.name.as_bytes());
-        out.push(b'>');
-    }
-
-    /// Serialized form, see [`Element::write_to`].
-    pub fn to_bytes(&self, parent_ns: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
-        self.write_to(&mut out, parent_ns);
-        out
-    }
-}
-
-/// Escapes `text` for use in character data or in a (single- or double-quoted) attribute value:
-/// `& < > " '` become entity references, tab, line feed and carriage return become character
-/// references (a reader would otherwise normalize them away), and characters XML 1.0 forbids
-/// become U+FFFD.
-pub fn escape_into(text: &str, out: &mut Vec<u8>) {
-    escape(text, out, true);
-}
-
-/// Escaping shared by text and attributes; in text, tab and line feed survive parsing as they are.
-fn escape(text: &str, out: &mut Vec<u8>, in_attr: bool) {
-    let bytes = text.as_bytes();
-    let mut run = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let (rep, width): (&[u8], usize) = match bytes[i] {
-            b'&' => (b"&amp;", 1),
-            b'<' => (b"&lt;", 1),
-            b'>' => (b"&gt;", 1),
-            b'"' => (b"&quot;", 1),
-            b'\'' => (b"&apos;", 1),
-            b'\r' => (b"&#13;", 1),
-            b'\n' if in_attr => (b"&#10;", 1),
-            b'\t' if in_attr => (b"&#9;", 1),
-            b'\n' | b'\t' => {
-                i += 1;
-                continue;
-            }
-            0..=0x1f => (REPLACEMENT, 1),
-            // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
-            0xef if bytes.get(i + 1) == Some(&0xbf)
-                && matches!(bytes.get(i + 2), Some(0xbe | 0xbf)) =>
-            {
-                (REPLACEMENT, 3)
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[run..i]);
-        out.extend_from_slice(rep);
-        i += width;
-        run = i;
-    }
-    out.extend_from_slice(&bytes[run..]);
-}
-
-/// Length of `text` escaped as an attribute value.
-fn escaped_len(text: &str) -> usize {
-    let mut out = Vec::with_capacity(text.len());
-    escape(text, &mut out, true);
-    out.len()
-}
-
-/// Whether `s` is a valid element or attribute name without a prefix (an XML 1.0 `NCName`):
-/// what callers building names from input must check, since names are not escaped.
-pub fn is_valid_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
-}
-
-/// Attribute names the serializer writes: plain names (but not a namespace declaration,
-/// which only the serializer itself emits) and `xml:lang`.
-fn is_valid_attr_name(s: &str) -> bool {
-    s == "xml:lang" || (s != "xmlns" && is_valid_name(s))
-}
-
-fn is_name_start(c: char) -> bool {
-    matches!(c,
-        'A'..='Z' | 'a'..='z' | '_'
-        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
-        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
-        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
-        | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
-}
-
-fn is_name_char(c: char) -> bool {
-    is_name_start(c)
-        || matches!(c,
-            '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
-}
-
-/// Writes the opening of the client's stream to the server `to` (RFC 6120 §4.7): the XML
-/// declaration and a `<stream:stream>` header binding `stream:` and the default namespace
-/// `jabber:client`, with `from` (the account's bare JID) when given.
-pub fn write_stream_header(out: &mut Vec<u8>, to: &str, from: Option<&str>) {
-    out.extend_from_slice(
-        b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-          xmlns:stream='http://etherx.jabber.org/streams' to='",
-    );
-    escape(to, out, true);
-    if let Some(from) = from {
-        out.extend_from_slice(b"' from='");
-        escape(from, out, true);
-    }
-    out.extend_from_slice(b"' version='1.0'>");
-}
-
-/// Why a standalone stanza document (an HTTP body) was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DocError {
-    /// The document is not well-formed, too large or too deep, or uses restricted XML.
-    Xml(XmlError),
-    /// The document holds no element or more than one top-level element.
-    NotOneElement,
-}
-
-impl fmt::Display for DocError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DocError::Xml(e) => write!(f, "{e}"),
-            DocError::NotOneElement => f.write_str("expected exactly one top-level element"),
-        }
-    }
-}
-
-impl std::error::Error for DocError {}
-
-impl From<XmlError> for DocError {
-    fn from(e: XmlError) -> DocError {
-        DocError::Xml(e)
-    }
-}
-
-/// Parses a document holding exactly one element, as a stanza would appear inside a client
-/// stream: the default namespace is `jabber:client`, no XML declaration or other markup is
-/// allowed around it, and the stream parser's bounds apply (`max_bytes`, [`MAX_DEPTH`]).
-///
-/// Used for bodies that come over HTTP (webhook replies, `/rest` requests): running them
-/// through the same parser as the stream means nothing reaches the stream that the server
-/// could not have sent us.
-pub fn parse_document(doc: &[u8], max_bytes: usize) -> Result<Element, DocError> {
-    let mut framer = Framer::new(max_bytes);
-    let mut prelude = Vec::with_capacity(128);
-    prelude.extend_from_slice(
-        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
-    );
-    framer.feed(&prelude)?;
-    framer.next_event()?;
-    if doc.len() > max_bytes {
-        return Err(DocError::Xml(XmlError::TooLarge { limit: max_bytes }));
-    }
-    framer.feed(doc)?;
-    // Closing the stream right behind the document makes an unfinished element an error
-    // rather than a wait for more bytes.
-    let first = framer.next_event()?;
-    framer.feed(STREAM_CLOSE)?;
-    let element = match first {
-        Some(StreamEvent::Element(e)) => e,
-        Some(StreamEvent::Skipped(s)) => return Err(DocError::Xml(s.why)),
-        Some(_) => return Err(DocError::NotOneElement),
-        None => match framer.next_event()? {
-            Some(StreamEvent::Element(e)) => e,
-            Some(StreamEvent::Skipped(s)) => return Err(DocError::Xml(s.why)),
-            _ => return Err(DocError::NotOneElement),
-        },
-    };
-    match framer.next_event()? {
-        Some(StreamEvent::Close) => Ok(element),
-        _ => Err(DocError::NotOneElement),
-    }
-}
+use super::parser::{attr_value, from_quick_xml, lookup, open_tag, parse_element};
+use super::serializer::STREAM_CLOSE;
+use super::{
+    is_xml_space, not_well_formed, Element, XmlError, CLIENT_NS, MAX_DEPTH, STREAM_NS, XML_NS,
+};
 
 /// Attributes of the server's opening `<stream:stream>` tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -453,114 +61,6 @@ pub struct Skipped {
     pub bytes: usize,
     /// Which bound it broke: [`XmlError::TooLarge`] or [`XmlError::TooDeep`].
     pub why: XmlError,
-}
-
-/// Why the server's stream cannot be read further; each maps to an RFC 6120 §4.9.3 condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum XmlError {
-    /// A top-level element or the stream header is larger than the configured limit.
-    TooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// Elements are nested deeper than [`MAX_DEPTH`].
-    TooDeep,
-    /// The XML is not well-formed; a short reason.
-    NotWellFormed(String),
-    /// A construct that XMPP's restricted XML forbids (comment, processing instruction, DOCTYPE).
-    Restricted(&'static str),
-    /// A namespace prefix was used without being declared.
-    BadPrefix,
-    /// The stream or content namespace is not the one XMPP requires; a short reason.
-    InvalidNamespace(&'static str),
-    /// The stream header is not a proper `<stream:stream>` opening tag; a short reason.
-    BadStreamHeader(&'static str),
-    /// The XML declaration names an encoding other than UTF-8.
-    UnsupportedEncoding,
-    /// The bytes are not valid UTF-8.
-    InvalidUtf8,
-}
-
-impl XmlError {
-    /// The RFC 6120 stream error condition to report to the server.
-    pub fn condition(&self) -> &'static str {
-        match self {
-            XmlError::TooLarge { .. } | XmlError::TooDeep => "policy-violation",
-            XmlError::NotWellFormed(_) | XmlError::InvalidUtf8 => "not-well-formed",
-            XmlError::Restricted(_) => "restricted-xml",
-            XmlError::BadPrefix => "bad-namespace-prefix",
-            XmlError::InvalidNamespace(_) => "invalid-namespace",
-            XmlError::BadStreamHeader(_) => "bad-format",
-            XmlError::UnsupportedEncoding => "unsupported-encoding",
-        }
-    }
-}
-
-impl fmt::Display for XmlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            XmlError::TooLarge { limit } => {
-                write!(f, "an element exceeds the limit of {limit} bytes")
-            }
-            XmlError::TooDeep => write!(f, "elements are nested deeper than {MAX_DEPTH} levels"),
-            XmlError::NotWellFormed(why) => write!(f, "the xml is not well-formed: {why}"),
-            XmlError::Restricted(what) => write!(f, "xmpp does not allow a {what} in the stream"),
-            XmlError::BadPrefix => write!(f, "a namespace prefix is not declared"),
-            XmlError::InvalidNamespace(why) => write!(f, "invalid namespace: {why}"),
-            XmlError::BadStreamHeader(why) => write!(f, "bad stream header: {why}"),
-            XmlError::UnsupportedEncoding => write!(f, "the stream is not encoded in utf-8"),
-            XmlError::InvalidUtf8 => write!(f, "the stream contains invalid utf-8"),
-        }
-    }
-}
-
-impl std::error::Error for XmlError {}
-
-fn not_well_formed(why: &str) -> XmlError {
-    XmlError::NotWellFormed(why.to_owned())
-}
-
-/// Longest reason kept from a quick-xml error, which may quote input.
-const MAX_REASON: usize = 120;
-
-fn from_quick_xml(e: QxError) -> XmlError {
-    match e {
-        QxError::Encoding(_) => XmlError::InvalidUtf8,
-        QxError::Escape(EscapeError::UnrecognizedEntity(..)) => {
-            not_well_formed("undeclared entity reference")
-        }
-        other => {
-            let mut why = other.to_string();
-            if why.len() > MAX_REASON {
-                let mut cut = MAX_REASON;
-                while !why.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                why.truncate(cut);
-            }
-            XmlError::NotWellFormed(why)
-        }
-    }
-}
-
-/// Rejects characters XML 1.0 forbids, whether sent raw or as character references.
-fn check_chars(s: &str) -> Result<(), XmlError> {
-    let bytes = s.as_bytes();
-    let bad = bytes.iter().enumerate().any(|(i, &b)| match b {
-        b'\t' | b'\n' | b'\r' => false,
-        0..=0x1f => true,
-        0xef => bytes.get(i + 1) == Some(&0xbf) && matches!(bytes.get(i + 2), Some(0xbe | 0xbf)),
-        _ => false,
-    });
-    if bad {
-        Err(not_well_formed("character not allowed in xml"))
-    } else {
-        Ok(())
-    }
-}
-
-fn is_xml_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// Scanner position within the current top-level item.
@@ -1111,215 +611,84 @@ fn check_close(raw: &[u8], root: &str) -> Result<(), XmlError> {
     }
 }
 
-/// An element being built: its bindings mark (how many were in scope before it) and the
-/// default namespace its children are serialized under.
-type Open = (Element, usize, Arc<str>);
+/// Why a standalone stanza document (an HTTP body) was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocError {
+    /// The document is not well-formed, too large or too deep, or uses restricted XML.
+    Xml(XmlError),
+    /// The document holds no element or more than one top-level element.
+    NotOneElement,
+}
 
-/// Builds one top-level element from its complete bytes; `base` holds the stream header's
-/// prefix bindings. Iterative, so input depth never becomes stack depth.
+impl fmt::Display for DocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocError::Xml(e) => write!(f, "{e}"),
+            DocError::NotOneElement => f.write_str("expected exactly one top-level element"),
+        }
+    }
+}
+
+impl std::error::Error for DocError {}
+
+impl From<XmlError> for DocError {
+    fn from(e: XmlError) -> DocError {
+        DocError::Xml(e)
+    }
+}
+
+/// Parses a document holding exactly one element, as a stanza would appear inside a client
+/// stream: the default namespace is `jabber:client`, no XML declaration or other markup is
+/// allowed around it, and the stream parser's bounds apply (`max_bytes`, [`MAX_DEPTH`]).
 ///
-/// The serializer writes a namespace in full wherever it changes, so a prefix declared once
-/// and used by many elements would come out far larger than it went in: an element whose
-/// serialized form would carry more than `max` bytes of namespace declarations is refused
-/// as too large.
-fn parse_element(raw: &[u8], base: &[(String, Arc<str>)], max: usize) -> Result<Element, XmlError> {
-    let mut reader = Reader::from_reader(raw);
-    reader.config_mut().check_end_names = true;
-    let mut bindings: Vec<(String, Arc<str>)> = Vec::new();
-    let mut stack: Vec<Open> = Vec::new();
-    let mut root = None;
-    let client_ns: Arc<str> = Arc::from(CLIENT_NS);
-    let mut declared = 0;
-    loop {
-        let event = reader.read_event().map_err(from_quick_xml)?;
-        let (start, empty) = match event {
-            Event::Start(start) => (start, false),
-            Event::Empty(start) => (start, true),
-            Event::End(_) => {
-                let (element, mark, _) = stack
-                    .pop()
-                    .ok_or_else(|| not_well_formed("unexpected end tag"))?;
-                bindings.truncate(mark);
-                attach(&mut stack, &mut root, element)?;
-                continue;
-            }
-            Event::Text(text) => {
-                push_text(&mut stack, &text.xml10_content())?;
-                continue;
-            }
-            Event::CData(cdata) => {
-                push_text(&mut stack, &cdata.xml10_content())?;
-                continue;
-            }
-            Event::GeneralRef(reference) => {
-                let mut utf8 = [0u8; 4];
-                let resolved: &str = match reference.resolve_char_ref() {
-                    Ok(Some(c)) => c.encode_utf8(&mut utf8),
-                    Ok(None) => resolve_xml_entity(&reference)
-                        .ok_or_else(|| not_well_formed("undeclared entity reference"))?,
-                    Err(_) => return Err(not_well_formed("invalid character reference")),
-                };
-                push_text(&mut stack, resolved)?;
-                continue;
-            }
-            Event::Comment(_) => return Err(XmlError::Restricted("comment")),
-            Event::PI(_) | Event::Decl(_) => {
-                return Err(XmlError::Restricted("processing instruction"))
-            }
-            Event::DocType(_) => return Err(XmlError::Restricted("DOCTYPE")),
-            Event::Eof => break,
-        };
-        if stack.len() >= MAX_DEPTH {
-            return Err(XmlError::TooDeep);
-        }
-        let mark = bindings.len();
-        let element = open_tag(&start, &mut bindings, base)?;
-        let outer = stack.last().map_or(&client_ns, |(_, _, d)| d).clone();
-        // Mirrors `write_to`: stream elements carry the `stream:` prefix, others an `xmlns`
-        // where the namespace changes.
-        let inner = if &*element.ns == STREAM_NS {
-            outer
-        } else {
-            if element.ns != outer {
-                declared += escaped_len(&element.ns) + " xmlns=''".len();
-                if declared > max {
-                    return Err(XmlError::TooLarge { limit: max });
-                }
-            }
-            element.ns.clone()
-        };
-        if empty {
-            bindings.truncate(mark);
-            attach(&mut stack, &mut root, element)?;
-        } else {
-            stack.push((element, mark, inner));
-        }
+/// Used for bodies that come over HTTP (webhook replies, `/rest` requests): running them
+/// through the same parser as the stream means nothing reaches the stream that the server
+/// could not have sent us.
+pub fn parse_document(doc: &[u8], max_bytes: usize) -> Result<Element, DocError> {
+    let mut framer = Framer::new(max_bytes);
+    let mut prelude = Vec::with_capacity(128);
+    prelude.extend_from_slice(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+    );
+    framer.feed(&prelude)?;
+    framer.next_event()?;
+    if doc.len() > max_bytes {
+        return Err(DocError::Xml(XmlError::TooLarge { limit: max_bytes }));
     }
-    if !stack.is_empty() {
-        return Err(not_well_formed("unclosed element"));
-    }
-    root.ok_or_else(|| not_well_formed("no element"))
-}
-
-fn attach(
-    stack: &mut [Open],
-    root: &mut Option<Element>,
-    element: Element,
-) -> Result<(), XmlError> {
-    match stack.last_mut() {
-        Some((parent, _, _)) => parent.nodes.push(Node::Element(element)),
-        None if root.is_none() => *root = Some(element),
-        None => return Err(not_well_formed("more than one top-level element")),
-    }
-    Ok(())
-}
-
-fn push_text(stack: &mut [Open], text: &str) -> Result<(), XmlError> {
-    check_chars(text)?;
-    match stack.last_mut() {
-        Some((parent, _, _)) => parent.push_text(text),
-        None if text.bytes().all(is_xml_space) => {}
-        None => return Err(not_well_formed("text outside elements")),
-    }
-    Ok(())
-}
-
-/// The URI bound to `prefix` (`""`: the default namespace), innermost first.
-fn lookup<'a>(
-    local: &'a [(String, Arc<str>)],
-    base: &'a [(String, Arc<str>)],
-    prefix: &str,
-) -> Option<&'a Arc<str>> {
-    local
-        .iter()
-        .rev()
-        .chain(base.iter().rev())
-        .find(|(p, _)| p == prefix)
-        .map(|(_, uri)| uri)
-}
-
-/// Splits a qualified name into a validated prefix and local name.
-fn split_qname(qname: &str) -> Result<(Option<&str>, &str), XmlError> {
-    let (prefix, local) = match qname.split_once(':') {
-        Some((p, l)) => (Some(p), l),
-        None => (None, qname),
+    framer.feed(doc)?;
+    // Closing the stream right behind the document makes an unfinished element an error
+    // rather than a wait for more bytes.
+    let first = framer.next_event()?;
+    framer.feed(STREAM_CLOSE)?;
+    let element = match first {
+        Some(StreamEvent::Element(e)) => e,
+        Some(StreamEvent::Skipped(s)) => return Err(DocError::Xml(s.why)),
+        Some(_) => return Err(DocError::NotOneElement),
+        None => match framer.next_event()? {
+            Some(StreamEvent::Element(e)) => e,
+            Some(StreamEvent::Skipped(s)) => return Err(DocError::Xml(s.why)),
+            _ => return Err(DocError::NotOneElement),
+        },
     };
-    if prefix.is_some_and(|p| !is_valid_name(p)) || !is_valid_name(local) {
-        return Err(not_well_formed("invalid name"));
+    match framer.next_event()? {
+        Some(StreamEvent::Close) => Ok(element),
+        _ => Err(DocError::NotOneElement),
     }
-    Ok((prefix, local))
-}
-
-/// An element from its start tag: pushes the tag's namespace declarations onto `bindings`,
-/// resolves its namespace and keeps plain attributes and `xml:lang`.
-fn open_tag(
-    start: &BytesStart<'_>,
-    bindings: &mut Vec<(String, Arc<str>)>,
-    base: &[(String, Arc<str>)],
-) -> Result<Element, XmlError> {
-    let (prefix, name) = split_qname(start.name().0)?;
-    let mut attrs = Vec::new();
-    let mut foreign_prefixes = Vec::new();
-    for attr in start.attributes() {
-        let attr = attr.map_err(|e| from_quick_xml(e.into()))?;
-        let key = attr.key.0;
-        let value = attr_value(&attr)?;
-        match split_qname(key)? {
-            (None, "xmlns") => bindings.push((String::new(), Arc::from(value))),
-            (None, local) => attrs.push((local.to_owned(), value)),
-            (Some("xmlns"), declared) => {
-                let valid = !value.is_empty()
-                    && declared != "xmlns"
-                    && (declared == "xml") == (value == XML_NS);
-                if !valid {
-                    return Err(not_well_formed("invalid namespace declaration"));
-                }
-                bindings.push((declared.to_owned(), Arc::from(value)));
-            }
-            (Some("xml"), "lang") => attrs.push(("xml:lang".to_owned(), value)),
-            (Some("xml"), _) => {}
-            (Some(other), _) => foreign_prefixes.push(other),
-        }
-    }
-    if foreign_prefixes
-        .iter()
-        .any(|p| lookup(bindings, base, p).is_none())
-    {
-        return Err(XmlError::BadPrefix);
-    }
-    let ns = match prefix {
-        None => lookup(bindings, base, "").map_or_else(|| Arc::from(""), Arc::clone),
-        Some("xmlns") => return Err(not_well_formed("element with the xmlns prefix")),
-        Some(p) => lookup(bindings, base, p)
-            .ok_or(XmlError::BadPrefix)?
-            .clone(),
-    };
-    Ok(Element {
-        name: name.to_owned(),
-        ns,
-        attrs,
-        nodes: Vec::new(),
-    })
-}
-
-/// An attribute's value with references resolved and whitespace normalized as XML 1.0 requires.
-fn attr_value(attr: &Attribute<'_>) -> Result<String, XmlError> {
-    if attr.value.contains('<') {
-        return Err(not_well_formed("'<' in an attribute value"));
-    }
-    let value = attr
-        .normalized_value(XmlVersion::Implicit1_0)
-        .map_err(from_quick_xml)?;
-    check_chars(&value)?;
-    Ok(value.into_owned())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{
+        drain, error, events_bytewise, events_whole, one, stanzas, HEADER, LIMIT,
+    };
     use super::*;
 
+    const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+    const FEATURES: &str = "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+        <required/></starttls></stream:features>";
+
     #[test]
-    fn documents_hold_exactly_one_bounded_element() {
+    fn a_document_with_one_element_reads_as_that_element() {
         let m = parse_document(
             b" <message to='a@b'><body>x &amp; y</body></message>\n",
             1024,
@@ -1330,8 +699,16 @@ mod tests {
             m.get_child("body", CLIENT_NS).unwrap().text_content(),
             "x & y"
         );
+    }
+
+    #[test]
+    fn a_document_element_keeps_its_own_namespace() {
         let other = parse_document(b"<iq xmlns='urn:other'/>", 1024).unwrap();
         assert_eq!(other.ns(), "urn:other");
+    }
+
+    #[test]
+    fn a_document_without_exactly_one_element_is_refused() {
         for (doc, want) in [
             (&b""[..], DocError::NotOneElement),
             (b"  ", DocError::NotOneElement),
@@ -1344,6 +721,10 @@ mod tests {
         ] {
             assert_eq!(parse_document(doc, 1024), Err(want), "{doc:?}");
         }
+    }
+
+    #[test]
+    fn a_document_that_is_not_well_formed_restricted_xml_is_refused() {
         for doc in [
             &b"<?xml version='1.0'?><a/>"[..],
             b"<a>",
@@ -1357,10 +738,18 @@ mod tests {
                 "{doc:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_document_over_the_size_bound_is_too_large() {
         assert_eq!(
             parse_document(&[b' '; 2000], 1024),
             Err(DocError::Xml(XmlError::TooLarge { limit: 1024 }))
         );
+    }
+
+    #[test]
+    fn a_document_over_the_depth_bound_is_too_deep() {
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
         assert_eq!(
             parse_document(deep.as_bytes(), 4096),
@@ -1368,133 +757,22 @@ mod tests {
         );
     }
 
-    /// Heap bytes of namespace text a tree holds, counting shared text once per element
-    /// that does not share it with its parent.
-    fn ns_heap(el: &Element, parent: Option<&Arc<str>>) -> usize {
-        let own = match parent {
-            Some(p) if Arc::ptr_eq(p, &el.ns) => 0,
-            _ => el.ns.len(),
-        };
-        own + el
-            .children()
-            .map(|c| ns_heap(c, Some(&el.ns)))
-            .sum::<usize>()
+    /// Prosody's opening: header and features, read whole.
+    fn prosody_opening() -> Vec<StreamEvent> {
+        events_whole(format!("{HEADER}{FEATURES}").as_bytes()).unwrap()
     }
 
     #[test]
-    fn inherited_namespaces_are_shared_not_copied() {
-        // A long default namespace inherited by thousands of tiny children: each copy would
-        // cost the namespace's length, 4 input bytes each.
-        let ns = "u".repeat(8 * 1024);
-        let doc = format!("<a xmlns='{ns}'>{}</a>", "<b/>".repeat(10_000));
-        let el = parse_document(doc.as_bytes(), 64 * 1024).unwrap();
-        assert_eq!(el.children().count(), 10_000);
-        assert_eq!(ns_heap(&el, None), ns.len());
-        let prefixed = format!("<p:a xmlns:p='{ns}'>{}</p:a>", "<p:b/>".repeat(5_000));
-        let el = parse_document(prefixed.as_bytes(), 64 * 1024).unwrap();
-        assert_eq!(ns_heap(&el, None), ns.len());
-    }
-
-    #[test]
-    fn reused_prefixes_cannot_blow_up_the_serialized_form() {
-        // Each `<p:b/>` (6 bytes) serializes with the namespace written out in full.
-        let ns = "u".repeat(4 * 1024);
-        let limit = 64 * 1024;
-        let doc = format!("<a xmlns:p='{ns}'>{}</a>", "<p:b/>".repeat(2_000));
-        assert_eq!(
-            parse_document(doc.as_bytes(), limit),
-            Err(DocError::Xml(XmlError::TooLarge { limit }))
-        );
-        // The same in the stream, where the prefix comes from the header.
-        let mut framer = Framer::new(limit);
-        framer
-            .feed(
-                format!(
-                    "<stream:stream xmlns='jabber:client' xmlns:stream='{STREAM_NS}' \
-                     xmlns:p='{ns}'><a>{}</a>",
-                    "<p:b/><c/>".repeat(1_000)
-                )
-                .as_bytes(),
-            )
-            .unwrap();
-        assert!(matches!(
-            framer.next_event(),
-            Ok(Some(StreamEvent::Open(_)))
-        ));
-        assert_eq!(framer.next_event(), Err(XmlError::TooLarge { limit }));
-        // A few reuses stay well within the bound and round-trip.
-        let doc = format!("<a xmlns:p='{ns}'><p:b/><p:b/><c/><p:b/></a>");
-        let el = parse_document(doc.as_bytes(), limit).unwrap();
-        let bytes = el.to_bytes(CLIENT_NS);
-        assert_eq!(parse_document(&bytes, limit).unwrap(), el);
-    }
-
-    const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
-    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-        xmlns:stream='http://etherx.jabber.org/streams' id='c2s-1a2b' from='localhost' \
-        version='1.0' xml:lang='en'>";
-    const FEATURES: &str = "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
-        <required/></starttls></stream:features>";
-    const LIMIT: usize = 16 * 1024;
-
-    fn drain(framer: &mut Framer) -> Result<Vec<StreamEvent>, XmlError> {
-        let mut events = Vec::new();
-        while let Some(event) = framer.next_event()? {
-            events.push(event);
-        }
-        Ok(events)
-    }
-
-    fn events_whole(input: &[u8]) -> Result<Vec<StreamEvent>, XmlError> {
-        let mut framer = Framer::new(LIMIT);
-        framer.feed(input)?;
-        drain(&mut framer)
-    }
-
-    fn events_bytewise(input: &[u8]) -> Result<Vec<StreamEvent>, XmlError> {
-        let mut framer = Framer::new(LIMIT);
-        let mut events = Vec::new();
-        for b in input {
-            framer.feed(std::slice::from_ref(b))?;
-            events.extend(drain(&mut framer)?);
-        }
-        Ok(events)
-    }
-
-    /// Events after the standard header, checked to be the same whole and byte by byte.
-    fn stanzas(body: &str) -> Result<Vec<Element>, XmlError> {
-        let input = format!("{HEADER}{body}");
-        let whole = events_whole(input.as_bytes());
-        assert_eq!(whole, events_bytewise(input.as_bytes()));
-        let mut events = whole?.into_iter();
-        assert!(matches!(events.next(), Some(StreamEvent::Open(_))));
-        Ok(events
-            .filter_map(|e| match e {
-                StreamEvent::Element(e) => Some(e),
-                _ => None,
-            })
-            .collect())
-    }
-
-    fn one(body: &str) -> Element {
-        let mut all = stanzas(body).unwrap();
-        assert_eq!(all.len(), 1);
-        all.remove(0)
-    }
-
-    fn error(body: &str) -> XmlError {
-        let input = format!("{HEADER}{body}");
-        let whole = events_whole(input.as_bytes()).unwrap_err();
-        assert_eq!(Err(whole.clone()), events_bytewise(input.as_bytes()));
-        whole
-    }
-
-    #[test]
-    fn prosody_opening_whole_and_bytewise() {
+    fn prosody_opening_gives_the_same_two_events_whole_and_bytewise() {
         let input = format!("{HEADER}{FEATURES}");
-        let events = events_whole(input.as_bytes()).unwrap();
+        let events = prosody_opening();
         assert_eq!(events, events_bytewise(input.as_bytes()).unwrap());
         assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn stream_header_attributes_are_read_by_name_without_namespace_declarations() {
+        let events = prosody_opening();
         let StreamEvent::Open(header) = &events[0] else {
             panic!("no header: {events:?}");
         };
@@ -1503,13 +781,18 @@ mod tests {
         assert_eq!(header.get("version"), Some("1.0"));
         assert_eq!(header.get("xml:lang"), Some("en"));
         assert_eq!(header.get("xmlns"), None);
+    }
+
+    #[test]
+    fn features_arrive_as_one_element_in_the_stream_namespace() {
+        let events = prosody_opening();
         let expected = Element::new("features", STREAM_NS)
             .child(Element::new("starttls", TLS_NS).child(Element::new("required", TLS_NS)));
         assert_eq!(events[1], StreamEvent::Element(expected));
     }
 
     #[test]
-    fn header_without_declaration_and_with_other_prefix() {
+    fn header_without_declaration_and_with_another_prefix_is_read() {
         let input = b"<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client'>\
             <s:features/></s:stream>";
         let events = events_whole(input).unwrap();
@@ -1522,29 +805,7 @@ mod tests {
     }
 
     #[test]
-    fn escaped_text_and_attributes() {
-        let m = one(
-            "<message to='a@b/r' id='x&amp;y&quot;z&apos;' type=\"chat\">\
-            <body>1 &lt; 2 &amp;&amp; &quot;q&quot; &gt; &#x1F600;&#65;</body></message>",
-        );
-        assert_eq!(m.get_attr("to"), Some("a@b/r"));
-        assert_eq!(m.get_attr("id"), Some("x&y\"z'"));
-        assert_eq!(m.get_attr("type"), Some("chat"));
-        let body = m.get_child("body", CLIENT_NS).unwrap();
-        assert_eq!(body.text_content(), "1 < 2 && \"q\" > \u{1F600}A");
-        assert_eq!(body.nodes().len(), 1);
-    }
-
-    #[test]
-    fn cdata_merges_with_text() {
-        let m = one("<message><body>a <![CDATA[<b>x</b> & ]] ]]]> z</body></message>");
-        let body = m.get_child("body", CLIENT_NS).unwrap();
-        assert_eq!(body.text_content(), "a <b>x</b> & ]] ] z");
-        assert_eq!(body.nodes().len(), 1);
-    }
-
-    #[test]
-    fn greater_than_inside_attribute_values() {
+    fn greater_than_inside_attribute_values_does_not_end_the_tag() {
         let m = one("<iq id='a>b' type='get'><x a=\"'>'\" b='/>'/></iq>");
         assert_eq!(m.get_attr("id"), Some("a>b"));
         let x = m.children().next().unwrap();
@@ -1553,7 +814,7 @@ mod tests {
     }
 
     #[test]
-    fn self_closing_and_keepalives() {
+    fn self_closing_stanzas_between_whitespace_keepalives_are_read() {
         let all = stanzas(" \n<presence/>\t \r\n<presence type='unavailable' />  \n").unwrap();
         assert_eq!(all.len(), 2);
         assert!(all[0].is("presence", CLIENT_NS));
@@ -1561,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn keepalive_is_consumed() {
+    fn whitespace_keepalives_are_consumed_without_being_buffered() {
         let mut framer = Framer::new(LIMIT);
         framer.feed(HEADER.as_bytes()).unwrap();
         drain(&mut framer).unwrap();
@@ -1573,40 +834,21 @@ mod tests {
     }
 
     #[test]
-    fn nested_namespaces() {
-        let iq = one("<iq type='result' id='1'><query xmlns='jabber:iq:roster'>\
-            <item jid='a@b' xml:lang='de'><group>G</group></item></query></iq>");
-        let item = iq
-            .get_child("query", "jabber:iq:roster")
-            .and_then(|q| q.get_child("item", "jabber:iq:roster"))
-            .unwrap();
-        assert_eq!(item.get_attr("xml:lang"), Some("de"));
-        assert_eq!(
-            item.get_child("group", "jabber:iq:roster")
-                .unwrap()
-                .text_content(),
-            "G"
-        );
-
-        let m = one(
-            "<message xmlns:p='urn:p'><p:x q:a='1' xmlns:q='urn:q' b='2'>\
-            <p:y/><z/><w xmlns=''/></p:x><p:v/></message>",
-        );
-        let x = m.get_child("x", "urn:p").unwrap();
-        assert_eq!(x.attrs().collect::<Vec<_>>(), vec![("b", "2")]);
-        let kids: Vec<_> = x.children().map(|c| (c.name(), c.ns())).collect();
-        assert_eq!(kids, vec![("y", "urn:p"), ("z", CLIENT_NS), ("w", "")]);
-        assert!(m.get_child("v", "urn:p").is_some());
-    }
-
-    #[test]
-    fn stream_close() {
+    fn stream_close_with_space_before_the_bracket_is_the_last_event() {
         let input = format!("{HEADER}<presence/></stream:stream >trailing junk");
         let mut framer = Framer::new(LIMIT);
         framer.feed(input.as_bytes()).unwrap();
         let events = drain(&mut framer).unwrap();
         assert_eq!(events.len(), 3);
         assert_eq!(events[2], StreamEvent::Close);
+    }
+
+    #[test]
+    fn bytes_fed_after_the_stream_close_are_ignored() {
+        let input = format!("{HEADER}<presence/></stream:stream >trailing junk");
+        let mut framer = Framer::new(LIMIT);
+        framer.feed(input.as_bytes()).unwrap();
+        drain(&mut framer).unwrap();
         framer.feed(b"<more/>").unwrap();
         assert_eq!(framer.next_event(), Ok(None));
     }
@@ -1750,7 +992,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_features_or_header_end_the_stream() {
+    fn oversized_features_end_the_stream() {
         let limit = 256;
         let pad = "x".repeat(limit);
         let features =
@@ -1758,12 +1000,22 @@ mod tests {
         let mut framer = Framer::new(limit);
         framer.feed(features.as_bytes()).unwrap();
         assert_eq!(drain(&mut framer), Err(XmlError::TooLarge { limit }));
+    }
 
+    #[test]
+    fn oversized_top_level_element_that_is_no_stanza_ends_the_stream() {
+        let limit = 256;
+        let pad = "x".repeat(limit);
         let other = format!("{HEADER}<r xmlns='urn:xmpp:sm:3'>{pad}</r>");
         let mut framer = Framer::new(limit);
         framer.feed(other.as_bytes()).unwrap();
         assert_eq!(drain(&mut framer), Err(XmlError::TooLarge { limit }));
+    }
 
+    #[test]
+    fn oversized_stream_header_ends_the_stream() {
+        let limit = 256;
+        let pad = "x".repeat(limit);
         let mut framer = Framer::new(limit);
         framer.feed(b"<stream:stream a='").unwrap();
         framer.feed(pad.as_bytes()).unwrap();
@@ -1827,9 +1079,12 @@ mod tests {
         assert_eq!(events.len(), 2);
     }
 
+    fn nest(n: usize) -> String {
+        format!("{}{}", "<a>".repeat(n), "</a>".repeat(n))
+    }
+
     #[test]
-    fn depth_limit() {
-        let nest = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+    fn elements_nested_max_depth_deep_are_read() {
         let deepest = one(&nest(MAX_DEPTH));
         let mut depth = 1;
         let mut e = &deepest;
@@ -1838,10 +1093,17 @@ mod tests {
             depth += 1;
         }
         assert_eq!(depth, MAX_DEPTH);
+    }
+
+    #[test]
+    fn elements_nested_deeper_than_max_depth_end_the_stream() {
         assert_eq!(error(&nest(MAX_DEPTH + 1)), XmlError::TooDeep);
         let self_closing = format!("{}<b/>", "<a>".repeat(MAX_DEPTH));
         assert_eq!(error(&self_closing), XmlError::TooDeep);
-        // Rejected before the element is complete.
+    }
+
+    #[test]
+    fn too_deep_nesting_is_refused_before_the_element_is_complete() {
         let mut framer = Framer::new(LIMIT);
         framer.feed(HEADER.as_bytes()).unwrap();
         framer.feed("<a>".repeat(MAX_DEPTH + 1).as_bytes()).unwrap();
@@ -1866,17 +1128,7 @@ mod tests {
     }
 
     #[test]
-    fn namespace_errors() {
-        let e = error("<message><x:y/></message>");
-        assert_eq!(e, XmlError::BadPrefix);
-        assert_eq!(e.condition(), "bad-namespace-prefix");
-        assert_eq!(error("<message x:a='1'/>"), XmlError::BadPrefix);
-        assert_eq!(error("<p:x xmlns:p=''/>").condition(), "not-well-formed");
-        assert_eq!(error("<xmlns:x/>").condition(), "not-well-formed");
-    }
-
-    #[test]
-    fn malformed_markup() {
+    fn malformed_markup_is_not_well_formed() {
         for body in [
             "<message><body>x</message></body>",
             "<message></presence>",
@@ -1901,12 +1153,16 @@ mod tests {
     }
 
     #[test]
-    fn restricted_xml() {
+    fn comments_are_restricted_xml() {
         assert_eq!(error("<!-- hi -->"), XmlError::Restricted("comment"));
         assert_eq!(
             error("<message><!-- hi --></message>"),
             XmlError::Restricted("comment")
         );
+    }
+
+    #[test]
+    fn processing_instructions_in_the_stream_are_restricted_xml() {
         assert_eq!(
             error("<?php echo ?>"),
             XmlError::Restricted("processing instruction")
@@ -1915,36 +1171,31 @@ mod tests {
             error("<message><?pi x?></message>"),
             XmlError::Restricted("processing instruction")
         );
-        let e = events_whole(b"<!DOCTYPE x [<!ENTITY e 'boom'>]><stream:stream>").unwrap_err();
-        assert_eq!(e, XmlError::Restricted("DOCTYPE"));
-        assert_eq!(e.condition(), "restricted-xml");
-        let e = events_whole(b"<?xml-stylesheet href='a'?><stream:stream>").unwrap_err();
-        assert_eq!(e, XmlError::Restricted("processing instruction"));
-        for body in ["<message>&e;</message>", "<message a='&e;'/>"] {
-            assert_eq!(
-                error(body),
-                XmlError::NotWellFormed("undeclared entity reference".into())
-            );
-        }
     }
 
     #[test]
-    fn invalid_utf8() {
-        for body in [
-            &b"<message><body>\xff\xfe</body></message>"[..],
-            b"<message to='\xc3\x28'/>",
-            b"<mess\x80age/>",
-        ] {
-            let mut input = HEADER.as_bytes().to_vec();
-            input.extend_from_slice(body);
-            let e = events_whole(&input).unwrap_err();
-            assert_eq!(e, XmlError::InvalidUtf8);
-            assert_eq!(events_bytewise(&input), Err(e));
-        }
+    fn doctype_before_the_header_is_restricted_xml() {
+        let e = events_whole(b"<!DOCTYPE x [<!ENTITY e 'boom'>]><stream:stream>").unwrap_err();
+        assert_eq!(e, XmlError::Restricted("DOCTYPE"));
+        assert_eq!(e.condition(), "restricted-xml");
+    }
+
+    #[test]
+    fn processing_instruction_other_than_the_declaration_is_restricted_xml() {
+        let e = events_whole(b"<?xml-stylesheet href='a'?><stream:stream>").unwrap_err();
+        assert_eq!(e, XmlError::Restricted("processing instruction"));
+    }
+
+    #[test]
+    fn invalid_utf8_in_the_stream_header_is_reported_as_such() {
         let mut header = HEADER.as_bytes().to_vec();
         let at = header.len() - 3;
         header.insert(at, 0xff);
         assert_eq!(events_whole(&header), Err(XmlError::InvalidUtf8));
+    }
+
+    #[test]
+    fn a_byte_other_than_white_space_between_elements_is_not_well_formed() {
         // Between elements anything but whitespace is text out of place.
         let mut input = HEADER.as_bytes().to_vec();
         input.push(0xff);
@@ -1955,36 +1206,64 @@ mod tests {
     }
 
     #[test]
-    fn bad_headers() {
+    fn header_with_another_stream_namespace_is_an_invalid_namespace() {
         let wrong_stream_ns =
             b"<stream:stream xmlns='jabber:client' xmlns:stream='http://wrong.example/'>";
         let e = events_whole(wrong_stream_ns).unwrap_err();
         assert!(matches!(e, XmlError::InvalidNamespace(_)));
         assert_eq!(e.condition(), "invalid-namespace");
+    }
+
+    #[test]
+    fn header_with_another_content_namespace_is_an_invalid_namespace() {
         let wrong_content_ns = b"<stream:stream xmlns='jabber:server' \
             xmlns:stream='http://etherx.jabber.org/streams'>";
         assert_eq!(
             events_whole(wrong_content_ns).unwrap_err().condition(),
             "invalid-namespace"
         );
+    }
+
+    #[test]
+    fn header_with_an_undeclared_stream_prefix_is_a_bad_prefix() {
         let undeclared = b"<stream:stream xmlns='jabber:client'>";
         assert_eq!(events_whole(undeclared), Err(XmlError::BadPrefix));
+    }
+
+    #[test]
+    fn header_whose_root_is_not_a_stream_is_bad_format() {
         let not_stream = b"<stream:feed xmlns='jabber:client' \
             xmlns:stream='http://etherx.jabber.org/streams'>";
         assert_eq!(
             events_whole(not_stream).unwrap_err().condition(),
             "bad-format"
         );
+    }
+
+    #[test]
+    fn self_closing_header_is_bad_format() {
         let closed = b"<stream:stream xmlns='jabber:client' \
             xmlns:stream='http://etherx.jabber.org/streams'/>";
         assert_eq!(events_whole(closed).unwrap_err().condition(), "bad-format");
+    }
+
+    #[test]
+    fn declaration_of_an_encoding_other_than_utf8_is_unsupported() {
         let latin1 = b"<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream>";
         assert_eq!(events_whole(latin1), Err(XmlError::UnsupportedEncoding));
+    }
+
+    #[test]
+    fn repeated_xml_declaration_is_not_well_formed() {
         let twice = b"<?xml version='1.0'?><?xml version='1.0'?>";
         assert_eq!(
             events_whole(twice).unwrap_err().condition(),
             "not-well-formed"
         );
+    }
+
+    #[test]
+    fn text_before_the_header_is_not_well_formed() {
         assert_eq!(
             events_whole(b"hello").unwrap_err().condition(),
             "not-well-formed"
@@ -1992,7 +1271,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_sticky() {
+    fn after_an_error_every_call_returns_the_same_error() {
         let mut framer = Framer::new(LIMIT);
         framer.feed(HEADER.as_bytes()).unwrap();
         framer.feed(b"<presence/><!-- x --><presence/>").unwrap();
@@ -2128,140 +1407,6 @@ mod tests {
                 }
                 panic!("next_event did not settle");
             }
-        }
-    }
-
-    #[test]
-    fn serializer_escapes_all_five_characters() {
-        let e = Element::new("message", CLIENT_NS)
-            .attr("id", "a&b<c>d\"e'f")
-            .child(Element::new("body", CLIENT_NS).text("a&b<c>d\"e'f"));
-        assert_eq!(
-            e.to_bytes(CLIENT_NS),
-            b"<message id='a&amp;b&lt;c&gt;d&quot;e&apos;f'><body>\
-              a&amp;b&lt;c&gt;d&quot;e&apos;f</body></message>"
-        );
-        let mut out = Vec::new();
-        escape_into("<&>\"'\t\n\r", &mut out);
-        assert_eq!(out, b"&lt;&amp;&gt;&quot;&apos;&#9;&#10;&#13;");
-    }
-
-    #[test]
-    fn markup_in_text_stays_text() {
-        let e = Element::new("message", CLIENT_NS)
-            .attr("to", "x@y")
-            .child(Element::new("body", CLIENT_NS).text("</body><evil/>"));
-        let bytes = e.to_bytes(CLIENT_NS);
-        assert_eq!(
-            bytes,
-            b"<message to='x@y'><body>&lt;/body&gt;&lt;evil/&gt;</body></message>"
-        );
-        assert_eq!(one(std::str::from_utf8(&bytes).unwrap()), e);
-    }
-
-    #[test]
-    fn forbidden_characters_are_replaced() {
-        let e = Element::new("body", CLIENT_NS)
-            .attr("a", "x\u{0}y")
-            .text("a\u{1}b\u{1b}c\u{FFFE}d\u{FFFF}e\u{FFFD}\u{EFFF}\t\n");
-        assert_eq!(
-            String::from_utf8(e.to_bytes(CLIENT_NS)).unwrap(),
-            "<body a='x\u{FFFD}y'>a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{FFFD}e\u{FFFD}\u{EFFF}\t\n</body>"
-        );
-    }
-
-    #[test]
-    fn xmlns_only_when_namespace_changes() {
-        let e = Element::new("iq", CLIENT_NS)
-            .attr("type", "get")
-            .child(
-                Element::new("query", "jabber:iq:roster")
-                    .child(Element::new("item", "jabber:iq:roster")),
-            )
-            .child(Element::new("error", STREAM_NS).child(Element::new("x", CLIENT_NS)));
-        assert_eq!(
-            e.to_bytes(CLIENT_NS),
-            b"<iq type='get'><query xmlns='jabber:iq:roster'><item/></query>\
-              <stream:error><x/></stream:error></iq>"
-        );
-        assert_eq!(
-            Element::new("iq", CLIENT_NS).to_bytes("jabber:server"),
-            b"<iq xmlns='jabber:client'/>"
-        );
-    }
-
-    #[test]
-    fn invalid_names_are_left_out() {
-        let e = Element::new("message", CLIENT_NS)
-            .attr("a'/><evil x='", "1")
-            .attr("xmlns", "urn:evil")
-            .attr("xml:lang", "en")
-            .child(Element::new("evil/><x", CLIENT_NS))
-            .child(Element::new("", CLIENT_NS));
-        assert_eq!(e.to_bytes(CLIENT_NS), b"<message xml:lang='en'></message>");
-        assert!(is_valid_name("body"));
-        assert!(is_valid_name("_a-b.c9"));
-        assert!(is_valid_name("caf\u{E9}"));
-        for bad in ["", "9a", "-a", "a:b", ":a", "a b", "a>", "a'", "\u{D7}"] {
-            assert!(!is_valid_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn round_trip() {
-        let e = Element::new("message", CLIENT_NS)
-            .attr("to", "x@y/\u{E9}")
-            .attr("id", "<&>\"'\t\n\r end")
-            .attr("xml:lang", "en")
-            .child(
-                Element::new("body", CLIENT_NS)
-                    .text("line 1\r\nline 2\n\ttab ]]> ")
-                    .text("\u{1F600} & more"),
-            )
-            .child(
-                Element::new("x", "jabber:x:data")
-                    .attr("type", "submit")
-                    .child(Element::new("field", "jabber:x:data").attr("var", "a"))
-                    .child(Element::new("back", CLIENT_NS).text(" ")),
-            )
-            .child(Element::new("caf\u{E9}", ""))
-            .child(Element::new("error", STREAM_NS).child(Element::new("text", "urn:s")));
-        let bytes = e.to_bytes(CLIENT_NS);
-        assert_eq!(one(std::str::from_utf8(&bytes).unwrap()), e);
-    }
-
-    #[test]
-    fn own_stream_header_parses() {
-        let mut out = Vec::new();
-        write_stream_header(&mut out, "example.org", Some("bot@example.org"));
-        let mut framer = Framer::new(LIMIT);
-        framer.feed(&out).unwrap();
-        framer.feed(STREAM_CLOSE).unwrap();
-        let events = drain(&mut framer).unwrap();
-        let StreamEvent::Open(header) = &events[0] else {
-            panic!("no header");
-        };
-        assert_eq!(header.get("to"), Some("example.org"));
-        assert_eq!(header.get("from"), Some("bot@example.org"));
-        assert_eq!(events[1], StreamEvent::Close);
-    }
-
-    #[test]
-    fn display_is_one_lowercase_sentence() {
-        for e in [
-            XmlError::TooLarge { limit: 1 },
-            XmlError::TooDeep,
-            not_well_formed("x"),
-            XmlError::Restricted("comment"),
-            XmlError::BadPrefix,
-            XmlError::InvalidNamespace("x"),
-            XmlError::BadStreamHeader("x"),
-            XmlError::UnsupportedEncoding,
-            XmlError::InvalidUtf8,
-        ] {
-            let s = e.to_string();
-            assert!(s.starts_with(|c: char| c.is_lowercase()), "{s}");
-            assert!(!s.ends_with('.'), "{s}");
         }
     }
 }
