@@ -20,6 +20,27 @@ pub struct Jid {
     slash: Option<usize>,
 }
 
+/// A part of a JID, as an error names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JidPart {
+    /// The localpart (before '@').
+    Local,
+    /// The domain.
+    Domain,
+    /// The resource (after '/').
+    Resource,
+}
+
+impl fmt::Display for JidPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JidPart::Local => "user part",
+            JidPart::Domain => "domain",
+            JidPart::Resource => "resource",
+        })
+    }
+}
+
 /// Why a string is not a JID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JidError {
@@ -35,11 +56,11 @@ pub enum JidError {
     /// A '/' with nothing after it.
     EmptyResource,
     /// A part is longer than RFC 7622 allows.
-    TooLong(&'static str),
+    TooLong(JidPart),
     /// A character that is not allowed in that part.
     BadChar {
         /// Which part.
-        part: &'static str,
+        part: JidPart,
         /// The offending character.
         ch: char,
     },
@@ -97,14 +118,14 @@ impl Jid {
         if domain.split('.').any(str::is_empty) {
             return Err(JidError::EmptyLabel);
         }
-        check_part(domain, "domain", |c| {
+        check_part(domain, JidPart::Domain, |c| {
             c.is_whitespace() || c.is_control() || matches!(c, '@' | '/' | '"' | '<' | '>' | '\'')
         })?;
         let mut s = String::with_capacity(input.len());
         let at = match local {
             Some("") => return Err(JidError::EmptyLocal),
             Some(l) => {
-                check_part(l, "user part", |c| {
+                check_part(l, JidPart::Local, |c| {
                     c.is_whitespace()
                         || c.is_control()
                         || matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
@@ -120,7 +141,7 @@ impl Jid {
         let slash = match resource {
             Some("") => return Err(JidError::EmptyResource),
             Some(r) => {
-                check_part(r, "resource", char::is_control)?;
+                check_part(r, JidPart::Resource, char::is_control)?;
                 let slash = s.len();
                 s.push('/');
                 s.push_str(r);
@@ -192,11 +213,7 @@ impl fmt::Display for Jid {
     }
 }
 
-fn check_part(
-    part: &str,
-    name: &'static str,
-    forbidden: impl Fn(char) -> bool,
-) -> Result<(), JidError> {
+fn check_part(part: &str, name: JidPart, forbidden: impl Fn(char) -> bool) -> Result<(), JidError> {
     if part.len() > MAX_PART_BYTES {
         return Err(JidError::TooLong(name));
     }
@@ -292,11 +309,39 @@ mod tests {
         assert!(matches!(Jid::parse("a@b/\u{0}"), Err(BadChar { .. })));
         assert!(matches!(Jid::parse("a@b\u{FFFF}"), Err(BadChar { .. })));
         let long = "x".repeat(1024);
-        assert_eq!(Jid::parse(&format!("{long}@b")), Err(TooLong("user part")));
-        assert_eq!(Jid::parse(&long), Err(TooLong("domain")));
-        assert_eq!(Jid::parse(&format!("a@b/{long}")), Err(TooLong("resource")));
-        for e in [Empty, NotBare, NoLocal, TooLong("domain"), EmptyLabel] {
+        assert_eq!(
+            Jid::parse(&format!("{long}@b")),
+            Err(TooLong(JidPart::Local))
+        );
+        assert_eq!(Jid::parse(&long), Err(TooLong(JidPart::Domain)));
+        assert_eq!(
+            Jid::parse(&format!("a@b/{long}")),
+            Err(TooLong(JidPart::Resource))
+        );
+        for e in [
+            Empty,
+            NotBare,
+            NoLocal,
+            TooLong(JidPart::Domain),
+            EmptyLabel,
+        ] {
             assert!(!e.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn errors_name_the_part_in_words() {
+        assert_eq!(
+            JidError::TooLong(JidPart::Local).to_string(),
+            "the user part is longer than 1023 bytes"
+        );
+        assert_eq!(
+            JidError::BadChar {
+                part: JidPart::Resource,
+                ch: '\0'
+            }
+            .to_string(),
+            "the resource contains a character that is not allowed: '\\0'"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! and performs the TLS handshake when [`Event::StartTls`] asks for it. Every step can
 //! therefore be tested with byte transcripts.
 
-use super::jid::Jid;
+use super::jid::{Jid, JidError};
 use super::sasl::{self, Mechanism, SaslError};
 use super::stanza::{
     self, IdGen, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
@@ -190,12 +190,30 @@ pub enum Error {
         /// The server's text, if any.
         text: Option<String>,
     },
-    /// Binding the resource failed.
-    Bind(String),
-    /// The server sent something that does not fit the protocol at this point.
-    Protocol(&'static str),
-    /// No answer in time.
-    Timeout(&'static str),
+    /// The server offers no resource binding after authentication.
+    BindNotOffered,
+    /// The server refused to bind the resource; its stanza error condition, e.g. `conflict`.
+    BindRefused(String),
+    /// The server's bind result holds no JID.
+    BindNoJid,
+    /// The server bound a JID that does not parse.
+    BindInvalidJid(JidError),
+    /// The server refused the session it asked for (RFC 3921); its stanza error condition.
+    SessionRefused(String),
+    /// A stream header arrived where none may.
+    UnexpectedHeader,
+    /// An element arrived that the login step does not expect.
+    UnexpectedElement,
+    /// Something other than a challenge, success or failure arrived during SASL.
+    UnexpectedAuthElement,
+    /// A `<resumed/>` without a valid `h`.
+    ResumedWithoutH,
+    /// An `<a/>` without a valid `h`.
+    AckWithoutH,
+    /// No answer to a keepalive ping in time: the link is dead.
+    PingTimeout,
+    /// A login step took longer than the timeout.
+    LoginTimeout,
     /// The server acknowledged more stanzas than were sent.
     AckTooHigh,
 }
@@ -206,7 +224,11 @@ impl Error {
         match self {
             Error::TlsNotOffered | Error::TlsRefused => Step::Tls,
             Error::Sasl(_) | Error::AuthFailed { .. } => Step::Authentication,
-            Error::Bind(_) => Step::Bind,
+            Error::BindNotOffered
+            | Error::BindRefused(_)
+            | Error::BindNoJid
+            | Error::BindInvalidJid(_)
+            | Error::SessionRefused(_) => Step::Bind,
             _ => Step::Stream,
         }
     }
@@ -230,9 +252,31 @@ impl fmt::Display for Error {
                 write!(f, "the server rejected the login: {condition}")?;
                 text.as_ref().map_or(Ok(()), |t| write!(f, " ({t})"))
             }
-            Error::Bind(c) => write!(f, "resource binding failed: {c}"),
-            Error::Protocol(what) => write!(f, "protocol error: {what}"),
-            Error::Timeout(what) => write!(f, "timed out {what}"),
+            Error::BindNotOffered => {
+                f.write_str("resource binding failed: the server does not offer resource binding")
+            }
+            Error::BindRefused(c) => write!(f, "resource binding failed: {c}"),
+            Error::BindNoJid => {
+                f.write_str("resource binding failed: the server's answer has no JID")
+            }
+            Error::BindInvalidJid(e) => {
+                write!(
+                    f,
+                    "resource binding failed: the server bound an invalid JID: {e}"
+                )
+            }
+            Error::SessionRefused(c) => write!(f, "resource binding failed: session: {c}"),
+            Error::UnexpectedHeader => f.write_str("protocol error: unexpected stream header"),
+            Error::UnexpectedElement => {
+                f.write_str("protocol error: unexpected element during login")
+            }
+            Error::UnexpectedAuthElement => {
+                f.write_str("protocol error: unexpected element during authentication")
+            }
+            Error::ResumedWithoutH => f.write_str("protocol error: a <resumed/> without a valid h"),
+            Error::AckWithoutH => f.write_str("protocol error: an <a/> without a valid h"),
+            Error::PingTimeout => f.write_str("timed out waiting for a ping reply"),
+            Error::LoginTimeout => f.write_str("timed out waiting for the server during login"),
             Error::AckTooHigh => f.write_str("the server acknowledged more stanzas than were sent"),
         }
     }
@@ -277,7 +321,7 @@ enum Phase {
     Auth(sasl::Client),
     Bind(String),
     Session(String),
-    Resume,
+    Resume(SmState),
     EnableSm,
     Online,
     Closing,
@@ -318,7 +362,7 @@ pub struct Client {
     sm_offered: bool,
     session_needed: bool,
     sm: Option<Sm>,
-    /// The session to resume during login, until the server answered.
+    /// The session to resume during login, until `<resume/>` is sent for it.
     previous: Option<SmState>,
     /// What became of `previous`.
     resumption: Resumption,
@@ -555,7 +599,7 @@ impl Client {
                 match &self.keepalive {
                     Some(p) if self.last_rx <= p.sent => {
                         if now >= p.sent + self.settings.timeout {
-                            return Err(self.abandon(Error::Timeout("waiting for a ping reply")));
+                            return Err(self.abandon(Error::PingTimeout));
                         }
                     }
                     _ => {
@@ -583,7 +627,7 @@ impl Client {
             Phase::Closed | Phase::Handshake => Ok(None),
             _ => {
                 if now >= self.last_rx + self.settings.timeout {
-                    return Err(self.abandon(Error::Timeout("waiting for the server during login")));
+                    return Err(self.abandon(Error::LoginTimeout));
                 }
                 Ok(None)
             }
@@ -596,7 +640,7 @@ impl Client {
                 self.phase = Phase::Features(stage);
                 Ok(None)
             }
-            _ => Err(Error::Protocol("unexpected stream header")),
+            _ => Err(Error::UnexpectedHeader),
         }
     }
 
@@ -629,13 +673,13 @@ impl Client {
             Phase::Bind(id) if is_reply(&el, &id) => self.on_bind(&el),
             Phase::Session(id) if is_reply(&el, &id) => {
                 if el.get_attr("type") != Some("result") {
-                    return Err(Error::Bind(format!("session: {}", stanza_condition(&el))));
+                    return Err(Error::SessionRefused(stanza_condition(&el)));
                 }
                 Ok(self.after_bind())
             }
-            Phase::Resume if el.is("resumed", NS_SM) => self.on_resumed(&el),
-            Phase::Resume if el.is("failed", NS_SM) => {
-                self.on_resume_failed(&el);
+            Phase::Resume(prev) if el.is("resumed", NS_SM) => self.on_resumed(prev, &el),
+            Phase::Resume(prev) if el.is("failed", NS_SM) => {
+                self.on_resume_failed(&prev, &el);
                 Ok(None)
             }
             Phase::EnableSm if el.is("enabled", NS_SM) => {
@@ -655,7 +699,7 @@ impl Client {
                 self.phase = phase;
                 self.on_online(el, now)
             }
-            _ => Err(Error::Protocol("unexpected element during login")),
+            _ => Err(Error::UnexpectedElement),
         }
     }
 
@@ -695,21 +739,19 @@ impl Client {
             }
             Stage::Authenticated => {
                 if features.get_child("bind", NS_BIND).is_none() {
-                    return Err(Error::Bind(
-                        "the server does not offer resource binding".into(),
-                    ));
+                    return Err(Error::BindNotOffered);
                 }
                 self.sm_offered = features.get_child("sm", NS_SM).is_some();
                 self.session_needed = features
                     .get_child("session", NS_SESSION)
                     .is_some_and(|s| s.get_child("optional", NS_SESSION).is_none());
-                match &self.previous {
+                match self.previous.take() {
                     Some(prev) if self.sm_offered => {
                         Element::new("resume", NS_SM)
                             .attr("h", &prev.inbound.to_string())
                             .attr("previd", &prev.id)
                             .write_to(&mut self.out, NS_CLIENT);
-                        self.phase = Phase::Resume;
+                        self.phase = Phase::Resume(prev);
                     }
                     _ => self.bind(),
                 }
@@ -735,14 +777,11 @@ impl Client {
 
     /// `<resumed h='..'/>`: the old session continues; stanzas past `h` are resent by the
     /// application, numbered on from `h`.
-    fn on_resumed(&mut self, el: &Element) -> Result<Option<Event>, Error> {
-        let Some(prev) = self.previous.take() else {
-            return Err(Error::Protocol("resumed without a session to resume"));
-        };
+    fn on_resumed(&mut self, prev: SmState, el: &Element) -> Result<Option<Event>, Error> {
         let h: u32 = el
             .get_attr("h")
             .and_then(|h| h.parse().ok())
-            .ok_or(Error::Protocol("a <resumed/> without a valid h"))?;
+            .ok_or(Error::ResumedWithoutH)?;
         let acked = Client::previous_acked(&prev, h).ok_or(Error::AckTooHigh)?;
         self.seq = acked;
         self.acked = acked;
@@ -759,12 +798,11 @@ impl Client {
     /// `<failed/>` to our `<resume/>`: bind a new session. The server may still say how
     /// many stanzas of the old one it processed; an implausible `h` counts as unknown
     /// (everything is resent: a duplicate is better than a loss).
-    fn on_resume_failed(&mut self, el: &Element) {
-        let acked = self.previous.take().and_then(|prev| {
-            el.get_attr("h")
-                .and_then(|h| h.parse().ok())
-                .and_then(|h| Client::previous_acked(&prev, h))
-        });
+    fn on_resume_failed(&mut self, prev: &SmState, el: &Element) {
+        let acked = el
+            .get_attr("h")
+            .and_then(|h| h.parse().ok())
+            .and_then(|h| Client::previous_acked(prev, h));
         self.resumption = Resumption::Failed { acked };
         self.bind();
     }
@@ -801,7 +839,7 @@ impl Client {
                 text: error_text(el, NS_SASL),
             })
         } else {
-            Err(Error::Protocol("unexpected element during authentication"))
+            Err(Error::UnexpectedAuthElement)
         }
     }
 
@@ -829,15 +867,14 @@ impl Client {
 
     fn on_bind(&mut self, el: &Element) -> Result<Option<Event>, Error> {
         if el.get_attr("type") != Some("result") {
-            return Err(Error::Bind(stanza_condition(el)));
+            return Err(Error::BindRefused(stanza_condition(el)));
         }
         let jid = el
             .get_child("bind", NS_BIND)
             .and_then(|b| b.get_child("jid", NS_BIND))
             .map(|j| j.text_content())
-            .ok_or(Error::Bind("the server's answer has no JID".into()))?;
-        let jid = Jid::parse(&jid)
-            .map_err(|e| Error::Bind(format!("the server bound an invalid JID: {e}")))?;
+            .ok_or(Error::BindNoJid)?;
+        let jid = Jid::parse(&jid).map_err(Error::BindInvalidJid)?;
         self.bound = Some(jid);
         if self.session_needed {
             let id = self.ids.next_id();
@@ -953,7 +990,7 @@ impl Client {
                 let h: u32 = el
                     .get_attr("h")
                     .and_then(|h| h.parse().ok())
-                    .ok_or(Error::Protocol("an <a/> without a valid h"))?;
+                    .ok_or(Error::AckWithoutH)?;
                 let delta = h.wrapping_sub(sm.last_h);
                 sm.last_h = h;
                 let acked = self.acked + u64::from(delta);

@@ -315,10 +315,7 @@ fn keepalive_ping_and_dead_connection() {
     assert!(s.advance(interval).unwrap().is_empty());
     assert!(s.out().contains("urn:xmpp:ping"));
     assert_eq!(s.c.poll_timeout(), Some(s.now + Duration::from_secs(10)));
-    assert_eq!(
-        s.advance(Duration::from_secs(10)),
-        Err(Error::Timeout("waiting for a ping reply"))
-    );
+    assert_eq!(s.advance(Duration::from_secs(10)), Err(Error::PingTimeout));
     // A dead link gets no closing tag: arriving late, it would end a session that the
     // next connection resumes.
     assert_eq!(s.out(), "");
@@ -330,7 +327,7 @@ fn login_step_times_out() {
     s.feed(HEADER).unwrap();
     assert!(s.advance(Duration::from_secs(9)).unwrap().is_empty());
     let err = s.advance(Duration::from_secs(1)).unwrap_err();
-    assert_eq!(err, Error::Timeout("waiting for the server during login"));
+    assert_eq!(err, Error::LoginTimeout);
     assert_eq!(err.step(), Step::Stream);
 }
 
@@ -415,7 +412,7 @@ fn bind_failure() {
              <conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
         ))
         .unwrap_err();
-    assert_eq!(err, Error::Bind("conflict".into()));
+    assert_eq!(err, Error::BindRefused("conflict".into()));
     assert_eq!(err.step(), Step::Bind);
     let mut s = Session::authenticated();
     let err = s.feed("<stream:features/>").unwrap_err();
@@ -704,7 +701,7 @@ fn resumed_with_an_impossible_h_is_an_error() {
     s.feed(BIND_SM).unwrap();
     assert!(matches!(
         s.feed("<resumed xmlns='urn:xmpp:sm:3' previd='sm-1'/>"),
-        Err(Error::Protocol(_))
+        Err(Error::ResumedWithoutH)
     ));
 }
 
@@ -861,4 +858,131 @@ fn settings_debug_does_not_print_the_password() {
     let shown = format!("{:?}", settings(TlsMode::Direct));
     assert!(!shown.contains("pass\""), "{shown}");
     assert!(shown.contains("bot@example.org"), "{shown}");
+}
+
+#[test]
+fn a_stream_header_before_the_tls_handshake_is_unexpected() {
+    let mut s = Session::new(TlsMode::StartTls);
+    s.feed(HEADER).unwrap();
+    s.feed(STARTTLS).unwrap();
+    let evs = s
+        .feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .unwrap();
+    assert_eq!(evs, [Event::StartTls]);
+    assert_eq!(s.feed(HEADER), Err(Error::UnexpectedHeader));
+}
+
+#[test]
+fn a_stanza_instead_of_the_features_is_an_unexpected_element() {
+    let mut s = Session::new(TlsMode::StartTls);
+    s.feed(HEADER).unwrap();
+    assert_eq!(
+        s.feed("<iq type='result' id='x'/>"),
+        Err(Error::UnexpectedElement)
+    );
+}
+
+#[test]
+fn a_stranger_element_during_authentication_ends_the_login() {
+    let mut s = Session::new(TlsMode::Direct);
+    s.feed(HEADER).unwrap();
+    s.feed(MECHS_PLAIN).unwrap();
+    let err = s
+        .feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .unwrap_err();
+    assert_eq!(err, Error::UnexpectedAuthElement);
+    assert_eq!(err.step(), Step::Stream);
+}
+
+#[test]
+fn an_ack_without_a_valid_h_ends_the_stream() {
+    let mut s = Session::online(BIND_SM, Some("<enabled xmlns='urn:xmpp:sm:3'/>"));
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='x'/>"),
+        Err(Error::AckWithoutH)
+    );
+}
+
+#[test]
+fn features_without_binding_after_login_are_a_bind_step_error() {
+    let mut s = Session::authenticated();
+    let err = s.feed("<stream:features/>").unwrap_err();
+    assert_eq!(err, Error::BindNotOffered);
+    assert_eq!(err.step(), Step::Bind);
+}
+
+/// The error a bind request answered with `<iq type='result'>{inner}</iq>` gives.
+fn bind_result_error(inner: &str) -> Error {
+    let mut s = Session::authenticated();
+    s.out();
+    s.feed(BIND_ONLY).unwrap();
+    let id = attr(&s.out(), "id");
+    s.feed(&format!("<iq type='result' id='{id}'>{inner}</iq>"))
+        .unwrap_err()
+}
+
+#[test]
+fn a_bind_result_without_a_jid_is_a_bind_step_error() {
+    let err = bind_result_error("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
+    assert_eq!(err, Error::BindNoJid);
+    assert_eq!(err.step(), Step::Bind);
+}
+
+#[test]
+fn a_bind_result_with_an_invalid_jid_is_a_bind_step_error() {
+    let err = bind_result_error(
+        "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>@example.org</jid></bind>",
+    );
+    assert_eq!(
+        err,
+        Error::BindInvalidJid(crate::xmpp::jid::JidError::EmptyLocal)
+    );
+    assert_eq!(err.step(), Step::Bind);
+}
+
+#[test]
+fn a_refused_session_is_a_bind_step_error() {
+    let mut s = Session::authenticated();
+    s.out();
+    s.feed(
+        "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
+         <session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></stream:features>",
+    )
+    .unwrap();
+    let bind = s.out();
+    answer_bind(&mut s, &bind);
+    let id = attr(&s.out(), "id");
+    let err = s
+        .feed(&format!(
+            "<iq type='error' id='{id}'><error type='wait'>\
+             <internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ))
+        .unwrap_err();
+    assert_eq!(err, Error::SessionRefused("internal-server-error".into()));
+    assert_eq!(err.step(), Step::Bind);
+}
+
+#[test]
+fn errors_read_as_the_documented_log_lines() {
+    for (err, text) in [
+        (
+            Error::LoginTimeout,
+            "timed out waiting for the server during login",
+        ),
+        (Error::PingTimeout, "timed out waiting for a ping reply"),
+        (
+            Error::BindRefused("conflict".into()),
+            "resource binding failed: conflict",
+        ),
+        (
+            Error::SessionRefused("forbidden".into()),
+            "resource binding failed: session: forbidden",
+        ),
+        (
+            Error::UnexpectedHeader,
+            "protocol error: unexpected stream header",
+        ),
+    ] {
+        assert_eq!(err.to_string(), text);
+    }
 }
