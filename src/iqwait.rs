@@ -7,6 +7,7 @@
 //! sits in a `RefCell`; no borrow is held across an `.await`.
 
 use crate::xmpp::jid::Jid;
+use crate::xmpp::stanza::{self, IqType};
 use crate::xmpp::xml::Element;
 use smol::channel::{self, Receiver, Sender};
 use std::cell::RefCell;
@@ -103,7 +104,7 @@ impl IqWaiters {
     /// Hand an inbound iq result or error to its waiter. `own` is the bot's bare JID, which
     /// a reply without `from` comes from (RFC 6120 §8.1.2.1). Returns whether it was taken.
     pub fn complete(&self, reply: &Element, own: &Jid) -> bool {
-        if reply.name() != "iq" || !matches!(reply.get_attr("type"), Some("result" | "error")) {
+        if reply.name() != "iq" || !stanza::iq_type(reply).is_some_and(IqType::is_response) {
             return false;
         }
         let Some(id) = reply.get_attr("id") else {

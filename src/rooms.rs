@@ -9,7 +9,7 @@
 //! `-2`, `-3`, … at once.
 
 use crate::xmpp::jid::Jid;
-use crate::xmpp::stanza::{NS_CLIENT, NS_MUC};
+use crate::xmpp::stanza::{self, PresenceType, NS_CLIENT, NS_MUC};
 use crate::xmpp::xml::Element;
 use smol::channel::{Receiver, Sender};
 use std::cell::RefCell;
@@ -180,16 +180,16 @@ impl Rooms {
                     .collect()
             })
             .unwrap_or_default();
-        let kind = el.get_attr("type");
+        let kind = stanza::presence_type(el);
         // Errors come from the occupant JID we tried or from the room itself.
         let about_us = codes.contains(&"110")
             || from.resource() == Some(room.nick.as_str())
-            || (kind == Some("error") && from.resource().is_none());
+            || (kind == Some(PresenceType::Error) && from.resource().is_none());
         if !about_us {
             return None;
         }
         match kind {
-            None => {
+            Some(PresenceType::Available) => {
                 if let Some(nick) = from.resource() {
                     // The service may have changed our nick (status 210).
                     room.nick = nick.to_string();
@@ -205,7 +205,7 @@ impl Rooms {
                 room.retry_at = None;
                 news.then(|| Change::Joined(room.jid.clone(), room.nick.clone()))
             }
-            Some("error") => {
+            Some(PresenceType::Error) => {
                 let cond = condition(el);
                 let pause = if cond == "conflict" {
                     room.conflicts = (room.conflicts + 1) % (MAX_NICK_SUFFIX + 1);
@@ -226,7 +226,7 @@ impl Rooms {
                 let why = format!("refused: {cond}");
                 Some(room.lose(why, pause, now))
             }
-            Some("unavailable") => {
+            Some(PresenceType::Unavailable) => {
                 if codes.contains(&"303") {
                     // A nick change of ours, followed by presence under the new nick.
                     return None;
@@ -673,5 +673,16 @@ mod tests {
         let rx = w.wait("c").unwrap();
         drop(rx);
         assert!(w.wait("d").is_ok());
+    }
+
+    #[test]
+    fn our_presence_with_a_type_rfc_6121_does_not_define_changes_nothing() {
+        let mut r = rooms();
+        for kind in ["available", "Unavailable", "subscribe"] {
+            let p =
+                self_presence("").replacen("<presence ", &format!("<presence type='{kind}' "), 1);
+            assert_eq!(feed(&mut r, &p, Instant::now()), None, "{kind}");
+            assert_eq!(state(&r), RoomState::Joining, "{kind}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! which the server turns into roster pushes. Nothing here approves anyone.
 
 use super::jid::Jid;
-use super::stanza::{self, NS_CLIENT};
+use super::stanza::{self, IqType, NS_CLIENT};
 use super::xml::Element;
 
 /// The roster namespace.
@@ -69,7 +69,7 @@ impl Roster {
     /// The roster get for a new stream, with id `id`.
     pub fn request(&mut self, id: &str) -> Element {
         self.pending = Some(id.to_string());
-        stanza::iq("get", None, id, Element::new("query", NS_ROSTER))
+        stanza::iq(IqType::Get, None, id, Element::new("query", NS_ROSTER))
     }
 
     /// A contact's subscription, if it is on the roster.
@@ -90,14 +90,14 @@ impl Roster {
             Some(Ok(from)) => from == *own,
             Some(Err(_)) => false,
         };
-        let kind = iq.get_attr("type");
-        if matches!(kind, Some("result" | "error"))
+        let kind = stanza::iq_type(iq);
+        if kind.is_some_and(IqType::is_response)
             && trusted
             && self.pending.is_some()
             && iq.get_attr("id") == self.pending.as_deref()
         {
             self.pending = None;
-            if kind == Some("error") {
+            if kind == Some(IqType::Error) {
                 let condition = iq
                     .get_child("error", NS_CLIENT)
                     .and_then(|e| e.children().next())
@@ -114,7 +114,7 @@ impl Roster {
             return Some(Outcome::Loaded(total, total > self.items.len()));
         }
         let query = iq.get_child("query", NS_ROSTER)?;
-        if kind != Some("set") {
+        if kind != Some(IqType::Set) {
             return None;
         }
         if !trusted {

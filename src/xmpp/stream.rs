@@ -10,7 +10,7 @@
 use super::jid::{Jid, JidError};
 use super::sasl::{self, Mechanism, SaslError};
 use super::stanza::{
-    self, IdGen, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
+    self, IdGen, IqType, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
     NS_STREAM_ERRORS, NS_TLS,
 };
 use super::xml::{
@@ -672,7 +672,7 @@ impl Client {
             Phase::Auth(sasl) => self.on_sasl(sasl, &el),
             Phase::Bind(id) if is_reply(&el, &id) => self.on_bind(&el),
             Phase::Session(id) if is_reply(&el, &id) => {
-                if el.get_attr("type") != Some("result") {
+                if stanza::iq_type(&el) != Some(IqType::Result) {
                     return Err(Error::SessionRefused(stanza_condition(&el)));
                 }
                 Ok(self.after_bind())
@@ -764,7 +764,7 @@ impl Client {
         let id = self.ids.next_id();
         let bind = Element::new("bind", NS_BIND)
             .child(Element::new("resource", NS_BIND).text(&self.settings.resource));
-        stanza::iq("set", None, &id, bind).write_to(&mut self.out, NS_CLIENT);
+        stanza::iq(IqType::Set, None, &id, bind).write_to(&mut self.out, NS_CLIENT);
         self.phase = Phase::Bind(id);
     }
 
@@ -866,7 +866,7 @@ impl Client {
     }
 
     fn on_bind(&mut self, el: &Element) -> Result<Option<Event>, Error> {
-        if el.get_attr("type") != Some("result") {
+        if stanza::iq_type(el) != Some(IqType::Result) {
             return Err(Error::BindRefused(stanza_condition(el)));
         }
         let jid = el
@@ -878,7 +878,7 @@ impl Client {
         self.bound = Some(jid);
         if self.session_needed {
             let id = self.ids.next_id();
-            stanza::iq("set", None, &id, Element::new("session", NS_SESSION))
+            stanza::iq(IqType::Set, None, &id, Element::new("session", NS_SESSION))
                 .write_to(&mut self.out, NS_CLIENT);
             self.phase = Phase::Session(id);
             return Ok(None);
@@ -923,14 +923,14 @@ impl Client {
         if el.name() != "iq" {
             return Ok(Some(Event::Stanza(el)));
         }
-        match el.get_attr("type") {
-            Some("get") if el.get_child("ping", NS_PING).is_some() => {
+        match stanza::iq_type(&el) {
+            Some(IqType::Get) if el.get_child("ping", NS_PING).is_some() => {
                 if self.is_online() {
                     self.write_stanza(&stanza::iq_result(&el));
                 }
                 Ok(None)
             }
-            Some("result" | "error") => {
+            Some(IqType::Result | IqType::Error) => {
                 let id = el.get_attr("id");
                 if id.is_some() && self.keepalive.as_ref().map(|p| p.id.as_str()) == id {
                     self.keepalive = None;
@@ -961,8 +961,12 @@ impl Client {
         if let Some(sm) = &mut self.sm {
             sm.inbound = sm.inbound.wrapping_add(1);
         }
-        let request =
-            skipped.name == "iq" && matches!(skipped.kind.as_deref(), Some("get" | "set"));
+        let request = skipped.name == "iq"
+            && skipped
+                .kind
+                .as_deref()
+                .and_then(IqType::parse)
+                .is_some_and(IqType::is_request);
         if let (true, Some(id), true) = (request, &skipped.id, self.is_online()) {
             let mut iq = Element::new("iq", NS_CLIENT).attr("id", id);
             if let Some(from) = &skipped.from {
@@ -1061,7 +1065,7 @@ impl Client {
 fn is_reply(el: &Element, id: &str) -> bool {
     el.is("iq", NS_CLIENT)
         && el.get_attr("id") == Some(id)
-        && matches!(el.get_attr("type"), Some("result" | "error"))
+        && stanza::iq_type(el).is_some_and(IqType::is_response)
 }
 
 fn bounded(mut s: String) -> String {
