@@ -36,15 +36,13 @@ pub fn stanza(app: &App, webhook: Option<&Queue>, el: &Element) -> Vec<Element> 
 
 /// React to an inbound stanza; returns the answer to send, if any.
 fn inbound(app: &App, webhook: Option<&Queue>, el: &Element) -> Option<Element> {
-    if app.iq_waits.complete(el, &app.cfg.xmpp.jid.bare()) {
+    if app.iq_waits.complete(el, &app.cfg.xmpp.jid) {
         return None;
     }
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
     // No `from` means our own account (RFC 6120 §8.1.2.1): nothing of ours is a room echo
     // or a room presence to track, and `forward` never sends it out again.
-    let own = from
-        .as_ref()
-        .is_none_or(|f| f.bare() == app.cfg.xmpp.jid.bare());
+    let own = from.as_ref().is_none_or(|f| f.bare() == app.cfg.xmpp.jid);
     match el.name() {
         "message" if stanza::is_error(el) => {
             let id = el.get_attr("id").filter(|id| app.is_our_id(id))?;
@@ -163,10 +161,7 @@ fn invite_presence(app: &App, el: &Element) -> Option<Vec<Element>> {
     }
     let refusal = match invites::preauth_token(el) {
         None => "it carries no invite token".to_string(),
-        Some(token) => match app
-            .invites
-            .redeem(token, from.as_str(), crate::timefmt::now_unix())
-        {
+        Some(token) => match app.invites.redeem(token, &from, crate::timefmt::now_unix()) {
             Ok(invite) => {
                 log!("invite {} used by {from}: subscription approved", invite.id);
                 let mut out = vec![stanza::presence(&from, PresenceType::Subscribed)];
@@ -238,7 +233,7 @@ fn forward(app: &App, webhook: Option<&Queue>, el: &Element) -> Forward {
     }
     // Our own stanzas never go out again (a loop), nor those `webhook.from` does not allow.
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
-    let Some(from) = from.filter(|f| f.bare() != app.cfg.xmpp.jid.bare()) else {
+    let Some(from) = from.filter(|f| f.bare() != app.cfg.xmpp.jid) else {
         return Forward::Declined;
     };
     if !admitted(app, cfg, &from, stanza::message_type(el)) {

@@ -3,7 +3,7 @@
 //! Every stanza xrelay sends is an [`Element`] built here and serialized by the XML layer,
 //! which escapes all text: no caller can put markup on the stream.
 
-use super::jid::Jid;
+use super::jid::{BareJid, Jid};
 use super::xml::Element;
 use std::fmt;
 
@@ -232,7 +232,7 @@ pub fn message(
 }
 
 /// A `<presence>` of `kind` (`subscribed`, `subscribe`, `unsubscribed`, ...) to `to`.
-pub fn presence(to: &Jid, kind: PresenceType) -> Element {
+pub fn presence(to: &BareJid, kind: PresenceType) -> Element {
     let p = Element::new("presence", NS_CLIENT).attr("to", to.as_str());
     match kind {
         PresenceType::Available => p,
@@ -509,7 +509,7 @@ mod tests {
 
     #[test]
     fn presence_builder_writes_the_type_and_none_for_available() {
-        let to = Jid::parse("a@b").unwrap();
+        let to = BareJid::parse("a@b").unwrap();
         let p = presence(&to, PresenceType::Subscribed);
         assert_eq!(p.get_attr("type"), Some("subscribed"));
         assert_eq!(

@@ -7,7 +7,7 @@
 //! and performs the TLS handshake when [`Event::StartTls`] asks for it. Every step can
 //! therefore be tested with byte transcripts.
 
-use super::jid::{Jid, JidError};
+use super::jid::{BareJid, Jid, JidError};
 use super::sasl::{self, Mechanism, SaslError};
 use super::stanza::{
     self, IdGen, IqType, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
@@ -41,7 +41,7 @@ pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct Settings {
     /// The account's bare JID.
-    pub jid: Jid,
+    pub jid: BareJid,
     /// The account's password.
     pub password: String,
     /// The resource to bind.

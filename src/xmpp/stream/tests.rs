@@ -16,7 +16,7 @@ const BIND_ONLY: &str =
 
 fn settings(tls: TlsMode) -> Settings {
     Settings {
-        jid: Jid::parse("bot@example.org").unwrap(),
+        jid: BareJid::parse("bot@example.org").unwrap(),
         password: "pass".into(),
         resource: "xrelay".into(),
         tls,
