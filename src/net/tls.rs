@@ -49,8 +49,6 @@ pub enum TlsError {
     Certificate(String),
     /// The handshake failed for another reason (alert, protocol, no common parameters).
     Handshake(String),
-    /// The handshake did not complete in time.
-    HandshakeTimeout,
     /// The connection failed during the handshake.
     Io(io::Error),
 }
@@ -79,7 +77,6 @@ impl fmt::Display for TlsError {
             TlsError::ServerName(name) => write!(f, "{name:?} is not a valid TLS server name"),
             TlsError::Certificate(reason) => write!(f, "the server's certificate is {reason}"),
             TlsError::Handshake(reason) => write!(f, "the TLS handshake failed: {reason}"),
-            TlsError::HandshakeTimeout => f.write_str("the TLS handshake failed: timed out"),
             TlsError::Io(error) => {
                 write!(f, "the connection failed during the TLS handshake: {error}")
             }

@@ -190,16 +190,48 @@ pub enum Error {
         /// The server's text, if any.
         text: Option<String>,
     },
+    /// Binding the resource failed.
+    Bind(BindError),
+    /// The server sent something that does not fit the protocol at this point.
+    Protocol(Violation),
+    /// No answer to a keepalive ping in time: the link is dead.
+    PingTimeout,
+    /// A login step took longer than the timeout.
+    LoginTimeout,
+    /// The server acknowledged more stanzas than were sent.
+    AckTooHigh,
+}
+
+/// Why binding the resource (or the session after it) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindError {
     /// The server offers no resource binding after authentication.
-    BindNotOffered,
+    NotOffered,
     /// The server refused to bind the resource; its stanza error condition, e.g. `conflict`.
-    BindRefused(String),
+    Refused(String),
     /// The server's bind result holds no JID.
-    BindNoJid,
+    NoJid,
     /// The server bound a JID that does not parse.
-    BindInvalidJid(JidError),
+    InvalidJid(JidError),
     /// The server refused the session it asked for (RFC 3921); its stanza error condition.
     SessionRefused(String),
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::NotOffered => f.write_str("the server does not offer resource binding"),
+            BindError::Refused(condition) => f.write_str(condition),
+            BindError::NoJid => f.write_str("the server's answer has no JID"),
+            BindError::InvalidJid(e) => write!(f, "the server bound an invalid JID: {e}"),
+            BindError::SessionRefused(condition) => write!(f, "session: {condition}"),
+        }
+    }
+}
+
+/// How the server broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
     /// A stream header arrived where none may.
     UnexpectedHeader,
     /// An element arrived that the login step does not expect.
@@ -210,12 +242,18 @@ pub enum Error {
     ResumedWithoutH,
     /// An `<a/>` without a valid `h`.
     AckWithoutH,
-    /// No answer to a keepalive ping in time: the link is dead.
-    PingTimeout,
-    /// A login step took longer than the timeout.
-    LoginTimeout,
-    /// The server acknowledged more stanzas than were sent.
-    AckTooHigh,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Violation::UnexpectedHeader => "unexpected stream header",
+            Violation::UnexpectedElement => "unexpected element during login",
+            Violation::UnexpectedAuthElement => "unexpected element during authentication",
+            Violation::ResumedWithoutH => "a <resumed/> without a valid h",
+            Violation::AckWithoutH => "an <a/> without a valid h",
+        })
+    }
 }
 
 impl Error {
@@ -224,11 +262,7 @@ impl Error {
         match self {
             Error::TlsNotOffered | Error::TlsRefused => Step::Tls,
             Error::Sasl(_) | Error::AuthFailed { .. } => Step::Authentication,
-            Error::BindNotOffered
-            | Error::BindRefused(_)
-            | Error::BindNoJid
-            | Error::BindInvalidJid(_)
-            | Error::SessionRefused(_) => Step::Bind,
+            Error::Bind(_) => Step::Bind,
             _ => Step::Stream,
         }
     }
@@ -252,29 +286,8 @@ impl fmt::Display for Error {
                 write!(f, "the server rejected the login: {condition}")?;
                 text.as_ref().map_or(Ok(()), |t| write!(f, " ({t})"))
             }
-            Error::BindNotOffered => {
-                f.write_str("resource binding failed: the server does not offer resource binding")
-            }
-            Error::BindRefused(c) => write!(f, "resource binding failed: {c}"),
-            Error::BindNoJid => {
-                f.write_str("resource binding failed: the server's answer has no JID")
-            }
-            Error::BindInvalidJid(e) => {
-                write!(
-                    f,
-                    "resource binding failed: the server bound an invalid JID: {e}"
-                )
-            }
-            Error::SessionRefused(c) => write!(f, "resource binding failed: session: {c}"),
-            Error::UnexpectedHeader => f.write_str("protocol error: unexpected stream header"),
-            Error::UnexpectedElement => {
-                f.write_str("protocol error: unexpected element during login")
-            }
-            Error::UnexpectedAuthElement => {
-                f.write_str("protocol error: unexpected element during authentication")
-            }
-            Error::ResumedWithoutH => f.write_str("protocol error: a <resumed/> without a valid h"),
-            Error::AckWithoutH => f.write_str("protocol error: an <a/> without a valid h"),
+            Error::Bind(e) => write!(f, "resource binding failed: {e}"),
+            Error::Protocol(v) => write!(f, "protocol error: {v}"),
             Error::PingTimeout => f.write_str("timed out waiting for a ping reply"),
             Error::LoginTimeout => f.write_str("timed out waiting for the server during login"),
             Error::AckTooHigh => f.write_str("the server acknowledged more stanzas than were sent"),
@@ -321,7 +334,7 @@ enum Phase {
     Auth(sasl::Client),
     Bind(String),
     Session(String),
-    Resume(SmState),
+    Resume,
     EnableSm,
     Online,
     Closing,
@@ -362,7 +375,7 @@ pub struct Client {
     sm_offered: bool,
     session_needed: bool,
     sm: Option<Sm>,
-    /// The session to resume during login, until `<resume/>` is sent for it.
+    /// The session to resume during login, until the server answered.
     previous: Option<SmState>,
     /// What became of `previous`.
     resumption: Resumption,
@@ -640,7 +653,7 @@ impl Client {
                 self.phase = Phase::Features(stage);
                 Ok(None)
             }
-            _ => Err(Error::UnexpectedHeader),
+            _ => Err(Error::Protocol(Violation::UnexpectedHeader)),
         }
     }
 
@@ -673,13 +686,15 @@ impl Client {
             Phase::Bind(id) if is_reply(&el, &id) => self.on_bind(&el),
             Phase::Session(id) if is_reply(&el, &id) => {
                 if stanza::iq_type(&el) != Some(IqType::Result) {
-                    return Err(Error::SessionRefused(stanza_condition(&el)));
+                    return Err(Error::Bind(BindError::SessionRefused(stanza_condition(
+                        &el,
+                    ))));
                 }
                 Ok(self.after_bind())
             }
-            Phase::Resume(prev) if el.is("resumed", NS_SM) => self.on_resumed(prev, &el),
-            Phase::Resume(prev) if el.is("failed", NS_SM) => {
-                self.on_resume_failed(&prev, &el);
+            Phase::Resume if el.is("resumed", NS_SM) => self.on_resumed(&el),
+            Phase::Resume if el.is("failed", NS_SM) => {
+                self.on_resume_failed(&el);
                 Ok(None)
             }
             Phase::EnableSm if el.is("enabled", NS_SM) => {
@@ -699,7 +714,7 @@ impl Client {
                 self.phase = phase;
                 self.on_online(el, now)
             }
-            _ => Err(Error::UnexpectedElement),
+            _ => Err(Error::Protocol(Violation::UnexpectedElement)),
         }
     }
 
@@ -739,19 +754,19 @@ impl Client {
             }
             Stage::Authenticated => {
                 if features.get_child("bind", NS_BIND).is_none() {
-                    return Err(Error::BindNotOffered);
+                    return Err(Error::Bind(BindError::NotOffered));
                 }
                 self.sm_offered = features.get_child("sm", NS_SM).is_some();
                 self.session_needed = features
                     .get_child("session", NS_SESSION)
                     .is_some_and(|s| s.get_child("optional", NS_SESSION).is_none());
-                match self.previous.take() {
+                match &self.previous {
                     Some(prev) if self.sm_offered => {
                         Element::new("resume", NS_SM)
                             .attr("h", &prev.inbound.to_string())
                             .attr("previd", &prev.id)
                             .write_to(&mut self.out, NS_CLIENT);
-                        self.phase = Phase::Resume(prev);
+                        self.phase = Phase::Resume;
                     }
                     _ => self.bind(),
                 }
@@ -777,11 +792,15 @@ impl Client {
 
     /// `<resumed h='..'/>`: the old session continues; stanzas past `h` are resent by the
     /// application, numbered on from `h`.
-    fn on_resumed(&mut self, prev: SmState, el: &Element) -> Result<Option<Event>, Error> {
+    fn on_resumed(&mut self, el: &Element) -> Result<Option<Event>, Error> {
+        // Never without a session: the login enters `Phase::Resume` only with one.
+        let Some(prev) = self.previous.take() else {
+            return Err(Error::Protocol(Violation::UnexpectedElement));
+        };
         let h: u32 = el
             .get_attr("h")
             .and_then(|h| h.parse().ok())
-            .ok_or(Error::ResumedWithoutH)?;
+            .ok_or(Error::Protocol(Violation::ResumedWithoutH))?;
         let acked = Client::previous_acked(&prev, h).ok_or(Error::AckTooHigh)?;
         self.seq = acked;
         self.acked = acked;
@@ -798,11 +817,12 @@ impl Client {
     /// `<failed/>` to our `<resume/>`: bind a new session. The server may still say how
     /// many stanzas of the old one it processed; an implausible `h` counts as unknown
     /// (everything is resent: a duplicate is better than a loss).
-    fn on_resume_failed(&mut self, prev: &SmState, el: &Element) {
-        let acked = el
-            .get_attr("h")
-            .and_then(|h| h.parse().ok())
-            .and_then(|h| Client::previous_acked(prev, h));
+    fn on_resume_failed(&mut self, el: &Element) {
+        let acked = self.previous.take().and_then(|prev| {
+            el.get_attr("h")
+                .and_then(|h| h.parse().ok())
+                .and_then(|h| Client::previous_acked(&prev, h))
+        });
         self.resumption = Resumption::Failed { acked };
         self.bind();
     }
@@ -839,7 +859,7 @@ impl Client {
                 text: error_text(el, NS_SASL),
             })
         } else {
-            Err(Error::UnexpectedAuthElement)
+            Err(Error::Protocol(Violation::UnexpectedAuthElement))
         }
     }
 
@@ -867,14 +887,14 @@ impl Client {
 
     fn on_bind(&mut self, el: &Element) -> Result<Option<Event>, Error> {
         if stanza::iq_type(el) != Some(IqType::Result) {
-            return Err(Error::BindRefused(stanza_condition(el)));
+            return Err(Error::Bind(BindError::Refused(stanza_condition(el))));
         }
         let jid = el
             .get_child("bind", NS_BIND)
             .and_then(|b| b.get_child("jid", NS_BIND))
             .map(|j| j.text_content())
-            .ok_or(Error::BindNoJid)?;
-        let jid = Jid::parse(&jid).map_err(Error::BindInvalidJid)?;
+            .ok_or(Error::Bind(BindError::NoJid))?;
+        let jid = Jid::parse(&jid).map_err(|e| Error::Bind(BindError::InvalidJid(e)))?;
         self.bound = Some(jid);
         if self.session_needed {
             let id = self.ids.next_id();
@@ -994,7 +1014,7 @@ impl Client {
                 let h: u32 = el
                     .get_attr("h")
                     .and_then(|h| h.parse().ok())
-                    .ok_or(Error::AckWithoutH)?;
+                    .ok_or(Error::Protocol(Violation::AckWithoutH))?;
                 let delta = h.wrapping_sub(sm.last_h);
                 sm.last_h = h;
                 let acked = self.acked + u64::from(delta);

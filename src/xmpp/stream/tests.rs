@@ -412,7 +412,7 @@ fn bind_failure() {
              <conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
         ))
         .unwrap_err();
-    assert_eq!(err, Error::BindRefused("conflict".into()));
+    assert_eq!(err, Error::Bind(BindError::Refused("conflict".into())));
     assert_eq!(err.step(), Step::Bind);
     let mut s = Session::authenticated();
     let err = s.feed("<stream:features/>").unwrap_err();
@@ -701,7 +701,7 @@ fn resumed_with_an_impossible_h_is_an_error() {
     s.feed(BIND_SM).unwrap();
     assert!(matches!(
         s.feed("<resumed xmlns='urn:xmpp:sm:3' previd='sm-1'/>"),
-        Err(Error::ResumedWithoutH)
+        Err(Error::Protocol(_))
     ));
 }
 
@@ -869,7 +869,10 @@ fn a_stream_header_before_the_tls_handshake_is_unexpected() {
         .feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         .unwrap();
     assert_eq!(evs, [Event::StartTls]);
-    assert_eq!(s.feed(HEADER), Err(Error::UnexpectedHeader));
+    assert_eq!(
+        s.feed(HEADER),
+        Err(Error::Protocol(Violation::UnexpectedHeader))
+    );
 }
 
 #[test]
@@ -878,7 +881,7 @@ fn a_stanza_instead_of_the_features_is_an_unexpected_element() {
     s.feed(HEADER).unwrap();
     assert_eq!(
         s.feed("<iq type='result' id='x'/>"),
-        Err(Error::UnexpectedElement)
+        Err(Error::Protocol(Violation::UnexpectedElement))
     );
 }
 
@@ -890,7 +893,7 @@ fn a_stranger_element_during_authentication_ends_the_login() {
     let err = s
         .feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         .unwrap_err();
-    assert_eq!(err, Error::UnexpectedAuthElement);
+    assert_eq!(err, Error::Protocol(Violation::UnexpectedAuthElement));
     assert_eq!(err.step(), Step::Stream);
 }
 
@@ -899,7 +902,7 @@ fn an_ack_without_a_valid_h_ends_the_stream() {
     let mut s = Session::online(BIND_SM, Some("<enabled xmlns='urn:xmpp:sm:3'/>"));
     assert_eq!(
         s.feed("<a xmlns='urn:xmpp:sm:3' h='x'/>"),
-        Err(Error::AckWithoutH)
+        Err(Error::Protocol(Violation::AckWithoutH))
     );
 }
 
@@ -907,7 +910,7 @@ fn an_ack_without_a_valid_h_ends_the_stream() {
 fn features_without_binding_after_login_are_a_bind_step_error() {
     let mut s = Session::authenticated();
     let err = s.feed("<stream:features/>").unwrap_err();
-    assert_eq!(err, Error::BindNotOffered);
+    assert_eq!(err, Error::Bind(BindError::NotOffered));
     assert_eq!(err.step(), Step::Bind);
 }
 
@@ -924,7 +927,7 @@ fn bind_result_error(inner: &str) -> Error {
 #[test]
 fn a_bind_result_without_a_jid_is_a_bind_step_error() {
     let err = bind_result_error("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
-    assert_eq!(err, Error::BindNoJid);
+    assert_eq!(err, Error::Bind(BindError::NoJid));
     assert_eq!(err.step(), Step::Bind);
 }
 
@@ -935,7 +938,9 @@ fn a_bind_result_with_an_invalid_jid_is_a_bind_step_error() {
     );
     assert_eq!(
         err,
-        Error::BindInvalidJid(crate::xmpp::jid::JidError::EmptyLocal)
+        Error::Bind(BindError::InvalidJid(
+            crate::xmpp::jid::JidError::EmptyLocal
+        ))
     );
     assert_eq!(err.step(), Step::Bind);
 }
@@ -958,7 +963,10 @@ fn a_refused_session_is_a_bind_step_error() {
              <internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
         ))
         .unwrap_err();
-    assert_eq!(err, Error::SessionRefused("internal-server-error".into()));
+    assert_eq!(
+        err,
+        Error::Bind(BindError::SessionRefused("internal-server-error".into()))
+    );
     assert_eq!(err.step(), Step::Bind);
 }
 
@@ -971,15 +979,15 @@ fn errors_read_as_the_documented_log_lines() {
         ),
         (Error::PingTimeout, "timed out waiting for a ping reply"),
         (
-            Error::BindRefused("conflict".into()),
+            Error::Bind(BindError::Refused("conflict".into())),
             "resource binding failed: conflict",
         ),
         (
-            Error::SessionRefused("forbidden".into()),
+            Error::Bind(BindError::SessionRefused("forbidden".into())),
             "resource binding failed: session: forbidden",
         ),
         (
-            Error::UnexpectedHeader,
+            Error::Protocol(Violation::UnexpectedHeader),
             "protocol error: unexpected stream header",
         ),
     ] {
