@@ -11,7 +11,7 @@ pub use crate::rooms::RoomState;
 use crate::rooms::{Reflections, Rooms};
 use crate::store::invites::InviteStore;
 use crate::store::keys::KeyStore;
-use crate::xmpp::jid::Jid;
+use crate::xmpp::jid::{BareJid, Jid};
 use crate::xmpp::roster::Roster;
 use crate::xmpp::stanza::IdGen;
 use std::cell::{Cell, RefCell};
@@ -111,7 +111,7 @@ impl App {
 
     /// What `/health` shows for each room: its state (`offline` while the stream is not
     /// online), the nick in use, and why it was lost.
-    pub fn room_states(&self) -> Vec<(Jid, &'static str, String, Option<String>)> {
+    pub fn room_states(&self) -> Vec<(BareJid, &'static str, String, Option<String>)> {
         let online = self.stream.get() == StreamState::Online;
         self.rooms
             .borrow()
@@ -134,7 +134,8 @@ impl App {
         if self.stream.get() != StreamState::Online {
             return None;
         }
-        match &self.rooms.borrow().get(room)?.state {
+        let room = room.is_bare().then(|| room.bare())?;
+        match &self.rooms.borrow().get(&room)?.state {
             RoomState::Failed(why) => Some(format!(
                 "not in the room {room} (failed: {why}); it is joined again automatically"
             )),

@@ -15,14 +15,14 @@ use crate::webhook::{self, Queue};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
 use crate::xmpp::roster::{Outcome, Subscription, MAX_ROSTER_ITEMS};
-use crate::xmpp::stanza::{self, NS_CLIENT, NS_PING};
+use crate::xmpp::stanza::{self, IqType, MessageType, PresenceType, NS_CLIENT, NS_PING};
 use crate::xmpp::xml::Element;
 use std::time::Instant;
 
 /// Whether `el` is the answer (result or error) to our iq `id`.
 pub fn is_reply_to(el: &Element, id: &str) -> bool {
     el.name() == "iq"
-        && matches!(el.get_attr("type"), Some("result" | "error"))
+        && stanza::iq_type(el).is_some_and(IqType::is_response)
         && el.get_attr("id") == Some(id)
 }
 
@@ -36,18 +36,15 @@ pub fn stanza(app: &App, webhook: Option<&Queue>, el: &Element) -> Vec<Element> 
 
 /// React to an inbound stanza; returns the answer to send, if any.
 fn inbound(app: &App, webhook: Option<&Queue>, el: &Element) -> Option<Element> {
-    if app.iq_waits.complete(el, &app.cfg.xmpp.jid.bare()) {
+    if app.iq_waits.complete(el, &app.cfg.xmpp.jid) {
         return None;
     }
-    let kind = el.get_attr("type");
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
     // No `from` means our own account (RFC 6120 §8.1.2.1): nothing of ours is a room echo
     // or a room presence to track, and `forward` never sends it out again.
-    let own = from
-        .as_ref()
-        .is_none_or(|f| f.bare() == app.cfg.xmpp.jid.bare());
+    let own = from.as_ref().is_none_or(|f| f.bare() == app.cfg.xmpp.jid);
     match el.name() {
-        "message" if kind == Some("error") => {
+        "message" if stanza::is_error(el) => {
             let id = el.get_attr("id").filter(|id| app.is_our_id(id))?;
             metrics::inc(&app.metrics.failed);
             let cond = rooms::condition(el);
@@ -62,7 +59,7 @@ fn inbound(app: &App, webhook: Option<&Queue>, el: &Element) -> Option<Element> 
             if own {
                 return None;
             }
-            if kind == Some("groupchat") {
+            if stanza::message_type(el) == Some(MessageType::Groupchat) {
                 let echo = app.rooms.borrow().is_own_echo(el, |id| app.is_our_id(id));
                 if echo {
                     if let Some(id) = el.get_attr("id") {
@@ -95,10 +92,10 @@ fn inbound(app: &App, webhook: Option<&Queue>, el: &Element) -> Option<Element> 
 
 /// Whether `from` may reach the webhook (`webhook.from`); a refusal is logged once a
 /// minute per sender.
-fn admitted(app: &App, cfg: &WebhookConfig, from: &Jid, kind: Option<&str>) -> bool {
+fn admitted(app: &App, cfg: &WebhookConfig, from: &Jid, kind: Option<MessageType>) -> bool {
     let bare = from.bare();
     let origin = match app.rooms.borrow().get(&bare) {
-        Some(_) if kind == Some("groupchat") => Origin::RoomMessage,
+        Some(_) if kind == Some(MessageType::Groupchat) => Origin::RoomMessage,
         Some(_) => Origin::RoomOccupant,
         None => Origin::Other,
     };
@@ -150,39 +147,31 @@ fn roster_iq(app: &App, el: &Element) -> Option<Vec<Element>> {
 /// pending or denied (`invites.unknown`). Nothing else is ever approved. `None` for other
 /// stanzas.
 fn invite_presence(app: &App, el: &Element) -> Option<Vec<Element>> {
-    let kind = el.get_attr("type")?;
-    if el.name() != "presence"
-        || !matches!(
-            kind,
-            "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed"
-        )
-    {
+    let kind = stanza::presence_type(el).filter(|k| k.is_subscription())?;
+    if el.name() != "presence" {
         return None;
     }
     let Some(from) = el.get_attr("from").and_then(|f| Jid::parse(f).ok()) else {
         return Some(Vec::new());
     };
     let from = from.bare();
-    if kind != "subscribe" {
+    if kind != PresenceType::Subscribe {
         log!("{from}: {kind}");
         return Some(Vec::new());
     }
     let refusal = match invites::preauth_token(el) {
         None => "it carries no invite token".to_string(),
-        Some(token) => match app
-            .invites
-            .redeem(token, from.as_str(), crate::timefmt::now_unix())
-        {
+        Some(token) => match app.invites.redeem(token, &from, crate::timefmt::now_unix()) {
             Ok(invite) => {
                 log!("invite {} used by {from}: subscription approved", invite.id);
-                let mut out = vec![stanza::presence(&from, "subscribed")];
+                let mut out = vec![stanza::presence(&from, PresenceType::Subscribed)];
                 let subscribed = app
                     .roster
                     .borrow()
                     .get(&from)
                     .is_some_and(|s| s.to_contact());
                 if !subscribed {
-                    out.push(stanza::presence(&from, "subscribe"));
+                    out.push(stanza::presence(&from, PresenceType::Subscribe));
                 }
                 return Some(out);
             }
@@ -201,7 +190,7 @@ fn invite_presence(app: &App, el: &Element) -> Option<Vec<Element>> {
         }
         UnknownSubscription::Deny => {
             log!("subscription request from {from} denied: {refusal}");
-            vec![stanza::presence(&from, "unsubscribed")]
+            vec![stanza::presence(&from, PresenceType::Unsubscribed)]
         }
     })
 }
@@ -244,10 +233,10 @@ fn forward(app: &App, webhook: Option<&Queue>, el: &Element) -> Forward {
     }
     // Our own stanzas never go out again (a loop), nor those `webhook.from` does not allow.
     let from = el.get_attr("from").and_then(|f| Jid::parse(f).ok());
-    let Some(from) = from.filter(|f| f.bare() != app.cfg.xmpp.jid.bare()) else {
+    let Some(from) = from.filter(|f| f.bare() != app.cfg.xmpp.jid) else {
         return Forward::Declined;
     };
-    if !admitted(app, cfg, &from, el.get_attr("type")) {
+    if !admitted(app, cfg, &from, stanza::message_type(el)) {
         return Forward::Declined;
     }
     if queue.offer(el.clone()) {
@@ -283,7 +272,7 @@ pub fn log_room(change: Change) {
 /// What xrelay answers itself, as every client should: XEP-0199 ping, XEP-0030 disco#info
 /// and XEP-0092 version.
 fn builtin_answer(el: &Element) -> Option<Element> {
-    if el.get_attr("type") != Some("get") {
+    if stanza::iq_type(el) != Some(IqType::Get) {
         return None;
     }
     let payload = el.children().next()?;
@@ -319,7 +308,7 @@ fn builtin_answer(el: &Element) -> Option<Element> {
 /// RFC 6120 §8.2.3: every iq get/set gets an answer; what xrelay does not handle is
 /// `service-unavailable`.
 fn answer(el: &Element) -> Option<Element> {
-    (el.name() == "iq" && matches!(el.get_attr("type"), Some("get" | "set")))
+    (el.name() == "iq" && stanza::iq_type(el).is_some_and(IqType::is_request))
         .then(|| stanza::error_reply(el, "cancel", "service-unavailable"))
 }
 

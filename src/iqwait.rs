@@ -6,7 +6,8 @@
 //! and the set never holds more than its capacity. The daemon runs on one thread, so the set
 //! sits in a `RefCell`; no borrow is held across an `.await`.
 
-use crate::xmpp::jid::Jid;
+use crate::xmpp::jid::{BareJid, Jid};
+use crate::xmpp::stanza::{self, IqType};
 use crate::xmpp::xml::Element;
 use smol::channel::{self, Receiver, Sender};
 use std::cell::RefCell;
@@ -102,15 +103,15 @@ impl IqWaiters {
 
     /// Hand an inbound iq result or error to its waiter. `own` is the bot's bare JID, which
     /// a reply without `from` comes from (RFC 6120 §8.1.2.1). Returns whether it was taken.
-    pub fn complete(&self, reply: &Element, own: &Jid) -> bool {
-        if reply.name() != "iq" || !matches!(reply.get_attr("type"), Some("result" | "error")) {
+    pub fn complete(&self, reply: &Element, own: &BareJid) -> bool {
+        if reply.name() != "iq" || !stanza::iq_type(reply).is_some_and(IqType::is_response) {
             return false;
         }
         let Some(id) = reply.get_attr("id") else {
             return false;
         };
         let from = match reply.get_attr("from") {
-            None => own.clone(),
+            None => own.as_jid().clone(),
             Some(f) => match Jid::parse(f) {
                 Ok(j) => j,
                 Err(_) => return false,
@@ -157,7 +158,7 @@ mod tests {
 
     #[test]
     fn replies_are_matched_by_id_and_sender() {
-        let own = jid("bot@example.org");
+        let own = BareJid::parse("bot@example.org").unwrap();
         let set = IqWaiters::new(4);
         let w = set.wait("q1", jid("example.org")).unwrap();
         // Wrong id, wrong sender, not a reply: not taken.
@@ -175,9 +176,9 @@ mod tests {
 
     #[test]
     fn a_reply_without_from_comes_from_the_own_account() {
-        let own = jid("bot@example.org");
+        let own = BareJid::parse("bot@example.org").unwrap();
         let set = IqWaiters::new(1);
-        let w = set.wait("r", own.clone()).unwrap();
+        let w = set.wait("r", own.clone().into()).unwrap();
         assert!(set.complete(&el("<iq type='result' id='r'/>"), &own));
         assert!(smol::block_on(w.reply()).is_some());
     }
@@ -198,7 +199,7 @@ mod tests {
         // A late reply to the dropped wait is not taken.
         assert!(!set.complete(
             &el("<iq type='result' id='a' from='x.org'/>"),
-            &jid("bot@x.org")
+            &BareJid::parse("bot@x.org").unwrap()
         ));
     }
 }

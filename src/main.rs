@@ -442,7 +442,7 @@ fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode
             return ExitCode::from(1);
         }
     };
-    let kind = kind.unwrap_or(if cfg.xmpp.rooms.contains(&to) {
+    let kind = kind.unwrap_or(if to.is_bare() && cfg.xmpp.rooms.contains(&to.bare()) {
         MessageType::Groupchat
     } else {
         MessageType::Chat

@@ -8,8 +8,8 @@
 //! [`RETRY_START`] up to `xmpp.reconnect_max`). A nick conflict retries with the nick plus
 //! `-2`, `-3`, … at once.
 
-use crate::xmpp::jid::Jid;
-use crate::xmpp::stanza::{NS_CLIENT, NS_MUC};
+use crate::xmpp::jid::{BareJid, Jid};
+use crate::xmpp::stanza::{self, PresenceType, NS_CLIENT, NS_MUC};
 use crate::xmpp::xml::Element;
 use smol::channel::{Receiver, Sender};
 use std::cell::RefCell;
@@ -54,7 +54,7 @@ impl RoomState {
 #[derive(Debug, Clone)]
 pub struct Room {
     /// The room's bare JID.
-    pub jid: Jid,
+    pub jid: BareJid,
     /// The state on the current session.
     pub state: RoomState,
     /// The nick in use (or being tried).
@@ -73,9 +73,9 @@ pub struct Room {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The bot is in the room under this nick.
-    Joined(Jid, String),
+    Joined(BareJid, String),
     /// The bot lost or could not enter the room: why, and the pause before the next try.
-    Lost(Jid, String, Duration),
+    Lost(BareJid, String, Duration),
 }
 
 /// All configured rooms.
@@ -88,12 +88,12 @@ pub struct Rooms {
 
 impl Rooms {
     /// The rooms in `jids`, joined as `nick`; retries wait at most `max`.
-    pub fn new(jids: &[Jid], nick: &str, max: Duration) -> Rooms {
+    pub fn new(jids: &[BareJid], nick: &str, max: Duration) -> Rooms {
         Rooms {
             rooms: jids
                 .iter()
                 .map(|j| Room {
-                    jid: j.bare(),
+                    jid: j.clone(),
                     state: RoomState::Joining,
                     nick: nick.to_string(),
                     occupant_id: None,
@@ -112,8 +112,8 @@ impl Rooms {
         self.rooms.iter()
     }
 
-    /// The room `jid` (bare), if configured.
-    pub fn get(&self, jid: &Jid) -> Option<&Room> {
+    /// The room `jid`, if configured.
+    pub fn get(&self, jid: &BareJid) -> Option<&Room> {
         self.rooms.iter().find(|r| r.jid == *jid)
     }
 
@@ -180,16 +180,16 @@ impl Rooms {
                     .collect()
             })
             .unwrap_or_default();
-        let kind = el.get_attr("type");
+        let kind = stanza::presence_type(el);
         // Errors come from the occupant JID we tried or from the room itself.
         let about_us = codes.contains(&"110")
             || from.resource() == Some(room.nick.as_str())
-            || (kind == Some("error") && from.resource().is_none());
+            || (kind == Some(PresenceType::Error) && from.resource().is_none());
         if !about_us {
             return None;
         }
         match kind {
-            None => {
+            Some(PresenceType::Available) => {
                 if let Some(nick) = from.resource() {
                     // The service may have changed our nick (status 210).
                     room.nick = nick.to_string();
@@ -205,7 +205,7 @@ impl Rooms {
                 room.retry_at = None;
                 news.then(|| Change::Joined(room.jid.clone(), room.nick.clone()))
             }
-            Some("error") => {
+            Some(PresenceType::Error) => {
                 let cond = condition(el);
                 let pause = if cond == "conflict" {
                     room.conflicts = (room.conflicts + 1) % (MAX_NICK_SUFFIX + 1);
@@ -226,7 +226,7 @@ impl Rooms {
                 let why = format!("refused: {cond}");
                 Some(room.lose(why, pause, now))
             }
-            Some("unavailable") => {
+            Some(PresenceType::Unavailable) => {
                 if codes.contains(&"303") {
                     // A nick change of ours, followed by presence under the new nick.
                     return None;
@@ -280,7 +280,7 @@ impl Room {
 }
 
 /// MUC join presence (XEP-0045 §7.2), asking for no history.
-pub fn join(room: &Jid, nick: &str) -> Element {
+pub fn join(room: &BareJid, nick: &str) -> Element {
     let to = room
         .with_resource(nick)
         .map_or_else(|_| room.to_string(), |j| j.to_string());
@@ -437,8 +437,12 @@ mod tests {
         Jid::parse(s).unwrap()
     }
 
+    fn room_jid() -> BareJid {
+        BareJid::parse(ROOM).unwrap()
+    }
+
     fn rooms() -> Rooms {
-        let mut r = Rooms::new(&[jid(ROOM)], "bot", Duration::from_secs(60));
+        let mut r = Rooms::new(&[room_jid()], "bot", Duration::from_secs(60));
         r.join_all(Instant::now());
         r
     }
@@ -465,7 +469,7 @@ mod tests {
     }
 
     fn state(r: &Rooms) -> RoomState {
-        r.get(&jid(ROOM)).unwrap().state.clone()
+        r.get(&room_jid()).unwrap().state.clone()
     }
 
     #[test]
@@ -473,7 +477,7 @@ mod tests {
         let mut r = rooms();
         let now = Instant::now();
         let c = feed(&mut r, &self_presence(""), now);
-        assert_eq!(c, Some(Change::Joined(jid(ROOM), "bot".into())));
+        assert_eq!(c, Some(Change::Joined(room_jid(), "bot".into())));
         assert_eq!(state(&r), RoomState::Joined);
         assert_eq!(r.next_due(), None);
     }
@@ -503,7 +507,11 @@ mod tests {
         let c = feed(&mut r, &kick, now);
         assert_eq!(
             c,
-            Some(Change::Lost(jid(ROOM), "kicked (spam)".into(), RETRY_START))
+            Some(Change::Lost(
+                room_jid(),
+                "kicked (spam)".into(),
+                RETRY_START
+            ))
         );
         assert!(r.due(now).is_empty());
         let joins = r.due(now + RETRY_START);
@@ -514,7 +522,7 @@ mod tests {
 
     #[test]
     fn repeated_failures_double_the_pause_up_to_the_cap() {
-        let mut r = Rooms::new(&[jid(ROOM)], "bot", Duration::from_secs(5));
+        let mut r = Rooms::new(&[room_jid()], "bot", Duration::from_secs(5));
         r.join_all(Instant::now());
         let now = Instant::now();
         let refused = format!(
@@ -570,7 +578,7 @@ mod tests {
         let joined = self_presence("").replace("/bot'", "/bot-3'");
         assert_eq!(
             feed(&mut r, &joined, now),
-            Some(Change::Joined(jid(ROOM), "bot-3".into()))
+            Some(Change::Joined(room_jid(), "bot-3".into()))
         );
     }
 
@@ -584,7 +592,7 @@ mod tests {
                 feed(&mut r, &nick_taken(&nick), now),
                 Some(Change::Lost(_, _, p)) if p.is_zero()
             ));
-            nick = r.get(&jid(ROOM)).unwrap().nick.clone();
+            nick = r.get(&room_jid()).unwrap().nick.clone();
         }
         assert_eq!(nick, "bot-10");
         assert!(matches!(
@@ -600,14 +608,14 @@ mod tests {
 
     #[test]
     fn an_unanswered_join_counts_as_failed_and_is_sent_again() {
-        let mut r = Rooms::new(&[jid(ROOM)], "bot", Duration::from_secs(60));
+        let mut r = Rooms::new(&[room_jid()], "bot", Duration::from_secs(60));
         let t0 = Instant::now();
         r.join_all(t0);
         assert!(r.timeouts(t0 + JOIN_TIMEOUT / 2).is_empty());
         assert_eq!(
             r.timeouts(t0 + JOIN_TIMEOUT),
             [Change::Lost(
-                jid(ROOM),
+                room_jid(),
                 "no answer to the join".into(),
                 RETRY_START
             )]
@@ -673,5 +681,16 @@ mod tests {
         let rx = w.wait("c").unwrap();
         drop(rx);
         assert!(w.wait("d").is_ok());
+    }
+
+    #[test]
+    fn our_presence_with_a_type_rfc_6121_does_not_define_changes_nothing() {
+        let mut r = rooms();
+        for kind in ["available", "Unavailable", "subscribe"] {
+            let p =
+                self_presence("").replacen("<presence ", &format!("<presence type='{kind}' "), 1);
+            assert_eq!(feed(&mut r, &p, Instant::now()), None, "{kind}");
+            assert_eq!(state(&r), RoomState::Joining, "{kind}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xrelay::http::body::{parse_msg, MsgRequest};
-use xrelay::xmpp::jid::Jid;
+use xrelay::xmpp::jid::{BareJid, Jid};
 
 /// Longest error sentence: client input is echoed only in clipped form.
 const MAX_ERROR_CHARS: usize = 512;
@@ -43,8 +43,8 @@ fuzz_target!(|data: &[u8]| {
         subject_header,
         body: rest,
     };
-    let bot = Jid::parse("bot@example.org").unwrap();
-    let rooms = [Jid::parse("room@conference.example.org").unwrap()];
+    let bot = BareJid::parse("bot@example.org").unwrap();
+    let rooms = [BareJid::parse("room@conference.example.org").unwrap()];
     match parse_msg(&req, &bot, &rooms) {
         Ok(msg) => {
             assert!(!msg.body.trim().is_empty());

@@ -5,14 +5,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xrelay::xmpp::jid::{Jid, MAX_PART_BYTES};
+use xrelay::xmpp::jid::{BareJid, Jid, MAX_PART_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(input) = std::str::from_utf8(data) else {
         return;
     };
     let Ok(jid) = Jid::parse(input) else {
-        assert!(Jid::parse_bare(input).is_err());
+        assert!(BareJid::parse(input).is_err());
         return;
     };
     let normal = jid.as_str();
@@ -40,11 +40,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(joined, normal);
 
     let bare = jid.bare();
-    assert!(bare.is_bare() && bare.resource().is_none());
+    assert!(bare.as_jid().is_bare() && bare.as_jid().resource().is_none());
     assert_eq!(bare.local(), jid.local());
     assert_eq!(bare.domain(), jid.domain());
-    assert_eq!(Jid::parse_bare(bare.as_str()).as_ref(), Ok(&bare));
-    assert_eq!(Jid::parse_bare(input).is_ok(), jid.is_bare());
+    assert_eq!(BareJid::parse(bare.as_str()).as_ref(), Ok(&bare));
+    assert_eq!(BareJid::parse(input).is_ok(), jid.is_bare());
     if let Some(resource) = jid.resource() {
         assert_eq!(bare.with_resource(resource).as_ref(), Ok(&jid));
     }

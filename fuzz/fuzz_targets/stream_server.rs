@@ -15,7 +15,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
 use xrelay::xmpp::stream::TlsMode;
-use xrelay::xmpp::jid::Jid;
+use xrelay::xmpp::jid::{BareJid, Jid};
 use xrelay::xmpp::stanza::{message, MessageType};
 use xrelay::xmpp::stream::{Client, Event, Settings};
 
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         _ => TlsMode::Plain,
     };
     let settings = Settings {
-        jid: Jid::parse("bot@example.org").unwrap(),
+        jid: BareJid::parse("bot@example.org").unwrap(),
         password: "pass".into(),
         resource: "xrelay".into(),
         tls,

@@ -4,7 +4,7 @@
 
 pub mod clients;
 
-use crate::xmpp::jid::Jid;
+use crate::xmpp::jid::{BareJid, Jid};
 use std::time::{Duration, Instant};
 
 /// Senders whose refusals are remembered at once; beyond it further strangers are not
@@ -22,16 +22,13 @@ pub enum Access {
     /// Any address on the network.
     Anyone,
     /// These bare JIDs, or every address of these domains.
-    List(Vec<Jid>),
+    List(Vec<BareJid>),
 }
 
 impl Access {
     /// Parse one list entry: a bare JID (`alice@example.org`) or a domain (`example.org`).
-    pub fn entry(s: &str) -> Result<Jid, String> {
-        Jid::parse_bare(s)
-            .ok()
-            .filter(|j| j.is_bare())
-            .ok_or_else(|| format!("{s:?} is not a bare JID or a domain"))
+    pub fn entry(s: &str) -> Result<BareJid, String> {
+        BareJid::parse(s).map_err(|_| format!("{s:?} is not a bare JID or a domain"))
     }
 }
 
@@ -88,6 +85,10 @@ mod tests {
         Jid::parse(s).unwrap()
     }
 
+    fn bare(s: &str) -> BareJid {
+        BareJid::parse(s).unwrap()
+    }
+
     #[test]
     fn contacts_mode_admits_only_contacts() {
         let a = Access::Contacts;
@@ -97,7 +98,7 @@ mod tests {
 
     #[test]
     fn room_messages_are_admitted_but_private_messages_from_occupants_are_not() {
-        for a in [Access::Contacts, Access::List(vec![jid("x.org")])] {
+        for a in [Access::Contacts, Access::List(vec![bare("x.org")])] {
             assert!(permits(
                 &a,
                 &jid("r@muc.x.org/eve"),
@@ -121,7 +122,7 @@ mod tests {
 
     #[test]
     fn a_list_admits_its_jids_and_whole_domains() {
-        let a = Access::List(vec![jid("al@x.org"), jid("corp.example")]);
+        let a = Access::List(vec![bare("al@x.org"), bare("corp.example")]);
         assert!(permits(&a, &jid("al@x.org/r"), Origin::Other, false));
         assert!(permits(
             &a,

@@ -10,7 +10,7 @@ pub use crate::secret::Secret;
 use crate::store::hashfile;
 use crate::store::invites::MAX_INVITES;
 use crate::url::{Url, UrlError};
-use crate::xmpp::jid::Jid;
+use crate::xmpp::jid::BareJid;
 use crate::xmpp::stream::TlsMode;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -83,7 +83,7 @@ pub fn parse_pin(text: &str) -> Result<[u8; PIN_LEN], BadPin> {
 #[derive(Debug, Clone)]
 pub struct XmppConfig {
     /// The bot's bare JID.
-    pub jid: Jid,
+    pub jid: BareJid,
     /// Its password.
     pub password: Secret,
     /// Host to connect to instead of SRV lookup.
@@ -99,7 +99,7 @@ pub struct XmppConfig {
     /// The resource to bind.
     pub resource: String,
     /// MUC rooms to join.
-    pub rooms: Vec<Jid>,
+    pub rooms: Vec<BareJid>,
     /// Nickname in rooms.
     pub nick: String,
     /// Bound on one incoming stanza; a larger stanza is skipped (an iq request answered
@@ -556,7 +556,7 @@ fn xmpp_section(t: &Tables, password_env: Option<String>) -> Result<XmppConfig, 
     let jid_text = t
         .string("xmpp", "jid")?
         .ok_or_else(|| t.missing("xmpp", "jid"))?;
-    let jid = Jid::parse_bare(&jid_text).map_err(|e| t.bad("xmpp", "jid", e.to_string()))?;
+    let jid = BareJid::parse(&jid_text).map_err(|e| t.bad("xmpp", "jid", e.to_string()))?;
     if jid.local().is_none() {
         return Err(t.bad(
             "xmpp",
@@ -594,7 +594,7 @@ fn xmpp_section(t: &Tables, password_env: Option<String>) -> Result<XmppConfig, 
         .unwrap_or_default();
     let rooms = t
         .list("xmpp", "rooms", |s| {
-            Jid::parse_bare(s)
+            BareJid::parse(s)
                 .map_err(|e| e.to_string())
                 .and_then(|j| match j.local() {
                     Some(_) => Ok(j),
@@ -1614,8 +1614,8 @@ max = 10
         assert_eq!(
             hook("from = [\"al@x.org\", \"corp.example\"]\n"),
             Access::List(vec![
-                Jid::parse("al@x.org").unwrap(),
-                Jid::parse("corp.example").unwrap()
+                BareJid::parse("al@x.org").unwrap(),
+                BareJid::parse("corp.example").unwrap()
             ])
         );
         let c = Config::parse(MINIMAL, None).unwrap();

@@ -9,7 +9,7 @@
 //! A form body in which none of the fields below appears is the message text as sent
 //! (ntfy's rule): `curl -d 'disk usage=95% on nas01'` is a message, not an empty form.
 
-use crate::xmpp::jid::Jid;
+use crate::xmpp::jid::{BareJid, Jid};
 use crate::xmpp::jsonmap;
 use crate::xmpp::stanza::MessageType;
 use crate::xmpp::xml::Element;
@@ -123,7 +123,11 @@ impl std::error::Error for BodyError {}
 /// `bot` is the bot's bare JID: a bare localpart `to` means `localpart@<bot's domain>`.
 /// `rooms`: configured MUC rooms — a message to one of them gets type groupchat unless a type
 /// was given.
-pub fn parse_msg(req: &MsgRequest, bot: &Jid, rooms: &[Jid]) -> Result<Outgoing, BodyError> {
+pub fn parse_msg(
+    req: &MsgRequest,
+    bot: &BareJid,
+    rooms: &[BareJid],
+) -> Result<Outgoing, BodyError> {
     let fields = if req.method == "GET" {
         match req.query {
             Some(q) => parse_form(q.as_bytes(), "query string")?,
@@ -171,7 +175,7 @@ pub fn parse_msg(req: &MsgRequest, bot: &Jid, rooms: &[Jid]) -> Result<Outgoing,
             .ok_or_else(|| BodyError::BadType(clip(t)))?,
         // Only the room itself: a message to an occupant (room@service/nick) is a private
         // message, which XEP-0045 sends as chat.
-        None if to.is_bare() && rooms.contains(&to) => MessageType::Groupchat,
+        None if to.is_bare() && rooms.contains(&to.bare()) => MessageType::Groupchat,
         None => MessageType::Chat,
     };
 
@@ -421,7 +425,7 @@ fn parse_json(body: &[u8]) -> Result<Fields, BodyError> {
 }
 
 /// Parse a recipient; a localpart alone (no '@', possibly with a resource) is at the bot's domain.
-fn recipient(to: &str, bot: &Jid) -> Result<Jid, BodyError> {
+fn recipient(to: &str, bot: &BareJid) -> Result<Jid, BodyError> {
     if to.is_empty() {
         return Err(BodyError::MissingRecipient);
     }
@@ -457,12 +461,12 @@ fn clip(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn bot() -> Jid {
-        Jid::parse("bot@example.org").unwrap()
+    fn bot() -> BareJid {
+        BareJid::parse("bot@example.org").unwrap()
     }
 
-    fn room() -> Jid {
-        Jid::parse("alerts@conference.example.org").unwrap()
+    fn room() -> BareJid {
+        BareJid::parse("alerts@conference.example.org").unwrap()
     }
 
     fn req<'a>(content_type: Option<&'a str>, body: &'a [u8]) -> MsgRequest<'a> {

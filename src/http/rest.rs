@@ -9,7 +9,7 @@
 use super::body::{form_pairs, percent_decode, MAX_FORM_FIELDS};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap::{self, MapError};
-use crate::xmpp::stanza::NS_CLIENT;
+use crate::xmpp::stanza::{self, IqType, PresenceType, NS_CLIENT};
 use crate::xmpp::xml::{self, DocError, Element};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -381,7 +381,7 @@ fn check(el: Element, bot: &Jid) -> Result<Element, RestError> {
         }
     }
     if el.name() == "iq" {
-        if !matches!(el.get_attr("type"), Some("get" | "set")) {
+        if !stanza::iq_type(&el).is_some_and(IqType::is_request) {
             return Err(RestError::IqType);
         }
         let n = el.children().count();
@@ -426,19 +426,14 @@ pub fn account_change(el: &Element) -> Option<&'static str> {
         "iq" if el.children().any(|c| c.ns() == NS_REGISTER) => {
             Some("an in-band registration request (jabber:iq:register)")
         }
-        "iq" if el.get_attr("type") == Some("set")
+        "iq" if stanza::iq_type(el) == Some(IqType::Set)
             && el
                 .children()
                 .any(|c| c.ns() == crate::xmpp::roster::NS_ROSTER) =>
         {
             Some("a roster edit")
         }
-        "presence"
-            if matches!(
-                el.get_attr("type"),
-                Some("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")
-            ) =>
-        {
+        "presence" if stanza::presence_type(el).is_some_and(PresenceType::is_subscription) => {
             Some("a subscription presence")
         }
         _ => None,

@@ -506,7 +506,7 @@ async fn deliver(app: &App, parts: &Parts, id: String, stanza: Element, to: &Jid
             Duration::from_secs(s).min(MAX_WAIT_TIMEOUT)
         });
     // A room post waits for the room to reflect it back, not merely for the server's ack.
-    let to_room = app.rooms.borrow().get(to).is_some();
+    let to_room = to.is_bare() && app.rooms.borrow().get(&to.bare()).is_some();
     let reflection = if wait && to_room {
         Some(app.reflections.wait(&id).map_err(|_| {
             Reject::new(
@@ -694,7 +694,7 @@ async fn post_rest(app: &App, parts: &Parts, body: Incoming, path: &str) -> Answ
         content_type: content_type.as_deref(),
         body: &body,
     };
-    let parsed = rest::parse(&request, &app.cfg.xmpp.jid).map_err(|e| {
+    let parsed = rest::parse(&request, app.cfg.xmpp.jid.as_jid()).map_err(|e| {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut r = Reject::new(status, e.to_string());
         r.condition = Some(e.condition());
@@ -733,7 +733,7 @@ async fn post_rest(app: &App, parts: &Parts, body: Incoming, path: &str) -> Answ
         return Ok(res);
     }
     // The reply comes from where the request went; without `to`, from our own account.
-    let own = app.cfg.xmpp.jid.bare();
+    let own: Jid = app.cfg.xmpp.jid.clone().into();
     let from = match stanza.get_attr("to") {
         Some(to) => Jid::parse(to).unwrap_or_else(|_| own.clone()),
         None => own,

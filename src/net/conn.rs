@@ -60,8 +60,10 @@ pub enum Progress {
 pub enum Error {
     /// DNS resolution failed.
     Dns(resolve::ResolveError),
-    /// No address accepted a TCP connection.
+    /// No address accepted a TCP connection; each one's failure.
     Tcp(String),
+    /// DNS gave targets but no address to connect to.
+    NoAddresses,
     /// `tls = "plain"` towards an address that is not loopback.
     PlainNotLoopback(SocketAddr),
     /// The TLS handshake failed.
@@ -74,6 +76,13 @@ pub enum Error {
     Eof,
     /// A write did not complete in time.
     WriteTimeout,
+    /// The stream reported something other than being online at the end of login (never
+    /// expected: nothing else comes first).
+    NotOnlineAfterLogin,
+    /// The stream asked for STARTTLS on a socket that is already TLS (never expected).
+    StartTlsOnTls,
+    /// A failure was lost while the stream was being ended (never expected).
+    Ended,
 }
 
 impl Error {
@@ -81,7 +90,7 @@ impl Error {
     pub fn step(&self) -> &'static str {
         match self {
             Error::Dns(_) => "DNS",
-            Error::Tcp(_) | Error::PlainNotLoopback(_) => "TCP",
+            Error::Tcp(_) | Error::NoAddresses | Error::PlainNotLoopback(_) => "TCP",
             Error::Tls(e) if e.is_certificate() => "TLS certificate",
             Error::Tls(_) => "TLS",
             Error::Stream(e) => match e.step() {
@@ -90,7 +99,12 @@ impl Error {
                 stream::Step::Bind => "bind",
                 stream::Step::Stream => "stream",
             },
-            Error::Io(_) | Error::Eof | Error::WriteTimeout => "stream",
+            Error::Io(_)
+            | Error::Eof
+            | Error::WriteTimeout
+            | Error::NotOnlineAfterLogin
+            | Error::StartTlsOnTls
+            | Error::Ended => "stream",
         }
     }
 }
@@ -100,6 +114,7 @@ impl fmt::Display for Error {
         match self {
             Error::Dns(e) => write!(f, "{e}"),
             Error::Tcp(e) => write!(f, "cannot connect: {e}"),
+            Error::NoAddresses => f.write_str("cannot connect: no addresses to try"),
             Error::PlainNotLoopback(a) => {
                 write!(
                     f,
@@ -111,6 +126,9 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "connection error: {e}"),
             Error::Eof => f.write_str("the server closed the connection"),
             Error::WriteTimeout => f.write_str("timed out writing to the server"),
+            Error::NotOnlineAfterLogin => f.write_str("protocol error: event before login"),
+            Error::StartTlsOnTls => f.write_str("protocol error: STARTTLS on a TLS stream"),
+            Error::Ended => f.write_str("protocol error: connection ended"),
         }
     }
 }
@@ -279,7 +297,7 @@ impl Connection {
                 Ok(conn)
             }
             // The state machine emits nothing else before it is online.
-            _ => Err(Error::Stream(stream::Error::Protocol("event before login"))),
+            _ => Err(Error::NotOnlineAfterLogin),
         }
     }
 
@@ -430,9 +448,7 @@ impl Connection {
     async fn end(&mut self, e: Error) -> Error {
         self.broken = Some(e);
         let _ = self.flush().await;
-        self.broken
-            .take()
-            .unwrap_or(Error::Stream(stream::Error::Protocol("connection ended")))
+        self.broken.take().unwrap_or(Error::Ended)
     }
 
     async fn upgrade(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
@@ -453,9 +469,7 @@ async fn handshake(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TlsStream<TcpStream>, Error> {
     let Transport::Tcp(tcp) = io else {
-        return Err(Error::Stream(stream::Error::Protocol(
-            "STARTTLS on a TLS stream",
-        )));
+        return Err(Error::StartTlsOnTls);
     };
     let hs = tls::connect(config.clone(), domain, tcp);
     let tls = match super::timeout(timeout, hs).await {
@@ -534,7 +548,33 @@ async fn connect_tcp(targets: &[Target], cfg: &XmppConfig) -> Result<TcpStream, 
     }
     match (failures.is_empty(), dns_error) {
         (true, Some(e)) => Err(Error::Dns(e)),
-        (true, None) => Err(Error::Tcp("no addresses to try".into())),
+        (true, None) => Err(Error::NoAddresses),
         (false, _) => Err(Error::Tcp(failures.join("; "))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_address_to_try_is_a_tcp_step_failure() {
+        assert_eq!(Error::NoAddresses.step(), "TCP");
+        assert_eq!(
+            Error::NoAddresses.to_string(),
+            "cannot connect: no addresses to try"
+        );
+    }
+
+    #[test]
+    fn failures_of_the_shell_itself_belong_to_the_stream_step() {
+        for e in [
+            Error::NotOnlineAfterLogin,
+            Error::StartTlsOnTls,
+            Error::Ended,
+        ] {
+            assert_eq!(e.step(), "stream");
+            assert!(e.to_string().starts_with("protocol error: "), "{e}");
+        }
     }
 }

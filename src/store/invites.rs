@@ -15,7 +15,7 @@ use crate::log;
 use crate::secret::{self, ct_eq};
 use crate::store::hashfile::{self, hex, sha256, unhex32, DataFile, FileError, Signature};
 use crate::timefmt::{format_rfc3339, parse_rfc3339};
-use crate::xmpp::jid::Jid;
+use crate::xmpp::jid::BareJid;
 use crate::xmpp::xml::escape_into;
 use base64::Engine;
 use std::cell::RefCell;
@@ -39,8 +39,8 @@ pub const MAX_TOKEN_CHARS: usize = 64;
 pub enum State {
     /// Not used yet.
     Unused,
-    /// Used by this contact (a bare JID).
-    Used(String),
+    /// Used by this contact.
+    Used(BareJid),
 }
 
 /// One invite as stored.
@@ -255,11 +255,11 @@ impl InviteFile {
             })
     }
 
-    /// Let `contact` (a bare JID) in with `token`: a valid invite is marked used by it and
+    /// Let `contact` in with `token`: a valid invite is marked used by it and
     /// saved before it counts. The contact that used an invite may use it again while it
     /// is unexpired (its approval may have been lost with the stream); nobody else can,
     /// and a removed contact cannot come back with it once it expired.
-    pub fn redeem(&mut self, token: &str, contact: &str, now: u64) -> Result<Invite, Refusal> {
+    pub fn redeem(&mut self, token: &str, contact: &BareJid, now: u64) -> Result<Invite, Refusal> {
         let presented = sha256(token);
         self.locked(|invites| {
             let found = invites.iter().enumerate().fold(None, |found, (n, i)| {
@@ -276,7 +276,7 @@ impl InviteFile {
             }
             match &invite.state {
                 State::Used(by) if by != contact => return Err(Refusal::Used),
-                _ => invite.state = State::Used(contact.to_string()),
+                _ => invite.state = State::Used(contact.clone()),
             }
             Ok(invite.clone())
         })
@@ -329,8 +329,8 @@ fn parse_line(line: &str) -> Result<Invite, String> {
     let token_hash = unhex32(hash).ok_or("the hash is not 64 hex digits")?;
     let state = match state {
         "unused" => State::Unused,
-        s => match s.strip_prefix("used:").map(Jid::parse_bare) {
-            Some(Ok(jid)) => State::Used(jid.to_string()),
+        s => match s.strip_prefix("used:").map(BareJid::parse) {
+            Some(Ok(jid)) => State::Used(jid),
             _ => return Err("the state is neither unused nor used:JID".into()),
         },
     };
@@ -345,7 +345,7 @@ fn parse_line(line: &str) -> Result<Invite, String> {
 }
 
 /// The XEP-0379 URI of an invite to `bot`.
-pub fn uri(bot: &Jid, token: &str) -> String {
+pub fn uri(bot: &BareJid, token: &str) -> String {
     format!(
         "xmpp:{}?roster;preauth={}",
         crate::xmpp::jid::uri_escape(bot.as_str()),
@@ -422,7 +422,12 @@ fn page(title: &str, body: &str) -> String {
 
 /// The landing page of `/invite/{token}`: HTTP status and HTML. `invite` is what the
 /// token found, if anything.
-pub fn landing_page(bot: &Jid, token: &str, invite: Option<&Invite>, now: u64) -> (u16, String) {
+pub fn landing_page(
+    bot: &BareJid,
+    token: &str,
+    invite: Option<&Invite>,
+    now: u64,
+) -> (u16, String) {
     let gone = |title: &str, text: &str| {
         page(
             title,
@@ -552,7 +557,7 @@ impl InviteStore {
 
     /// [`InviteFile::redeem`]. Unknown tokens (most requests that are refused) are turned
     /// away without reading the file.
-    pub fn redeem(&self, token: &str, contact: &str, now: u64) -> Result<Invite, Refusal> {
+    pub fn redeem(&self, token: &str, contact: &BareJid, now: u64) -> Result<Invite, Refusal> {
         self.find(token).ok_or(Refusal::Unknown)?;
         self.change(|f| f.redeem(token, contact, now))
     }
@@ -573,6 +578,10 @@ mod tests {
     /// A true time: tests run at the clock floor and after.
     const T: u64 = crate::store::hashfile::CLOCK_FLOOR;
 
+    fn bare(s: &str) -> BareJid {
+        BareJid::parse(s).unwrap()
+    }
+
     fn dir(name: &str) -> PathBuf {
         crate::store::hashfile::test_dir(&format!("inv-{name}"))
     }
@@ -587,7 +596,7 @@ mod tests {
              b2\t{h}\tunused\t2024-01-02T03:04:05Z\t2024-01-09T03:04:05Z\t\r"
         );
         let invites = parse_text(&text).unwrap();
-        assert_eq!(invites[0].state, State::Used("alice@example.org".into()));
+        assert_eq!(invites[0].state, State::Used(bare("alice@example.org")));
         assert_eq!(invites[1].name, "");
         let written = render(&invites);
         assert_eq!(parse_text(&written).unwrap(), invites);
@@ -617,26 +626,26 @@ mod tests {
         assert_eq!(f.find(&token), Some(&inv));
         assert_eq!(f.find("nope"), None);
         assert!(matches!(
-            f.redeem("nope", "a@x", T + 1500),
+            f.redeem("nope", &bare("a@x"), T + 1500),
             Err(Refusal::Unknown)
         ));
         assert!(matches!(
-            f.redeem(&token, "a@x", T + 2000),
+            f.redeem(&token, &bare("a@x"), T + 2000),
             Err(Refusal::Expired)
         ));
-        let used = f.redeem(&token, "a@x", T + 1500).unwrap();
-        assert_eq!(used.state, State::Used("a@x".into()));
+        let used = f.redeem(&token, &bare("a@x"), T + 1500).unwrap();
+        assert_eq!(used.state, State::Used(bare("a@x")));
         assert!(matches!(
-            f.redeem(&token, "b@x", T + 1500),
+            f.redeem(&token, &bare("b@x"), T + 1500),
             Err(Refusal::Used)
         ));
         assert!(
-            f.redeem(&token, "a@x", T + 1600).is_ok(),
+            f.redeem(&token, &bare("a@x"), T + 1600).is_ok(),
             "the same contact again"
         );
 
         let f = InviteFile::load(&path).unwrap();
-        assert_eq!(f.invites()[0].state, State::Used("a@x".into()));
+        assert_eq!(f.invites()[0].state, State::Used(bare("a@x")));
         let list = format_list(f.invites(), T + 1500);
         assert!(
             list.contains(&inv.id) && list.contains("used by a@x"),
@@ -665,17 +674,17 @@ mod tests {
         let d = dir("reuse");
         let mut f = InviteFile::load(&d.join("invites")).unwrap();
         let (_, token) = f.create("", T, T + 100, 5).unwrap();
-        f.redeem(&token, "a@x", T + 10).unwrap();
+        f.redeem(&token, &bare("a@x"), T + 10).unwrap();
         assert!(
-            f.redeem(&token, "a@x", T + 99).is_ok(),
+            f.redeem(&token, &bare("a@x"), T + 99).is_ok(),
             "a lost approval may be asked for again"
         );
         assert!(matches!(
-            f.redeem(&token, "a@x", T + 100),
+            f.redeem(&token, &bare("a@x"), T + 100),
             Err(Refusal::Expired)
         ));
         assert!(
-            matches!(f.redeem(&token, "a@x", 5), Err(Refusal::Expired)),
+            matches!(f.redeem(&token, &bare("a@x"), 5), Err(Refusal::Expired)),
             "a clock back in 1970 does not bring it back"
         );
         fs::remove_dir_all(&d).unwrap();
@@ -686,8 +695,11 @@ mod tests {
         let d = dir("clock");
         let mut f = InviteFile::load(&d.join("invites")).unwrap();
         let (_, token) = f.create("", T, T + 100, 5).unwrap();
-        assert!(matches!(f.redeem(&token, "a@x", 50), Err(Refusal::Expired)));
-        assert!(f.redeem(&token, "a@x", T + 1).is_ok());
+        assert!(matches!(
+            f.redeem(&token, &bare("a@x"), 50),
+            Err(Refusal::Expired)
+        ));
+        assert!(f.redeem(&token, &bare("a@x"), T + 1).is_ok());
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -718,7 +730,8 @@ mod tests {
             s.spawn(move || {
                 let mut mine = InviteFile::load(p2).unwrap();
                 for (n, token) in redeem.iter().enumerate() {
-                    mine.redeem(token, &format!("c{n}@x"), T + 1).unwrap();
+                    mine.redeem(token, &bare(&format!("c{n}@x")), T + 1)
+                        .unwrap();
                 }
             });
         });
@@ -744,7 +757,7 @@ mod tests {
             f.create("c", T, T + 100, 2),
             Err(InvitesError::Full(2))
         ));
-        f.redeem(&t1, "a@x", T + 10).unwrap();
+        f.redeem(&t1, &bare("a@x"), T + 10).unwrap();
         f.create("c", T + 20, T + 100, 2).unwrap();
         let names: Vec<&str> = f.invites().iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["b", "c"]);
@@ -782,7 +795,7 @@ mod tests {
         fs::remove_file(&path).unwrap();
         fs::create_dir(&path).unwrap();
         assert!(matches!(
-            f.redeem(&token, "a@x", T + 1),
+            f.redeem(&token, &bare("a@x"), T + 1),
             Err(Refusal::NotSaved(_))
         ));
         assert_eq!(f.invites()[0].state, State::Unused);
@@ -797,10 +810,10 @@ mod tests {
         let mut cli = InviteFile::load(&path).unwrap();
         let (inv, token) = cli.create("x", T, T + 100, 5).unwrap();
         assert_eq!(store.find(&token), Some(inv.clone()));
-        assert!(store.redeem(&token, "a@x", T + 1).is_ok());
+        assert!(store.redeem(&token, &bare("a@x"), T + 1).is_ok());
         let mut cli = InviteFile::load(&path).unwrap();
         assert!(matches!(
-            cli.redeem(&token, "b@x", T + 2),
+            cli.redeem(&token, &bare("b@x"), T + 2),
             Err(Refusal::Used)
         ));
         let (_, other) = cli.create("y", T, T + 100, 5).unwrap();
@@ -811,7 +824,7 @@ mod tests {
             "a refused file stays as it is"
         );
         assert!(matches!(
-            store.redeem(&other, "c@x", T + 1),
+            store.redeem(&other, &bare("c@x"), T + 1),
             Err(Refusal::NotSaved(_))
         ));
         assert_eq!(
@@ -826,7 +839,7 @@ mod tests {
 
     #[test]
     fn landing_pages_show_a_valid_invites_uri_and_refuse_used_expired_and_unknown_ones() {
-        let bot = Jid::parse("bot@example.org").unwrap();
+        let bot = bare("bot@example.org");
         assert_eq!(
             uri(&bot, "TOK-en_1"),
             "xmpp:bot@example.org?roster;preauth=TOK-en_1"
@@ -857,7 +870,7 @@ mod tests {
         );
         assert_eq!(landing_page(&bot, "T", Some(&inv), T + 86400).0, 410);
         let used = Invite {
-            state: State::Used("a@x".into()),
+            state: State::Used(bare("a@x")),
             ..inv
         };
         let (status, body) = landing_page(&bot, "T", Some(&used), T + 10);

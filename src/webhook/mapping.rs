@@ -9,7 +9,7 @@ use crate::config::{WebhookConfig, WebhookFormat};
 use crate::http::rest::{self, CONTENT_FORM, CONTENT_JSON, CONTENT_TEXT, CONTENT_XML};
 use crate::xmpp::jid::Jid;
 use crate::xmpp::jsonmap;
-use crate::xmpp::stanza::{self, NS_CLIENT};
+use crate::xmpp::stanza::{self, IqType, MessageType, NS_CLIENT};
 use crate::xmpp::xml::Element;
 use ring::hmac;
 
@@ -244,7 +244,7 @@ fn answer_stanza(
 /// message never gets one).
 fn receipt_for(request: &Element) -> Option<Element> {
     let asks = request.name() == "message"
-        && request.get_attr("type") != Some("groupchat")
+        && stanza::message_type(request) != Some(MessageType::Groupchat)
         && request.get_child("request", NS_RECEIPTS).is_some();
     let id = request.get_attr("id").filter(|_| asks)?;
     Some(Element::new("received", NS_RECEIPTS).attr("id", id))
@@ -259,9 +259,7 @@ fn with_receipt(request: &Element, out: Outcome) -> Outcome {
     let sender = request.get_attr("from");
     match out {
         Outcome::Reply(mut r)
-            if r.name() == "message"
-                && r.get_attr("type") != Some("error")
-                && r.get_attr("to") == sender =>
+            if r.name() == "message" && !stanza::is_error(&r) && r.get_attr("to") == sender =>
         {
             r.push_child(receipt);
             Outcome::Reply(r)
@@ -304,7 +302,7 @@ fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String>
     if reply.get_attr("type").is_none() && reply.get_child("error", NS_CLIENT).is_some() {
         reply.set_attr("type", "error");
     }
-    let is_error = reply.get_attr("type") == Some("error");
+    let is_error = stanza::is_error(&reply);
     let bare = |j: &str| Jid::parse(j).map(|j| j.bare()).ok();
     let elsewhere = reply.get_attr("to").filter(|to| {
         !is_iq
@@ -313,7 +311,8 @@ fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String>
             && bare(to) != request.get_attr("to").and_then(bare)
     });
     let from = request.get_attr("from").unwrap_or_default();
-    let groupchat = request.get_attr("type") == Some("groupchat") && reply.name() == "message";
+    let groupchat =
+        stanza::message_type(request) == Some(MessageType::Groupchat) && reply.name() == "message";
     if elsewhere.is_some() {
         // Addressed by the webhook itself.
     } else if groupchat && !is_error {
@@ -344,10 +343,9 @@ fn shape_reply(request: &Element, mut reply: Element) -> Result<Element, String>
 /// Whether a stanza goes to the webhook at all: of a configured kind, not an error, and
 /// for iq only requests.
 pub fn wants(cfg: &WebhookConfig, st: &Element) -> bool {
-    let kind = st.get_attr("type");
-    kind != Some("error")
+    !stanza::is_error(st)
         && cfg.stanzas.iter().any(|k| k == st.name())
-        && (st.name() != "iq" || matches!(kind, Some("get" | "set")))
+        && (st.name() != "iq" || stanza::iq_type(st).is_some_and(IqType::is_request))
 }
 
 /// The answer to a stanza the queue had no room for.
@@ -804,5 +802,27 @@ mod tests {
         assert!(!wants(&cfg, &el("<message type='error'/>")));
         assert!(!wants(&cfg, &el("<iq type='result' id='x'/>")));
         assert!(!wants(&cfg, &el("<presence/>")));
+    }
+
+    #[test]
+    fn an_iq_without_a_request_type_does_not_go_to_the_webhook() {
+        let cfg = WebhookConfig {
+            url: "http://h/".into(),
+            format: WebhookFormat::Json,
+            stanzas: vec!["iq".into()],
+            timeout: Duration::from_secs(1),
+            secret: None,
+            bearer: None,
+            retries: 0,
+            queue: 1,
+            from: crate::access::Access::Contacts,
+        };
+        for iq in [
+            "<iq id='x'/>",
+            "<iq type='GET' id='x'/>",
+            "<iq type='chat' id='x'/>",
+        ] {
+            assert!(!wants(&cfg, &el(iq)), "{iq}");
+        }
     }
 }

@@ -20,6 +20,27 @@ pub struct Jid {
     slash: Option<usize>,
 }
 
+/// A part of a JID, as an error names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JidPart {
+    /// The localpart (before '@').
+    Local,
+    /// The domain.
+    Domain,
+    /// The resource (after '/').
+    Resource,
+}
+
+impl fmt::Display for JidPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JidPart::Local => "user part",
+            JidPart::Domain => "domain",
+            JidPart::Resource => "resource",
+        })
+    }
+}
+
 /// Why a string is not a JID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JidError {
@@ -35,11 +56,11 @@ pub enum JidError {
     /// A '/' with nothing after it.
     EmptyResource,
     /// A part is longer than RFC 7622 allows.
-    TooLong(&'static str),
+    TooLong(JidPart),
     /// A character that is not allowed in that part.
     BadChar {
         /// Which part.
-        part: &'static str,
+        part: JidPart,
         /// The offending character.
         ch: char,
     },
@@ -97,14 +118,14 @@ impl Jid {
         if domain.split('.').any(str::is_empty) {
             return Err(JidError::EmptyLabel);
         }
-        check_part(domain, "domain", |c| {
+        check_part(domain, JidPart::Domain, |c| {
             c.is_whitespace() || c.is_control() || matches!(c, '@' | '/' | '"' | '<' | '>' | '\'')
         })?;
         let mut s = String::with_capacity(input.len());
         let at = match local {
             Some("") => return Err(JidError::EmptyLocal),
             Some(l) => {
-                check_part(l, "user part", |c| {
+                check_part(l, JidPart::Local, |c| {
                     c.is_whitespace()
                         || c.is_control()
                         || matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
@@ -120,7 +141,7 @@ impl Jid {
         let slash = match resource {
             Some("") => return Err(JidError::EmptyResource),
             Some(r) => {
-                check_part(r, "resource", char::is_control)?;
+                check_part(r, JidPart::Resource, char::is_control)?;
                 let slash = s.len();
                 s.push('/');
                 s.push_str(r);
@@ -129,15 +150,6 @@ impl Jid {
             None => None,
         };
         Ok(Jid { s, at, slash })
-    }
-
-    /// Parse a bare JID (no resource).
-    pub fn parse_bare(input: &str) -> Result<Jid, JidError> {
-        let j = Jid::parse(input)?;
-        if j.slash.is_some() {
-            return Err(JidError::NotBare);
-        }
-        Ok(j)
     }
 
     /// The localpart, if any.
@@ -158,15 +170,15 @@ impl Jid {
     }
 
     /// The JID without its resource.
-    pub fn bare(&self) -> Jid {
-        match self.slash {
+    pub fn bare(&self) -> BareJid {
+        BareJid(match self.slash {
             Some(i) => Jid {
                 s: self.s[..i].to_string(),
                 at: self.at,
                 slash: None,
             },
             None => self.clone(),
-        }
+        })
     }
 
     /// Whether this JID has no resource.
@@ -177,7 +189,7 @@ impl Jid {
     /// The JID with `resource` set (replacing any resource it had).
     pub fn with_resource(&self, resource: &str) -> Result<Jid, JidError> {
         let b = self.bare();
-        Jid::parse(&format!("{}/{resource}", b.s))
+        Jid::parse(&format!("{b}/{resource}"))
     }
 
     /// The normal form as text.
@@ -192,11 +204,60 @@ impl fmt::Display for Jid {
     }
 }
 
-fn check_part(
-    part: &str,
-    name: &'static str,
-    forbidden: impl Fn(char) -> bool,
-) -> Result<(), JidError> {
+/// A JID without a resource (an account, a room or a domain): what the config, the roster,
+/// `webhook.from` and the invites file hold. It cannot carry a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BareJid(Jid);
+
+impl BareJid {
+    /// Parse and normalize `local@domain` (local optional); a resource is refused.
+    pub fn parse(input: &str) -> Result<BareJid, JidError> {
+        let j = Jid::parse(input)?;
+        if j.slash.is_some() {
+            return Err(JidError::NotBare);
+        }
+        Ok(BareJid(j))
+    }
+
+    /// The localpart, if any.
+    pub fn local(&self) -> Option<&str> {
+        self.0.local()
+    }
+
+    /// The domain part.
+    pub fn domain(&self) -> &str {
+        self.0.domain()
+    }
+
+    /// The full JID with `resource`.
+    pub fn with_resource(&self, resource: &str) -> Result<Jid, JidError> {
+        self.0.with_resource(resource)
+    }
+
+    /// The same address as a [`Jid`], for what takes any JID.
+    pub fn as_jid(&self) -> &Jid {
+        &self.0
+    }
+
+    /// The normal form as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for BareJid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<BareJid> for Jid {
+    fn from(b: BareJid) -> Jid {
+        b.0
+    }
+}
+
+fn check_part(part: &str, name: JidPart, forbidden: impl Fn(char) -> bool) -> Result<(), JidError> {
     if part.len() > MAX_PART_BYTES {
         return Err(JidError::TooLong(name));
     }
@@ -284,7 +345,7 @@ mod tests {
         for bad in ["oo../s", "a@b..", "a@.b", "a@b..c", "..", "a@b.c../r"] {
             assert_eq!(Jid::parse(bad), Err(EmptyLabel), "{bad}");
         }
-        assert_eq!(Jid::parse_bare("a@b/c"), Err(NotBare));
+        assert_eq!(BareJid::parse("a@b/c"), Err(NotBare));
         assert!(matches!(Jid::parse("a b@c"), Err(BadChar { ch: ' ', .. })));
         assert!(matches!(Jid::parse("a<b@c"), Err(BadChar { ch: '<', .. })));
         assert!(matches!(Jid::parse("a@b@c"), Err(BadChar { ch: '@', .. })));
@@ -292,11 +353,77 @@ mod tests {
         assert!(matches!(Jid::parse("a@b/\u{0}"), Err(BadChar { .. })));
         assert!(matches!(Jid::parse("a@b\u{FFFF}"), Err(BadChar { .. })));
         let long = "x".repeat(1024);
-        assert_eq!(Jid::parse(&format!("{long}@b")), Err(TooLong("user part")));
-        assert_eq!(Jid::parse(&long), Err(TooLong("domain")));
-        assert_eq!(Jid::parse(&format!("a@b/{long}")), Err(TooLong("resource")));
-        for e in [Empty, NotBare, NoLocal, TooLong("domain"), EmptyLabel] {
+        assert_eq!(
+            Jid::parse(&format!("{long}@b")),
+            Err(TooLong(JidPart::Local))
+        );
+        assert_eq!(Jid::parse(&long), Err(TooLong(JidPart::Domain)));
+        assert_eq!(
+            Jid::parse(&format!("a@b/{long}")),
+            Err(TooLong(JidPart::Resource))
+        );
+        for e in [
+            Empty,
+            NotBare,
+            NoLocal,
+            TooLong(JidPart::Domain),
+            EmptyLabel,
+        ] {
             assert!(!e.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn errors_name_the_part_in_words() {
+        assert_eq!(
+            JidError::TooLong(JidPart::Local).to_string(),
+            "the user part is longer than 1023 bytes"
+        );
+        assert_eq!(
+            JidError::BadChar {
+                part: JidPart::Resource,
+                ch: '\0'
+            }
+            .to_string(),
+            "the resource contains a character that is not allowed: '\\0'"
+        );
+    }
+
+    #[test]
+    fn a_bare_jid_refuses_a_resource_and_is_normalized() {
+        assert_eq!(BareJid::parse("a@b/c"), Err(JidError::NotBare));
+        assert_eq!(BareJid::parse("a@b/"), Err(JidError::EmptyResource));
+        let b = BareJid::parse("Alice@Example.ORG.").unwrap();
+        assert_eq!(b.as_str(), "alice@example.org");
+        assert_eq!(b.to_string(), "alice@example.org");
+        assert_eq!(b.local(), Some("alice"));
+        assert_eq!(b.domain(), "example.org");
+        let d = BareJid::parse("conference.example.org").unwrap();
+        assert_eq!((d.local(), d.domain()), (None, "conference.example.org"));
+    }
+
+    #[test]
+    fn a_full_jid_made_bare_keeps_all_but_its_resource() {
+        let full = Jid::parse("Room@Conference.x/Nick").unwrap();
+        assert_eq!(full.bare(), BareJid::parse("room@conference.x").unwrap());
+        assert_eq!(full.bare().as_jid().resource(), None);
+        let bare = Jid::parse("room@conference.x").unwrap();
+        assert_eq!(*bare.bare().as_jid(), bare);
+        assert_eq!(Jid::from(bare.bare()), bare);
+    }
+
+    #[test]
+    fn a_bare_jid_with_a_resource_is_the_full_jid() {
+        let room = BareJid::parse("room@conference.x").unwrap();
+        let full = room.with_resource("nick").unwrap();
+        assert_eq!(full.as_str(), "room@conference.x/nick");
+        assert_eq!(full.bare(), room);
+        assert_eq!(
+            room.with_resource("a\u{0}"),
+            Err(JidError::BadChar {
+                part: JidPart::Resource,
+                ch: '\u{0}'
+            })
+        );
     }
 }

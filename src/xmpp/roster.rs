@@ -4,8 +4,8 @@
 //! The roster is only read here: contacts come and go through subscription presences,
 //! which the server turns into roster pushes. Nothing here approves anyone.
 
-use super::jid::Jid;
-use super::stanza::{self, NS_CLIENT};
+use super::jid::{BareJid, Jid};
+use super::stanza::{self, IqType, NS_CLIENT};
 use super::xml::Element;
 
 /// The roster namespace.
@@ -56,7 +56,7 @@ pub enum Outcome {
 /// The contacts, and the roster request in flight.
 #[derive(Debug, Default)]
 pub struct Roster {
-    items: Vec<(Jid, Subscription)>,
+    items: Vec<(BareJid, Subscription)>,
     pending: Option<String>,
 }
 
@@ -69,11 +69,11 @@ impl Roster {
     /// The roster get for a new stream, with id `id`.
     pub fn request(&mut self, id: &str) -> Element {
         self.pending = Some(id.to_string());
-        stanza::iq("get", None, id, Element::new("query", NS_ROSTER))
+        stanza::iq(IqType::Get, None, id, Element::new("query", NS_ROSTER))
     }
 
     /// A contact's subscription, if it is on the roster.
-    pub fn get(&self, jid: &Jid) -> Option<Subscription> {
+    pub fn get(&self, jid: &BareJid) -> Option<Subscription> {
         self.items.iter().find(|(j, _)| j == jid).map(|(_, s)| *s)
     }
 
@@ -81,23 +81,23 @@ impl Roster {
     /// neither. `own` is the bot's bare JID: only answers and pushes from it (or from no
     /// one, i.e. the server) count (RFC 6121 §2.1.6): anyone else could guess the id of
     /// our request and answer it with a roster of their choosing.
-    pub fn handle(&mut self, iq: &Element, own: &Jid) -> Option<Outcome> {
+    pub fn handle(&mut self, iq: &Element, own: &BareJid) -> Option<Outcome> {
         if iq.name() != "iq" || iq.ns() != NS_CLIENT {
             return None;
         }
         let trusted = match iq.get_attr("from").map(Jid::parse) {
             None => true,
-            Some(Ok(from)) => from == *own,
+            Some(Ok(from)) => from == *own.as_jid(),
             Some(Err(_)) => false,
         };
-        let kind = iq.get_attr("type");
-        if matches!(kind, Some("result" | "error"))
+        let kind = stanza::iq_type(iq);
+        if kind.is_some_and(IqType::is_response)
             && trusted
             && self.pending.is_some()
             && iq.get_attr("id") == self.pending.as_deref()
         {
             self.pending = None;
-            if kind == Some("error") {
+            if kind == Some(IqType::Error) {
                 let condition = iq
                     .get_child("error", NS_CLIENT)
                     .and_then(|e| e.children().next())
@@ -114,7 +114,7 @@ impl Roster {
             return Some(Outcome::Loaded(total, total > self.items.len()));
         }
         let query = iq.get_child("query", NS_ROSTER)?;
-        if kind != Some("set") {
+        if kind != Some(IqType::Set) {
             return None;
         }
         if !trusted {
@@ -135,7 +135,7 @@ impl Roster {
         if !item.is("item", NS_ROSTER) {
             return false;
         }
-        let Some(Ok(jid)) = item.get_attr("jid").map(Jid::parse_bare) else {
+        let Some(Ok(jid)) = item.get_attr("jid").map(BareJid::parse) else {
             return false;
         };
         let at = self.items.iter().position(|(j, _)| *j == jid);
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_roster_loads_our_result_and_pushes_and_ignores_spoofed_ones() {
-        let own = Jid::parse("bot@x").unwrap();
+        let own = BareJid::parse("bot@x").unwrap();
         let mut r = Roster::new();
         let get = r.request("r1");
         assert_eq!(get.get_attr("type"), Some("get"));
@@ -186,11 +186,11 @@ mod tests {
              <item jid='bob@x' subscription='from'/><item jid='carol@x'/>\
              <item jid='bad@'/></query></iq>");
         assert_eq!(r.handle(&result, &own), Some(Outcome::Loaded(3, false)));
-        let alice = Jid::parse("alice@x").unwrap();
+        let alice = BareJid::parse("alice@x").unwrap();
         assert_eq!(r.get(&alice), Some(Subscription::Both));
         assert!(r.get(&alice).unwrap().to_contact());
         assert_eq!(
-            r.get(&Jid::parse("carol@x").unwrap()),
+            r.get(&BareJid::parse("carol@x").unwrap()),
             Some(Subscription::None)
         );
         assert_eq!(r.handle(&result, &own), None, "answered once");
@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(a.get_attr("type"), Some("result"));
         assert_eq!(a.get_attr("id"), Some("p1"));
         assert_eq!(
-            r.get(&Jid::parse("dave@x").unwrap()),
+            r.get(&BareJid::parse("dave@x").unwrap()),
             Some(Subscription::To)
         );
         let remove = el("<iq xmlns='jabber:client' type='set' id='p2'>\
@@ -222,12 +222,12 @@ mod tests {
             panic!("a spoofed push is refused");
         };
         assert_eq!(a.get_attr("type"), Some("error"));
-        assert_eq!(r.get(&Jid::parse("eve@x").unwrap()), None);
+        assert_eq!(r.get(&BareJid::parse("eve@x").unwrap()), None);
     }
 
     #[test]
     fn a_refused_request_fails_and_a_long_roster_is_cut_at_the_bound() {
-        let own = Jid::parse("bot@x").unwrap();
+        let own = BareJid::parse("bot@x").unwrap();
         let mut r = Roster::new();
         r.request("r1");
         let err = el(

@@ -132,8 +132,8 @@ pub enum SaslError {
     BadBase64,
     /// A decoded payload is not UTF-8.
     BadUtf8,
-    /// A server message breaks the SASL or SCRAM grammar; the text says how.
-    Malformed(&'static str),
+    /// A server message breaks the SASL or SCRAM grammar.
+    Malformed(Malformed),
     /// The server demands a SCRAM extension (`m=`) we do not implement.
     MandatoryExtension,
     /// The server nonce does not extend ours, or adds nothing to it.
@@ -146,6 +146,45 @@ pub enum SaslError {
     ServerError(String),
     /// A message arrived that the exchange's current step does not allow.
     UnexpectedMessage,
+}
+
+/// How a server message breaks the SASL or SCRAM grammar (RFC 5802 §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// A PLAIN `<success>` carries data, which PLAIN never sends.
+    PlainSuccessData,
+    /// server-final has neither `v=` nor `e=`.
+    NoVerifier,
+    /// server-first does not start with the nonce (`r=`).
+    NoNonce,
+    /// server-first has no salt (`s=`) after the nonce.
+    NoSalt,
+    /// server-first has no iteration count (`i=`) after the salt.
+    NoIterationCount,
+    /// The server nonce holds a byte outside printable ASCII.
+    NonceNotPrintable,
+    /// The salt decodes to nothing.
+    EmptySalt,
+    /// The iteration count is not a plain decimal number.
+    IterationCountNotDecimal,
+    /// A payload is longer than the 4096 bytes xrelay reads.
+    PayloadTooLong,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Malformed::PlainSuccessData => "PLAIN success carries data",
+            Malformed::NoVerifier => "server-final lacks the verifier (v=)",
+            Malformed::NoNonce => "server-first lacks the nonce (r=)",
+            Malformed::NoSalt => "server-first lacks the salt (s=)",
+            Malformed::NoIterationCount => "server-first lacks the iteration count (i=)",
+            Malformed::NonceNotPrintable => "server nonce is not printable ASCII",
+            Malformed::EmptySalt => "server-first has an empty salt",
+            Malformed::IterationCountNotDecimal => "iteration count is not a decimal number",
+            Malformed::PayloadTooLong => "payload too long",
+        })
+    }
 }
 
 impl fmt::Display for SaslError {
@@ -364,7 +403,7 @@ impl Client {
                 if decode(payload)?.is_empty() {
                     Ok(())
                 } else {
-                    Err(SaslError::Malformed("PLAIN success carries data"))
+                    Err(SaslError::Malformed(Malformed::PlainSuccessData))
                 }
             }
             State::ScramFinalSent(proof) => {
@@ -441,7 +480,7 @@ impl ServerProof {
         }
         let verifier = first
             .strip_prefix("v=")
-            .ok_or(SaslError::Malformed("server-final lacks the verifier (v=)"))?;
+            .ok_or(SaslError::Malformed(Malformed::NoVerifier))?;
         let signature = STANDARD
             .decode(verifier)
             .map_err(|_| SaslError::BadBase64)?;
@@ -469,34 +508,29 @@ fn parse_server_first<'a>(
     }
     let nonce = first
         .strip_prefix("r=")
-        .ok_or(SaslError::Malformed("server-first lacks the nonce (r=)"))?;
+        .ok_or(SaslError::Malformed(Malformed::NoNonce))?;
     let salt = fields
         .next()
         .and_then(|f| f.strip_prefix("s="))
-        .ok_or(SaslError::Malformed("server-first lacks the salt (s=)"))?;
-    let iterations =
-        fields
-            .next()
-            .and_then(|f| f.strip_prefix("i="))
-            .ok_or(SaslError::Malformed(
-                "server-first lacks the iteration count (i=)",
-            ))?;
+        .ok_or(SaslError::Malformed(Malformed::NoSalt))?;
+    let iterations = fields
+        .next()
+        .and_then(|f| f.strip_prefix("i="))
+        .ok_or(SaslError::Malformed(Malformed::NoIterationCount))?;
     // Any further fields are optional extensions (RFC 5802 §7), which we ignore.
 
     if nonce.len() <= client_nonce.len() || !nonce.starts_with(client_nonce) {
         return Err(SaslError::NonceMismatch);
     }
     if !nonce.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(SaslError::Malformed("server nonce is not printable ASCII"));
+        return Err(SaslError::Malformed(Malformed::NonceNotPrintable));
     }
     let salt = STANDARD.decode(salt).map_err(|_| SaslError::BadBase64)?;
     if salt.is_empty() {
-        return Err(SaslError::Malformed("server-first has an empty salt"));
+        return Err(SaslError::Malformed(Malformed::EmptySalt));
     }
     if iterations.is_empty() || !iterations.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SaslError::Malformed(
-            "iteration count is not a decimal number",
-        ));
+        return Err(SaslError::Malformed(Malformed::IterationCountNotDecimal));
     }
     // Only overflow can fail on ASCII digits; that count is far above the limit anyway.
     let count = iterations.parse::<u32>().unwrap_or(u32::MAX);
@@ -633,7 +667,7 @@ fn encode(data: &[u8]) -> String {
 fn decode(payload: &str) -> Result<Vec<u8>, SaslError> {
     let payload = payload.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
     if payload.len() > MAX_PAYLOAD_LEN {
-        return Err(SaslError::Malformed("payload too long"));
+        return Err(SaslError::Malformed(Malformed::PayloadTooLong));
     }
     if payload.is_empty() || payload == "=" {
         return Ok(Vec::new());
@@ -912,6 +946,55 @@ mod tests {
         }
         let mut client = sha1_client();
         client.challenge(&b64(&format!("{base}1"))).unwrap();
+    }
+
+    #[test]
+    fn each_malformed_server_message_names_its_fault() {
+        let r = "r=fyko+d2lbbFgONRv9qkxdawL3rfc";
+        for (message, fault) in [
+            ("s=QSXCR+Q6sek8bf92,i=4096".to_string(), Malformed::NoNonce),
+            (r.to_string(), Malformed::NoSalt),
+            (
+                format!("{r},s=QSXCR+Q6sek8bf92"),
+                Malformed::NoIterationCount,
+            ),
+            (
+                format!("{r}\u{7f},s=QSXCR+Q6sek8bf92,i=1"),
+                Malformed::NonceNotPrintable,
+            ),
+            (format!("{r},s=,i=4096"), Malformed::EmptySalt),
+            (
+                format!("{r},s=QSXCR+Q6sek8bf92,i=+1"),
+                Malformed::IterationCountNotDecimal,
+            ),
+        ] {
+            assert_eq!(
+                sha1_server_first_error(&message),
+                SaslError::Malformed(fault),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            sha1_after_first().success(Some(&b64("x=1"))),
+            Err(SaslError::Malformed(Malformed::NoVerifier))
+        );
+        assert_eq!(
+            sha1_client().challenge(&"QUFB".repeat(MAX_PAYLOAD_LEN)),
+            Err(SaslError::Malformed(Malformed::PayloadTooLong))
+        );
+        let (mut plain, _) = Client::start(Mechanism::Plain, "bot", "secret").unwrap();
+        assert_eq!(
+            plain.success(Some(&b64("data"))),
+            Err(SaslError::Malformed(Malformed::PlainSuccessData))
+        );
+    }
+
+    #[test]
+    fn malformed_server_messages_keep_their_log_text() {
+        assert_eq!(
+            SaslError::Malformed(Malformed::NoVerifier).to_string(),
+            "malformed SASL message: server-final lacks the verifier (v=)"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Every stanza xrelay sends is an [`Element`] built here and serialized by the XML layer,
 //! which escapes all text: no caller can put markup on the stream.
 
-use super::jid::Jid;
+use super::jid::{BareJid, Jid};
 use super::xml::Element;
 use std::fmt;
 
@@ -72,6 +72,147 @@ impl fmt::Display for MessageType {
     }
 }
 
+/// The `type` of an iq (RFC 6120 §8.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IqType {
+    /// A request for information.
+    Get,
+    /// A request that changes something.
+    Set,
+    /// A successful answer.
+    Result,
+    /// A failed answer.
+    Error,
+}
+
+impl IqType {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IqType::Get => "get",
+            IqType::Set => "set",
+            IqType::Result => "result",
+            IqType::Error => "error",
+        }
+    }
+
+    /// Parse an attribute value.
+    pub fn parse(s: &str) -> Option<IqType> {
+        match s {
+            "get" => Some(IqType::Get),
+            "set" => Some(IqType::Set),
+            "result" => Some(IqType::Result),
+            "error" => Some(IqType::Error),
+            _ => None,
+        }
+    }
+
+    /// Whether it asks for an answer (get or set), which RFC 6120 §8.2.3 requires.
+    pub fn is_request(self) -> bool {
+        matches!(self, IqType::Get | IqType::Set)
+    }
+
+    /// Whether it answers a request (result or error).
+    pub fn is_response(self) -> bool {
+        !self.is_request()
+    }
+}
+
+/// The `type` of a presence (RFC 6121 §4.7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceType {
+    /// No `type` attribute: the sender is online.
+    Available,
+    /// The sender went offline (or left a room).
+    Unavailable,
+    /// A request to subscribe to the recipient's presence.
+    Subscribe,
+    /// A subscription request was approved.
+    Subscribed,
+    /// The sender unsubscribes from the recipient's presence.
+    Unsubscribe,
+    /// A subscription was denied or cancelled.
+    Unsubscribed,
+    /// A request for the recipient's current presence (sent by servers).
+    Probe,
+    /// A presence failed.
+    Error,
+}
+
+impl PresenceType {
+    /// The attribute value; `available`, which has none, as mod_rest writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceType::Available => "available",
+            PresenceType::Unavailable => "unavailable",
+            PresenceType::Subscribe => "subscribe",
+            PresenceType::Subscribed => "subscribed",
+            PresenceType::Unsubscribe => "unsubscribe",
+            PresenceType::Unsubscribed => "unsubscribed",
+            PresenceType::Probe => "probe",
+            PresenceType::Error => "error",
+        }
+    }
+
+    /// Parse an attribute value. `available` is not one: only a missing attribute means it.
+    pub fn parse(s: &str) -> Option<PresenceType> {
+        match s {
+            "unavailable" => Some(PresenceType::Unavailable),
+            "subscribe" => Some(PresenceType::Subscribe),
+            "subscribed" => Some(PresenceType::Subscribed),
+            "unsubscribe" => Some(PresenceType::Unsubscribe),
+            "unsubscribed" => Some(PresenceType::Unsubscribed),
+            "probe" => Some(PresenceType::Probe),
+            "error" => Some(PresenceType::Error),
+            _ => None,
+        }
+    }
+
+    /// Whether it manages a subscription (RFC 6121 §3).
+    pub fn is_subscription(self) -> bool {
+        matches!(
+            self,
+            PresenceType::Subscribe
+                | PresenceType::Subscribed
+                | PresenceType::Unsubscribe
+                | PresenceType::Unsubscribed
+        )
+    }
+}
+
+impl fmt::Display for PresenceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `type` of `el` read as an iq's; `None` when it is missing or not one of the four.
+pub fn iq_type(el: &Element) -> Option<IqType> {
+    el.get_attr("type").and_then(IqType::parse)
+}
+
+/// The `type` of `el` read as a presence's: [`PresenceType::Available`] when there is
+/// none; `None` for a value RFC 6121 does not define.
+pub fn presence_type(el: &Element) -> Option<PresenceType> {
+    match el.get_attr("type") {
+        None => Some(PresenceType::Available),
+        Some(t) => PresenceType::parse(t),
+    }
+}
+
+/// The `type` of `el` read as a message's: [`MessageType::Normal`] when there is none
+/// (RFC 6121 §5.2.2); `None` for `error` (see [`is_error`]) and for values RFC 6121 does
+/// not define.
+pub fn message_type(el: &Element) -> Option<MessageType> {
+    el.get_attr("type")
+        .map_or(Some(MessageType::Normal), MessageType::parse)
+}
+
+/// Whether `el`, of any kind, is an error stanza (RFC 6120 §8.3).
+pub fn is_error(el: &Element) -> bool {
+    el.get_attr("type") == Some("error")
+}
+
 /// A `<message>` with a body and an optional subject.
 pub fn message(
     to: &Jid,
@@ -91,16 +232,18 @@ pub fn message(
 }
 
 /// A `<presence>` of `kind` (`subscribed`, `subscribe`, `unsubscribed`, ...) to `to`.
-pub fn presence(to: &Jid, kind: &str) -> Element {
-    Element::new("presence", NS_CLIENT)
-        .attr("to", to.as_str())
-        .attr("type", kind)
+pub fn presence(to: &BareJid, kind: PresenceType) -> Element {
+    let p = Element::new("presence", NS_CLIENT).attr("to", to.as_str());
+    match kind {
+        PresenceType::Available => p,
+        other => p.attr("type", other.as_str()),
+    }
 }
 
 /// An `<iq>` of type get or set with one payload element.
-pub fn iq(kind: &str, to: Option<&str>, id: &str, payload: Element) -> Element {
+pub fn iq(kind: IqType, to: Option<&str>, id: &str, payload: Element) -> Element {
     let mut iq = Element::new("iq", NS_CLIENT)
-        .attr("type", kind)
+        .attr("type", kind.as_str())
         .attr("id", id);
     if let Some(to) = to {
         iq.set_attr("to", to);
@@ -110,12 +253,12 @@ pub fn iq(kind: &str, to: Option<&str>, id: &str, payload: Element) -> Element {
 
 /// An XEP-0199 ping.
 pub fn ping(to: Option<&str>, id: &str) -> Element {
-    iq("get", to, id, Element::new("ping", NS_PING))
+    iq(IqType::Get, to, id, Element::new("ping", NS_PING))
 }
 
 /// The empty result answering an iq.
 pub fn iq_result(request: &Element) -> Element {
-    reply_to(request, "iq").attr("type", "result")
+    reply_to(request, "iq").attr("type", IqType::Result.as_str())
 }
 
 /// A stanza error answering `request` (RFC 6120 §8.3): same kind and id, to/from swapped.
@@ -264,5 +407,118 @@ mod tests {
             assert_eq!(MessageType::parse(t.as_str()), Some(t));
         }
         assert_eq!(MessageType::parse("error"), None);
+    }
+
+    fn with_type(name: &str, kind: Option<&str>) -> Element {
+        let el = Element::new(name, NS_CLIENT);
+        match kind {
+            Some(k) => el.attr("type", k),
+            None => el,
+        }
+    }
+
+    #[test]
+    fn iq_types_round_trip() {
+        for t in [IqType::Get, IqType::Set, IqType::Result, IqType::Error] {
+            assert_eq!(IqType::parse(t.as_str()), Some(t));
+        }
+    }
+
+    #[test]
+    fn iq_without_a_type_or_with_an_unknown_one_has_none() {
+        for kind in [None, Some(""), Some("GET"), Some("chat"), Some("available")] {
+            assert_eq!(iq_type(&with_type("iq", kind)), None, "{kind:?}");
+        }
+        assert_eq!(iq_type(&with_type("iq", Some("set"))), Some(IqType::Set));
+    }
+
+    #[test]
+    fn get_and_set_are_requests_and_result_and_error_are_responses() {
+        assert!(IqType::Get.is_request() && IqType::Set.is_request());
+        assert!(IqType::Result.is_response() && IqType::Error.is_response());
+        assert!(!IqType::Get.is_response() && !IqType::Error.is_request());
+    }
+
+    #[test]
+    fn presence_types_round_trip_but_available_is_never_a_value() {
+        for t in [
+            PresenceType::Unavailable,
+            PresenceType::Subscribe,
+            PresenceType::Subscribed,
+            PresenceType::Unsubscribe,
+            PresenceType::Unsubscribed,
+            PresenceType::Probe,
+            PresenceType::Error,
+        ] {
+            assert_eq!(PresenceType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(PresenceType::parse("available"), None);
+    }
+
+    #[test]
+    fn presence_without_a_type_is_available_and_an_unknown_type_is_none() {
+        assert_eq!(
+            presence_type(&with_type("presence", None)),
+            Some(PresenceType::Available)
+        );
+        for kind in ["available", "", "Unavailable", "groupchat"] {
+            assert_eq!(presence_type(&with_type("presence", Some(kind))), None);
+        }
+    }
+
+    #[test]
+    fn only_the_four_subscription_presences_manage_subscriptions() {
+        let managing = [
+            PresenceType::Subscribe,
+            PresenceType::Subscribed,
+            PresenceType::Unsubscribe,
+            PresenceType::Unsubscribed,
+        ];
+        for t in managing {
+            assert!(t.is_subscription(), "{t}");
+        }
+        for t in [
+            PresenceType::Available,
+            PresenceType::Unavailable,
+            PresenceType::Probe,
+            PresenceType::Error,
+        ] {
+            assert!(!t.is_subscription(), "{t}");
+        }
+    }
+
+    #[test]
+    fn message_without_a_type_is_normal_and_error_or_an_unknown_type_is_none() {
+        assert_eq!(
+            message_type(&with_type("message", None)),
+            Some(MessageType::Normal)
+        );
+        assert_eq!(
+            message_type(&with_type("message", Some("groupchat"))),
+            Some(MessageType::Groupchat)
+        );
+        for kind in ["error", "", "Chat", "get"] {
+            assert_eq!(message_type(&with_type("message", Some(kind))), None);
+        }
+    }
+
+    #[test]
+    fn any_kind_of_stanza_with_type_error_is_an_error() {
+        for name in ["message", "presence", "iq"] {
+            assert!(is_error(&with_type(name, Some("error"))));
+            assert!(!is_error(&with_type(name, None)));
+            assert!(!is_error(&with_type(name, Some("Error"))));
+        }
+    }
+
+    #[test]
+    fn presence_builder_writes_the_type_and_none_for_available() {
+        let to = BareJid::parse("a@b").unwrap();
+        let p = presence(&to, PresenceType::Subscribed);
+        assert_eq!(p.get_attr("type"), Some("subscribed"));
+        assert_eq!(
+            presence(&to, PresenceType::Available).get_attr("type"),
+            None
+        );
     }
 }

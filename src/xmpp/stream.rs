@@ -7,10 +7,10 @@
 //! and performs the TLS handshake when [`Event::StartTls`] asks for it. Every step can
 //! therefore be tested with byte transcripts.
 
-use super::jid::Jid;
+use super::jid::{BareJid, Jid, JidError};
 use super::sasl::{self, Mechanism, SaslError};
 use super::stanza::{
-    self, IdGen, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
+    self, IdGen, IqType, NS_BIND, NS_CLIENT, NS_PING, NS_SASL, NS_SESSION, NS_SM, NS_STREAM,
     NS_STREAM_ERRORS, NS_TLS,
 };
 use super::xml::{
@@ -41,7 +41,7 @@ pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct Settings {
     /// The account's bare JID.
-    pub jid: Jid,
+    pub jid: BareJid,
     /// The account's password.
     pub password: String,
     /// The resource to bind.
@@ -191,13 +191,69 @@ pub enum Error {
         text: Option<String>,
     },
     /// Binding the resource failed.
-    Bind(String),
+    Bind(BindError),
     /// The server sent something that does not fit the protocol at this point.
-    Protocol(&'static str),
-    /// No answer in time.
-    Timeout(&'static str),
+    Protocol(Violation),
+    /// No answer to a keepalive ping in time: the link is dead.
+    PingTimeout,
+    /// A login step took longer than the timeout.
+    LoginTimeout,
     /// The server acknowledged more stanzas than were sent.
     AckTooHigh,
+}
+
+/// Why binding the resource (or the session after it) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindError {
+    /// The server offers no resource binding after authentication.
+    NotOffered,
+    /// The server refused to bind the resource; its stanza error condition, e.g. `conflict`.
+    Refused(String),
+    /// The server's bind result holds no JID.
+    NoJid,
+    /// The server bound a JID that does not parse.
+    InvalidJid(JidError),
+    /// The server refused the session it asked for (RFC 3921); its stanza error condition.
+    SessionRefused(String),
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::NotOffered => f.write_str("the server does not offer resource binding"),
+            BindError::Refused(condition) => f.write_str(condition),
+            BindError::NoJid => f.write_str("the server's answer has no JID"),
+            BindError::InvalidJid(e) => write!(f, "the server bound an invalid JID: {e}"),
+            BindError::SessionRefused(condition) => write!(f, "session: {condition}"),
+        }
+    }
+}
+
+/// How the server broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// A stream header arrived where none may.
+    UnexpectedHeader,
+    /// An element arrived that the login step does not expect.
+    UnexpectedElement,
+    /// Something other than a challenge, success or failure arrived during SASL.
+    UnexpectedAuthElement,
+    /// A `<resumed/>` without a valid `h`.
+    ResumedWithoutH,
+    /// An `<a/>` without a valid `h`.
+    AckWithoutH,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Violation::UnexpectedHeader => "unexpected stream header",
+            Violation::UnexpectedElement => "unexpected element during login",
+            Violation::UnexpectedAuthElement => "unexpected element during authentication",
+            Violation::ResumedWithoutH => "a <resumed/> without a valid h",
+            Violation::AckWithoutH => "an <a/> without a valid h",
+        })
+    }
 }
 
 impl Error {
@@ -230,9 +286,10 @@ impl fmt::Display for Error {
                 write!(f, "the server rejected the login: {condition}")?;
                 text.as_ref().map_or(Ok(()), |t| write!(f, " ({t})"))
             }
-            Error::Bind(c) => write!(f, "resource binding failed: {c}"),
-            Error::Protocol(what) => write!(f, "protocol error: {what}"),
-            Error::Timeout(what) => write!(f, "timed out {what}"),
+            Error::Bind(e) => write!(f, "resource binding failed: {e}"),
+            Error::Protocol(v) => write!(f, "protocol error: {v}"),
+            Error::PingTimeout => f.write_str("timed out waiting for a ping reply"),
+            Error::LoginTimeout => f.write_str("timed out waiting for the server during login"),
             Error::AckTooHigh => f.write_str("the server acknowledged more stanzas than were sent"),
         }
     }
@@ -555,7 +612,7 @@ impl Client {
                 match &self.keepalive {
                     Some(p) if self.last_rx <= p.sent => {
                         if now >= p.sent + self.settings.timeout {
-                            return Err(self.abandon(Error::Timeout("waiting for a ping reply")));
+                            return Err(self.abandon(Error::PingTimeout));
                         }
                     }
                     _ => {
@@ -583,7 +640,7 @@ impl Client {
             Phase::Closed | Phase::Handshake => Ok(None),
             _ => {
                 if now >= self.last_rx + self.settings.timeout {
-                    return Err(self.abandon(Error::Timeout("waiting for the server during login")));
+                    return Err(self.abandon(Error::LoginTimeout));
                 }
                 Ok(None)
             }
@@ -596,7 +653,7 @@ impl Client {
                 self.phase = Phase::Features(stage);
                 Ok(None)
             }
-            _ => Err(Error::Protocol("unexpected stream header")),
+            _ => Err(Error::Protocol(Violation::UnexpectedHeader)),
         }
     }
 
@@ -628,8 +685,10 @@ impl Client {
             Phase::Auth(sasl) => self.on_sasl(sasl, &el),
             Phase::Bind(id) if is_reply(&el, &id) => self.on_bind(&el),
             Phase::Session(id) if is_reply(&el, &id) => {
-                if el.get_attr("type") != Some("result") {
-                    return Err(Error::Bind(format!("session: {}", stanza_condition(&el))));
+                if stanza::iq_type(&el) != Some(IqType::Result) {
+                    return Err(Error::Bind(BindError::SessionRefused(stanza_condition(
+                        &el,
+                    ))));
                 }
                 Ok(self.after_bind())
             }
@@ -655,7 +714,7 @@ impl Client {
                 self.phase = phase;
                 self.on_online(el, now)
             }
-            _ => Err(Error::Protocol("unexpected element during login")),
+            _ => Err(Error::Protocol(Violation::UnexpectedElement)),
         }
     }
 
@@ -695,9 +754,7 @@ impl Client {
             }
             Stage::Authenticated => {
                 if features.get_child("bind", NS_BIND).is_none() {
-                    return Err(Error::Bind(
-                        "the server does not offer resource binding".into(),
-                    ));
+                    return Err(Error::Bind(BindError::NotOffered));
                 }
                 self.sm_offered = features.get_child("sm", NS_SM).is_some();
                 self.session_needed = features
@@ -722,7 +779,7 @@ impl Client {
         let id = self.ids.next_id();
         let bind = Element::new("bind", NS_BIND)
             .child(Element::new("resource", NS_BIND).text(&self.settings.resource));
-        stanza::iq("set", None, &id, bind).write_to(&mut self.out, NS_CLIENT);
+        stanza::iq(IqType::Set, None, &id, bind).write_to(&mut self.out, NS_CLIENT);
         self.phase = Phase::Bind(id);
     }
 
@@ -736,13 +793,14 @@ impl Client {
     /// `<resumed h='..'/>`: the old session continues; stanzas past `h` are resent by the
     /// application, numbered on from `h`.
     fn on_resumed(&mut self, el: &Element) -> Result<Option<Event>, Error> {
+        // Never without a session: the login enters `Phase::Resume` only with one.
         let Some(prev) = self.previous.take() else {
-            return Err(Error::Protocol("resumed without a session to resume"));
+            return Err(Error::Protocol(Violation::UnexpectedElement));
         };
         let h: u32 = el
             .get_attr("h")
             .and_then(|h| h.parse().ok())
-            .ok_or(Error::Protocol("a <resumed/> without a valid h"))?;
+            .ok_or(Error::Protocol(Violation::ResumedWithoutH))?;
         let acked = Client::previous_acked(&prev, h).ok_or(Error::AckTooHigh)?;
         self.seq = acked;
         self.acked = acked;
@@ -801,7 +859,7 @@ impl Client {
                 text: error_text(el, NS_SASL),
             })
         } else {
-            Err(Error::Protocol("unexpected element during authentication"))
+            Err(Error::Protocol(Violation::UnexpectedAuthElement))
         }
     }
 
@@ -828,20 +886,19 @@ impl Client {
     }
 
     fn on_bind(&mut self, el: &Element) -> Result<Option<Event>, Error> {
-        if el.get_attr("type") != Some("result") {
-            return Err(Error::Bind(stanza_condition(el)));
+        if stanza::iq_type(el) != Some(IqType::Result) {
+            return Err(Error::Bind(BindError::Refused(stanza_condition(el))));
         }
         let jid = el
             .get_child("bind", NS_BIND)
             .and_then(|b| b.get_child("jid", NS_BIND))
             .map(|j| j.text_content())
-            .ok_or(Error::Bind("the server's answer has no JID".into()))?;
-        let jid = Jid::parse(&jid)
-            .map_err(|e| Error::Bind(format!("the server bound an invalid JID: {e}")))?;
+            .ok_or(Error::Bind(BindError::NoJid))?;
+        let jid = Jid::parse(&jid).map_err(|e| Error::Bind(BindError::InvalidJid(e)))?;
         self.bound = Some(jid);
         if self.session_needed {
             let id = self.ids.next_id();
-            stanza::iq("set", None, &id, Element::new("session", NS_SESSION))
+            stanza::iq(IqType::Set, None, &id, Element::new("session", NS_SESSION))
                 .write_to(&mut self.out, NS_CLIENT);
             self.phase = Phase::Session(id);
             return Ok(None);
@@ -886,14 +943,14 @@ impl Client {
         if el.name() != "iq" {
             return Ok(Some(Event::Stanza(el)));
         }
-        match el.get_attr("type") {
-            Some("get") if el.get_child("ping", NS_PING).is_some() => {
+        match stanza::iq_type(&el) {
+            Some(IqType::Get) if el.get_child("ping", NS_PING).is_some() => {
                 if self.is_online() {
                     self.write_stanza(&stanza::iq_result(&el));
                 }
                 Ok(None)
             }
-            Some("result" | "error") => {
+            Some(IqType::Result | IqType::Error) => {
                 let id = el.get_attr("id");
                 if id.is_some() && self.keepalive.as_ref().map(|p| p.id.as_str()) == id {
                     self.keepalive = None;
@@ -924,8 +981,12 @@ impl Client {
         if let Some(sm) = &mut self.sm {
             sm.inbound = sm.inbound.wrapping_add(1);
         }
-        let request =
-            skipped.name == "iq" && matches!(skipped.kind.as_deref(), Some("get" | "set"));
+        let request = skipped.name == "iq"
+            && skipped
+                .kind
+                .as_deref()
+                .and_then(IqType::parse)
+                .is_some_and(IqType::is_request);
         if let (true, Some(id), true) = (request, &skipped.id, self.is_online()) {
             let mut iq = Element::new("iq", NS_CLIENT).attr("id", id);
             if let Some(from) = &skipped.from {
@@ -953,7 +1014,7 @@ impl Client {
                 let h: u32 = el
                     .get_attr("h")
                     .and_then(|h| h.parse().ok())
-                    .ok_or(Error::Protocol("an <a/> without a valid h"))?;
+                    .ok_or(Error::Protocol(Violation::AckWithoutH))?;
                 let delta = h.wrapping_sub(sm.last_h);
                 sm.last_h = h;
                 let acked = self.acked + u64::from(delta);
@@ -1024,7 +1085,7 @@ impl Client {
 fn is_reply(el: &Element, id: &str) -> bool {
     el.is("iq", NS_CLIENT)
         && el.get_attr("id") == Some(id)
-        && matches!(el.get_attr("type"), Some("result" | "error"))
+        && stanza::iq_type(el).is_some_and(IqType::is_response)
 }
 
 fn bounded(mut s: String) -> String {

@@ -7,7 +7,7 @@
 
 use super::jid::Jid;
 use super::jsonmap::{NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_OOB};
-use super::stanza::{self, MessageType, NS_CLIENT, NS_STANZA_ERRORS};
+use super::stanza::{self, IqType, MessageType, NS_CLIENT, NS_STANZA_ERRORS};
 use super::xml::Element;
 use std::fmt;
 
@@ -111,7 +111,7 @@ impl std::error::Error for SlotError {}
 /// The disco#items request that lists the server's services.
 pub fn items_request(id: &str, server: &str) -> Element {
     stanza::iq(
-        "get",
+        IqType::Get,
         Some(server),
         id,
         Element::new("query", NS_DISCO_ITEMS),
@@ -120,7 +120,12 @@ pub fn items_request(id: &str, server: &str) -> Element {
 
 /// The disco#info request for one address.
 pub fn info_request(id: &str, jid: &str) -> Element {
-    stanza::iq("get", Some(jid), id, Element::new("query", NS_DISCO_INFO))
+    stanza::iq(
+        IqType::Get,
+        Some(jid),
+        id,
+        Element::new("query", NS_DISCO_INFO),
+    )
 }
 
 /// The addresses a disco#items result lists, at most [`MAX_ITEMS`], nodes left out (a node
@@ -178,7 +183,7 @@ pub fn slot_request(
         .attr("filename", &clean_filename(filename))
         .attr("size", &size.to_string())
         .attr("content-type", content_type);
-    stanza::iq("get", Some(service), id, request)
+    stanza::iq(IqType::Get, Some(service), id, request)
 }
 
 /// A file name fit for a slot request: the last path segment, without control characters,
@@ -200,7 +205,7 @@ pub fn clean_filename(name: &str) -> String {
 
 /// The slot in the service's answer to [`slot_request`].
 pub fn parse_slot(reply: &Element) -> Result<Slot, SlotError> {
-    if reply.get_attr("type") == Some("error") {
+    if stanza::iq_type(reply) == Some(IqType::Error) {
         return Err(refusal(reply));
     }
     let slot = reply

@@ -17,7 +17,7 @@ const BIND_ONLY: &str =
 
 fn settings(tls: TlsMode) -> Settings {
     Settings {
-        jid: Jid::parse("bot@example.org").unwrap(),
+        jid: BareJid::parse("bot@example.org").unwrap(),
         password: "pass".into(),
         resource: "xrelay".into(),
         tls,
@@ -397,10 +397,7 @@ fn an_idle_stream_is_pinged_and_a_missing_reply_ends_it_without_a_closing_tag() 
     assert!(s.advance(interval).unwrap().is_empty());
     assert!(one(&s.out()).get_child("ping", NS_PING).is_some());
     assert_eq!(s.c.poll_timeout(), Some(s.now + Duration::from_secs(10)));
-    assert_eq!(
-        s.advance(Duration::from_secs(10)),
-        Err(Error::Timeout("waiting for a ping reply"))
-    );
+    assert_eq!(s.advance(Duration::from_secs(10)), Err(Error::PingTimeout));
     // A dead link gets no closing tag: arriving late, it would end a session that the
     // next connection resumes.
     assert_eq!(s.out(), "");
@@ -412,7 +409,7 @@ fn login_step_times_out() {
     s.feed(HEADER).unwrap();
     assert!(s.advance(Duration::from_secs(9)).unwrap().is_empty());
     let err = s.advance(Duration::from_secs(1)).unwrap_err();
-    assert_eq!(err, Error::Timeout("waiting for the server during login"));
+    assert_eq!(err, Error::LoginTimeout);
     assert_eq!(err.step(), Step::Stream);
 }
 
@@ -509,7 +506,7 @@ fn a_refused_bind_fails_at_the_bind_step_with_its_condition() {
              <conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
         ))
         .unwrap_err();
-    assert_eq!(err, Error::Bind("conflict".into()));
+    assert_eq!(err, Error::Bind(BindError::Refused("conflict".into())));
     assert_eq!(err.step(), Step::Bind);
 }
 
@@ -1001,4 +998,139 @@ fn settings_debug_does_not_print_the_password() {
     let shown = format!("{:?}", settings(TlsMode::Direct));
     assert!(!shown.contains("pass\""), "{shown}");
     assert!(shown.contains("bot@example.org"), "{shown}");
+}
+
+#[test]
+fn a_stream_header_before_the_tls_handshake_is_unexpected() {
+    let mut s = Session::new(TlsMode::StartTls);
+    s.feed(HEADER).unwrap();
+    s.feed(STARTTLS).unwrap();
+    let evs = s
+        .feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .unwrap();
+    assert_eq!(evs, [Event::StartTls]);
+    assert_eq!(
+        s.feed(HEADER),
+        Err(Error::Protocol(Violation::UnexpectedHeader))
+    );
+}
+
+#[test]
+fn a_stanza_instead_of_the_features_is_an_unexpected_element() {
+    let mut s = Session::new(TlsMode::StartTls);
+    s.feed(HEADER).unwrap();
+    assert_eq!(
+        s.feed("<iq type='result' id='x'/>"),
+        Err(Error::Protocol(Violation::UnexpectedElement))
+    );
+}
+
+#[test]
+fn a_stranger_element_during_authentication_ends_the_login() {
+    let mut s = Session::new(TlsMode::Direct);
+    s.feed(HEADER).unwrap();
+    s.feed(MECHS_PLAIN).unwrap();
+    let err = s
+        .feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .unwrap_err();
+    assert_eq!(err, Error::Protocol(Violation::UnexpectedAuthElement));
+    assert_eq!(err.step(), Step::Stream);
+}
+
+#[test]
+fn an_ack_without_a_valid_h_ends_the_stream() {
+    let mut s = Session::online(BIND_SM, Some("<enabled xmlns='urn:xmpp:sm:3'/>"));
+    assert_eq!(
+        s.feed("<a xmlns='urn:xmpp:sm:3' h='x'/>"),
+        Err(Error::Protocol(Violation::AckWithoutH))
+    );
+}
+
+#[test]
+fn features_without_binding_after_login_are_a_bind_step_error() {
+    let mut s = Session::authenticated();
+    let err = s.feed("<stream:features/>").unwrap_err();
+    assert_eq!(err, Error::Bind(BindError::NotOffered));
+    assert_eq!(err.step(), Step::Bind);
+}
+
+/// The error a bind request answered with `<iq type='result'>{inner}</iq>` gives.
+fn bind_result_error(inner: &str) -> Error {
+    let mut s = Session::authenticated();
+    s.out();
+    s.feed(BIND_ONLY).unwrap();
+    let id = attr(&s.out(), "id");
+    s.feed(&format!("<iq type='result' id='{id}'>{inner}</iq>"))
+        .unwrap_err()
+}
+
+#[test]
+fn a_bind_result_without_a_jid_is_a_bind_step_error() {
+    let err = bind_result_error("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
+    assert_eq!(err, Error::Bind(BindError::NoJid));
+    assert_eq!(err.step(), Step::Bind);
+}
+
+#[test]
+fn a_bind_result_with_an_invalid_jid_is_a_bind_step_error() {
+    let err = bind_result_error(
+        "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>@example.org</jid></bind>",
+    );
+    assert_eq!(
+        err,
+        Error::Bind(BindError::InvalidJid(
+            crate::xmpp::jid::JidError::EmptyLocal
+        ))
+    );
+    assert_eq!(err.step(), Step::Bind);
+}
+
+#[test]
+fn a_refused_session_is_a_bind_step_error() {
+    let mut s = Session::authenticated();
+    s.out();
+    s.feed(
+        "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
+         <session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></stream:features>",
+    )
+    .unwrap();
+    let bind = s.out();
+    answer_bind(&mut s, &bind);
+    let id = attr(&s.out(), "id");
+    let err = s
+        .feed(&format!(
+            "<iq type='error' id='{id}'><error type='wait'>\
+             <internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Bind(BindError::SessionRefused("internal-server-error".into()))
+    );
+    assert_eq!(err.step(), Step::Bind);
+}
+
+#[test]
+fn errors_read_as_the_documented_log_lines() {
+    for (err, text) in [
+        (
+            Error::LoginTimeout,
+            "timed out waiting for the server during login",
+        ),
+        (Error::PingTimeout, "timed out waiting for a ping reply"),
+        (
+            Error::Bind(BindError::Refused("conflict".into())),
+            "resource binding failed: conflict",
+        ),
+        (
+            Error::Bind(BindError::SessionRefused("forbidden".into())),
+            "resource binding failed: session: forbidden",
+        ),
+        (
+            Error::Protocol(Violation::UnexpectedHeader),
+            "protocol error: unexpected stream header",
+        ),
+    ] {
+        assert_eq!(err.to_string(), text);
+    }
 }
