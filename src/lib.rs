@@ -51,6 +51,7 @@
 
 pub mod access;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
