@@ -315,17 +315,813 @@ fn answer(el: &Element) -> Option<Element> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::rooms::RoomState;
+    use crate::store::hashfile::test_dir;
+    use crate::store::invites::{InviteStore, NS_PARS};
+    use crate::store::keys::KeyStore;
+    use crate::webhook::QueueRx;
+    use crate::xmpp::roster::NS_ROSTER;
+    use crate::xmpp::stanza::NS_STANZA_ERRORS;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const BOT: &str = "bot@example.org";
+    const ALICE: &str = "alice@example.org/phone";
+    const STRANGER: &str = "mallory@example.net/x";
+    const ROOM: &str = "ops@conference.example.org";
+    /// Our occupant address in `ROOM` (the default nick).
+    const OUR_OCCUPANT: &str = "ops@conference.example.org/xrelay";
+    const WEBHOOK_ALL_STANZAS: &str = "stanzas = [\"message\", \"presence\", \"iq\"]\n";
+    const QUEUE_BYTES: usize = 1 << 16;
+
+    /// A bot in `ROOM` with its keys and invites files in a temp dir of its own, and
+    /// maybe a webhook whose queue the test reads.
+    struct Bed {
+        app: App,
+        hook: Option<(Queue, QueueRx)>,
+        dir: PathBuf,
+    }
+
+    impl Bed {
+        /// No webhook; requests without a valid invite token are left pending.
+        fn new() -> Bed {
+            Bed::with("", None, QUEUE_BYTES)
+        }
+
+        /// A webhook taking every kind of stanza from `from` (a TOML value).
+        fn hooked(from: &str) -> Bed {
+            let webhook = format!("{WEBHOOK_ALL_STANZAS}from = {from}\n");
+            Bed::with("", Some(&webhook), QUEUE_BYTES)
+        }
+
+        /// `invites`: more lines of `[invites]`; `webhook`: lines of `[webhook]` besides
+        /// its url (`None`: no webhook), its queue holding `queue_bytes`.
+        fn with(invites: &str, webhook: Option<&str>, queue_bytes: usize) -> Bed {
+            static BEDS: AtomicUsize = AtomicUsize::new(0);
+            let dir = test_dir(&format!(
+                "dispatch-{}",
+                BEDS.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let (keys, invites_file) = (dir.join("keys"), dir.join("invites"));
+            let mut text = format!(
+                "[xmpp]\njid = \"{BOT}\"\npassword = \"pw\"\nrooms = [\"{ROOM}\"]\n\
+                 [keys]\nfile = \"{}\"\n[invites]\nfile = \"{}\"\n{invites}",
+                keys.display(),
+                invites_file.display()
+            );
+            if let Some(w) = webhook {
+                text.push_str(&format!(
+                    "[webhook]\nurl = \"http://127.0.0.1:9/hook\"\n{w}"
+                ));
+            }
+            let cfg = Config::parse(&text, None).unwrap();
+            let app = App::new(
+                cfg,
+                KeyStore::open(&keys).unwrap(),
+                InviteStore::open(&invites_file).unwrap(),
+            );
+            let hook = app.cfg.webhook.clone().map(|w| {
+                let tls = crate::net::tls::client_config(&crate::config::Trust::Roots).unwrap();
+                let (_, queue, rx) = webhook::new(w, tls, 1 << 16, queue_bytes);
+                (queue, rx)
+            });
+            Bed { app, hook, dir }
+        }
+
+        /// What the bot sends for `el`.
+        fn send(&self, el: &Element) -> Vec<Element> {
+            stanza(&self.app, self.hook.as_ref().map(|(q, _)| q), el)
+        }
+
+        /// The next stanza in the webhook's queue.
+        fn queued(&self) -> Option<Element> {
+            self.hook.as_ref()?.1.try_next()
+        }
+
+        /// The token of an invite made two hours ago that expires `secs` from now
+        /// (negative: it has expired).
+        fn invite(&self, secs: i64) -> String {
+            let now = crate::timefmt::now_unix();
+            let expires = now.checked_add_signed(secs).unwrap();
+            let (_, token) = self
+                .app
+                .invites
+                .create("friend", now - 7200, expires, 16)
+                .unwrap();
+            token
+        }
+
+        /// Make `jid` a contact with `subscription`, through a roster push.
+        fn contact(&self, jid: &str, subscription: &str) {
+            let replies = self.send(&roster_push(jid, subscription));
+            assert_eq!(replies.len(), 1, "the push is acknowledged");
+        }
+    }
+
+    impl Drop for Bed {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn message(from: &str, kind: &str) -> Element {
+        Element::new("message", NS_CLIENT)
+            .attr("from", from)
+            .attr("to", BOT)
+            .attr("type", kind)
+            .attr("id", "m1")
+            .child(Element::new("body", NS_CLIENT).text("hi"))
+    }
+
+    fn iq(from: &str, kind: &str, payload: Element) -> Element {
+        Element::new("iq", NS_CLIENT)
+            .attr("from", from)
+            .attr("to", BOT)
+            .attr("type", kind)
+            .attr("id", "q1")
+            .child(payload)
+    }
+
+    fn presence(from: &str) -> Element {
+        Element::new("presence", NS_CLIENT)
+            .attr("from", from)
+            .attr("to", BOT)
+    }
+
+    fn subscribe(from: &str, token: Option<&str>) -> Element {
+        let p = presence(from).attr("type", "subscribe");
+        match token {
+            Some(t) => p.child(Element::new("preauth", NS_PARS).attr("token", t)),
+            None => p,
+        }
+    }
+
+    /// A roster push from the server (no `from`).
+    fn roster_push(jid: &str, subscription: &str) -> Element {
+        Element::new("iq", NS_CLIENT)
+            .attr("type", "set")
+            .attr("id", "push1")
+            .child(
+                Element::new("query", NS_ROSTER).child(
+                    Element::new("item", NS_ROSTER)
+                        .attr("jid", jid)
+                        .attr("subscription", subscription),
+                ),
+            )
+    }
+
+    /// A stanza error of `kind` with `condition` from `from`, answering our `id`.
+    fn bounce(kind: &str, from: &str, id: &str, condition: &str) -> Element {
+        Element::new(kind, NS_CLIENT)
+            .attr("from", from)
+            .attr("to", BOT)
+            .attr("type", "error")
+            .attr("id", id)
+            .child(
+                Element::new("error", NS_CLIENT)
+                    .attr("type", "cancel")
+                    .child(Element::new(condition, NS_STANZA_ERRORS)),
+            )
+    }
+
+    /// The error condition of a reply.
+    fn condition(reply: &Element) -> Option<&str> {
+        Some(
+            reply
+                .get_child("error", NS_CLIENT)?
+                .children()
+                .next()?
+                .name(),
+        )
+    }
+
+    fn jid(s: &str) -> Jid {
+        Jid::parse(s).unwrap()
+    }
+
+    fn count(c: &std::sync::atomic::AtomicUsize) -> usize {
+        c.load(Ordering::Relaxed)
+    }
+
+    fn only(replies: Vec<Element>) -> Element {
+        assert_eq!(replies.len(), 1, "one reply: {replies:?}");
+        replies.into_iter().next().unwrap()
+    }
+
+    // Built-in answers.
 
     #[test]
-    fn unhandled_iq_gets_service_unavailable() {
-        let iq = Element::new("iq", NS_CLIENT)
-            .attr("type", "get")
-            .attr("id", "1")
-            .attr("from", "a@b/c");
-        let r = answer(&iq).unwrap();
+    fn a_ping_from_anyone_gets_an_empty_result() {
+        let bed = Bed::new();
+        let r = only(bed.send(&iq(STRANGER, "get", Element::new("ping", NS_PING))));
+        assert_eq!(r.name(), "iq");
+        assert_eq!(r.get_attr("type"), Some("result"));
+        assert_eq!(r.get_attr("id"), Some("q1"));
+        assert_eq!(r.get_attr("to"), Some(STRANGER));
+        assert_eq!(r.children().count(), 0);
+    }
+
+    #[test]
+    fn a_ping_is_answered_by_xrelay_and_not_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let r = only(bed.send(&iq(ALICE, "get", Element::new("ping", NS_PING))));
+        assert_eq!(r.get_attr("type"), Some("result"));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_disco_info_query_names_a_bot_with_ping_version_and_disco_info() {
+        let bed = Bed::new();
+        let query = Element::new("query", jsonmap::NS_DISCO_INFO);
+        let r = only(bed.send(&iq(STRANGER, "get", query)));
+        assert_eq!(r.get_attr("type"), Some("result"));
+        let q = r.get_child("query", jsonmap::NS_DISCO_INFO).unwrap();
+        let identity = q.get_child("identity", jsonmap::NS_DISCO_INFO).unwrap();
+        assert_eq!(identity.get_attr("category"), Some("client"));
+        assert_eq!(identity.get_attr("type"), Some("bot"));
+        let features: Vec<&str> = q
+            .children()
+            .filter(|c| c.name() == "feature")
+            .filter_map(|c| c.get_attr("var"))
+            .collect();
+        assert_eq!(
+            features,
+            [jsonmap::NS_DISCO_INFO, NS_PING, jsonmap::NS_VERSION]
+        );
+    }
+
+    #[test]
+    fn a_disco_info_query_for_a_node_gets_service_unavailable() {
+        let bed = Bed::new();
+        let query = Element::new("query", jsonmap::NS_DISCO_INFO).attr("node", "x");
+        let r = only(bed.send(&iq(STRANGER, "get", query)));
         assert_eq!(r.get_attr("type"), Some("error"));
-        let result = Element::new("iq", NS_CLIENT).attr("type", "result");
-        assert!(answer(&result).is_none());
-        assert!(answer(&Element::new("message", NS_CLIENT)).is_none());
+        assert_eq!(condition(&r), Some("service-unavailable"));
+    }
+
+    #[test]
+    fn a_version_query_gets_xrelay_and_its_version() {
+        let bed = Bed::new();
+        let query = Element::new("query", jsonmap::NS_VERSION);
+        let r = only(bed.send(&iq(STRANGER, "get", query)));
+        let q = r.get_child("query", jsonmap::NS_VERSION).unwrap();
+        let text = |n| q.get_child(n, jsonmap::NS_VERSION).unwrap().text_content();
+        assert_eq!(text("name"), "xrelay");
+        assert_eq!(text("version"), env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn a_ping_set_is_not_a_ping_and_gets_service_unavailable() {
+        let bed = Bed::new();
+        let r = only(bed.send(&iq(STRANGER, "set", Element::new("ping", NS_PING))));
+        assert_eq!(condition(&r), Some("service-unavailable"));
+    }
+
+    // iqs nobody handles.
+
+    #[test]
+    fn an_unhandled_iq_get_gets_service_unavailable() {
+        let bed = Bed::new();
+        let r = only(bed.send(&iq(ALICE, "get", Element::new("query", "urn:x"))));
+        assert_eq!(r.get_attr("type"), Some("error"));
+        assert_eq!(r.get_attr("id"), Some("q1"));
+        assert_eq!(r.get_attr("to"), Some(ALICE));
+        let error = r.get_child("error", NS_CLIENT).unwrap();
+        assert_eq!(error.get_attr("type"), Some("cancel"));
+        assert_eq!(condition(&r), Some("service-unavailable"));
+    }
+
+    #[test]
+    fn an_unhandled_iq_set_gets_service_unavailable() {
+        let bed = Bed::new();
+        let r = only(bed.send(&iq(ALICE, "set", Element::new("query", "urn:x"))));
+        assert_eq!(condition(&r), Some("service-unavailable"));
+    }
+
+    #[test]
+    fn an_iq_get_without_a_payload_gets_service_unavailable() {
+        let bed = Bed::new();
+        let empty = Element::new("iq", NS_CLIENT)
+            .attr("from", ALICE)
+            .attr("type", "get")
+            .attr("id", "q1");
+        assert_eq!(
+            condition(&only(bed.send(&empty))),
+            Some("service-unavailable")
+        );
+    }
+
+    #[test]
+    fn an_iq_result_nobody_waits_for_gets_no_answer() {
+        let bed = Bed::hooked("\"anyone\"");
+        let result = Element::new("iq", NS_CLIENT)
+            .attr("from", STRANGER)
+            .attr("type", "result")
+            .attr("id", "q1");
+        assert!(bed.send(&result).is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn an_iq_error_nobody_waits_for_gets_no_answer() {
+        let bed = Bed::new();
+        let error = bounce("iq", STRANGER, "q1", "item-not-found");
+        assert!(bed.send(&error).is_empty());
+    }
+
+    #[test]
+    fn an_iq_get_from_an_allowed_sender_goes_to_the_webhook_which_answers_it_later() {
+        let bed = Bed::hooked("\"anyone\"");
+        let request = iq(STRANGER, "get", Element::new("query", "urn:x"));
+        assert!(bed.send(&request).is_empty());
+        assert_eq!(bed.queued(), Some(request));
+    }
+
+    #[test]
+    fn an_iq_get_from_a_stranger_gets_service_unavailable_when_only_contacts_may() {
+        let bed = Bed::hooked("\"contacts\"");
+        let r = only(bed.send(&iq(STRANGER, "get", Element::new("query", "urn:x"))));
+        assert_eq!(condition(&r), Some("service-unavailable"));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn an_iq_get_gets_service_unavailable_when_the_webhook_takes_only_messages() {
+        let bed = Bed::with("", Some("from = \"anyone\"\n"), QUEUE_BYTES);
+        let r = only(bed.send(&iq(ALICE, "get", Element::new("query", "urn:x"))));
+        assert_eq!(condition(&r), Some("service-unavailable"));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn an_iq_get_from_another_resource_of_our_account_is_not_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let own = format!("{BOT}/other");
+        let r = only(bed.send(&iq(&own, "get", Element::new("query", "urn:x"))));
+        assert_eq!(condition(&r), Some("service-unavailable"));
+        assert!(bed.queued().is_none());
+    }
+
+    // Replies awaited over /rest.
+
+    #[test]
+    fn an_iq_reply_awaited_over_rest_goes_to_its_waiter_and_nowhere_else() {
+        let bed = Bed::hooked("\"anyone\"");
+        let waiting = bed.app.iq_waits.wait("q1", jid(ALICE)).unwrap();
+        let reply = iq(ALICE, "result", Element::new("query", "urn:x"));
+        assert!(bed.send(&reply).is_empty());
+        let got = smol::future::block_on(smol::future::poll_once(waiting.reply()));
+        assert_eq!(got, Some(Some(reply)));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn an_iq_reply_from_another_address_than_asked_is_not_handed_to_the_waiter() {
+        let bed = Bed::new();
+        let waiting = bed.app.iq_waits.wait("q1", jid(ALICE)).unwrap();
+        let forged = iq(STRANGER, "result", Element::new("query", "urn:x"));
+        assert!(bed.send(&forged).is_empty());
+        let got = smol::future::block_on(smol::future::poll_once(waiting.reply()));
+        assert_eq!(got, None, "still waiting");
+    }
+
+    // The roster.
+
+    #[test]
+    fn the_answer_to_our_roster_request_loads_the_contacts_and_sends_nothing() {
+        let bed = Bed::new();
+        let request = bed.app.roster.borrow_mut().request("r1");
+        let result = Element::new("iq", NS_CLIENT)
+            .attr("type", "result")
+            .attr("id", request.get_attr("id").unwrap())
+            .child(
+                Element::new("query", NS_ROSTER).child(
+                    Element::new("item", NS_ROSTER)
+                        .attr("jid", "alice@example.org")
+                        .attr("subscription", "both"),
+                ),
+            );
+        assert!(bed.send(&result).is_empty());
+        let alice = bed.app.roster.borrow().get(&jid("alice@example.org"));
+        assert_eq!(alice, Some(Subscription::Both));
+    }
+
+    #[test]
+    fn a_refused_roster_request_sends_nothing() {
+        let bed = Bed::new();
+        bed.app.roster.borrow_mut().request("r1");
+        let refused = bounce("iq", BOT, "r1", "service-unavailable");
+        assert!(bed.send(&refused).is_empty());
+    }
+
+    #[test]
+    fn a_roster_push_from_the_server_is_applied_and_acknowledged() {
+        let bed = Bed::new();
+        let r = only(bed.send(&roster_push("alice@example.org", "from")));
+        assert_eq!(r.get_attr("type"), Some("result"));
+        assert_eq!(r.get_attr("id"), Some("push1"));
+        let alice = bed.app.roster.borrow().get(&jid("alice@example.org"));
+        assert_eq!(alice, Some(Subscription::From));
+    }
+
+    #[test]
+    fn a_roster_push_from_a_stranger_is_refused_and_not_applied() {
+        let bed = Bed::new();
+        let forged = roster_push("mallory@example.net", "both").attr("from", STRANGER);
+        let r = only(bed.send(&forged));
+        assert_eq!(condition(&r), Some("service-unavailable"));
+        assert_eq!(
+            bed.app.roster.borrow().get(&jid("mallory@example.net")),
+            None
+        );
+    }
+
+    // Subscription requests and invites.
+
+    #[test]
+    fn a_subscribe_with_a_valid_invite_token_is_approved_and_subscribed_back() {
+        let bed = Bed::new();
+        let token = bed.invite(3600);
+        let replies = bed.send(&subscribe("alice@example.org", Some(&token)));
+        let kinds: Vec<_> = replies
+            .iter()
+            .map(|r| (r.get_attr("to"), r.get_attr("type")))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Some("alice@example.org"), Some("subscribed")),
+                (Some("alice@example.org"), Some("subscribe")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_subscribe_from_a_full_jid_is_approved_for_its_bare_jid() {
+        let bed = Bed::new();
+        let token = bed.invite(3600);
+        let replies = bed.send(&subscribe(ALICE, Some(&token)));
+        assert_eq!(replies[0].get_attr("to"), Some("alice@example.org"));
+    }
+
+    #[test]
+    fn a_valid_token_from_someone_we_follow_is_approved_without_subscribing_back() {
+        let bed = Bed::new();
+        bed.contact("alice@example.org", "to");
+        let token = bed.invite(3600);
+        let r = only(bed.send(&subscribe("alice@example.org", Some(&token))));
+        assert_eq!(r.get_attr("type"), Some("subscribed"));
+    }
+
+    #[test]
+    fn an_invite_token_is_used_up_by_its_first_contact() {
+        let bed = Bed::with("unknown = \"deny\"\n", None, QUEUE_BYTES);
+        let token = bed.invite(3600);
+        bed.send(&subscribe("alice@example.org", Some(&token)));
+        let r = only(bed.send(&subscribe("bob@example.org", Some(&token))));
+        assert_eq!(r.get_attr("type"), Some("unsubscribed"));
+    }
+
+    #[test]
+    fn an_invite_token_approves_its_own_contact_again_while_unexpired() {
+        let bed = Bed::new();
+        let token = bed.invite(3600);
+        bed.send(&subscribe("alice@example.org", Some(&token)));
+        let again = bed.send(&subscribe("alice@example.org", Some(&token)));
+        assert_eq!(again[0].get_attr("type"), Some("subscribed"));
+    }
+
+    #[test]
+    fn a_subscribe_with_an_expired_invite_token_is_denied_when_unknown_is_deny() {
+        let bed = Bed::with("unknown = \"deny\"\n", None, QUEUE_BYTES);
+        let token = bed.invite(-3600);
+        let r = only(bed.send(&subscribe("alice@example.org", Some(&token))));
+        assert_eq!(r.get_attr("type"), Some("unsubscribed"));
+    }
+
+    #[test]
+    fn a_subscribe_with_an_unknown_token_is_denied_when_unknown_is_deny() {
+        let bed = Bed::with("unknown = \"deny\"\n", None, QUEUE_BYTES);
+        bed.invite(3600);
+        let r = only(bed.send(&subscribe("alice@example.org", Some("guessed"))));
+        assert_eq!(r.get_attr("to"), Some("alice@example.org"));
+        assert_eq!(r.get_attr("type"), Some("unsubscribed"));
+    }
+
+    #[test]
+    fn a_subscribe_without_a_token_is_denied_when_unknown_is_deny() {
+        let bed = Bed::with("unknown = \"deny\"\n", None, QUEUE_BYTES);
+        let r = only(bed.send(&subscribe("alice@example.org", None)));
+        assert_eq!(r.get_attr("type"), Some("unsubscribed"));
+    }
+
+    #[test]
+    fn a_subscribe_without_a_token_is_left_pending_by_default() {
+        let bed = Bed::new();
+        assert!(bed.send(&subscribe("alice@example.org", None)).is_empty());
+    }
+
+    #[test]
+    fn a_subscribe_without_a_valid_from_gets_no_answer() {
+        let bed = Bed::with("unknown = \"deny\"\n", None, QUEUE_BYTES);
+        assert!(bed.send(&subscribe("@@", None)).is_empty());
+    }
+
+    #[test]
+    fn a_subscription_request_never_reaches_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let token = bed.invite(3600);
+        bed.send(&subscribe("alice@example.org", Some(&token)));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn an_unsubscribe_gets_no_answer_and_never_reaches_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let unsubscribe = presence("alice@example.org").attr("type", "unsubscribe");
+        assert!(bed.send(&unsubscribe).is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    // Rooms.
+
+    #[test]
+    fn a_presence_from_our_nick_in_a_room_marks_it_joined() {
+        let bed = Bed::new();
+        assert!(bed.send(&presence(OUR_OCCUPANT)).is_empty());
+        let rooms = bed.app.rooms.borrow();
+        assert_eq!(rooms.get(&jid(ROOM)).unwrap().state, RoomState::Joined);
+    }
+
+    #[test]
+    fn an_error_presence_from_a_room_marks_it_failed() {
+        let bed = Bed::new();
+        bed.send(&bounce("presence", ROOM, "j1", "forbidden"));
+        let rooms = bed.app.rooms.borrow();
+        let state = &rooms.get(&jid(ROOM)).unwrap().state;
+        assert!(matches!(state, RoomState::Failed(why) if why.contains("forbidden")));
+    }
+
+    #[test]
+    fn a_presence_from_another_occupant_of_our_room_is_not_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let other = format!("{ROOM}/alice");
+        assert!(bed.send(&presence(&other)).is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn our_own_room_echo_completes_the_waiting_post_and_is_not_forwarded() {
+        let bed = Bed::hooked("\"anyone\"");
+        let id = bed.app.next_id();
+        let waiting = bed.app.reflections.wait(&id).unwrap();
+        let echo = message(OUR_OCCUPANT, "groupchat").attr("id", &id);
+        assert!(bed.send(&echo).is_empty());
+        assert_eq!(waiting.try_recv(), Ok(Ok(())));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_room_message_reaches_the_webhook_even_when_only_contacts_may() {
+        let bed = Bed::hooked("\"contacts\"");
+        let post = message(&format!("{ROOM}/alice"), "groupchat");
+        assert!(bed.send(&post).is_empty());
+        assert_eq!(bed.queued(), Some(post));
+    }
+
+    #[test]
+    fn a_private_message_from_a_room_occupant_is_not_offered_when_only_contacts_may() {
+        let bed = Bed::hooked("\"contacts\"");
+        let private = message(&format!("{ROOM}/alice"), "chat");
+        assert!(bed.send(&private).is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    // Failures of our own messages.
+
+    #[test]
+    fn a_bounce_of_our_room_post_completes_the_waiting_post_with_its_condition() {
+        let bed = Bed::new();
+        let id = bed.app.next_id();
+        let waiting = bed.app.reflections.wait(&id).unwrap();
+        assert!(bed
+            .send(&bounce("message", ROOM, &id, "forbidden"))
+            .is_empty());
+        assert_eq!(waiting.try_recv(), Ok(Err("forbidden".to_string())));
+    }
+
+    #[test]
+    fn a_bounce_of_our_message_counts_as_failed() {
+        let bed = Bed::new();
+        let id = bed.app.next_id();
+        bed.send(&bounce("message", ALICE, &id, "service-unavailable"));
+        assert_eq!(count(&bed.app.metrics.failed), 1);
+    }
+
+    #[test]
+    fn an_error_message_with_an_id_not_ours_is_not_counted_nor_forwarded() {
+        let bed = Bed::hooked("\"anyone\"");
+        let error = bounce("message", ALICE, "not-ours", "service-unavailable");
+        assert!(bed.send(&error).is_empty());
+        assert_eq!(count(&bed.app.metrics.failed), 0);
+        assert!(bed.queued().is_none());
+    }
+
+    // Messages to the webhook.
+
+    #[test]
+    fn a_message_from_a_contact_is_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"contacts\"");
+        bed.contact("alice@example.org", "from");
+        let msg = message(ALICE, "chat");
+        assert!(bed.send(&msg).is_empty());
+        assert_eq!(bed.queued(), Some(msg));
+    }
+
+    #[test]
+    fn a_message_from_someone_we_only_follow_is_not_offered_when_only_contacts_may() {
+        let bed = Bed::hooked("\"contacts\"");
+        bed.contact("alice@example.org", "to");
+        bed.send(&message(ALICE, "chat"));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_message_from_a_stranger_is_not_offered_to_the_webhook_when_only_contacts_may() {
+        let bed = Bed::hooked("\"contacts\"");
+        assert!(bed.send(&message(STRANGER, "chat")).is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_message_from_a_listed_domain_is_offered_to_the_webhook() {
+        let bed = Bed::hooked("[\"example.net\"]");
+        bed.send(&message(STRANGER, "chat"));
+        assert!(bed.queued().is_some());
+    }
+
+    #[test]
+    fn a_message_from_an_unlisted_address_is_not_offered_to_the_webhook() {
+        let bed = Bed::hooked("[\"bob@example.net\"]");
+        bed.send(&message(STRANGER, "chat"));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_message_from_anyone_is_offered_when_the_webhook_is_open_to_anyone() {
+        let bed = Bed::hooked("\"anyone\"");
+        bed.send(&message(STRANGER, "normal"));
+        assert!(bed.queued().is_some());
+    }
+
+    #[test]
+    fn a_chat_state_alone_is_not_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let typing = Element::new("message", NS_CLIENT)
+            .attr("from", ALICE)
+            .attr("type", "chat")
+            .child(Element::new(
+                "composing",
+                "http://jabber.org/protocol/chatstates",
+            ));
+        assert!(bed.send(&typing).is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_message_with_only_a_subject_is_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let subject = Element::new("message", NS_CLIENT)
+            .attr("from", ALICE)
+            .child(Element::new("subject", NS_CLIENT).text("news"));
+        bed.send(&subject);
+        assert!(bed.queued().is_some());
+    }
+
+    #[test]
+    fn a_message_with_only_an_oob_link_is_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let link = Element::new("message", NS_CLIENT)
+            .attr("from", ALICE)
+            .child(
+                Element::new("x", jsonmap::NS_OOB)
+                    .child(Element::new("url", jsonmap::NS_OOB).text("https://example.org/f")),
+            );
+        bed.send(&link);
+        assert!(bed.queued().is_some());
+    }
+
+    #[test]
+    fn a_message_from_another_resource_of_our_account_is_not_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        assert!(bed
+            .send(&message(&format!("{BOT}/other"), "chat"))
+            .is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_message_without_from_is_not_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let mut msg = message(ALICE, "chat");
+        msg.remove_attr("from");
+        assert!(bed.send(&msg).is_empty());
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_message_without_a_webhook_gets_no_answer() {
+        let bed = Bed::new();
+        assert!(bed.send(&message(ALICE, "chat")).is_empty());
+    }
+
+    #[test]
+    fn a_message_is_not_offered_to_a_webhook_that_takes_only_presences() {
+        let hook = "stanzas = [\"presence\"]\nfrom = \"anyone\"\n";
+        let bed = Bed::with("", Some(hook), QUEUE_BYTES);
+        bed.send(&message(ALICE, "chat"));
+        assert!(bed.queued().is_none());
+    }
+
+    #[test]
+    fn a_presence_from_an_allowed_sender_is_offered_to_the_webhook() {
+        let bed = Bed::hooked("\"anyone\"");
+        let available = presence(ALICE);
+        assert!(bed.send(&available).is_empty());
+        assert_eq!(bed.queued(), Some(available));
+    }
+
+    // A full queue.
+
+    #[test]
+    fn a_full_webhook_queue_answers_the_sender_with_an_error() {
+        let hook = format!("{WEBHOOK_ALL_STANZAS}from = \"anyone\"\n");
+        let bed = Bed::with("", Some(&hook), 0);
+        let r = only(bed.send(&message(ALICE, "chat")));
+        assert_eq!(r.name(), "message");
+        assert_eq!(r.get_attr("to"), Some(ALICE));
+        assert_eq!(r.get_attr("id"), Some("m1"));
+        assert_eq!(r.get_attr("type"), Some("error"));
+        let error = r.get_child("error", NS_CLIENT).unwrap();
+        assert_eq!(error.get_attr("type"), Some("wait"));
+        assert_eq!(condition(&r), Some("resource-constraint"));
+    }
+
+    #[test]
+    fn a_full_webhook_queue_counts_the_refusal() {
+        let hook = format!("{WEBHOOK_ALL_STANZAS}from = \"anyone\"\n");
+        let bed = Bed::with("", Some(&hook), 0);
+        bed.send(&message(ALICE, "chat"));
+        assert_eq!(count(&bed.app.metrics.webhook.rejected), 1);
+    }
+
+    #[test]
+    fn a_full_webhook_queue_answers_an_iq_with_resource_constraint() {
+        let hook = format!("{WEBHOOK_ALL_STANZAS}from = \"anyone\"\n");
+        let bed = Bed::with("", Some(&hook), 0);
+        let r = only(bed.send(&iq(ALICE, "get", Element::new("query", "urn:x"))));
+        assert_eq!(r.get_attr("type"), Some("error"));
+        assert_eq!(condition(&r), Some("resource-constraint"));
+    }
+
+    #[test]
+    fn a_presence_refused_by_a_full_webhook_queue_gets_no_answer() {
+        let hook = format!("{WEBHOOK_ALL_STANZAS}from = \"anyone\"\n");
+        let bed = Bed::with("", Some(&hook), 0);
+        assert!(bed.send(&presence(ALICE)).is_empty());
+    }
+
+    // is_reply_to.
+
+    #[test]
+    fn a_result_with_our_id_is_the_reply_to_our_iq() {
+        let result = Element::new("iq", NS_CLIENT)
+            .attr("type", "result")
+            .attr("id", "p1");
+        assert!(is_reply_to(&result, "p1"));
+    }
+
+    #[test]
+    fn an_error_with_our_id_is_the_reply_to_our_iq() {
+        assert!(is_reply_to(
+            &bounce("iq", BOT, "p1", "feature-not-implemented"),
+            "p1"
+        ));
+    }
+
+    #[test]
+    fn a_get_with_our_id_is_not_a_reply() {
+        let get = iq(STRANGER, "get", Element::new("ping", NS_PING)).attr("id", "p1");
+        assert!(!is_reply_to(&get, "p1"));
+    }
+
+    #[test]
+    fn a_result_with_another_id_is_not_the_reply_to_our_iq() {
+        let result = Element::new("iq", NS_CLIENT)
+            .attr("type", "result")
+            .attr("id", "p2");
+        assert!(!is_reply_to(&result, "p1"));
     }
 }

@@ -56,6 +56,7 @@
 
 pub mod access;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;

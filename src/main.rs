@@ -1,9 +1,11 @@
-//! The `xrelay` command line: `run`, `check`, `send`, `key`, `invite`.
+//! The `xrelay` command line: `run`, `check`, `send`, `key`, `invite`, as parsed by
+//! [`xrelay::cli`].
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use xrelay::cli::{self, Command, USAGE};
 use xrelay::config::{self, Config};
 use xrelay::daemon;
 use xrelay::http::upload as http_upload;
@@ -21,167 +23,8 @@ use xrelay::xmpp::upload;
 /// Largest message `send` reads from stdin.
 const MAX_SEND_BYTES: u64 = 64 * 1024;
 
-const USAGE: &str = "\
-usage:
-  xrelay [-c FILE] [run]                  run the daemon
-  xrelay [-c FILE] check                  resolve, connect, authenticate, report
-  xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] [--no-wait] [--file PATH] TO [TEXT]
-                                          send one message (TEXT or stdin), through
-                                          the daemon's unix socket when it answers
-  xrelay [-c FILE] key create [--scope msg,rest,invite] [--expires DURATION] [NAME]
-                                          make an API key; prints ID/SECRET once
-  xrelay [-c FILE] key list               list keys (never secrets)
-  xrelay [-c FILE] key delete ID          delete a key
-  xrelay [-c FILE] invite create [--ttl DURATION] [NAME]
-                                          make an invite; prints its xmpp: URI (and
-                                          landing page URL) once
-  xrelay [-c FILE] invite list            list invites (never tokens)
-  xrelay [-c FILE] invite revoke ID       withdraw an invite
-  xrelay --version | --help
-
-options:
-  -c, --config FILE   config file (default: $XRELAY_CONFIG or /etc/xrelay/xrelay.toml)
-  -t, --type TYPE     chat (default), normal, headline or groupchat
-  -s, --subject TEXT  message subject
-  --file PATH         send a file (XEP-0363 upload; TEXT goes with it)
-  --no-wait           through the daemon: exit once queued, not once acknowledged
-
-The password may come from the environment variable XRELAY_PASSWORD.
-Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.";
-
-enum Command {
-    Run,
-    Check,
-    Send {
-        kind: Option<MessageType>,
-        subject: Option<String>,
-        to: String,
-        text: Option<String>,
-        file: Option<PathBuf>,
-        wait: bool,
-    },
-    KeyCreate {
-        scopes: Option<String>,
-        expires: Option<String>,
-        name: String,
-    },
-    KeyList,
-    KeyDelete(String),
-    InviteCreate {
-        ttl: Option<String>,
-        name: String,
-    },
-    InviteList,
-    InviteRevoke(String),
-    Help,
-    Version,
-}
-
-struct Cli {
-    config: Option<PathBuf>,
-    command: Command,
-}
-
-fn parse_args(args: &[String]) -> Result<Cli, String> {
-    let mut config = None;
-    let mut rest = Vec::new();
-    let mut it = args.iter();
-    let mut kind = None;
-    let mut subject = None;
-    let mut scopes = None;
-    let mut expires = None;
-    let mut ttl = None;
-    let mut file = None;
-    let mut no_wait = false;
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "-h" | "--help" => {
-                return Ok(Cli {
-                    config,
-                    command: Command::Help,
-                })
-            }
-            "-V" | "--version" => {
-                return Ok(Cli {
-                    config,
-                    command: Command::Version,
-                })
-            }
-            "-c" | "--config" => config = Some(PathBuf::from(value(a)?)),
-            "-t" | "--type" => {
-                let v = value(a)?;
-                kind = Some(
-                    MessageType::parse(&v).ok_or_else(|| format!("unknown message type {v:?}"))?,
-                );
-            }
-            "-s" | "--subject" => subject = Some(value(a)?),
-            "--file" => file = Some(PathBuf::from(value(a)?)),
-            "--no-wait" => no_wait = true,
-            "--scope" => scopes = Some(value(a)?),
-            "--expires" => expires = Some(value(a)?),
-            "--ttl" => ttl = Some(value(a)?),
-            "--" => rest.extend(it.by_ref().cloned()),
-            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
-            _ => rest.push(a.clone()),
-        }
-    }
-    let send_options = kind.is_some() || subject.is_some() || file.is_some() || no_wait;
-    let key_options = scopes.is_some() || expires.is_some();
-    let command = match rest.first().map(String::as_str) {
-        None | Some("run") if rest.len() <= 1 => Command::Run,
-        Some("check") if rest.len() == 1 => Command::Check,
-        Some("send") if (2..=3).contains(&rest.len()) => Command::Send {
-            kind,
-            subject,
-            to: rest[1].clone(),
-            text: rest.get(2).cloned(),
-            file: file.take(),
-            wait: !no_wait,
-        },
-        Some("send") => return Err("send needs TO and at most one TEXT argument".into()),
-        Some("key") => match (rest.get(1).map(String::as_str), rest.len()) {
-            (Some("create"), 2..=3) => Command::KeyCreate {
-                scopes: scopes.take(),
-                expires: expires.take(),
-                name: rest.get(2).cloned().unwrap_or_default(),
-            },
-            (Some("list"), 2) => Command::KeyList,
-            (Some("delete"), 3) => Command::KeyDelete(rest[2].clone()),
-            _ => return Err("key needs: create [NAME], list, or delete ID".into()),
-        },
-        Some("invite") => match (rest.get(1).map(String::as_str), rest.len()) {
-            (Some("create"), 2..=3) => Command::InviteCreate {
-                ttl: ttl.take(),
-                name: rest.get(2).cloned().unwrap_or_default(),
-            },
-            (Some("list"), 2) => Command::InviteList,
-            (Some("revoke"), 3) => Command::InviteRevoke(rest[2].clone()),
-            _ => return Err("invite needs: create [NAME], list, or revoke ID".into()),
-        },
-        Some(c @ ("run" | "check")) => return Err(format!("{c} takes no arguments")),
-        Some(c) => return Err(format!("unknown command {c:?}")),
-        None => Command::Run,
-    };
-    if send_options && !matches!(command, Command::Send { .. }) {
-        return Err("-t, -s, --file and --no-wait belong to send".into());
-    }
-    if key_options && !matches!(command, Command::KeyCreate { .. }) {
-        return Err("--scope and --expires belong to key create".into());
-    }
-    if ttl.is_some() {
-        return Err("--ttl belongs to invite create".into());
-    }
-    Ok(Cli { config, command })
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cli = match parse_args(&args) {
+    let cli = match cli::parse(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("xrelay: {e}\n\n{USAGE}");

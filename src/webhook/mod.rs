@@ -51,6 +51,11 @@ impl Queue {
     }
 }
 
+/// The least limit the worker parses a queued stanza under: `parse_document` counts the
+/// stream header it puts in front (85 bytes) against its limit too, so a shorter stanza
+/// parsed under its own length was dropped.
+const MIN_PARSE_LIMIT: usize = 512;
+
 /// The worker's end of the [`Queue`].
 #[derive(Debug)]
 pub struct QueueRx {
@@ -65,10 +70,19 @@ impl QueueRx {
             let xml = self.rx.recv().await.ok()?;
             self.bytes.set(self.bytes.get().saturating_sub(xml.len()));
             // Our own serializer wrote it from a parsed stanza; it parses back the same.
-            if let Ok(st) = xml::parse_document(&xml, xml.len()) {
+            let limit = xml.len().max(MIN_PARSE_LIMIT);
+            if let Ok(st) = xml::parse_document(&xml, limit) {
                 return Some(st);
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl QueueRx {
+    /// The next stanza queued, without waiting.
+    pub(crate) fn try_next(&self) -> Option<Element> {
+        smol::future::block_on(smol::future::poll_once(self.next())).flatten()
     }
 }
 
@@ -148,5 +162,20 @@ mod tests {
         assert!(!q.offer(st.clone()), "a third would pass 1000 bytes");
         assert_eq!(smol::block_on(rx.next()), Some(st.clone()));
         assert!(q.offer(st));
+    }
+
+    #[test]
+    fn a_stanza_shorter_than_a_stream_header_comes_out_of_the_queue() {
+        let (tx, rx) = smol::channel::bounded(1);
+        let bytes = Rc::new(Cell::new(0));
+        let q = Queue {
+            tx,
+            bytes: bytes.clone(),
+            max_bytes: 1000,
+        };
+        let rx = QueueRx { rx, bytes };
+        let st = el("<presence from='a@b/c'/>");
+        assert!(q.offer(st.clone()));
+        assert_eq!(rx.try_next(), Some(st));
     }
 }
