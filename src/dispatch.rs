@@ -321,6 +321,7 @@ mod tests {
     use crate::store::invites::{InviteStore, NS_PARS};
     use crate::store::keys::KeyStore;
     use crate::webhook::QueueRx;
+    use crate::xmpp::jid::BareJid;
     use crate::xmpp::roster::NS_ROSTER;
     use crate::xmpp::stanza::NS_STANZA_ERRORS;
     use std::path::PathBuf;
@@ -499,6 +500,10 @@ mod tests {
 
     fn jid(s: &str) -> Jid {
         Jid::parse(s).unwrap()
+    }
+
+    fn bare(s: &str) -> BareJid {
+        BareJid::parse(s).unwrap()
     }
 
     fn count(c: &std::sync::atomic::AtomicUsize) -> usize {
@@ -704,7 +709,7 @@ mod tests {
                 ),
             );
         assert!(bed.send(&result).is_empty());
-        let alice = bed.app.roster.borrow().get(&jid("alice@example.org"));
+        let alice = bed.app.roster.borrow().get(&bare("alice@example.org"));
         assert_eq!(alice, Some(Subscription::Both));
     }
 
@@ -722,7 +727,7 @@ mod tests {
         let r = only(bed.send(&roster_push("alice@example.org", "from")));
         assert_eq!(r.get_attr("type"), Some("result"));
         assert_eq!(r.get_attr("id"), Some("push1"));
-        let alice = bed.app.roster.borrow().get(&jid("alice@example.org"));
+        let alice = bed.app.roster.borrow().get(&bare("alice@example.org"));
         assert_eq!(alice, Some(Subscription::From));
     }
 
@@ -733,7 +738,7 @@ mod tests {
         let r = only(bed.send(&forged));
         assert_eq!(condition(&r), Some("service-unavailable"));
         assert_eq!(
-            bed.app.roster.borrow().get(&jid("mallory@example.net")),
+            bed.app.roster.borrow().get(&bare("mallory@example.net")),
             None
         );
     }
@@ -852,7 +857,7 @@ mod tests {
         let bed = Bed::new();
         assert!(bed.send(&presence(OUR_OCCUPANT)).is_empty());
         let rooms = bed.app.rooms.borrow();
-        assert_eq!(rooms.get(&jid(ROOM)).unwrap().state, RoomState::Joined);
+        assert_eq!(rooms.get(&bare(ROOM)).unwrap().state, RoomState::Joined);
     }
 
     #[test]
@@ -860,7 +865,7 @@ mod tests {
         let bed = Bed::new();
         bed.send(&bounce("presence", ROOM, "j1", "forbidden"));
         let rooms = bed.app.rooms.borrow();
-        let state = &rooms.get(&jid(ROOM)).unwrap().state;
+        let state = &rooms.get(&bare(ROOM)).unwrap().state;
         assert!(matches!(state, RoomState::Failed(why) if why.contains("forbidden")));
     }
 
