@@ -33,6 +33,7 @@ use smol::future::FutureExt;
 use smol::lock::Semaphore;
 use smol::stream::StreamExt;
 use smol::{LocalExecutor, Task, Timer};
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
@@ -92,13 +93,13 @@ fn jitter() -> f64 {
     f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
 }
 
-/// Log one line per connection step, as the daemon's state changes.
-pub fn log_progress(p: Progress) {
+/// The log line of a connection step.
+fn progress_line(p: Progress) -> String {
     match p {
-        Progress::Resolved(t) => log!("connecting to {}", t.join(", ")),
-        Progress::Connected(a) => log!("connected to {a}"),
-        Progress::Secured { version, .. } => log!("secured with {version}"),
-        Progress::Online { jid, mechanism, sm } => log!(
+        Progress::Resolved(t) => format!("connecting to {}", t.join(", ")),
+        Progress::Connected(a) => format!("connected to {a}"),
+        Progress::Secured { version, .. } => format!("secured with {version}"),
+        Progress::Online { jid, mechanism, sm } => format!(
             "online as {jid} ({mechanism}{})",
             if sm { ", stream management" } else { "" }
         ),
@@ -224,7 +225,13 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         let mut reconnecting = false;
         // The session the next connection tries to resume.
         let mut previous: Option<SmState> = None;
-        let mut progress = log_progress;
+        // "online as" waits until the initial presence is on the wire (see `serve`), so
+        // that a message sent to the bot once the line shows finds it available.
+        let online_line = Cell::new(None);
+        let mut progress = |p: Progress| match p {
+            Progress::Online { .. } => online_line.set(Some(progress_line(p))),
+            p => log!("{}", progress_line(p)),
+        };
         'run: loop {
             if stopper.deadline.is_some() && app.outbox.depth() == 0 {
                 break 'run;
@@ -250,6 +257,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                         &app,
                         queue.as_ref(),
                         &mut conn,
+                        online_line.take(),
                         &mut stopper,
                         &mut http_tasks,
                         &mut pacing,
@@ -477,6 +485,7 @@ async fn serve(
     app: &App,
     webhook: Option<&webhook::Queue>,
     conn: &mut Connection,
+    online_line: Option<String>,
     stopper: &mut Stopper,
     http_tasks: &mut Vec<Task<()>>,
     pacing: &mut Pacing,
@@ -524,6 +533,12 @@ async fn serve(
         for join in joins {
             let _ = conn.send(&join);
         }
+        if let Err(e) = conn.flush().await {
+            return Some(e);
+        }
+    }
+    if let Some(line) = online_line {
+        log!("{line}");
     }
     // Our own ping, once the session settled: its answer proves the session healthy.
     let mut probe = Some((Instant::now() + HEALTH_PROBE_AFTER, app.next_id()));

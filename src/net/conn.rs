@@ -420,7 +420,7 @@ impl Connection {
     }
 
     /// Write all pending output, each write bounded by the stream timeout.
-    async fn flush(&mut self) -> Result<(), Error> {
+    pub async fn flush(&mut self) -> Result<(), Error> {
         while !self.client.pending_output().is_empty() {
             let write = self.io.write(self.client.pending_output());
             match super::timeout(self.timeout, write).await {

@@ -637,6 +637,10 @@ impl From<XmlError> for DocError {
     }
 }
 
+/// The stream header a standalone document is parsed inside.
+const DOCUMENT_PRELUDE: &[u8] =
+    b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
 /// Parses a document holding exactly one element, as a stanza would appear inside a client
 /// stream: the default namespace is `jabber:client`, no XML declaration or other markup is
 /// allowed around it, and the stream parser's bounds apply (`max_bytes`, [`MAX_DEPTH`]).
@@ -645,12 +649,10 @@ impl From<XmlError> for DocError {
 /// through the same parser as the stream means nothing reaches the stream that the server
 /// could not have sent us.
 pub fn parse_document(doc: &[u8], max_bytes: usize) -> Result<Element, DocError> {
-    let mut framer = Framer::new(max_bytes);
-    let mut prelude = Vec::with_capacity(128);
-    prelude.extend_from_slice(
-        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
-    );
-    framer.feed(&prelude)?;
+    // The stream header around the document is ours: it must not count against the
+    // document's own bound (a stanza shorter than it would otherwise be refused).
+    let mut framer = Framer::new(max_bytes.max(DOCUMENT_PRELUDE.len()));
+    framer.feed(DOCUMENT_PRELUDE)?;
     framer.next_event()?;
     if doc.len() > max_bytes {
         return Err(DocError::Xml(XmlError::TooLarge { limit: max_bytes }));
@@ -686,6 +688,19 @@ mod tests {
     const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
     const FEATURES: &str = "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
         <required/></starttls></stream:features>";
+
+    #[test]
+    fn a_document_shorter_than_the_stream_header_parses_under_its_own_length() {
+        let doc = b"<presence/>";
+        let el = parse_document(doc, doc.len()).expect("a short stanza parses");
+        assert_eq!(el.name(), "presence");
+    }
+
+    #[test]
+    fn a_document_longer_than_its_bound_is_refused_even_when_the_bound_is_short() {
+        let doc = b"<presence><status>hi</status></presence>";
+        assert!(parse_document(doc, 11).is_err());
+    }
 
     #[test]
     fn a_document_with_one_element_reads_as_that_element() {
