@@ -16,13 +16,16 @@ use std::time::{Duration, Instant};
 
 /// `work`'s output, or `None` when it has not finished within `limit` (then it is dropped,
 /// which cancels it). Every bounded wait of the shells goes through here.
-pub async fn timeout<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
-    async { Some(work.await) }
-        .or(async {
-            Timer::after(limit).await;
-            None
-        })
-        .await
+pub fn timeout<T>(
+    limit: Duration,
+    work: impl Future<Output = T>,
+) -> impl Future<Output = Option<T>> {
+    // A plain function around `or`: an `async fn` here would wrap every call site's future
+    // in one more state machine.
+    async { Some(work.await) }.or(async move {
+        Timer::after(limit).await;
+        None
+    })
 }
 
 /// What is left until `deadline` (zero once it passed), for [`timeout`].
