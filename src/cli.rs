@@ -21,24 +21,24 @@ use std::path::PathBuf;
 
 /// The usage text shown by `--help` and after every usage error.
 pub const USAGE: &str = "\
-usage:
-  xrelay [-c FILE] [run]                  run the daemon
-  xrelay [-c FILE] check                  resolve, connect, authenticate, report
-  xrelay [-c FILE] send [-t TYPE] [-s SUBJECT] [--no-wait] [--file PATH] TO [TEXT]
-                                          send one message (TEXT or stdin), through
-                                          the daemon's unix socket when it answers
-  xrelay [-c FILE] key create [--scope msg,rest,invite] [--expires DURATION] [NAME]
-                                          make an API key; prints ID/SECRET once
-  xrelay [-c FILE] key list               list keys (never secrets)
-  xrelay [-c FILE] key delete ID          delete a key
-  xrelay [-c FILE] invite create [--ttl DURATION] [NAME]
-                                          make an invite; prints its xmpp: URI (and
-                                          landing page URL) once
-  xrelay [-c FILE] invite list            list invites (never tokens)
-  xrelay [-c FILE] invite revoke ID       withdraw an invite
-  xrelay --version | --help
+usage: xrelay [-c FILE] [COMMAND]
 
-options (a value may also be attached: --config=FILE, -cFILE):
+commands:
+  run                run the daemon (the default)
+  check              resolve, connect, authenticate, report
+  send [-t TYPE] [-s SUBJECT] [--no-wait] [--file PATH] TO [TEXT]
+      send one message (TEXT or stdin), through the daemon's unix socket when it answers
+  key create [--scope msg,rest,invite] [--expires DURATION] [NAME]
+      make an API key; prints ID/SECRET once
+  key list           list keys (never secrets)
+  key delete ID      delete a key
+  invite create [--ttl DURATION] [NAME]
+      make an invite; prints its xmpp: URI (and landing page URL) once
+  invite list        list invites (never tokens)
+  invite revoke ID   withdraw an invite
+  --version, --help
+
+options (a value may be attached: --config=FILE, -cFILE):
   -c, --config FILE   config file (default: $XRELAY_CONFIG or /etc/xrelay/xrelay.toml)
   -t, --type TYPE     chat (default), normal, headline or groupchat
   -s, --subject TEXT  message subject
@@ -183,35 +183,55 @@ enum Opt {
     Ttl,
 }
 
-/// How an option is written, and whether it takes a value.
-struct Spec {
-    short: Option<u8>,
-    long: &'static str,
-    opt: Opt,
-    takes_value: bool,
-}
+impl Opt {
+    /// Every option.
+    const ALL: [Opt; 10] = [
+        Opt::Help,
+        Opt::Version,
+        Opt::Config,
+        Opt::Type,
+        Opt::Subject,
+        Opt::File,
+        Opt::NoWait,
+        Opt::Scope,
+        Opt::Expires,
+        Opt::Ttl,
+    ];
 
-const fn spec(short: Option<u8>, long: &'static str, opt: Opt, takes_value: bool) -> Spec {
-    Spec {
-        short,
-        long,
-        opt,
-        takes_value,
+    /// Its long form, without `--`. (Matches rather than a table of structs: the table
+    /// cost the size-bound builds a page.)
+    fn long(self) -> &'static str {
+        match self {
+            Opt::Help => "help",
+            Opt::Version => "version",
+            Opt::Config => "config",
+            Opt::Type => "type",
+            Opt::Subject => "subject",
+            Opt::File => "file",
+            Opt::NoWait => "no-wait",
+            Opt::Scope => "scope",
+            Opt::Expires => "expires",
+            Opt::Ttl => "ttl",
+        }
+    }
+
+    /// Its short form, without `-`, if it has one.
+    fn short(self) -> Option<u8> {
+        match self {
+            Opt::Help => Some(b'h'),
+            Opt::Version => Some(b'V'),
+            Opt::Config => Some(b'c'),
+            Opt::Type => Some(b't'),
+            Opt::Subject => Some(b's'),
+            _ => None,
+        }
+    }
+
+    /// Whether it takes a value.
+    fn takes_value(self) -> bool {
+        !matches!(self, Opt::Help | Opt::Version | Opt::NoWait)
     }
 }
-
-const OPTIONS: [Spec; 10] = [
-    spec(Some(b'h'), "help", Opt::Help, false),
-    spec(Some(b'V'), "version", Opt::Version, false),
-    spec(Some(b'c'), "config", Opt::Config, true),
-    spec(Some(b't'), "type", Opt::Type, true),
-    spec(Some(b's'), "subject", Opt::Subject, true),
-    spec(None, "file", Opt::File, true),
-    spec(None, "no-wait", Opt::NoWait, false),
-    spec(None, "scope", Opt::Scope, true),
-    spec(None, "expires", Opt::Expires, true),
-    spec(None, "ttl", Opt::Ttl, true),
-];
 
 /// One argument, classified.
 enum Arg<'a> {
@@ -219,7 +239,7 @@ enum Arg<'a> {
     EndOfOptions,
     /// A known option, as typed (`-c`, `--config`), and the value attached to it.
     Option {
-        spec: &'static Spec,
+        opt: Opt,
         typed: String,
         attached: Option<&'a OsStr>,
     },
@@ -240,9 +260,9 @@ fn classify(arg: &OsStr) -> Arg<'_> {
             None => (long, None),
         };
         let typed = format!("--{}", String::from_utf8_lossy(name));
-        return match OPTIONS.iter().find(|s| s.long.as_bytes() == name) {
-            Some(spec) => Arg::Option {
-                spec,
+        return match Opt::ALL.into_iter().find(|o| o.long().as_bytes() == name) {
+            Some(opt) => Arg::Option {
+                opt,
                 typed,
                 attached,
             },
@@ -252,10 +272,10 @@ fn classify(arg: &OsStr) -> Arg<'_> {
     let [b'-', short, rest @ ..] = bytes else {
         return Arg::Word;
     };
-    match OPTIONS.iter().find(|s| s.short == Some(*short)) {
+    match Opt::ALL.into_iter().find(|o| o.short() == Some(*short)) {
         // Flags are not bundled: `-hV` is no option.
-        Some(spec) if spec.takes_value || rest.is_empty() => Arg::Option {
-            spec,
+        Some(opt) if opt.takes_value() || rest.is_empty() => Arg::Option {
+            opt,
             typed: format!("-{}", char::from(*short)),
             attached: (!rest.is_empty()).then(|| OsStr::from_bytes(rest)),
         },
@@ -290,7 +310,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
     let mut words = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let (spec, typed, attached) = match classify(&arg) {
+        let (opt, typed, attached) = match classify(&arg) {
             Arg::EndOfOptions => {
                 for word in args.by_ref() {
                     words.push(utf8(word)?);
@@ -303,15 +323,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
             }
             Arg::Unknown(typed) => return Err(CliError::UnknownOption(typed)),
             Arg::Option {
-                spec,
+                opt,
                 typed,
                 attached,
-            } => (spec, typed, attached.map(OsStr::to_os_string)),
+            } => (opt, typed, attached.map(OsStr::to_os_string)),
         };
-        if !spec.takes_value && attached.is_some() {
+        if !opt.takes_value() && attached.is_some() {
             return Err(CliError::UnexpectedValue(typed));
         }
-        let command = match spec.opt {
+        let command = match opt {
             Opt::Help => Command::Help,
             Opt::Version => Command::Version,
             Opt::NoWait => {
@@ -1003,13 +1023,13 @@ mod tests {
         for word in ["invite create", "invite list", "invite revoke"] {
             assert!(USAGE.contains(word), "{word}");
         }
-        for spec in &OPTIONS {
+        for opt in Opt::ALL {
             assert!(
-                USAGE.contains(&format!("--{}", spec.long)),
+                USAGE.contains(&format!("--{}", opt.long())),
                 "--{}",
-                spec.long
+                opt.long()
             );
-            if let Some(short) = spec.short.filter(|s| !b"hV".contains(s)) {
+            if let Some(short) = opt.short().filter(|s| !b"hV".contains(s)) {
                 assert!(USAGE.contains(&format!("-{}, --", char::from(short))));
             }
         }

@@ -36,7 +36,6 @@ use smol::{LocalExecutor, Task, Timer};
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -301,25 +300,31 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
 /// `work`'s output, with stop signals handled meanwhile: the first begins the shutdown and
 /// `work` goes on while messages wait; `None` when the daemon is to stop now (a second
 /// signal, the grace period over, or nothing left to deliver).
-async fn until_stop<T>(
-    app: &App,
-    http_tasks: &mut Vec<Task<()>>,
-    stopper: &mut Stopper,
-    work: impl Future<Output = T>,
-) -> Option<T> {
-    let mut work = pin!(work);
+fn until_stop<'a, T>(
+    app: &'a App,
+    http_tasks: &'a mut Vec<Task<()>>,
+    stopper: &'a mut Stopper,
+    work: impl Future<Output = T> + 'a,
+) -> impl Future<Output = Option<T>> + 'a {
+    // Only this race is generic; the signal handling is one function for every caller.
+    async { Some(work.await) }.or(async {
+        stop_now(app, http_tasks, stopper).await;
+        None
+    })
+}
+
+/// Returns when the daemon is to stop now; the first signal on the way begins the
+/// shutdown.
+async fn stop_now(app: &App, http_tasks: &mut Vec<Task<()>>, stopper: &mut Stopper) {
     loop {
-        let done = async { Ok(work.as_mut().await) };
-        let stop = async { Err(stopper.next(app).await) };
-        match done.or(stop).await {
-            Ok(out) => return Some(out),
-            Err(Stop::Begin) => {
+        match stopper.next(app).await {
+            Stop::Begin => {
                 begin_shutdown(app, http_tasks, stopper).await;
                 if app.outbox.depth() == 0 {
-                    return None;
+                    return;
                 }
             }
-            Err(Stop::Now) => return None,
+            Stop::Now => return,
         }
     }
 }
@@ -512,14 +517,21 @@ async fn serve(
             "session resumed: {confirmed} message(s) confirmed, {resent} sent again, \
              {queued} waiting"
         ),
-        Resumption::Failed { acked: Some(_) } => log!(
-            "session not resumed, new session: {confirmed} message(s) confirmed by the \
-             server's count, {resent} sent again, {queued} waiting"
-        ),
-        Resumption::Failed { acked: None } => log!(
-            "session not resumed, new session: {resent} unacknowledged message(s) sent \
-             again, {queued} waiting"
-        ),
+        Resumption::Failed { acked } => {
+            let confirmed = match acked {
+                Some(_) => format!("{confirmed} message(s) confirmed by the server's count, "),
+                None => String::new(),
+            };
+            let unacked = if acked.is_some() {
+                ""
+            } else {
+                " unacknowledged"
+            };
+            log!(
+                "session not resumed, new session: {confirmed}{resent}{unacked} message(s) \
+                 sent again, {queued} waiting"
+            )
+        }
     }
     // A resumed session keeps its presence, roster and rooms on the server. A new one
     // asks for the roster first (RFC 6121 §2.2: the session then gets roster pushes),

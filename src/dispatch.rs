@@ -183,16 +183,15 @@ fn invite_presence(app: &App, el: &Element) -> Option<Vec<Element>> {
             Err(e) => e.to_string(),
         },
     };
-    Some(match app.cfg.invites.unknown {
-        UnknownSubscription::Ignore => {
-            log!("subscription request from {from} ignored: {refusal}");
-            Vec::new()
-        }
-        UnknownSubscription::Deny => {
-            log!("subscription request from {from} denied: {refusal}");
-            vec![stanza::presence(&from, PresenceType::Unsubscribed)]
-        }
-    })
+    let (what, answer) = match app.cfg.invites.unknown {
+        UnknownSubscription::Ignore => ("ignored", Vec::new()),
+        UnknownSubscription::Deny => (
+            "denied",
+            vec![stanza::presence(&from, PresenceType::Unsubscribed)],
+        ),
+    };
+    log!("subscription request from {from} {what}: {refusal}");
+    Some(answer)
 }
 
 /// Messages worth a webhook call: chat states, receipts and markers alone are not (they
