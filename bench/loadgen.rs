@@ -6,6 +6,9 @@
 //!
 //! usage: loadgen PORT TOKEN RECEIVER_CONFIG COUNT CONCURRENCY
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

@@ -31,9 +31,9 @@ impl StreamState {
     /// The name `/health` shows.
     pub fn as_str(self) -> &'static str {
         match self {
-            StreamState::Connecting => "connecting",
-            StreamState::Online => "online",
-            StreamState::Offline => "offline",
+            Self::Connecting => "connecting",
+            Self::Online => "online",
+            Self::Offline => "offline",
         }
     }
 }
@@ -77,9 +77,9 @@ pub struct App {
 
 impl App {
     /// Shared state for `cfg`, with keys and invites from their files.
-    pub fn new(cfg: Config, keys: KeyStore, invites: InviteStore) -> App {
+    pub fn new(cfg: Config, keys: KeyStore, invites: InviteStore) -> Self {
         let rooms = Rooms::new(&cfg.xmpp.rooms, &cfg.xmpp.nick, cfg.xmpp.reconnect_max);
-        App {
+        Self {
             outbox: Outbox::new(Limits::of(&cfg)),
             iq_waits: IqWaiters::new(cfg.rest.max_waiting),
             reflections: Reflections::new(cfg.outbox.capacity),

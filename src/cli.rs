@@ -143,25 +143,19 @@ pub enum CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::UnknownOption(o) => write!(f, "unknown option {o}"),
-            CliError::MissingValue(o) => write!(f, "{o} needs a value"),
-            CliError::UnexpectedValue(o) => write!(f, "{o} takes no value"),
-            CliError::NotUnicode(a) => write!(f, "argument {a:?} is not valid UTF-8"),
-            CliError::UnknownMessageType(t) => write!(f, "unknown message type {t:?}"),
-            CliError::UnknownCommand(c) => write!(f, "unknown command {c:?}"),
-            CliError::TakesNoArguments(c) => write!(f, "{c} takes no arguments"),
-            CliError::SendArguments => f.write_str("send needs TO and at most one TEXT argument"),
-            CliError::KeyArguments => f.write_str("key needs: create [NAME], list, or delete ID"),
-            CliError::InviteArguments => {
-                f.write_str("invite needs: create [NAME], list, or revoke ID")
-            }
-            CliError::SendOptionElsewhere => {
-                f.write_str("-t, -s, --file and --no-wait belong to send")
-            }
-            CliError::KeyOptionElsewhere => {
-                f.write_str("--scope and --expires belong to key create")
-            }
-            CliError::TtlElsewhere => f.write_str("--ttl belongs to invite create"),
+            Self::UnknownOption(o) => write!(f, "unknown option {o}"),
+            Self::MissingValue(o) => write!(f, "{o} needs a value"),
+            Self::UnexpectedValue(o) => write!(f, "{o} takes no value"),
+            Self::NotUnicode(a) => write!(f, "argument {a:?} is not valid UTF-8"),
+            Self::UnknownMessageType(t) => write!(f, "unknown message type {t:?}"),
+            Self::UnknownCommand(c) => write!(f, "unknown command {c:?}"),
+            Self::TakesNoArguments(c) => write!(f, "{c} takes no arguments"),
+            Self::SendArguments => f.write_str("send needs TO and at most one TEXT argument"),
+            Self::KeyArguments => f.write_str("key needs: create [NAME], list, or delete ID"),
+            Self::InviteArguments => f.write_str("invite needs: create [NAME], list, or revoke ID"),
+            Self::SendOptionElsewhere => f.write_str("-t, -s, --file and --no-wait belong to send"),
+            Self::KeyOptionElsewhere => f.write_str("--scope and --expires belong to key create"),
+            Self::TtlElsewhere => f.write_str("--ttl belongs to invite create"),
         }
     }
 }
@@ -185,51 +179,51 @@ enum Opt {
 
 impl Opt {
     /// Every option.
-    const ALL: [Opt; 10] = [
-        Opt::Help,
-        Opt::Version,
-        Opt::Config,
-        Opt::Type,
-        Opt::Subject,
-        Opt::File,
-        Opt::NoWait,
-        Opt::Scope,
-        Opt::Expires,
-        Opt::Ttl,
+    const ALL: [Self; 10] = [
+        Self::Help,
+        Self::Version,
+        Self::Config,
+        Self::Type,
+        Self::Subject,
+        Self::File,
+        Self::NoWait,
+        Self::Scope,
+        Self::Expires,
+        Self::Ttl,
     ];
 
     /// Its long form, without `--`. (Matches rather than a table of structs: the table
     /// cost the size-bound builds a page.)
     fn long(self) -> &'static str {
         match self {
-            Opt::Help => "help",
-            Opt::Version => "version",
-            Opt::Config => "config",
-            Opt::Type => "type",
-            Opt::Subject => "subject",
-            Opt::File => "file",
-            Opt::NoWait => "no-wait",
-            Opt::Scope => "scope",
-            Opt::Expires => "expires",
-            Opt::Ttl => "ttl",
+            Self::Help => "help",
+            Self::Version => "version",
+            Self::Config => "config",
+            Self::Type => "type",
+            Self::Subject => "subject",
+            Self::File => "file",
+            Self::NoWait => "no-wait",
+            Self::Scope => "scope",
+            Self::Expires => "expires",
+            Self::Ttl => "ttl",
         }
     }
 
     /// Its short form, without `-`, if it has one.
     fn short(self) -> Option<u8> {
         match self {
-            Opt::Help => Some(b'h'),
-            Opt::Version => Some(b'V'),
-            Opt::Config => Some(b'c'),
-            Opt::Type => Some(b't'),
-            Opt::Subject => Some(b's'),
+            Self::Help => Some(b'h'),
+            Self::Version => Some(b'V'),
+            Self::Config => Some(b'c'),
+            Self::Type => Some(b't'),
+            Self::Subject => Some(b's'),
             _ => None,
         }
     }
 
     /// Whether it takes a value.
     fn takes_value(self) -> bool {
-        !matches!(self, Opt::Help | Opt::Version | Opt::NoWait)
+        !matches!(self, Self::Help | Self::Version | Self::NoWait)
     }
 }
 

@@ -57,7 +57,7 @@ pub enum RunError {
     /// The keys file is unusable.
     Keys(crate::store::keys::KeysError),
     /// The invites file is unusable.
-    Invites(crate::store::invites::InvitesError),
+    Invites(invites::InvitesError),
     /// An HTTP listen address could not be bound.
     Listen(std::net::SocketAddr, std::io::Error),
     /// The outbox spool cannot be used.
@@ -71,14 +71,14 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::Tls(e) => write!(f, "{e}"),
-            RunError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
-            RunError::Keys(e) => write!(f, "{e}"),
-            RunError::Invites(e) => write!(f, "{e}"),
-            RunError::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
-            RunError::Spool(e) => write!(f, "{e}"),
-            RunError::Unix(p, e) => write!(f, "cannot listen on unix:{}: {e}", p.display()),
-            RunError::Https(e) => write!(f, "config error: {e}"),
+            Self::Tls(e) => write!(f, "{e}"),
+            Self::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            Self::Keys(e) => write!(f, "{e}"),
+            Self::Invites(e) => write!(f, "{e}"),
+            Self::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            Self::Spool(e) => write!(f, "{e}"),
+            Self::Unix(p, e) => write!(f, "cannot listen on unix:{}: {e}", p.display()),
+            Self::Https(e) => write!(f, "config error: {e}"),
         }
     }
 }

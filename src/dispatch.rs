@@ -216,8 +216,8 @@ impl Forward {
     /// The reply to send now, if any.
     fn reply(self) -> Option<Element> {
         match self {
-            Forward::Busy(r) => Some(r),
-            Forward::Queued | Forward::Declined => None,
+            Self::Busy(r) => Some(r),
+            Self::Queued | Self::Declined => None,
         }
     }
 }
@@ -258,6 +258,7 @@ fn room_presence(app: &App, from: &Jid, el: &Element) {
     }
 }
 
+/// Log what changed in a room.
 pub fn log_room(change: Change) {
     match change {
         Change::Joined(room, nick) => log!("joined {room} as {nick}"),
@@ -345,19 +346,19 @@ mod tests {
 
     impl Bed {
         /// No webhook; requests without a valid invite token are left pending.
-        fn new() -> Bed {
-            Bed::with("", None, QUEUE_BYTES)
+        fn new() -> Self {
+            Self::with("", None, QUEUE_BYTES)
         }
 
         /// A webhook taking every kind of stanza from `from` (a TOML value).
-        fn hooked(from: &str) -> Bed {
+        fn hooked(from: &str) -> Self {
             let webhook = format!("{WEBHOOK_ALL_STANZAS}from = {from}\n");
-            Bed::with("", Some(&webhook), QUEUE_BYTES)
+            Self::with("", Some(&webhook), QUEUE_BYTES)
         }
 
         /// `invites`: more lines of `[invites]`; `webhook`: lines of `[webhook]` besides
         /// its url (`None`: no webhook), its queue holding `queue_bytes`.
-        fn with(invites: &str, webhook: Option<&str>, queue_bytes: usize) -> Bed {
+        fn with(invites: &str, webhook: Option<&str>, queue_bytes: usize) -> Self {
             static BEDS: AtomicUsize = AtomicUsize::new(0);
             let dir = test_dir(&format!(
                 "dispatch-{}",
@@ -387,7 +388,7 @@ mod tests {
                 let (_, queue, rx) = webhook::new(w, tls, 1 << 16, queue_bytes);
                 (queue, rx)
             });
-            Bed { app, hook, dir }
+            Self { app, hook, dir }
         }
 
         /// What the bot sends for `el`.
@@ -505,7 +506,7 @@ mod tests {
         BareJid::parse(s).unwrap()
     }
 
-    fn count(c: &std::sync::atomic::AtomicUsize) -> usize {
+    fn count(c: &AtomicUsize) -> usize {
         c.load(Ordering::Relaxed)
     }
 

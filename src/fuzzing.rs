@@ -48,8 +48,7 @@ pub fn http_app(dir: &std::path::Path) -> Result<(crate::app::App, String), Stri
         .create(&scopes, None, "fuzz", crate::timefmt::now_unix())
         .map_err(|e| format!("{e:?}"))?;
     let keys = KeyStore::open(&keys).map_err(|e| format!("{e:?}"))?;
-    let invites =
-        crate::store::invites::InviteStore::open(&invites).map_err(|e| format!("{e:?}"))?;
+    let invites = invites::InviteStore::open(&invites).map_err(|e| format!("{e:?}"))?;
     let app = crate::app::App::new(cfg, keys, invites);
     app.outbox.close();
     Ok((app, token))

@@ -25,10 +25,8 @@ pub enum WaitError {
 impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WaitError::Full => f.write_str("too many iq requests are waiting for replies"),
-            WaitError::Duplicate => {
-                f.write_str("an iq with this id to this address is already waiting")
-            }
+            Self::Full => f.write_str("too many iq requests are waiting for replies"),
+            Self::Duplicate => f.write_str("an iq with this id to this address is already waiting"),
         }
     }
 }
@@ -60,8 +58,8 @@ pub struct Waiting<'a> {
 
 impl IqWaiters {
     /// An empty set for at most `capacity` iqs.
-    pub fn new(capacity: usize) -> IqWaiters {
-        IqWaiters {
+    pub fn new(capacity: usize) -> Self {
+        Self {
             entries: RefCell::new(Vec::with_capacity(capacity)),
             capacity,
         }

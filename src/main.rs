@@ -247,7 +247,7 @@ struct Sending<'a> {
 
 /// Send one message: through the daemon's socket when one is configured and answers, else
 /// on a login of its own, waiting until the server confirmed it.
-fn send(cfg: &Config, how: &Sending, to: &str, text: Option<String>) -> ExitCode {
+fn send(cfg: &Config, how: &Sending<'_>, to: &str, text: Option<String>) -> ExitCode {
     let kind = how.kind;
     let subject = how.subject;
     let to = match recipient(cfg, to) {
@@ -415,7 +415,7 @@ async fn upload_file(
             upload::slot_request(&id, &service.jid, &file.name, file.size, file.media_type);
         let reply = iq(conn, request, &id).await?;
         let slot = upload::parse_slot(&reply).map_err(|e| e.to_string())?;
-        let trust = xrelay::config::Trust::for_endpoints(cfg.xmpp.ca_file.as_deref());
+        let trust = config::Trust::for_endpoints(cfg.xmpp.ca_file.as_deref());
         let tls = tls::client_config(&trust).map_err(|e| e.to_string())?;
         let body =
             xrelay::net::http_client::boxed(xrelay::upload::DiskFile::new(file.file, file.size));
@@ -450,7 +450,12 @@ async fn iq(
 
 /// Post the message through the daemon listening on `socket`; `None` when nobody answers
 /// there (the caller then logs in itself). Exit 0 only for 200 (or 202 with `--no-wait`).
-fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> Option<ExitCode> {
+fn via_daemon(
+    socket: &std::path::Path,
+    how: &Sending<'_>,
+    to: &Jid,
+    text: &str,
+) -> Option<ExitCode> {
     use xrelay::net::local::{self, Body, LocalError};
     let target = format!(
         "/msg/{}{}",
@@ -517,7 +522,7 @@ fn via_daemon(socket: &std::path::Path, how: &Sending, to: &Jid, text: &str) -> 
 /// The stream settings of a one-shot command: its own resource (the configured one plus
 /// `-send-`/`-check-` and a random suffix), so it never replaces the running daemon's
 /// session, and no resumption.
-fn own_resource(cfg: &Config, command: &str) -> xrelay::config::XmppConfig {
+fn own_resource(cfg: &Config, command: &str) -> config::XmppConfig {
     // Without OS randomness the suffix is fixed; two commands at once then replace each
     // other, but never the daemon.
     let bytes = xrelay::secret::random::<4>().unwrap_or_default();

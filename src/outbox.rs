@@ -74,10 +74,10 @@ pub enum PushError {
 impl fmt::Display for PushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PushError::Full => f.write_str("the outbox is full; try again later"),
-            PushError::Stopping => f.write_str("xrelay is shutting down; try again later"),
-            PushError::Spool(e) => write!(f, "the outbox spool cannot be written: {e}"),
-            PushError::TooLarge { size, limit } => write!(
+            Self::Full => f.write_str("the outbox is full; try again later"),
+            Self::Stopping => f.write_str("xrelay is shutting down; try again later"),
+            Self::Spool(e) => write!(f, "the outbox spool cannot be written: {e}"),
+            Self::TooLarge { size, limit } => write!(
                 f,
                 "the message is {size} bytes as an XMPP stanza (after escaping), more than \
                  the {limit} bytes allowed (xmpp.max_outgoing_bytes)"
@@ -110,8 +110,8 @@ pub struct Limits {
 
 impl Limits {
     /// The limits `cfg` sets.
-    pub fn of(cfg: &crate::config::Config) -> Limits {
-        Limits {
+    pub fn of(cfg: &crate::config::Config) -> Self {
+        Self {
             capacity: cfg.outbox.capacity,
             max_bytes: cfg.outbox.max_bytes,
             max_stanza: cfg.xmpp.max_outgoing_bytes,
@@ -176,9 +176,9 @@ pub struct Outbox {
 
 impl Outbox {
     /// An empty outbox.
-    pub fn new(limits: Limits) -> Outbox {
+    pub fn new(limits: Limits) -> Self {
         let (doorbell_tx, doorbell_rx) = channel::bounded(1);
-        Outbox {
+        Self {
             inner: RefCell::new(Inner {
                 entries: VecDeque::new(),
                 bytes: 0,
@@ -198,8 +198,8 @@ impl Outbox {
     /// its original acceptance time. Replayed entries are never dropped, even beyond the
     /// bounds (smaller bounds than before the restart): new ones are refused until there
     /// is room.
-    pub fn with_spool(limits: Limits, spool: Spool, replayed: Vec<Replayed>) -> Outbox {
-        let o = Outbox::new(limits);
+    pub fn with_spool(limits: Limits, spool: Spool, replayed: Vec<Replayed>) -> Self {
+        let o = Self::new(limits);
         {
             let mut inner = o.inner.borrow_mut();
             inner.add_replayed(replayed);
@@ -549,8 +549,8 @@ mod tests {
     }
 
     impl Stream {
-        fn at(seq: u64) -> Stream {
-            Stream {
+        fn at(seq: u64) -> Self {
+            Self {
                 seq,
                 room: usize::MAX,
                 ids: vec![],

@@ -41,11 +41,11 @@ pub enum End {
 
 impl End {
     /// The kind of end a stream error condition means.
-    pub fn from_condition(condition: &str) -> End {
+    pub fn from_condition(condition: &str) -> Self {
         match condition {
-            "system-shutdown" | "see-other-host" => End::ServerLeaving,
-            "conflict" => End::Replaced,
-            _ => End::Failed,
+            "system-shutdown" | "see-other-host" => Self::ServerLeaving,
+            "conflict" => Self::Replaced,
+            _ => Self::Failed,
         }
     }
 }
@@ -60,8 +60,8 @@ pub struct Pacing {
 
 impl Pacing {
     /// Pacing that never pauses longer than `max`.
-    pub fn new(max: Duration) -> Pacing {
-        Pacing {
+    pub fn new(max: Duration) -> Self {
+        Self {
             window: START.min(max),
             max,
             replaced: false,

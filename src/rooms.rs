@@ -43,9 +43,9 @@ impl RoomState {
     /// The name `/health` shows.
     pub fn as_str(&self) -> &'static str {
         match self {
-            RoomState::Joining => "joining",
-            RoomState::Joined => "joined",
-            RoomState::Failed(_) => "failed",
+            Self::Joining => "joining",
+            Self::Joined => "joined",
+            Self::Failed(_) => "failed",
         }
     }
 }
@@ -88,8 +88,8 @@ pub struct Rooms {
 
 impl Rooms {
     /// The rooms in `jids`, joined as `nick`; retries wait at most `max`.
-    pub fn new(jids: &[BareJid], nick: &str, max: Duration) -> Rooms {
-        Rooms {
+    pub fn new(jids: &[BareJid], nick: &str, max: Duration) -> Self {
+        Self {
             rooms: jids
                 .iter()
                 .map(|j| Room {
@@ -390,8 +390,8 @@ pub struct TooManyWaiting;
 
 impl Reflections {
     /// Room for `max` waiting posts.
-    pub fn new(max: usize) -> Reflections {
-        Reflections {
+    pub fn new(max: usize) -> Self {
+        Self {
             waits: RefCell::new(Vec::new()),
             max,
         }

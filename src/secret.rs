@@ -12,8 +12,8 @@ pub struct Secret(String);
 
 impl Secret {
     /// Wrap a secret.
-    pub fn new(s: String) -> Secret {
-        Secret(s)
+    pub fn new(s: String) -> Self {
+        Self(s)
     }
 
     /// The secret itself, for the code that must use it.
@@ -23,7 +23,7 @@ impl Secret {
 }
 
 impl PartialEq for Secret {
-    fn eq(&self, other: &Secret) -> bool {
+    fn eq(&self, other: &Self) -> bool {
         ct_eq(self.0.as_bytes(), other.0.as_bytes())
     }
 }

@@ -128,7 +128,7 @@ impl Spool {
         path: &Path,
         max_record: usize,
         budget: Budget,
-    ) -> Result<(Spool, Replay), SpoolError> {
+    ) -> Result<(Self, Replay), SpoolError> {
         let err = |err| SpoolError {
             path: path.to_path_buf(),
             err,
@@ -203,7 +203,7 @@ impl Spool {
         .map_err(err)?;
         let out = open_append(path).map_err(err)?;
         Ok((
-            Spool {
+            Self {
                 path: path.to_path_buf(),
                 out,
                 max_record,
@@ -406,7 +406,7 @@ struct Lines {
 
 impl Lines {
     /// `None` when the file does not exist. Refuses a file over [`MAX_SPOOL_BYTES`].
-    fn open(path: &Path, max: usize) -> io::Result<Option<Lines>> {
+    fn open(path: &Path, max: usize) -> io::Result<Option<Self>> {
         let f = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -417,7 +417,7 @@ impl Lines {
                 "the file is larger than 256 MiB; move it away to start without it",
             ));
         }
-        Ok(Some(Lines {
+        Ok(Some(Self {
             r: BufReader::new(f),
             max,
             buf: Vec::new(),

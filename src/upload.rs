@@ -86,9 +86,9 @@ pub enum PutError {
 impl fmt::Display for PutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PutError::NotHttps => SlotError::BadUrl.fmt(f),
-            PutError::Failed(e) => write!(f, "the upload to the server failed: {e}"),
-            PutError::Status(s) => {
+            Self::NotHttps => SlotError::BadUrl.fmt(f),
+            Self::Failed(e) => write!(f, "the upload to the server failed: {e}"),
+            Self::Status(s) => {
                 write!(f, "the upload service answered the PUT with status {s}")
             }
         }
@@ -146,8 +146,8 @@ pub struct DiskFile {
 
 impl DiskFile {
     /// The body for `file`, which has `size` bytes.
-    pub fn new(file: std::fs::File, size: u64) -> DiskFile {
-        DiskFile {
+    pub fn new(file: std::fs::File, size: u64) -> Self {
+        Self {
             file,
             size,
             sent: 0,

@@ -41,11 +41,11 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            UrlError::Scheme => "not an http:// or https:// URL",
-            UrlError::Character => "the URL has a byte that is not printable ASCII",
-            UrlError::Host => "the URL names no valid host",
-            UrlError::Port => "the URL's port is not a number up to 65535",
-            UrlError::Credentials => "the URL has credentials",
+            Self::Scheme => "not an http:// or https:// URL",
+            Self::Character => "the URL has a byte that is not printable ASCII",
+            Self::Host => "the URL names no valid host",
+            Self::Port => "the URL's port is not a number up to 65535",
+            Self::Credentials => "the URL has credentials",
         })
     }
 }
@@ -54,7 +54,7 @@ impl std::error::Error for UrlError {}
 
 impl Url {
     /// Parse `s`.
-    pub fn parse(s: &str) -> Result<Url, UrlError> {
+    pub fn parse(s: &str) -> Result<Self, UrlError> {
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(UrlError::Character);
         }
@@ -94,7 +94,7 @@ impl Url {
         if !valid {
             return Err(UrlError::Host);
         }
-        Ok(Url {
+        Ok(Self {
             https,
             host: host.to_ascii_lowercase(),
             port,

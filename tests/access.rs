@@ -2,6 +2,9 @@
 //! echo webhook of examples/echo_bot.py with a message to the bot itself, strangers and
 //! invited contacts, `/rest` account changes, and `xrelay send` beside a running daemon.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::webhook::{Endpoint, Recorded, Reply};

@@ -1,5 +1,8 @@
 //! The XMPP client core against a real Prosody: `send`, `check`, `run`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::xrelay;

@@ -3,6 +3,9 @@
 //! (its two Flask bots as webhooks, its curl lines), and every field of the JSON mapping
 //! makes the trip `/rest` → XMPP → webhook (and back for iq) unchanged.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::webhook::{Endpoint, Recorded, Reply};
@@ -20,7 +23,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A bot with one key of every scope on `bed`; `webhook` (TOML lines, none if empty) is
 /// its `[webhook]`.
-fn bot_with(bed: Bed, webhook: &str) -> Bot {
+fn bot_with(bed: Bed<'_>, webhook: &str) -> Bot {
     let bed = bed.key("msg,rest,invite");
     if webhook.is_empty() {
         return bed.start();
@@ -76,7 +79,7 @@ struct Flask {
 }
 
 impl Flask {
-    fn start(file: &str) -> Flask {
+    fn start(file: &str) -> Self {
         let port = common::free_port();
         let app = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples")
@@ -95,7 +98,7 @@ impl Flask {
             assert!(Instant::now() < deadline, "Flask did not start: {app:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Flask {
+        Self {
             child,
             url: format!("http://127.0.0.1:{port}/"),
         }

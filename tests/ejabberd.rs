@@ -4,6 +4,9 @@
 //! after a kick. One ejabberd node serves the whole file (it takes seconds to start); the
 //! tests take turns on it, since one of them restarts it.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::webhook::{Endpoint, Reply};

@@ -1,6 +1,9 @@
 //! Smoke tests of the test bed itself: Prosody instances, certificates, accounts and the
 //! independent test client.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use base64::Engine;

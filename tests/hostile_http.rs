@@ -4,6 +4,9 @@
 //! answer, that the daemon still runs, and that a normal `?wait=1` post right after it is
 //! answered 200 and delivered.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{unique_user, Bed, Bot};

@@ -2,6 +2,9 @@
 //! through, the cap holds, and memory stays within a bound derived from the config.
 //! (bench/slowloris.sh does the same at 1,000 connections and measures it.)
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{unique_user, Bed, Bot, HttpResponse};

@@ -1,6 +1,9 @@
 //! The HTTP API against a real Prosody: posting (mod_post_msg compatible), keys, the
 //! outbox, MUC, health and metrics, and every error status of the contract.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{http, unique_user, xrelay, Bed, Bot, HttpResponse, Prosody, ProsodyOpts, TestClient};

@@ -2,6 +2,9 @@
 //! used by independent XMPP accounts; what gets approved (and what does not), the bot's
 //! roster, the landing pages, and the invites file.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{http, shared, toml_str, unique_user, xrelay, Bed, Bot, Daemon, Prosody};

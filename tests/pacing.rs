@@ -1,9 +1,12 @@
 //! Reconnect pacing against a real Prosody: a session that answered the bot's ping resets
 //! the backoff grown during an earlier outage.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::{unique_user, Daemon, Prosody, ProsodyOpts};
+use common::{unique_user, Daemon, Prosody, ProsodyOpts, Signal};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -35,8 +38,7 @@ fn after_a_restart_and_a_healthy_session_a_crash_is_retried_within_a_second() {
 
     std::thread::sleep(HEALTHY_AFTER);
     let pid = p.pid().expect("Prosody runs");
-    // SAFETY: plain syscall on Prosody's pid, a child of this process.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    common::kill(pid, Signal::KILL);
     d.wait_for("disconnected", WAIT);
     d.wait_for("reconnecting in", WAIT);
     let pause = d.last_reconnect_pause();

@@ -7,10 +7,13 @@
 //! docs/delivery.md are from `XRELAY_RELIABILITY_MESSAGES=1000 cargo test --test reliability
 //! -- --nocapture`, which prints one line per run.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{
-    unique_user, Bed, Bot, Daemon, FaultProxy, HttpResponse, Prosody, ProsodyOpts, Receiver,
+    unique_user, Bed, Bot, Daemon, FaultProxy, HttpResponse, Prosody, ProsodyOpts, Receiver, Signal,
 };
 use std::time::{Duration, Instant};
 
@@ -305,7 +308,7 @@ fn kill_9_with_the_spool_loses_nothing() {
             proxy.stall(true);
         }
     });
-    r.daemon.signal(libc::SIGKILL);
+    r.daemon.signal(Signal::KILL);
     assert!(r.daemon.wait_exit(WAIT).is_some());
     proxy.cut_all();
     proxy.stall(false);
@@ -320,11 +323,11 @@ fn kill_9_with_the_spool_loses_nothing() {
     assert_eq!(rep.lost, 0, "{rep:?}\n{}", again.log());
     // Once all is delivered the spool holds nothing live: a third start replays nothing.
     wait_count(&mut again, "online as", 1);
-    again.signal(libc::SIGTERM);
+    again.signal(Signal::TERM);
     assert!(again.wait_exit(WAIT).is_some_and(|s| s.success()));
     assert!(again.log().ends_with("stopped"), "{}", again.log());
     let mut third = start(&r.cfg);
-    third.signal(libc::SIGTERM);
+    third.signal(Signal::TERM);
     third.wait_exit(WAIT);
     assert_eq!(third.count("queued again"), 0, "{}", third.log());
 }
@@ -343,7 +346,7 @@ fn sigterm_waits_for_the_outbox_to_be_acknowledged_then_stops() {
         assert_eq!(post(&r, &rx.user, b).status, 202);
     }
     let t = Instant::now();
-    r.daemon.signal(libc::SIGTERM);
+    r.daemon.signal(Signal::TERM);
     r.daemon.wait_for("shutting down: waiting up to 5s", WAIT);
     let refused = std::net::TcpStream::connect(("127.0.0.1", r.port));
     assert!(
@@ -374,7 +377,7 @@ fn sigterm_on_a_dead_link_stops_after_the_grace_and_logs_what_is_lost() {
         assert_eq!(post(&r, &rx.user, &format!("stuck {i}")).status, 202);
     }
     let t = Instant::now();
-    r.daemon.signal(libc::SIGTERM);
+    r.daemon.signal(Signal::TERM);
     assert!(r.daemon.wait_exit(WAIT).expect("exits").success());
     let waited = t.elapsed();
     assert!(

@@ -2,6 +2,9 @@
 //! plain text arrive at a second account; iq requests wait for and return the reply; every
 //! refusal has mod_rest's status.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{http, Bed, Bot, HttpResponse};

@@ -2,6 +2,9 @@
 //! account owns the room and kicks the bot, destroys and recreates the room, takes the bot's
 //! nick, bans it or makes it a visitor.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{shared, unique_user, Bed, Bot, Prosody, ProsodyOpts, TestClient};

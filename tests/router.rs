@@ -3,9 +3,14 @@
 //! fallback, HTTPS on the listener with certificate reload, and the OpenWrt hotplug script
 //! reporting a WAN outage that arrives later with its delay stamp.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::{http, unique_user, xrelay, Bed, Bot, Daemon, Prosody, ProsodyOpts, TestClient};
+use common::{
+    http, unique_user, xrelay, Bed, Bot, Daemon, Prosody, ProsodyOpts, Signal, TestClient,
+};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -294,7 +299,7 @@ fn a_replaced_certificate_is_served_after_sighup() {
     let (new_cert, new_key) = self_signed(&d, "next");
     std::fs::rename(&new_key, &key).unwrap();
     std::fs::rename(&new_cert, &cert).unwrap();
-    b.daemon.signal(libc::SIGHUP);
+    b.daemon.signal(Signal::HUP);
     b.daemon.wait_for("https: certificate reloaded", WAIT);
     let (ok, out) = https_post(&b, &cert, &to, "new cert");
     assert!(ok, "{out}");

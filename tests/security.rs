@@ -3,6 +3,9 @@
 //! invites files. The hostile server is a fake one on 127.0.0.1 (`tls = "plain"`, allowed
 //! towards loopback), since a real server would not misbehave on cue.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use base64::engine::general_purpose::STANDARD;

@@ -3,9 +3,12 @@
 //! post is refused at the door, a stanza the server refuses every time leaves the queue,
 //! messages that waited carry a delay stamp, and the outbox is bounded in bytes.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
-use common::{http, unique_user, Bed, Prosody, ProsodyOpts, TestClient};
+use common::{http, unique_user, Bed, Prosody, ProsodyOpts, Signal, TestClient};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -304,7 +307,7 @@ fn spool_larger_than_the_outbox_bounds_is_replayed_in_order_from_disk() {
         );
         assert_eq!(r.status, 202, "{}", r.body);
     }
-    b.daemon.signal(libc::SIGKILL);
+    b.daemon.signal(Signal::KILL);
     b.daemon.wait_exit(WAIT);
     // Second run: the same spool under a 1 MiB outbox.
     p.start_again();

@@ -2,6 +2,9 @@
 //! `mod_http_file_share` over HTTPS (the test CA): XEP-0363 slot, PUT, announcement with
 //! XEP-0066 OOB, the bounds, and hostile bodies.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -1,6 +1,9 @@
 //! Webhooks against a real Prosody and a real HTTP endpoint (plain and TLS): what the
 //! endpoint receives, and what the sender gets for each kind of answer.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::webhook::{Endpoint, Recorded, Reply};

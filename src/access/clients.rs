@@ -28,10 +28,10 @@ impl AllowedHost {
     /// Read `name`, `name:port`, an IPv4 address with or without `:port`, or an IPv6
     /// address (bare, in brackets, or in brackets with `:port`). A `Host` header value is
     /// read the same way.
-    pub fn parse(s: &str) -> Result<AllowedHost, &'static str> {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
         const WANT: &str = "expected a host name, an IP address, or either with :port";
         if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(AllowedHost {
+            return Ok(Self {
                 host: ip.to_string(),
                 port: None,
             });
@@ -43,7 +43,7 @@ impl AllowedHost {
                 "" => None,
                 p => Some(parse_port(p.strip_prefix(':').ok_or(WANT)?).ok_or(WANT)?),
             };
-            return Ok(AllowedHost {
+            return Ok(Self {
                 host: ip.to_string(),
                 port,
             });
@@ -61,12 +61,12 @@ impl AllowedHost {
             Ok(ip) => ip.to_string(),
             Err(_) => name.to_ascii_lowercase(),
         };
-        Ok(AllowedHost { host, port })
+        Ok(Self { host, port })
     }
 
     /// Whether the request's `host` (parsed with [`AllowedHost::parse`]) is this entry:
     /// the same host, and the same port when the entry names one.
-    fn admits(&self, host: &AllowedHost) -> bool {
+    fn admits(&self, host: &Self) -> bool {
         self.host == host.host && (self.port.is_none() || self.port == host.port)
     }
 }
@@ -179,8 +179,8 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// An empty limiter.
-    pub fn new() -> RateLimiter {
-        RateLimiter {
+    pub fn new() -> Self {
+        Self {
             entries: heapless::Vec::new(),
         }
     }

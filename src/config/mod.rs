@@ -55,8 +55,8 @@ pub enum Trust {
 impl Trust {
     /// How a webhook or upload endpoint's certificate is checked: the stream's CA file if
     /// set, else the built-in roots (pins name the XMPP server's key, not the endpoint's).
-    pub fn for_endpoints(ca_file: Option<&Path>) -> Trust {
-        ca_file.map_or(Trust::Roots, |p| Trust::CaFile(p.to_path_buf()))
+    pub fn for_endpoints(ca_file: Option<&Path>) -> Self {
+        ca_file.map_or(Self::Roots, |p| Self::CaFile(p.to_path_buf()))
     }
 }
 
@@ -345,17 +345,17 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Read { path, err } => {
+            Self::Read { path, err } => {
                 write!(f, "cannot read config {}: {err}", path.display())
             }
-            ConfigError::File(e) => write!(f, "{e}"),
-            ConfigError::Syntax(e) => write!(f, "config syntax error on {e}"),
-            ConfigError::Key {
+            Self::File(e) => write!(f, "{e}"),
+            Self::Syntax(e) => write!(f, "config syntax error on {e}"),
+            Self::Key {
                 key,
                 line: Some(l),
                 msg,
             } => write!(f, "config key {key} (line {l}): {msg}"),
-            ConfigError::Key {
+            Self::Key {
                 key,
                 line: None,
                 msg,
@@ -368,7 +368,7 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Read and validate a config file. `password_env` is the value of `XRELAY_PASSWORD`.
-    pub fn load(path: &Path, password_env: Option<String>) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path, password_env: Option<String>) -> Result<Self, ConfigError> {
         let read_err = |err| ConfigError::Read {
             path: path.to_path_buf(),
             err,
@@ -386,12 +386,12 @@ impl Config {
         };
         let text = String::from_utf8(data)
             .map_err(|_| read_err(std::io::Error::other("the file is not UTF-8")))?;
-        Config::parse_file(&text, password_env, Some((path, &meta)))
+        Self::parse_file(&text, password_env, Some((path, &meta)))
     }
 
     /// Validate config text (see [`Config::load`]).
-    pub fn parse(text: &str, password_env: Option<String>) -> Result<Config, ConfigError> {
-        Config::parse_file(text, password_env, None)
+    pub fn parse(text: &str, password_env: Option<String>) -> Result<Self, ConfigError> {
+        Self::parse_file(text, password_env, None)
     }
 
     /// Validate config text read from `file` (its path and metadata), if from a file.
@@ -399,7 +399,7 @@ impl Config {
         text: &str,
         password_env: Option<String>,
         file: Option<(&Path, &std::fs::Metadata)>,
-    ) -> Result<Config, ConfigError> {
+    ) -> Result<Self, ConfigError> {
         let entries = toml::parse(text).map_err(ConfigError::Syntax)?;
         if let Some(e) = entries.iter().find(|e| !is_known(&e.table, &e.key)) {
             return Err(ConfigError::Key {
@@ -459,7 +459,7 @@ impl Config {
                 "https needs both http.tls_cert and http.tls_key",
             ));
         }
-        let cfg = Config {
+        let cfg = Self {
             xmpp: xmpp_section(&t, password_env)?,
             http: HttpConfig {
                 listen,

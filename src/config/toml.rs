@@ -21,17 +21,17 @@ pub enum Value {
     /// `true` or `false`.
     Bool(bool),
     /// An array of values.
-    Array(Vec<Value>),
+    Array(Vec<Self>),
 }
 
 impl Value {
     /// A short name of the value's type, for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Str(_) => "a string",
-            Value::Int(_) => "an integer",
-            Value::Bool(_) => "a boolean",
-            Value::Array(_) => "an array",
+            Self::Str(_) => "a string",
+            Self::Int(_) => "an integer",
+            Self::Bool(_) => "a boolean",
+            Self::Array(_) => "an array",
         }
     }
 }

@@ -36,9 +36,9 @@ pub enum AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            AuthError::BadBasic => "the Basic credentials are not base64 of user:password",
-            AuthError::BadKey => "the API key is not shaped ID/SECRET",
-            AuthError::BadEncoding => "the key parameter is not valid percent-encoding",
+            Self::BadBasic => "the Basic credentials are not base64 of user:password",
+            Self::BadKey => "the API key is not shaped ID/SECRET",
+            Self::BadEncoding => "the key parameter is not valid percent-encoding",
         })
     }
 }

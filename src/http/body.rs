@@ -81,13 +81,13 @@ impl BodyError {
     /// The HTTP status code to answer with.
     pub fn status(&self) -> u16 {
         match self {
-            BodyError::Malformed(_) | BodyError::InvalidUtf8 => 400,
-            BodyError::UnsupportedType(_) => 415,
-            BodyError::BadRecipient(_)
-            | BodyError::MissingRecipient
-            | BodyError::EmptyBody
-            | BodyError::BadType(_)
-            | BodyError::BadHtml => 422,
+            Self::Malformed(_) | Self::InvalidUtf8 => 400,
+            Self::UnsupportedType(_) => 415,
+            Self::BadRecipient(_)
+            | Self::MissingRecipient
+            | Self::EmptyBody
+            | Self::BadType(_)
+            | Self::BadHtml => 422,
         }
     }
 }
@@ -95,23 +95,23 @@ impl BodyError {
 impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BodyError::Malformed(why) => f.write_str(why),
-            BodyError::InvalidUtf8 => f.write_str("the message is not valid UTF-8"),
-            BodyError::UnsupportedType(t) => write!(
+            Self::Malformed(why) => f.write_str(why),
+            Self::InvalidUtf8 => f.write_str("the message is not valid UTF-8"),
+            Self::UnsupportedType(t) => write!(
                 f,
                 "unsupported content type {t:?}: send text/plain, \
                  application/x-www-form-urlencoded or application/json in UTF-8"
             ),
-            BodyError::BadRecipient(why) => write!(f, "invalid recipient: {why}"),
-            BodyError::MissingRecipient => {
+            Self::BadRecipient(why) => write!(f, "invalid recipient: {why}"),
+            Self::MissingRecipient => {
                 f.write_str("no recipient: put it in the path (/msg/{to}) or in a `to` field")
             }
-            BodyError::EmptyBody => f.write_str("the message is empty"),
-            BodyError::BadType(t) => write!(
+            Self::EmptyBody => f.write_str("the message is empty"),
+            Self::BadType(t) => write!(
                 f,
                 "unknown message type {t:?}: use chat, normal, headline or groupchat"
             ),
-            BodyError::BadHtml => f.write_str("the html field is not well-formed XHTML"),
+            Self::BadHtml => f.write_str("the html field is not well-formed XHTML"),
         }
     }
 }
@@ -124,7 +124,7 @@ impl std::error::Error for BodyError {}
 /// `rooms`: configured MUC rooms — a message to one of them gets type groupchat unless a type
 /// was given.
 pub fn parse_msg(
-    req: &MsgRequest,
+    req: &MsgRequest<'_>,
     bot: &BareJid,
     rooms: &[BareJid],
 ) -> Result<Outgoing, BodyError> {
@@ -216,8 +216,8 @@ struct Fields {
 
 impl Fields {
     /// Fields present in `other` win.
-    fn overlay(&mut self, other: Fields) {
-        let Fields {
+    fn overlay(&mut self, other: Self) {
+        let Self {
             to,
             kind,
             body,
@@ -480,7 +480,7 @@ mod tests {
         }
     }
 
-    fn run(r: MsgRequest) -> Result<Outgoing, BodyError> {
+    fn run(r: MsgRequest<'_>) -> Result<Outgoing, BodyError> {
         parse_msg(&r, &bot(), &[room()])
     }
 

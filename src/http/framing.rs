@@ -50,8 +50,8 @@ pub struct Scanner {
 }
 
 impl Default for Scanner {
-    fn default() -> Scanner {
-        Scanner {
+    fn default() -> Self {
+        Self {
             state: State::Head,
             line: [0; LINE_PREFIX],
             len: 0,
@@ -284,6 +284,6 @@ mod tests {
         input.extend(vec![b'a'; 100_000]);
         input.extend_from_slice(b"\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(flag(&input, 4096), Some(0));
-        assert!(std::mem::size_of::<Scanner>() <= 128);
+        assert!(size_of::<Scanner>() <= 128);
     }
 }

@@ -42,13 +42,13 @@ pub enum HttpsError {
 impl fmt::Display for HttpsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HttpsError::Cert(p, e) => write!(f, "http.tls_cert {}: {e}", p.display()),
-            HttpsError::Key(p, e) => write!(f, "http.tls_key {}: {e}", p.display()),
-            HttpsError::Pair(e) => write!(
+            Self::Cert(p, e) => write!(f, "http.tls_cert {}: {e}", p.display()),
+            Self::Key(p, e) => write!(f, "http.tls_key {}: {e}", p.display()),
+            Self::Pair(e) => write!(
                 f,
                 "http.tls_cert/http.tls_key: the key does not fit the certificate: {e}"
             ),
-            HttpsError::NotBuilt => write!(
+            Self::NotBuilt => write!(
                 f,
                 "http.tls_cert: this xrelay was built without HTTPS serving (cargo feature \"https\")"
             ),
@@ -101,10 +101,10 @@ impl fmt::Debug for Https {
 #[cfg(feature = "https")]
 impl Https {
     /// Load the pair; an error here is a config error.
-    pub fn open(cert: &Path, key: &Path) -> Result<Https, HttpsError> {
+    pub fn open(cert: &Path, key: &Path) -> Result<Self, HttpsError> {
         let stamp = stamp(cert, key);
         let config = load(cert, key)?;
-        Ok(Https {
+        Ok(Self {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             acceptor: RefCell::new(TlsAcceptor::from(config)),

@@ -104,13 +104,13 @@ enum Accepted {
 impl Listener {
     async fn accept(&self) -> io::Result<Accepted> {
         match self {
-            Listener::Tcp(l, tls) => {
+            Self::Tcp(l, tls) => {
                 let (tcp, peer) = l.accept().await?;
                 // Answers are small and written at once; do not hold them for the peer's ACK.
                 let _ = tcp.set_nodelay(true);
                 Ok(Accepted::Tcp(tcp, peer.ip(), tls.clone()))
             }
-            Listener::Unix(l, trust) => Ok(Accepted::Unix(l.accept().await?.0, *trust)),
+            Self::Unix(l, trust) => Ok(Accepted::Unix(l.accept().await?.0, *trust)),
         }
     }
 }
@@ -119,9 +119,9 @@ impl Accepted {
     /// Serve the connection; a TLS handshake must finish within `http.read_timeout`.
     async fn serve(self, app: Rc<App>, conn: Rc<Conn>) {
         match self {
-            Accepted::Tcp(tcp, peer, None) => serve_connection(tcp, app, peer, conn).await,
+            Self::Tcp(tcp, peer, None) => serve_connection(tcp, app, peer, conn).await,
             #[cfg(feature = "https")]
-            Accepted::Tcp(tcp, peer, Some(tls)) => {
+            Self::Tcp(tcp, peer, Some(tls)) => {
                 // On the heap: every connection's task is as large as its largest kind, and
                 // a TLS session would make each plain one pay for it.
                 Box::pin(async move {
@@ -136,7 +136,7 @@ impl Accepted {
             // `Https::open` fails in such a build: no listener has a certificate.
             #[cfg(not(feature = "https"))]
             Accepted::Tcp(_, _, Some(_)) => {}
-            Accepted::Unix(stream, trust) => {
+            Self::Unix(stream, trust) => {
                 conn.unix.set(true);
                 conn.trusted.set(trust);
                 serve_connection(stream, app, UNIX_PEER, conn).await

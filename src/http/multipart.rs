@@ -65,14 +65,12 @@ pub enum MultipartError {
 impl fmt::Display for MultipartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            MultipartError::NoBoundary => "the multipart body has no boundary parameter",
-            MultipartError::NoFirstBoundary => {
-                "the multipart body does not start with its boundary"
-            }
-            MultipartError::BadPartHead => "a multipart part has an oversized or malformed head",
-            MultipartError::NoName => "a multipart part has no form-data name",
-            MultipartError::TooManyParts => "the multipart body has too many parts",
-            MultipartError::Truncated => "the multipart body ends before its closing boundary",
+            Self::NoBoundary => "the multipart body has no boundary parameter",
+            Self::NoFirstBoundary => "the multipart body does not start with its boundary",
+            Self::BadPartHead => "a multipart part has an oversized or malformed head",
+            Self::NoName => "a multipart part has no form-data name",
+            Self::TooManyParts => "the multipart body has too many parts",
+            Self::Truncated => "the multipart body ends before its closing boundary",
         })
     }
 }
@@ -108,11 +106,11 @@ pub struct Decoder {
 
 impl Decoder {
     /// A decoder for the body of a request whose `Content-Type` is `content_type`.
-    pub fn new(content_type: &str) -> Result<Decoder, MultipartError> {
+    pub fn new(content_type: &str) -> Result<Self, MultipartError> {
         let boundary = boundary(content_type).ok_or(MultipartError::NoBoundary)?;
         let mut delimiter = b"\r\n--".to_vec();
         delimiter.extend_from_slice(boundary.as_bytes());
-        Ok(Decoder {
+        Ok(Self {
             delimiter,
             state: State::Preamble,
             // The first delimiter may start the body: seeing it after a virtual CRLF lets one

@@ -56,32 +56,30 @@ impl RestError {
     /// The HTTP status mod_rest answers with.
     pub fn status(&self) -> u16 {
         match self {
-            RestError::MediaType(_) => 415,
-            RestError::NotWellFormed(_) | RestError::Path(_) => 400,
-            RestError::NotOurFrom(_) => 403,
-            RestError::Namespace(_)
-            | RestError::StanzaKind(_)
-            | RestError::To(_)
-            | RestError::From(_)
-            | RestError::IqType
-            | RestError::IqChildren(_)
-            | RestError::Mapping(_) => 422,
+            Self::MediaType(_) => 415,
+            Self::NotWellFormed(_) | Self::Path(_) => 400,
+            Self::NotOurFrom(_) => 403,
+            Self::Namespace(_)
+            | Self::StanzaKind(_)
+            | Self::To(_)
+            | Self::From(_)
+            | Self::IqType
+            | Self::IqChildren(_)
+            | Self::Mapping(_) => 422,
         }
     }
 
     /// The XMPP condition mod_rest names for it.
     pub fn condition(&self) -> &'static str {
         match self {
-            RestError::MediaType(_) | RestError::IqChildren(_) | RestError::Mapping(_) => {
-                "bad-format"
-            }
-            RestError::NotWellFormed(_) | RestError::Path(_) => "not-well-formed",
-            RestError::Namespace(_) => "invalid-namespace",
-            RestError::StanzaKind(_) => "unsupported-stanza-type",
-            RestError::To(_) => "improper-addressing",
-            RestError::From(_) => "invalid-from",
-            RestError::NotOurFrom(_) => "not-authorized",
-            RestError::IqType => "invalid-xml",
+            Self::MediaType(_) | Self::IqChildren(_) | Self::Mapping(_) => "bad-format",
+            Self::NotWellFormed(_) | Self::Path(_) => "not-well-formed",
+            Self::Namespace(_) => "invalid-namespace",
+            Self::StanzaKind(_) => "unsupported-stanza-type",
+            Self::To(_) => "improper-addressing",
+            Self::From(_) => "invalid-from",
+            Self::NotOurFrom(_) => "not-authorized",
+            Self::IqType => "invalid-xml",
         }
     }
 }
@@ -89,34 +87,34 @@ impl RestError {
 impl fmt::Display for RestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RestError::MediaType(t) => write!(
+            Self::MediaType(t) => write!(
                 f,
                 "unsupported media type {t:?}; use application/xmpp+xml, application/json \
                  or application/x-www-form-urlencoded (text/plain with \
                  /rest/{{kind}}/{{type}}/{{to}})"
             ),
-            RestError::NotWellFormed(why) => write!(f, "the body is not well-formed: {why}"),
-            RestError::Path(why) => write!(f, "bad path: {why}"),
-            RestError::Namespace(ns) => {
+            Self::NotWellFormed(why) => write!(f, "the body is not well-formed: {why}"),
+            Self::Path(why) => write!(f, "bad path: {why}"),
+            Self::Namespace(ns) => {
                 write!(
                     f,
                     "the stanza must have no xmlns (it is jabber:client), not {ns:?}"
                 )
             }
-            RestError::StanzaKind(name) => write!(
+            Self::StanzaKind(name) => write!(
                 f,
                 "<{name}> is not a stanza; send a message, presence or iq"
             ),
-            RestError::To(why) => write!(f, "invalid destination address: {why}"),
-            RestError::From(why) => write!(f, "invalid source address: {why}"),
-            RestError::NotOurFrom(from) => {
+            Self::To(why) => write!(f, "invalid destination address: {why}"),
+            Self::From(why) => write!(f, "invalid source address: {why}"),
+            Self::NotOurFrom(from) => {
                 write!(f, "{from} is not this bot's address; leave out from")
             }
-            RestError::IqType => f.write_str("an iq must be of type get or set"),
-            RestError::IqChildren(n) => {
+            Self::IqType => f.write_str("an iq must be of type get or set"),
+            Self::IqChildren(n) => {
                 write!(f, "an iq must have exactly one child element, not {n}")
             }
-            RestError::Mapping(e) => write!(f, "{e}"),
+            Self::Mapping(e) => write!(f, "{e}"),
         }
     }
 }

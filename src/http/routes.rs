@@ -122,8 +122,8 @@ struct Reject {
 }
 
 impl Reject {
-    fn new(status: StatusCode, msg: impl Into<String>) -> Reject {
-        Reject {
+    fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        Self {
             status,
             msg: msg.into(),
             headers: Vec::new(),
@@ -132,7 +132,7 @@ impl Reject {
         }
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Reject {
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }

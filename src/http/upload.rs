@@ -91,17 +91,17 @@ impl UploadError {
     /// The HTTP status that answers it.
     pub fn status(&self) -> u16 {
         match self {
-            UploadError::Busy | UploadError::Queue(_) => 503,
-            UploadError::TooLarge { .. } => 413,
-            UploadError::Slot(e) if e.is_too_large() => 413,
-            UploadError::NoService | UploadError::Slot(_) | UploadError::Put(_) => 502,
-            UploadError::Timeout => 504,
-            UploadError::Body(_) | UploadError::ClientGone => 400,
-            UploadError::LengthRequired => 411,
-            UploadError::SlowBody => 408,
-            UploadError::Message(e) => e.status(),
-            UploadError::PutStatus(413) => 413,
-            UploadError::PutStatus(_) => 502,
+            Self::Busy | Self::Queue(_) => 503,
+            Self::TooLarge { .. } => 413,
+            Self::Slot(e) if e.is_too_large() => 413,
+            Self::NoService | Self::Slot(_) | Self::Put(_) => 502,
+            Self::Timeout => 504,
+            Self::Body(_) | Self::ClientGone => 400,
+            Self::LengthRequired => 411,
+            Self::SlowBody => 408,
+            Self::Message(e) => e.status(),
+            Self::PutStatus(413) => 413,
+            Self::PutStatus(_) => 502,
         }
     }
 }
@@ -109,25 +109,25 @@ impl UploadError {
 impl fmt::Display for UploadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UploadError::Busy => f.write_str("another upload is running; try again later"),
-            UploadError::TooLarge { size, max } => {
+            Self::Busy => f.write_str("another upload is running; try again later"),
+            Self::TooLarge { size, max } => {
                 write!(f, "the file has {size} bytes, more than the {max} allowed")
             }
-            UploadError::NoService => {
+            Self::NoService => {
                 f.write_str("the XMPP server offers no file upload service (XEP-0363)")
             }
-            UploadError::Slot(e) => e.fmt(f),
-            UploadError::Timeout => f.write_str("the upload did not complete in time"),
-            UploadError::Queue(e) => f.write_str(e),
-            UploadError::Put(e) => write!(f, "the upload to the server failed: {e}"),
-            UploadError::Body(e) => f.write_str(e),
-            UploadError::LengthRequired => {
+            Self::Slot(e) => e.fmt(f),
+            Self::Timeout => f.write_str("the upload did not complete in time"),
+            Self::Queue(e) => f.write_str(e),
+            Self::Put(e) => write!(f, "the upload to the server failed: {e}"),
+            Self::Body(e) => f.write_str(e),
+            Self::LengthRequired => {
                 f.write_str("a file needs a Content-Length (its size goes into the slot request)")
             }
-            UploadError::SlowBody => f.write_str("the file did not arrive fast enough"),
-            UploadError::ClientGone => f.write_str("the client closed the connection"),
-            UploadError::Message(e) => e.fmt(f),
-            UploadError::PutStatus(s) => {
+            Self::SlowBody => f.write_str("the file did not arrive fast enough"),
+            Self::ClientGone => f.write_str("the client closed the connection"),
+            Self::Message(e) => e.fmt(f),
+            Self::PutStatus(s) => {
                 write!(f, "the upload service answered the PUT with status {s}")
             }
         }
@@ -137,11 +137,11 @@ impl fmt::Display for UploadError {
 impl std::error::Error for UploadError {}
 
 impl From<PutError> for UploadError {
-    fn from(e: PutError) -> UploadError {
+    fn from(e: PutError) -> Self {
         match e {
-            PutError::NotHttps => UploadError::Slot(SlotError::BadUrl),
-            PutError::Failed(e) => UploadError::Put(e),
-            PutError::Status(s) => UploadError::PutStatus(s),
+            PutError::NotHttps => Self::Slot(SlotError::BadUrl),
+            PutError::Failed(e) => Self::Put(e),
+            PutError::Status(s) => Self::PutStatus(s),
         }
     }
 }
@@ -558,8 +558,8 @@ struct Source {
 }
 
 impl Source {
-    fn new(incoming: Incoming, min_rate: usize) -> Source {
-        Source {
+    fn new(incoming: Incoming, min_rate: usize) -> Self {
+        Self {
             incoming,
             min_rate,
             start: Instant::now(),

@@ -89,22 +89,22 @@ impl Error {
     /// The step of `xrelay check` this error belongs to.
     pub fn step(&self) -> &'static str {
         match self {
-            Error::Dns(_) => "DNS",
-            Error::Tcp(_) | Error::NoAddresses | Error::PlainNotLoopback(_) => "TCP",
-            Error::Tls(e) if e.is_certificate() => "TLS certificate",
-            Error::Tls(_) => "TLS",
-            Error::Stream(e) => match e.step() {
+            Self::Dns(_) => "DNS",
+            Self::Tcp(_) | Self::NoAddresses | Self::PlainNotLoopback(_) => "TCP",
+            Self::Tls(e) if e.is_certificate() => "TLS certificate",
+            Self::Tls(_) => "TLS",
+            Self::Stream(e) => match e.step() {
                 stream::Step::Tls => "TLS",
                 stream::Step::Authentication => "authentication",
                 stream::Step::Bind => "bind",
                 stream::Step::Stream => "stream",
             },
-            Error::Io(_)
-            | Error::Eof
-            | Error::WriteTimeout
-            | Error::NotOnlineAfterLogin
-            | Error::StartTlsOnTls
-            | Error::Ended => "stream",
+            Self::Io(_)
+            | Self::Eof
+            | Self::WriteTimeout
+            | Self::NotOnlineAfterLogin
+            | Self::StartTlsOnTls
+            | Self::Ended => "stream",
         }
     }
 }
@@ -112,23 +112,23 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Dns(e) => write!(f, "{e}"),
-            Error::Tcp(e) => write!(f, "cannot connect: {e}"),
-            Error::NoAddresses => f.write_str("cannot connect: no addresses to try"),
-            Error::PlainNotLoopback(a) => {
+            Self::Dns(e) => write!(f, "{e}"),
+            Self::Tcp(e) => write!(f, "cannot connect: {e}"),
+            Self::NoAddresses => f.write_str("cannot connect: no addresses to try"),
+            Self::PlainNotLoopback(a) => {
                 write!(
                     f,
                     "{a} is not a loopback address; tls = \"plain\" is refused"
                 )
             }
-            Error::Tls(e) => write!(f, "{e}"),
-            Error::Stream(e) => write!(f, "{e}"),
-            Error::Io(e) => write!(f, "connection error: {e}"),
-            Error::Eof => f.write_str("the server closed the connection"),
-            Error::WriteTimeout => f.write_str("timed out writing to the server"),
-            Error::NotOnlineAfterLogin => f.write_str("protocol error: event before login"),
-            Error::StartTlsOnTls => f.write_str("protocol error: STARTTLS on a TLS stream"),
-            Error::Ended => f.write_str("protocol error: connection ended"),
+            Self::Tls(e) => write!(f, "{e}"),
+            Self::Stream(e) => write!(f, "{e}"),
+            Self::Io(e) => write!(f, "connection error: {e}"),
+            Self::Eof => f.write_str("the server closed the connection"),
+            Self::WriteTimeout => f.write_str("timed out writing to the server"),
+            Self::NotOnlineAfterLogin => f.write_str("protocol error: event before login"),
+            Self::StartTlsOnTls => f.write_str("protocol error: STARTTLS on a TLS stream"),
+            Self::Ended => f.write_str("protocol error: connection ended"),
         }
     }
 }
@@ -136,8 +136,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<stream::Error> for Error {
-    fn from(e: stream::Error) -> Error {
-        Error::Stream(e)
+    fn from(e: stream::Error) -> Self {
+        Self::Stream(e)
     }
 }
 
@@ -159,9 +159,9 @@ impl AsyncRead for Transport {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Transport::Upgrading => Poll::Ready(Err(upgrading())),
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Self::Upgrading => Poll::Ready(Err(upgrading())),
         }
     }
 }
@@ -173,25 +173,25 @@ impl AsyncWrite for Transport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Transport::Upgrading => Poll::Ready(Err(upgrading())),
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Self::Upgrading => Poll::Ready(Err(upgrading())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Transport::Upgrading => Poll::Ready(Err(upgrading())),
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Self::Upgrading => Poll::Ready(Err(upgrading())),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Tcp(s) => Pin::new(s).poll_close(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-            Transport::Upgrading => Poll::Ready(Ok(())),
+            Self::Tcp(s) => Pin::new(s).poll_close(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Self::Upgrading => Poll::Ready(Ok(())),
         }
     }
 }
@@ -224,8 +224,8 @@ impl Connection {
         cfg: &XmppConfig,
         tls: Arc<ClientConfig>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Connection, Error> {
-        Connection::open_resuming(cfg, tls, None, progress).await
+    ) -> Result<Self, Error> {
+        Self::open_resuming(cfg, tls, None, progress).await
     }
 
     /// [`Connection::open`], resuming `previous` instead of binding when the server can
@@ -235,7 +235,7 @@ impl Connection {
         tls: Arc<ClientConfig>,
         previous: Option<SmState>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Connection, Error> {
+    ) -> Result<Self, Error> {
         let domain = cfg.jid.domain().to_string();
         let targets = targets(cfg).await?;
         progress(Progress::Resolved(
@@ -268,7 +268,7 @@ impl Connection {
             Some(prev) => Client::resuming(settings, prev, Instant::now()),
             None => Client::new(settings, Instant::now()),
         };
-        let mut conn = Connection {
+        let mut conn = Self {
             client,
             io,
             buf: Box::new([0; READ_CHUNK]),

@@ -48,9 +48,9 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Request(why) => write!(f, "the request could not be built: {why}"),
-            ClientError::Http(e) => write!(f, "{e}"),
-            ClientError::TooLarge(max) => write!(f, "the answer is larger than {max} bytes"),
+            Self::Request(why) => write!(f, "the request could not be built: {why}"),
+            Self::Http(e) => write!(f, "{e}"),
+            Self::TooLarge(max) => write!(f, "the answer is larger than {max} bytes"),
         }
     }
 }

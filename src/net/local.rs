@@ -28,10 +28,15 @@ pub enum Body<'a> {
     /// A file streamed from disk: its reader, length, `Content-Type` and file name; with a
     /// text, both go as `multipart/form-data` (parts `body` and `file`).
     File {
+        /// Where the file's bytes come from.
         file: &'a mut dyn Read,
+        /// How many bytes it has.
         len: u64,
+        /// Its media type.
         content_type: &'a str,
+        /// Its file name.
         name: &'a str,
+        /// The message text that goes with it.
         text: Option<&'a str>,
     },
 }
@@ -70,9 +75,9 @@ pub enum LocalError {
 impl fmt::Display for LocalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LocalError::Unavailable(e) => write!(f, "the daemon's socket does not answer: {e}"),
-            LocalError::Exchange(e) => write!(f, "the exchange with the daemon failed: {e}"),
-            LocalError::Garbled => write!(f, "the daemon's answer is not HTTP"),
+            Self::Unavailable(e) => write!(f, "the daemon's socket does not answer: {e}"),
+            Self::Exchange(e) => write!(f, "the exchange with the daemon failed: {e}"),
+            Self::Garbled => write!(f, "the daemon's answer is not HTTP"),
         }
     }
 }

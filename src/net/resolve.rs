@@ -72,15 +72,15 @@ pub enum ResolveError {
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ResolveError::InvalidDomain(invalid) => write!(f, "{invalid}"),
-            ResolveError::ServiceUnavailable { domain, service } => write!(
+            Self::InvalidDomain(invalid) => write!(f, "{invalid}"),
+            Self::ServiceUnavailable { domain, service } => write!(
                 f,
                 "{domain} says in DNS that it offers no {} service (SRV target \".\")",
                 service.srv_prefix()
             ),
-            ResolveError::Random => f.write_str("the system random number generator failed"),
-            ResolveError::Lookup { host, source } => write!(f, "cannot resolve {host}: {source}"),
-            ResolveError::NoAddresses { host } => write!(f, "{host} has no IPv4 or IPv6 address"),
+            Self::Random => f.write_str("the system random number generator failed"),
+            Self::Lookup { host, source } => write!(f, "cannot resolve {host}: {source}"),
+            Self::NoAddresses { host } => write!(f, "{host} has no IPv4 or IPv6 address"),
         }
     }
 }
@@ -88,8 +88,8 @@ impl fmt::Display for ResolveError {
 impl std::error::Error for ResolveError {}
 
 impl From<InvalidDomain> for ResolveError {
-    fn from(invalid: InvalidDomain) -> ResolveError {
-        ResolveError::InvalidDomain(invalid)
+    fn from(invalid: InvalidDomain) -> Self {
+        Self::InvalidDomain(invalid)
     }
 }
 

@@ -56,28 +56,28 @@ pub enum TlsError {
 impl TlsError {
     /// Whether the server's certificate was rejected, as opposed to TLS failing otherwise.
     pub fn is_certificate(&self) -> bool {
-        matches!(self, TlsError::Certificate(_))
+        matches!(self, Self::Certificate(_))
     }
 }
 
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::CaFile { path, reason } => {
+            Self::CaFile { path, reason } => {
                 write!(f, "cannot read the CA file {}: {reason}", path.display())
             }
-            TlsError::NoCertsInCaFile { path } => {
+            Self::NoCertsInCaFile { path } => {
                 write!(
                     f,
                     "the CA file {} holds no usable certificate",
                     path.display()
                 )
             }
-            TlsError::NoPins => f.write_str("pinning needs at least one pin"),
-            TlsError::ServerName(name) => write!(f, "{name:?} is not a valid TLS server name"),
-            TlsError::Certificate(reason) => write!(f, "the server's certificate is {reason}"),
-            TlsError::Handshake(reason) => write!(f, "the TLS handshake failed: {reason}"),
-            TlsError::Io(error) => {
+            Self::NoPins => f.write_str("pinning needs at least one pin"),
+            Self::ServerName(name) => write!(f, "{name:?} is not a valid TLS server name"),
+            Self::Certificate(reason) => write!(f, "the server's certificate is {reason}"),
+            Self::Handshake(reason) => write!(f, "the TLS handshake failed: {reason}"),
+            Self::Io(error) => {
                 write!(f, "the connection failed during the TLS handshake: {error}")
             }
         }

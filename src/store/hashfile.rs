@@ -50,7 +50,7 @@ pub fn clock_is_set(now: u64) -> bool {
 #[derive(Debug)]
 pub enum Cause {
     /// Reading or writing failed.
-    Io(std::io::Error),
+    Io(io::Error),
     /// The file is readable by group or others (its mode).
     Permissions(u32),
     /// The file belongs to neither the user running xrelay nor root (its owner's uid).

@@ -105,18 +105,18 @@ pub enum InvitesError {
 impl fmt::Display for InvitesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InvitesError::File(e) => write!(f, "{e}"),
-            InvitesError::NotFound(id) => write!(f, "invite not found: {id}"),
-            InvitesError::BadName => write!(
+            Self::File(e) => write!(f, "{e}"),
+            Self::NotFound(id) => write!(f, "invite not found: {id}"),
+            Self::BadName => write!(
                 f,
                 "an invite name is printable text of at most {} characters",
                 hashfile::MAX_NAME_CHARS
             ),
-            InvitesError::Full(n) => write!(
+            Self::Full(n) => write!(
                 f,
                 "there are already {n} open invites (invites.max); revoke some first"
             ),
-            InvitesError::Random => f.write_str("the OS random source failed"),
+            Self::Random => f.write_str("the OS random source failed"),
         }
     }
 }
@@ -140,10 +140,10 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Unknown => f.write_str("no such invite"),
-            Refusal::Expired => f.write_str("the invite has expired"),
-            Refusal::Used => f.write_str("the invite was already used"),
-            Refusal::NotSaved(e) => write!(f, "the invite could not be marked used: {e}"),
+            Self::Unknown => f.write_str("no such invite"),
+            Self::Expired => f.write_str("the invite has expired"),
+            Self::Used => f.write_str("the invite was already used"),
+            Self::NotSaved(e) => write!(f, "the invite could not be marked used: {e}"),
         }
     }
 }
@@ -157,7 +157,7 @@ pub struct InviteFile {
 
 impl InviteFile {
     /// Read the file; a missing file holds no invites.
-    pub fn load(path: &Path) -> Result<InviteFile, InvitesError> {
+    pub fn load(path: &Path) -> Result<Self, InvitesError> {
         let file = DataFile {
             what: "invites",
             path: path.to_path_buf(),
@@ -165,7 +165,7 @@ impl InviteFile {
         let invites = file
             .load(MAX_INVITES, parse_line)
             .map_err(InvitesError::File)?;
-        Ok(InviteFile { file, invites })
+        Ok(Self { file, invites })
     }
 
     /// The invites, in file order.
@@ -284,8 +284,8 @@ impl InviteFile {
 }
 
 impl From<InvitesError> for Refusal {
-    fn from(e: InvitesError) -> Refusal {
-        Refusal::NotSaved(e)
+    fn from(e: InvitesError) -> Self {
+        Self::NotSaved(e)
     }
 }
 
@@ -492,9 +492,9 @@ struct Loaded {
 
 impl InviteStore {
     /// Load the invites file (missing = no invites).
-    pub fn open(path: &Path) -> Result<InviteStore, InvitesError> {
+    pub fn open(path: &Path) -> Result<Self, InvitesError> {
         let file = InviteFile::load(path)?;
-        Ok(InviteStore {
+        Ok(Self {
             state: RefCell::new(Loaded {
                 signature: file.file.signature(),
                 file,
@@ -576,14 +576,14 @@ mod tests {
     use std::path::PathBuf;
 
     /// A true time: tests run at the clock floor and after.
-    const T: u64 = crate::store::hashfile::CLOCK_FLOOR;
+    const T: u64 = hashfile::CLOCK_FLOOR;
 
     fn bare(s: &str) -> BareJid {
         BareJid::parse(s).unwrap()
     }
 
     fn dir(name: &str) -> PathBuf {
-        crate::store::hashfile::test_dir(&format!("inv-{name}"))
+        hashfile::test_dir(&format!("inv-{name}"))
     }
 
     #[test]
@@ -661,11 +661,7 @@ mod tests {
             Err(InvitesError::NotFound(_))
         ));
         assert_eq!(InviteFile::load(&path).unwrap().invites().len(), 1);
-        assert_eq!(
-            crate::store::hashfile::tests::temp_files(&d),
-            0,
-            "no temp files left"
-        );
+        assert_eq!(hashfile::tests::temp_files(&d), 0, "no temp files left");
         fs::remove_dir_all(&d).unwrap();
     }
 

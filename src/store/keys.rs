@@ -38,17 +38,17 @@ impl Scope {
     /// The name in the file and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
-            Scope::Msg => "msg",
-            Scope::Rest => "rest",
-            Scope::Invite => "invite",
+            Self::Msg => "msg",
+            Self::Rest => "rest",
+            Self::Invite => "invite",
         }
     }
 
-    fn parse(s: &str) -> Option<Scope> {
+    fn parse(s: &str) -> Option<Self> {
         match s {
-            "msg" => Some(Scope::Msg),
-            "rest" => Some(Scope::Rest),
-            "invite" => Some(Scope::Invite),
+            "msg" => Some(Self::Msg),
+            "rest" => Some(Self::Rest),
+            "invite" => Some(Self::Invite),
             _ => None,
         }
     }
@@ -91,18 +91,18 @@ pub enum KeysError {
 impl fmt::Display for KeysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeysError::File(e) => write!(f, "{e}"),
-            KeysError::NotFound(id) => write!(f, "key not found: {id}"),
-            KeysError::BadScope(s) => {
+            Self::File(e) => write!(f, "{e}"),
+            Self::NotFound(id) => write!(f, "key not found: {id}"),
+            Self::BadScope(s) => {
                 write!(f, "unknown scope {s:?} (expected msg, rest or invite)")
             }
-            KeysError::BadName => write!(
+            Self::BadName => write!(
                 f,
                 "a key name is printable text of at most {} characters",
                 hashfile::MAX_NAME_CHARS
             ),
-            KeysError::TooMany => write!(f, "the keys file already holds {MAX_KEYS} keys"),
-            KeysError::Random => f.write_str("the OS random source failed"),
+            Self::TooMany => write!(f, "the keys file already holds {MAX_KEYS} keys"),
+            Self::Random => f.write_str("the OS random source failed"),
         }
     }
 }
@@ -143,13 +143,13 @@ pub struct KeyFile {
 
 impl KeyFile {
     /// Read the file; a missing file holds no keys.
-    pub fn load(path: &Path) -> Result<KeyFile, KeysError> {
+    pub fn load(path: &Path) -> Result<Self, KeysError> {
         let file = DataFile {
             what: "keys",
             path: path.to_path_buf(),
         };
         let keys = file.load(MAX_KEYS, parse_line).map_err(KeysError::File)?;
-        Ok(KeyFile { file, keys })
+        Ok(Self { file, keys })
     }
 
     /// The keys, in file order.
@@ -347,10 +347,10 @@ struct Loaded {
 
 impl KeyStore {
     /// Load the keys file (missing = no keys).
-    pub fn open(path: &Path) -> Result<KeyStore, KeysError> {
+    pub fn open(path: &Path) -> Result<Self, KeysError> {
         let loaded = KeyFile::load(path)?;
         let file = loaded.file.clone();
-        Ok(KeyStore {
+        Ok(Self {
             state: RwLock::new(Loaded {
                 signature: file.signature(),
                 file: loaded,
@@ -438,7 +438,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn dir(name: &str) -> PathBuf {
-        crate::store::hashfile::test_dir(&format!("keys-{name}"))
+        hashfile::test_dir(&format!("keys-{name}"))
     }
 
     #[test]
@@ -481,11 +481,7 @@ mod tests {
         f.delete(id).unwrap();
         assert!(matches!(f.delete(id), Err(KeysError::NotFound(_))));
         assert!(KeyFile::load(&path).unwrap().keys().is_empty());
-        assert_eq!(
-            crate::store::hashfile::tests::temp_files(&d),
-            0,
-            "no temp files left"
-        );
+        assert_eq!(hashfile::tests::temp_files(&d), 0, "no temp files left");
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -47,19 +47,19 @@ impl CallError {
     /// Whether another attempt may succeed without the endpoint having seen the stanza:
     /// only when no connection was made, so a retry never delivers a stanza twice.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CallError::Connect(_))
+        matches!(self, Self::Connect(_))
     }
 }
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Url(why) => write!(f, "bad webhook URL: {why}"),
-            CallError::Connect(e) => write!(f, "cannot connect: {e}"),
-            CallError::Tls(e) => write!(f, "{e}"),
-            CallError::Timeout => f.write_str("no answer in time"),
-            CallError::Http(why) => write!(f, "bad HTTP answer: {why}"),
-            CallError::TooLarge(max) => write!(f, "the answer is larger than {max} bytes"),
+            Self::Url(why) => write!(f, "bad webhook URL: {why}"),
+            Self::Connect(e) => write!(f, "cannot connect: {e}"),
+            Self::Tls(e) => write!(f, "{e}"),
+            Self::Timeout => f.write_str("no answer in time"),
+            Self::Http(why) => write!(f, "bad HTTP answer: {why}"),
+            Self::TooLarge(max) => write!(f, "the answer is larger than {max} bytes"),
         }
     }
 }
@@ -77,8 +77,8 @@ pub struct Webhook {
 
 impl Webhook {
     /// The endpoint of `cfg`, reached with `tls`, reading answers of at most `max_body` bytes.
-    pub fn new(cfg: WebhookConfig, tls: Arc<ClientConfig>, max_body: usize) -> Webhook {
-        Webhook { cfg, tls, max_body }
+    pub fn new(cfg: WebhookConfig, tls: Arc<ClientConfig>, max_body: usize) -> Self {
+        Self { cfg, tls, max_body }
     }
 
     /// Call the endpoint for `st` (retrying connection failures) and return the reply.

@@ -135,7 +135,7 @@ mod tests {
     use super::*;
 
     fn el(s: &str) -> Element {
-        crate::xmpp::xml::parse_document(s.as_bytes(), 65536).unwrap()
+        xml::parse_document(s.as_bytes(), 65536).unwrap()
     }
 
     #[test]

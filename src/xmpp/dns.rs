@@ -47,16 +47,16 @@ impl Service {
     /// The service and protocol labels that prefix the domain in the SRV name.
     pub fn srv_prefix(self) -> &'static str {
         match self {
-            Service::StartTls => "_xmpp-client._tcp",
-            Service::DirectTls => "_xmpps-client._tcp",
+            Self::StartTls => "_xmpp-client._tcp",
+            Self::DirectTls => "_xmpps-client._tcp",
         }
     }
 
     /// The port used when the domain publishes no SRV records.
     pub fn default_port(self) -> u16 {
         match self {
-            Service::StartTls => 5222,
-            Service::DirectTls => 5223,
+            Self::StartTls => 5222,
+            Self::DirectTls => 5223,
         }
     }
 }
@@ -124,12 +124,12 @@ pub enum ReplyError {
 impl fmt::Display for ReplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReplyError::Malformed => f.write_str("the DNS reply is malformed"),
-            ReplyError::WrongId => f.write_str("the DNS reply carries another query's id"),
-            ReplyError::NotAReply => f.write_str("the DNS packet is a query, not a reply"),
-            ReplyError::WrongQuestion => f.write_str("the DNS reply answers another question"),
-            ReplyError::Truncated => f.write_str("the DNS reply is truncated"),
-            ReplyError::ServerError(code) => {
+            Self::Malformed => f.write_str("the DNS reply is malformed"),
+            Self::WrongId => f.write_str("the DNS reply carries another query's id"),
+            Self::NotAReply => f.write_str("the DNS packet is a query, not a reply"),
+            Self::WrongQuestion => f.write_str("the DNS reply answers another question"),
+            Self::Truncated => f.write_str("the DNS reply is truncated"),
+            Self::ServerError(code) => {
                 let name = match code {
                     1 => "FORMERR",
                     2 => "SERVFAIL",

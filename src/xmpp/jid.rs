@@ -34,9 +34,9 @@ pub enum JidPart {
 impl fmt::Display for JidPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            JidPart::Local => "user part",
-            JidPart::Domain => "domain",
-            JidPart::Resource => "resource",
+            Self::Local => "user part",
+            Self::Domain => "domain",
+            Self::Resource => "resource",
         })
     }
 }
@@ -73,22 +73,20 @@ pub enum JidError {
 impl fmt::Display for JidError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JidError::Empty => f.write_str("the address is empty"),
-            JidError::EmptyDomain => f.write_str("the address has no domain"),
-            JidError::EmptyLabel => {
-                f.write_str("the domain has two dots in a row or a dot at an end")
-            }
-            JidError::EmptyLocal => f.write_str("the address has nothing before '@'"),
-            JidError::EmptyResource => f.write_str("the address has nothing after '/'"),
-            JidError::TooLong(part) => write!(f, "the {part} is longer than 1023 bytes"),
-            JidError::BadChar { part, ch } => {
+            Self::Empty => f.write_str("the address is empty"),
+            Self::EmptyDomain => f.write_str("the address has no domain"),
+            Self::EmptyLabel => f.write_str("the domain has two dots in a row or a dot at an end"),
+            Self::EmptyLocal => f.write_str("the address has nothing before '@'"),
+            Self::EmptyResource => f.write_str("the address has nothing after '/'"),
+            Self::TooLong(part) => write!(f, "the {part} is longer than 1023 bytes"),
+            Self::BadChar { part, ch } => {
                 write!(
                     f,
                     "the {part} contains a character that is not allowed: {ch:?}"
                 )
             }
-            JidError::NotBare => f.write_str("the address must not have a resource"),
-            JidError::NoLocal => f.write_str("the address needs a user part (user@domain)"),
+            Self::NotBare => f.write_str("the address must not have a resource"),
+            Self::NoLocal => f.write_str("the address needs a user part (user@domain)"),
         }
     }
 }
@@ -97,7 +95,7 @@ impl std::error::Error for JidError {}
 
 impl Jid {
     /// Parse and normalize `local@domain/resource` (local and resource optional).
-    pub fn parse(input: &str) -> Result<Jid, JidError> {
+    pub fn parse(input: &str) -> Result<Self, JidError> {
         if input.is_empty() {
             return Err(JidError::Empty);
         }
@@ -149,7 +147,7 @@ impl Jid {
             }
             None => None,
         };
-        Ok(Jid { s, at, slash })
+        Ok(Self { s, at, slash })
     }
 
     /// The localpart, if any.
@@ -172,7 +170,7 @@ impl Jid {
     /// The JID without its resource.
     pub fn bare(&self) -> BareJid {
         BareJid(match self.slash {
-            Some(i) => Jid {
+            Some(i) => Self {
                 s: self.s[..i].to_string(),
                 at: self.at,
                 slash: None,
@@ -187,9 +185,9 @@ impl Jid {
     }
 
     /// The JID with `resource` set (replacing any resource it had).
-    pub fn with_resource(&self, resource: &str) -> Result<Jid, JidError> {
+    pub fn with_resource(&self, resource: &str) -> Result<Self, JidError> {
         let b = self.bare();
-        Jid::parse(&format!("{b}/{resource}"))
+        Self::parse(&format!("{b}/{resource}"))
     }
 
     /// The normal form as text.
@@ -211,12 +209,12 @@ pub struct BareJid(Jid);
 
 impl BareJid {
     /// Parse and normalize `local@domain` (local optional); a resource is refused.
-    pub fn parse(input: &str) -> Result<BareJid, JidError> {
+    pub fn parse(input: &str) -> Result<Self, JidError> {
         let j = Jid::parse(input)?;
         if j.slash.is_some() {
             return Err(JidError::NotBare);
         }
-        Ok(BareJid(j))
+        Ok(Self(j))
     }
 
     /// The localpart, if any.
@@ -252,7 +250,7 @@ impl fmt::Display for BareJid {
 }
 
 impl From<BareJid> for Jid {
-    fn from(b: BareJid) -> Jid {
+    fn from(b: BareJid) -> Self {
         b.0
     }
 }

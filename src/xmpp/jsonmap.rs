@@ -82,18 +82,18 @@ pub enum MapError {
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MapError::NotAnObject => f.write_str("a stanza in JSON must be an object"),
-            MapError::UnknownKind(k) => {
+            Self::NotAnObject => f.write_str("a stanza in JSON must be an object"),
+            Self::UnknownKind(k) => {
                 write!(f, "unknown kind {k:?}; expected message, presence or iq")
             }
-            MapError::BadType { kind, value } => write!(f, "{value:?} is not a type of {kind}"),
-            MapError::WrongKind { field, kind } => {
+            Self::BadType { kind, value } => write!(f, "{value:?} is not a type of {kind}"),
+            Self::WrongKind { field, kind } => {
                 write!(f, "field {field:?} does not belong in a {kind}")
             }
-            MapError::BadValue { field, expected } => {
+            Self::BadValue { field, expected } => {
                 write!(f, "field {field:?} must be {expected}")
             }
-            MapError::BadJid { field, reason } => write!(f, "field {field:?}: {reason}"),
+            Self::BadJid { field, reason } => write!(f, "field {field:?}: {reason}"),
         }
     }
 }

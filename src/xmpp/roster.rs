@@ -27,18 +27,18 @@ pub enum Subscription {
 }
 
 impl Subscription {
-    fn parse(s: Option<&str>) -> Subscription {
+    fn parse(s: Option<&str>) -> Self {
         match s {
-            Some("to") => Subscription::To,
-            Some("from") => Subscription::From,
-            Some("both") => Subscription::Both,
-            _ => Subscription::None,
+            Some("to") => Self::To,
+            Some("from") => Self::From,
+            Some("both") => Self::Both,
+            _ => Self::None,
         }
     }
 
     /// Whether the bot is subscribed to the contact's presence.
     pub fn to_contact(self) -> bool {
-        matches!(self, Subscription::To | Subscription::Both)
+        matches!(self, Self::To | Self::Both)
     }
 }
 
@@ -62,8 +62,8 @@ pub struct Roster {
 
 impl Roster {
     /// An empty roster.
-    pub fn new() -> Roster {
-        Roster::default()
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// The roster get for a new stream, with id `id`.

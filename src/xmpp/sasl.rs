@@ -59,17 +59,17 @@ impl Mechanism {
     /// The IANA name, as used in `<mechanism>` and `<auth mechanism='..'>`.
     pub fn name(self) -> &'static str {
         match self {
-            Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            Mechanism::ScramSha1 => "SCRAM-SHA-1",
-            Mechanism::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha1 => "SCRAM-SHA-1",
+            Self::Plain => "PLAIN",
         }
     }
 
     fn scram_hash(self) -> Option<Hash> {
         match self {
-            Mechanism::ScramSha256 => Some(Hash::Sha256),
-            Mechanism::ScramSha1 => Some(Hash::Sha1),
-            Mechanism::Plain => None,
+            Self::ScramSha256 => Some(Hash::Sha256),
+            Self::ScramSha1 => Some(Hash::Sha1),
+            Self::Plain => None,
         }
     }
 }
@@ -174,15 +174,15 @@ pub enum Malformed {
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Malformed::PlainSuccessData => "PLAIN success carries data",
-            Malformed::NoVerifier => "server-final lacks the verifier (v=)",
-            Malformed::NoNonce => "server-first lacks the nonce (r=)",
-            Malformed::NoSalt => "server-first lacks the salt (s=)",
-            Malformed::NoIterationCount => "server-first lacks the iteration count (i=)",
-            Malformed::NonceNotPrintable => "server nonce is not printable ASCII",
-            Malformed::EmptySalt => "server-first has an empty salt",
-            Malformed::IterationCountNotDecimal => "iteration count is not a decimal number",
-            Malformed::PayloadTooLong => "payload too long",
+            Self::PlainSuccessData => "PLAIN success carries data",
+            Self::NoVerifier => "server-final lacks the verifier (v=)",
+            Self::NoNonce => "server-first lacks the nonce (r=)",
+            Self::NoSalt => "server-first lacks the salt (s=)",
+            Self::NoIterationCount => "server-first lacks the iteration count (i=)",
+            Self::NonceNotPrintable => "server nonce is not printable ASCII",
+            Self::EmptySalt => "server-first has an empty salt",
+            Self::IterationCountNotDecimal => "iteration count is not a decimal number",
+            Self::PayloadTooLong => "payload too long",
         })
     }
 }
@@ -190,38 +190,32 @@ impl fmt::Display for Malformed {
 impl fmt::Display for SaslError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SaslError::NoMechanism { offered } => write!(
+            Self::NoMechanism { offered } => write!(
                 f,
                 "the server offers no supported SASL mechanism (offered: {offered})"
             ),
-            SaslError::PlainWithoutTls => {
+            Self::PlainWithoutTls => {
                 f.write_str("the server offers only PLAIN, which is refused without TLS")
             }
-            SaslError::InvalidUsername => {
-                f.write_str("the username is empty, too long or contains NUL")
-            }
-            SaslError::InvalidPassword => {
-                f.write_str("the password is empty, too long or contains NUL")
-            }
-            SaslError::Random => f.write_str("the system random source failed"),
-            SaslError::BadBase64 => f.write_str("a SASL payload holds invalid base64"),
-            SaslError::BadUtf8 => f.write_str("a SASL payload is not valid UTF-8"),
-            SaslError::Malformed(what) => write!(f, "malformed SASL message: {what}"),
-            SaslError::MandatoryExtension => {
+            Self::InvalidUsername => f.write_str("the username is empty, too long or contains NUL"),
+            Self::InvalidPassword => f.write_str("the password is empty, too long or contains NUL"),
+            Self::Random => f.write_str("the system random source failed"),
+            Self::BadBase64 => f.write_str("a SASL payload holds invalid base64"),
+            Self::BadUtf8 => f.write_str("a SASL payload is not valid UTF-8"),
+            Self::Malformed(what) => write!(f, "malformed SASL message: {what}"),
+            Self::MandatoryExtension => {
                 f.write_str("the server requires an unsupported SCRAM extension")
             }
-            SaslError::NonceMismatch => {
-                f.write_str("the server nonce does not extend the client nonce")
-            }
-            SaslError::IterationCount(n) => write!(
+            Self::NonceMismatch => f.write_str("the server nonce does not extend the client nonce"),
+            Self::IterationCount(n) => write!(
                 f,
                 "the server asks for {n} SCRAM iterations, outside 1..={MAX_ITERATIONS}"
             ),
-            SaslError::ServerSignature => {
+            Self::ServerSignature => {
                 f.write_str("the server failed to prove it knows the password")
             }
-            SaslError::ServerError(e) => write!(f, "the server reported SCRAM error: {e}"),
-            SaslError::UnexpectedMessage => f.write_str("a SASL message arrived out of order"),
+            Self::ServerError(e) => write!(f, "the server reported SCRAM error: {e}"),
+            Self::UnexpectedMessage => f.write_str("a SASL message arrived out of order"),
         }
     }
 }
@@ -265,7 +259,7 @@ impl Client {
         mechanism: Mechanism,
         username: &str,
         password: &str,
-    ) -> Result<(Client, String), SaslError> {
+    ) -> Result<(Self, String), SaslError> {
         Self::begin(mechanism, username, password, random_nonce)
     }
 
@@ -276,7 +270,7 @@ impl Client {
         username: &str,
         password: &str,
         nonce: &str,
-    ) -> Result<(Client, String), SaslError> {
+    ) -> Result<(Self, String), SaslError> {
         Self::begin(mechanism, username, password, || Ok(nonce.to_owned()))
     }
 
@@ -285,7 +279,7 @@ impl Client {
         username: &str,
         password: &str,
         nonce: impl FnOnce() -> Result<String, SaslError>,
-    ) -> Result<(Client, String), SaslError> {
+    ) -> Result<(Self, String), SaslError> {
         if username.is_empty() || username.len() > MAX_USERNAME_LEN || username.contains('\0') {
             return Err(SaslError::InvalidUsername);
         }
@@ -310,7 +304,7 @@ impl Client {
                 (state, initial)
             }
         };
-        Ok((Client { mechanism, state }, encode(&initial)))
+        Ok((Self { mechanism, state }, encode(&initial)))
     }
 
     /// The mechanism this exchange runs, for `<auth mechanism='..'>`.
@@ -445,22 +439,22 @@ enum Hash {
 impl Hash {
     fn hmac(self) -> hmac::Algorithm {
         match self {
-            Hash::Sha256 => hmac::HMAC_SHA256,
-            Hash::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            Self::Sha256 => hmac::HMAC_SHA256,
+            Self::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
         }
     }
 
     fn pbkdf2(self) -> pbkdf2::Algorithm {
         match self {
-            Hash::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
-            Hash::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
+            Self::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
+            Self::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
         }
     }
 
     fn digest(self) -> &'static digest::Algorithm {
         match self {
-            Hash::Sha256 => &digest::SHA256,
-            Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            Self::Sha256 => &digest::SHA256,
+            Self::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
         }
     }
 }

@@ -47,20 +47,20 @@ impl MessageType {
     /// The attribute value.
     pub fn as_str(self) -> &'static str {
         match self {
-            MessageType::Chat => "chat",
-            MessageType::Normal => "normal",
-            MessageType::Headline => "headline",
-            MessageType::Groupchat => "groupchat",
+            Self::Chat => "chat",
+            Self::Normal => "normal",
+            Self::Headline => "headline",
+            Self::Groupchat => "groupchat",
         }
     }
 
     /// Parse an attribute or field value.
-    pub fn parse(s: &str) -> Option<MessageType> {
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "chat" => Some(MessageType::Chat),
-            "normal" => Some(MessageType::Normal),
-            "headline" => Some(MessageType::Headline),
-            "groupchat" => Some(MessageType::Groupchat),
+            "chat" => Some(Self::Chat),
+            "normal" => Some(Self::Normal),
+            "headline" => Some(Self::Headline),
+            "groupchat" => Some(Self::Groupchat),
             _ => None,
         }
     }
@@ -89,27 +89,27 @@ impl IqType {
     /// The attribute value.
     pub fn as_str(self) -> &'static str {
         match self {
-            IqType::Get => "get",
-            IqType::Set => "set",
-            IqType::Result => "result",
-            IqType::Error => "error",
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Result => "result",
+            Self::Error => "error",
         }
     }
 
     /// Parse an attribute value.
-    pub fn parse(s: &str) -> Option<IqType> {
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "get" => Some(IqType::Get),
-            "set" => Some(IqType::Set),
-            "result" => Some(IqType::Result),
-            "error" => Some(IqType::Error),
+            "get" => Some(Self::Get),
+            "set" => Some(Self::Set),
+            "result" => Some(Self::Result),
+            "error" => Some(Self::Error),
             _ => None,
         }
     }
 
     /// Whether it asks for an answer (get or set), which RFC 6120 §8.2.3 requires.
     pub fn is_request(self) -> bool {
-        matches!(self, IqType::Get | IqType::Set)
+        matches!(self, Self::Get | Self::Set)
     }
 
     /// Whether it answers a request (result or error).
@@ -143,27 +143,27 @@ impl PresenceType {
     /// The attribute value; `available`, which has none, as mod_rest writes it.
     pub fn as_str(self) -> &'static str {
         match self {
-            PresenceType::Available => "available",
-            PresenceType::Unavailable => "unavailable",
-            PresenceType::Subscribe => "subscribe",
-            PresenceType::Subscribed => "subscribed",
-            PresenceType::Unsubscribe => "unsubscribe",
-            PresenceType::Unsubscribed => "unsubscribed",
-            PresenceType::Probe => "probe",
-            PresenceType::Error => "error",
+            Self::Available => "available",
+            Self::Unavailable => "unavailable",
+            Self::Subscribe => "subscribe",
+            Self::Subscribed => "subscribed",
+            Self::Unsubscribe => "unsubscribe",
+            Self::Unsubscribed => "unsubscribed",
+            Self::Probe => "probe",
+            Self::Error => "error",
         }
     }
 
     /// Parse an attribute value. `available` is not one: only a missing attribute means it.
-    pub fn parse(s: &str) -> Option<PresenceType> {
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "unavailable" => Some(PresenceType::Unavailable),
-            "subscribe" => Some(PresenceType::Subscribe),
-            "subscribed" => Some(PresenceType::Subscribed),
-            "unsubscribe" => Some(PresenceType::Unsubscribe),
-            "unsubscribed" => Some(PresenceType::Unsubscribed),
-            "probe" => Some(PresenceType::Probe),
-            "error" => Some(PresenceType::Error),
+            "unavailable" => Some(Self::Unavailable),
+            "subscribe" => Some(Self::Subscribe),
+            "subscribed" => Some(Self::Subscribed),
+            "unsubscribe" => Some(Self::Unsubscribe),
+            "unsubscribed" => Some(Self::Unsubscribed),
+            "probe" => Some(Self::Probe),
+            "error" => Some(Self::Error),
             _ => None,
         }
     }
@@ -172,10 +172,7 @@ impl PresenceType {
     pub fn is_subscription(self) -> bool {
         matches!(
             self,
-            PresenceType::Subscribe
-                | PresenceType::Subscribed
-                | PresenceType::Unsubscribe
-                | PresenceType::Unsubscribed
+            Self::Subscribe | Self::Subscribed | Self::Unsubscribe | Self::Unsubscribed
         )
     }
 }
@@ -311,13 +308,13 @@ pub struct IdGen {
 
 impl IdGen {
     /// A generator with a fresh random prefix.
-    pub fn new() -> IdGen {
+    pub fn new() -> Self {
         let mut bytes = [0u8; 6];
         // A failing OS random source only weakens uniqueness across restarts; ids stay
         // unique within the process thanks to the counter.
         let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
         let prefix = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        IdGen { prefix, next: 0 }
+        Self { prefix, next: 0 }
     }
 
     /// The next id.
@@ -336,7 +333,7 @@ impl IdGen {
 
 impl Default for IdGen {
     fn default() -> Self {
-        IdGen::new()
+        Self::new()
     }
 }
 

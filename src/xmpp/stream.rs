@@ -155,10 +155,10 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Step::Tls => "TLS",
-            Step::Authentication => "authentication",
-            Step::Bind => "bind",
-            Step::Stream => "stream",
+            Self::Tls => "TLS",
+            Self::Authentication => "authentication",
+            Self::Bind => "bind",
+            Self::Stream => "stream",
         })
     }
 }
@@ -220,11 +220,11 @@ pub enum BindError {
 impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BindError::NotOffered => f.write_str("the server does not offer resource binding"),
-            BindError::Refused(condition) => f.write_str(condition),
-            BindError::NoJid => f.write_str("the server's answer has no JID"),
-            BindError::InvalidJid(e) => write!(f, "the server bound an invalid JID: {e}"),
-            BindError::SessionRefused(condition) => write!(f, "session: {condition}"),
+            Self::NotOffered => f.write_str("the server does not offer resource binding"),
+            Self::Refused(condition) => f.write_str(condition),
+            Self::NoJid => f.write_str("the server's answer has no JID"),
+            Self::InvalidJid(e) => write!(f, "the server bound an invalid JID: {e}"),
+            Self::SessionRefused(condition) => write!(f, "session: {condition}"),
         }
     }
 }
@@ -247,11 +247,11 @@ pub enum Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Violation::UnexpectedHeader => "unexpected stream header",
-            Violation::UnexpectedElement => "unexpected element during login",
-            Violation::UnexpectedAuthElement => "unexpected element during authentication",
-            Violation::ResumedWithoutH => "a <resumed/> without a valid h",
-            Violation::AckWithoutH => "an <a/> without a valid h",
+            Self::UnexpectedHeader => "unexpected stream header",
+            Self::UnexpectedElement => "unexpected element during login",
+            Self::UnexpectedAuthElement => "unexpected element during authentication",
+            Self::ResumedWithoutH => "a <resumed/> without a valid h",
+            Self::AckWithoutH => "an <a/> without a valid h",
         })
     }
 }
@@ -260,9 +260,9 @@ impl Error {
     /// The login step this error belongs to.
     pub fn step(&self) -> Step {
         match self {
-            Error::TlsNotOffered | Error::TlsRefused => Step::Tls,
-            Error::Sasl(_) | Error::AuthFailed { .. } => Step::Authentication,
-            Error::Bind(_) => Step::Bind,
+            Self::TlsNotOffered | Self::TlsRefused => Step::Tls,
+            Self::Sasl(_) | Self::AuthFailed { .. } => Step::Authentication,
+            Self::Bind(_) => Step::Bind,
             _ => Step::Stream,
         }
     }
@@ -271,26 +271,26 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Xml(e) => write!(f, "bad XML from the server: {e}"),
-            Error::StreamError { condition, text } => {
+            Self::Xml(e) => write!(f, "bad XML from the server: {e}"),
+            Self::StreamError { condition, text } => {
                 write!(f, "the server ended the stream: {condition}")?;
                 text.as_ref().map_or(Ok(()), |t| write!(f, " ({t})"))
             }
-            Error::ServerClosed => f.write_str("the server closed the stream"),
-            Error::TlsNotOffered => f.write_str(
+            Self::ServerClosed => f.write_str("the server closed the stream"),
+            Self::TlsNotOffered => f.write_str(
                 "the server does not offer STARTTLS; refusing to continue without encryption",
             ),
-            Error::TlsRefused => f.write_str("the server refused STARTTLS"),
-            Error::Sasl(e) => write!(f, "{e}"),
-            Error::AuthFailed { condition, text } => {
+            Self::TlsRefused => f.write_str("the server refused STARTTLS"),
+            Self::Sasl(e) => write!(f, "{e}"),
+            Self::AuthFailed { condition, text } => {
                 write!(f, "the server rejected the login: {condition}")?;
                 text.as_ref().map_or(Ok(()), |t| write!(f, " ({t})"))
             }
-            Error::Bind(e) => write!(f, "resource binding failed: {e}"),
-            Error::Protocol(v) => write!(f, "protocol error: {v}"),
-            Error::PingTimeout => f.write_str("timed out waiting for a ping reply"),
-            Error::LoginTimeout => f.write_str("timed out waiting for the server during login"),
-            Error::AckTooHigh => f.write_str("the server acknowledged more stanzas than were sent"),
+            Self::Bind(e) => write!(f, "resource binding failed: {e}"),
+            Self::Protocol(v) => write!(f, "protocol error: {v}"),
+            Self::PingTimeout => f.write_str("timed out waiting for a ping reply"),
+            Self::LoginTimeout => f.write_str("timed out waiting for the server during login"),
+            Self::AckTooHigh => f.write_str("the server acknowledged more stanzas than were sent"),
         }
     }
 }
@@ -309,8 +309,8 @@ pub enum SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SendError::NotOnline => "the stream is not online",
-            SendError::Full => "the stream's output buffer is full",
+            Self::NotOnline => "the stream is not online",
+            Self::Full => "the stream's output buffer is full",
         })
     }
 }
@@ -396,8 +396,8 @@ pub struct Client {
 impl Client {
     /// Start a stream that tries to resume `previous` after authentication (and starts a
     /// new session when the server cannot resume it).
-    pub fn resuming(settings: Settings, previous: SmState, now: Instant) -> Client {
-        let mut c = Client::new(settings, now);
+    pub fn resuming(settings: Settings, previous: SmState, now: Instant) -> Self {
+        let mut c = Self::new(settings, now);
         // A new session numbers on from the old one, so late acknowledgements of the old
         // stream can never be mistaken for the new one's.
         c.seq = previous.seq;
@@ -409,14 +409,14 @@ impl Client {
 
     /// Start a stream. With `TlsMode::Direct` the shell has already completed the TLS
     /// handshake; otherwise the stream starts in plaintext.
-    pub fn new(settings: Settings, now: Instant) -> Client {
+    pub fn new(settings: Settings, now: Instant) -> Self {
         let secure = settings.tls == TlsMode::Direct;
         let stage = if secure {
             Stage::Secured
         } else {
             Stage::Initial
         };
-        let mut c = Client {
+        let mut c = Self {
             framer: Framer::new(settings.max_stanza_bytes),
             settings,
             phase: Phase::Header(stage),
@@ -801,7 +801,7 @@ impl Client {
             .get_attr("h")
             .and_then(|h| h.parse().ok())
             .ok_or(Error::Protocol(Violation::ResumedWithoutH))?;
-        let acked = Client::previous_acked(&prev, h).ok_or(Error::AckTooHigh)?;
+        let acked = Self::previous_acked(&prev, h).ok_or(Error::AckTooHigh)?;
         self.seq = acked;
         self.acked = acked;
         self.bound = Some(prev.jid);
@@ -821,7 +821,7 @@ impl Client {
         let acked = self.previous.take().and_then(|prev| {
             el.get_attr("h")
                 .and_then(|h| h.parse().ok())
-                .and_then(|h| Client::previous_acked(&prev, h))
+                .and_then(|h| Self::previous_acked(&prev, h))
         });
         self.resumption = Resumption::Failed { acked };
         self.bind();

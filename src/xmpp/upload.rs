@@ -78,18 +78,18 @@ impl SlotError {
     pub fn is_too_large(&self) -> bool {
         matches!(
             self,
-            SlotError::Refused {
+            Self::Refused {
                 max_file_size: Some(_),
                 ..
             }
-        ) || matches!(self, SlotError::Refused { condition, .. } if condition == "file-too-large")
+        ) || matches!(self, Self::Refused { condition, .. } if condition == "file-too-large")
     }
 }
 
 impl fmt::Display for SlotError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SlotError::Refused {
+            Self::Refused {
                 condition, text, ..
             } => {
                 write!(f, "the upload service refused the slot: {condition}")?;
@@ -98,10 +98,8 @@ impl fmt::Display for SlotError {
                     None => Ok(()),
                 }
             }
-            SlotError::NoSlot => f.write_str("the upload service answered without a slot"),
-            SlotError::BadUrl => {
-                f.write_str("the upload service gave a slot URL that is not HTTPS")
-            }
+            Self::NoSlot => f.write_str("the upload service answered without a slot"),
+            Self::BadUrl => f.write_str("the upload service gave a slot URL that is not HTTPS"),
         }
     }
 }

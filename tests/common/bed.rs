@@ -19,7 +19,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "pw";
 
 /// What to set up; [`Bed::start`] sets it up and returns the running [`Bot`].
-pub struct Bed<'p> {
+pub(crate) struct Bed<'p> {
     server: &'p Prosody,
     prefix: String,
     account: Option<String>,
@@ -34,7 +34,7 @@ pub struct Bed<'p> {
 
 impl Bed<'static> {
     /// A bed on the test binary's shared Prosody ([`shared`]).
-    pub fn new() -> Bed<'static> {
+    pub(crate) fn new() -> Self {
         Bed::on(shared())
     }
 }
@@ -48,7 +48,7 @@ impl Default for Bed<'static> {
 impl<'p> Bed<'p> {
     /// A bed on `server`: a fresh account `bot-N`, no key, started once it logs
     /// `online as`.
-    pub fn on(server: &'p Prosody) -> Bed<'p> {
+    pub(crate) fn on(server: &'p Prosody) -> Self {
         Bed {
             server,
             prefix: "bot".into(),
@@ -64,81 +64,81 @@ impl<'p> Bed<'p> {
     }
 
     /// Names the fresh account after `prefix`.
-    pub fn named(mut self, prefix: &str) -> Self {
+    pub(crate) fn named(mut self, prefix: &str) -> Self {
         self.prefix = prefix.into();
         self
     }
 
     /// Uses the account `user`, registered already with the password `pw`.
-    pub fn account(mut self, user: &str) -> Self {
+    pub(crate) fn account(mut self, user: &str) -> Self {
         self.account = Some(user.into());
         self
     }
 
     /// Sets (or, with an empty value, removes) an `[xmpp]` key; `value` is TOML as
     /// written (`"\"1s\""`, `"5223"`).
-    pub fn xmpp(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn xmpp(mut self, key: &str, value: &str) -> Self {
         self.xmpp.push((key.into(), value.into()));
         self
     }
 
     /// Joins `rooms` (`xmpp.rooms`).
-    pub fn rooms(self, rooms: &[&str]) -> Self {
+    pub(crate) fn rooms(self, rooms: &[&str]) -> Self {
         let list = rooms.iter().map(|r| toml_str(r)).collect::<Vec<_>>();
         self.xmpp("rooms", &format!("[{}]", list.join(", ")))
     }
 
     /// Adds `entry` (such as `unix:/path`) to `http.listen`, after the TCP port.
-    pub fn listen(mut self, entry: &str) -> Self {
+    pub(crate) fn listen(mut self, entry: &str) -> Self {
         self.listen.push(entry.into());
         self
     }
 
     /// Adds TOML lines to `[http]`.
-    pub fn http(mut self, lines: &str) -> Self {
+    pub(crate) fn http(mut self, lines: &str) -> Self {
         push_lines(&mut self.http, lines);
         self
     }
 
     /// Adds a `[webhook]` section with `lines`.
-    pub fn webhook(self, lines: &str) -> Self {
+    pub(crate) fn webhook(self, lines: &str) -> Self {
         self.section(&format!("[webhook]\n{lines}"))
     }
 
     /// Appends TOML (other sections) after `[http]` and `[keys]`.
-    pub fn section(mut self, toml: &str) -> Self {
+    pub(crate) fn section(mut self, toml: &str) -> Self {
         push_lines(&mut self.sections, toml);
         self
     }
 
     /// Creates an API key of `scope` (e.g. `msg`, `msg,rest`) before the start.
-    pub fn key(mut self, scope: &str) -> Self {
+    pub(crate) fn key(mut self, scope: &str) -> Self {
         self.scope = Some(scope.into());
         self
     }
 
     /// Waits for a log line containing `line` instead of `online as`.
-    pub fn ready_when(mut self, line: &str) -> Self {
+    pub(crate) fn ready_when(mut self, line: &str) -> Self {
         self.ready = Some(line.into());
         self
     }
 
     /// Returns as soon as the daemon is spawned.
-    pub fn no_wait(mut self) -> Self {
+    pub(crate) fn no_wait(mut self) -> Self {
         self.ready = None;
         self
     }
 
     /// Registers a second account named after `prefix` and logs it in once the daemon is
     /// ready; [`Bot::peer`] is that client.
-    pub fn peer(mut self, prefix: &str) -> Self {
+    pub(crate) fn peer(mut self, prefix: &str) -> Self {
         self.peer = Some(prefix.into());
         self
     }
 
     /// Registers the account (unless given), writes the config and creates the key, without
     /// starting anything (for tests of what happens without a daemon, or of a failed start).
-    pub fn write(self) -> Written {
+    pub(crate) fn write(self) -> Written {
         let p = self.server;
         let user = match &self.account {
             Some(user) => user.clone(),
@@ -181,7 +181,7 @@ impl<'p> Bed<'p> {
 
     /// [`Bed::write`], then starts `xrelay run`, waits for its readiness line and logs the
     /// peer in.
-    pub fn start(self) -> Bot {
+    pub(crate) fn start(self) -> Bot {
         let p = self.server;
         let (ready, peer) = (self.ready.clone(), self.peer.clone());
         let w = self.write();
@@ -209,7 +209,7 @@ impl<'p> Bed<'p> {
 }
 
 /// A bed written by [`Bed::write`]: the account and its config, nothing running.
-pub struct Written {
+pub(crate) struct Written {
     /// The account's local part (password `pw`).
     pub user: String,
     /// The account's bare JID.
@@ -225,7 +225,7 @@ pub struct Written {
 }
 
 /// A running bed: `xrelay run` for a bot account, its HTTP port and config, its key.
-pub struct Bot {
+pub(crate) struct Bot {
     /// The running `xrelay run`.
     pub daemon: Daemon,
     /// The account's local part (password `pw`).
@@ -245,22 +245,22 @@ pub struct Bot {
 
 impl Bot {
     /// The full JID of the daemon's session (xrelay binds the resource `xrelay`).
-    pub fn full_jid(&self) -> String {
+    pub(crate) fn full_jid(&self) -> String {
         format!("{}/xrelay", self.jid)
     }
 
     /// `Bearer ID/SECRET` of the key.
-    pub fn auth(&self) -> String {
+    pub(crate) fn auth(&self) -> String {
         format!("Bearer {}", self.token)
     }
 
     /// The second account of [`Bed::peer`].
-    pub fn peer(&mut self) -> &mut TestClient {
+    pub(crate) fn peer(&mut self) -> &mut TestClient {
         self.peer.as_mut().expect("the bed has a peer (Bed::peer)")
     }
 
     /// The bare JID of the second account of [`Bed::peer`].
-    pub fn peer_jid(&self) -> String {
+    pub(crate) fn peer_jid(&self) -> String {
         self.peer
             .as_ref()
             .expect("the bed has a peer (Bed::peer)")
@@ -268,12 +268,12 @@ impl Bot {
     }
 
     /// Creates one more key of `scope`; `ID/SECRET`.
-    pub fn key(&self, scope: &str) -> String {
+    pub(crate) fn key(&self, scope: &str) -> String {
         create_key(&self.cfg, scope)
     }
 
     /// A request with the key (if any) and the header lines `head`.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         path: &str,
@@ -290,17 +290,22 @@ impl Bot {
     }
 
     /// A POST of `content_type` with the key.
-    pub fn post(&self, path: &str, content_type: &str, body: impl AsRef<[u8]>) -> HttpResponse {
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl AsRef<[u8]>,
+    ) -> HttpResponse {
         self.request("POST", path, &[("Content-Type", content_type)], body)
     }
 
     /// A `text/plain` POST with the key.
-    pub fn post_text(&self, path: &str, body: &str) -> HttpResponse {
+    pub(crate) fn post_text(&self, path: &str, body: &str) -> HttpResponse {
         self.post(path, "text/plain", body)
     }
 
     /// A GET with the key.
-    pub fn get(&self, path: &str) -> HttpResponse {
+    pub(crate) fn get(&self, path: &str) -> HttpResponse {
         self.request("GET", path, &[], b"")
     }
 }

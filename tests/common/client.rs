@@ -24,7 +24,7 @@ const NS_PING: &str = "urn:xmpp:ping";
 
 /// How the client reaches Prosody.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// The c2s port, upgraded with STARTTLS.
     StartTls,
     /// The direct TLS port (XEP-0368).
@@ -33,7 +33,7 @@ pub enum Transport {
 
 /// A received top-level stanza.
 #[derive(Debug, Clone)]
-pub struct Stanza {
+pub(crate) struct Stanza {
     /// Parsed.
     pub el: Element,
     /// As received.
@@ -42,7 +42,7 @@ pub struct Stanza {
 
 /// A received `<message>`.
 #[derive(Debug, Clone)]
-pub struct Message {
+pub(crate) struct Message {
     /// `from`, empty if absent.
     pub from: String,
     /// `to`, empty if absent.
@@ -63,9 +63,9 @@ pub struct Message {
 
 impl Message {
     /// The message fields of a received `<message>` stanza.
-    pub fn from_stanza(s: Stanza) -> Message {
+    pub(crate) fn from_stanza(s: Stanza) -> Self {
         let attr = |name: &str| s.el.attr(name).unwrap_or_default().to_string();
-        Message {
+        Self {
             from: attr("from"),
             to: attr("to"),
             kind: s.el.attr("type").unwrap_or("normal").to_string(),
@@ -87,9 +87,9 @@ enum Conn {
 impl Conn {
     fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Conn::Tcp(s) => Some(s),
-            Conn::Tls(t) => Some(&t.sock),
-            Conn::Gone => None,
+            Self::Tcp(s) => Some(s),
+            Self::Tls(t) => Some(&t.sock),
+            Self::Gone => None,
         }
     }
 }
@@ -97,9 +97,9 @@ impl Conn {
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Tls(t) => t.read(buf),
-            Conn::Gone => Err(io::ErrorKind::NotConnected.into()),
+            Self::Tcp(s) => s.read(buf),
+            Self::Tls(t) => t.read(buf),
+            Self::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }
@@ -107,17 +107,17 @@ impl Read for Conn {
 impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Conn::Tcp(s) => s.write(buf),
-            Conn::Tls(t) => t.write(buf),
-            Conn::Gone => Err(io::ErrorKind::NotConnected.into()),
+            Self::Tcp(s) => s.write(buf),
+            Self::Tls(t) => t.write(buf),
+            Self::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Conn::Tcp(s) => s.flush(),
-            Conn::Tls(t) => t.flush(),
-            Conn::Gone => Err(io::ErrorKind::NotConnected.into()),
+            Self::Tcp(s) => s.flush(),
+            Self::Tls(t) => t.flush(),
+            Self::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }
@@ -127,7 +127,7 @@ impl Write for Conn {
 /// Incoming stanzas are queued in arrival order; each `recv_*` takes the first one that
 /// matches and leaves the others queued. Server and peer pings (`urn:xmpp:ping` gets) are
 /// answered automatically and not queued; other iqs are queued for the test to answer.
-pub struct TestClient {
+pub(crate) struct TestClient {
     conn: Conn,
     buf: Vec<u8>,
     queue: VecDeque<Stanza>,
@@ -141,25 +141,20 @@ pub struct TestClient {
 impl TestClient {
     /// Logs in as `user` over STARTTLS and goes online; panics (with Prosody's log) on
     /// failure.
-    pub fn connect(p: &(impl Server + ?Sized), user: &str, password: &str) -> TestClient {
+    pub(crate) fn connect(p: &(impl Server + ?Sized), user: &str, password: &str) -> Self {
         Self::connect_over(p, user, password, Transport::StartTls)
     }
 
     /// Like [`TestClient::connect`], over the direct TLS port.
-    pub fn connect_direct_tls(
+    pub(crate) fn connect_direct_tls(
         p: &(impl Server + ?Sized),
         user: &str,
         password: &str,
-    ) -> TestClient {
+    ) -> Self {
         Self::connect_over(p, user, password, Transport::DirectTls)
     }
 
-    fn connect_over(
-        p: &(impl Server + ?Sized),
-        user: &str,
-        password: &str,
-        t: Transport,
-    ) -> TestClient {
+    fn connect_over(p: &(impl Server + ?Sized), user: &str, password: &str, t: Transport) -> Self {
         Self::try_connect(p, user, password, t).unwrap_or_else(|e| {
             panic!(
                 "{user} cannot log in over {t:?}: {e}\nthe server's log:\n{}",
@@ -169,12 +164,12 @@ impl TestClient {
     }
 
     /// Logs in as `user` and goes online, or says which step failed.
-    pub fn try_connect(
+    pub(crate) fn try_connect(
         p: &(impl Server + ?Sized),
         user: &str,
         password: &str,
         transport: Transport,
-    ) -> Result<TestClient, String> {
+    ) -> Result<Self, String> {
         static RESOURCE: AtomicUsize = AtomicUsize::new(0);
         let port = match transport {
             Transport::StartTls => p.c2s_port(),
@@ -188,7 +183,7 @@ impl TestClient {
         let _ = tcp.set_nodelay(true);
         tcp.set_write_timeout(Some(WRITE_TIMEOUT))
             .map_err(|e| e.to_string())?;
-        let mut c = TestClient {
+        let mut c = Self {
             conn: Conn::Tcp(tcp),
             buf: Vec::new(),
             queue: VecDeque::new(),
@@ -276,34 +271,34 @@ impl TestClient {
     }
 
     /// The full JID the server bound.
-    pub fn jid(&self) -> String {
+    pub(crate) fn jid(&self) -> String {
         self.jid.clone()
     }
 
     /// The bare JID.
-    pub fn bare_jid(&self) -> String {
+    pub(crate) fn bare_jid(&self) -> String {
         self.jid.split('/').next().unwrap_or_default().to_string()
     }
 
     /// The SASL mechanisms the server offered (after TLS).
-    pub fn mechanisms(&self) -> &[String] {
+    pub(crate) fn mechanisms(&self) -> &[String] {
         &self.mechanisms
     }
 
     /// The stream features after authentication (`bind`, `sm`, ...).
-    pub fn features(&self) -> &Element {
+    pub(crate) fn features(&self) -> &Element {
         &self.features
     }
 
     /// Writes `xml` as is.
-    pub fn send_raw(&mut self, xml: &str) {
+    pub(crate) fn send_raw(&mut self, xml: &str) {
         if let Err(e) = self.write(xml.as_bytes()) {
             panic!("{} cannot send: {e}", self.jid);
         }
     }
 
     /// Sends a chat message with `body` (escaped here) to `to`.
-    pub fn send_message(&mut self, to: &str, body: &str) {
+    pub(crate) fn send_message(&mut self, to: &str, body: &str) {
         self.send_raw(&format!(
             "<message type='chat' to='{}'><body>{}</body></message>",
             escape(to),
@@ -312,7 +307,7 @@ impl TestClient {
     }
 
     /// Sends a groupchat message with `body` (escaped here) to `room` (joined before).
-    pub fn send_groupchat(&mut self, room: &str, body: &str) {
+    pub(crate) fn send_groupchat(&mut self, room: &str, body: &str) {
         self.send_raw(&format!(
             "<message type='groupchat' to='{}'><body>{}</body></message>",
             escape(room),
@@ -322,7 +317,7 @@ impl TestClient {
 
     /// Fetches the roster as (jid, subscription, ask) per item. The session then also
     /// gets roster pushes and subscription answers (RFC 6121 §2.1.6, §3.1.6).
-    pub fn roster(&mut self) -> Vec<(String, String, Option<String>)> {
+    pub(crate) fn roster(&mut self) -> Vec<(String, String, Option<String>)> {
         static N: AtomicUsize = AtomicUsize::new(0);
         let id = format!("roster-{}", N.fetch_add(1, Ordering::Relaxed));
         self.send_raw(&format!(
@@ -348,7 +343,7 @@ impl TestClient {
     }
 
     /// Sends a `<presence type='KIND'/>` to `to`.
-    pub fn send_presence(&mut self, to: &str, kind: &str) {
+    pub(crate) fn send_presence(&mut self, to: &str, kind: &str) {
         self.send_raw(&format!(
             "<presence to='{}' type='{}'/>",
             escape(to),
@@ -358,7 +353,12 @@ impl TestClient {
 
     /// The next `<presence type='KIND'/>` from the bare JID `from` (any resource), or `None`
     /// after `timeout`.
-    pub fn recv_presence(&mut self, from: &str, kind: &str, timeout: Duration) -> Option<Stanza> {
+    pub(crate) fn recv_presence(
+        &mut self,
+        from: &str,
+        kind: &str,
+        timeout: Duration,
+    ) -> Option<Stanza> {
         self.recv_where(timeout, |e| {
             e.is("presence")
                 && e.attr("type") == Some(kind)
@@ -368,19 +368,19 @@ impl TestClient {
     }
 
     /// The next `<message>` with a body, or `None` after `timeout`.
-    pub fn recv_message(&mut self, timeout: Duration) -> Option<Message> {
+    pub(crate) fn recv_message(&mut self, timeout: Duration) -> Option<Message> {
         self.recv_where(timeout, |e| e.is("message") && e.child("body").is_some())
             .map(Message::from_stanza)
     }
 
     /// The next stanza of any kind as received, or `None` after `timeout`.
-    pub fn recv_stanza(&mut self, timeout: Duration) -> Option<String> {
+    pub(crate) fn recv_stanza(&mut self, timeout: Duration) -> Option<String> {
         self.recv_where(timeout, |_| true).map(|s| s.raw)
     }
 
     /// The next stanza matching `pred`, or `None` after `timeout` (or once the stream has
     /// ended and nothing queued matches).
-    pub fn recv_where(
+    pub(crate) fn recv_where(
         &mut self,
         timeout: Duration,
         pred: impl Fn(&Element) -> bool,
@@ -397,20 +397,20 @@ impl TestClient {
     }
 
     /// Drops all queued stanzas and returns how many there were.
-    pub fn clear(&mut self) -> usize {
+    pub(crate) fn clear(&mut self) -> usize {
         let n = self.queue.len();
         self.queue.clear();
         n
     }
 
     /// Whether the server ended the stream or the connection.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 
     /// Joins MUC `room` (`name@service`) as `nick` without history and waits for the own
     /// presence in it; panics if the room refuses. Other occupants' presences stay queued.
-    pub fn join_room(&mut self, room: &str, nick: &str) {
+    pub(crate) fn join_room(&mut self, room: &str, nick: &str) {
         let me = format!("{room}/{nick}");
         self.send_raw(&format!(
             "<presence to='{}'><x xmlns='http://jabber.org/protocol/muc'>\
@@ -428,7 +428,7 @@ impl TestClient {
     }
 
     /// DER of the certificate the server presented.
-    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+    pub(crate) fn peer_certificate(&self) -> Option<Vec<u8>> {
         match &self.conn {
             Conn::Tls(t) => t.conn.peer_certificates()?.first().map(|c| c.to_vec()),
             _ => None,
@@ -436,7 +436,7 @@ impl TestClient {
     }
 
     /// Ends the stream and waits (briefly) for the server to end its side.
-    pub fn close(mut self) {
+    pub(crate) fn close(mut self) {
         let _ = self.write(b"</stream:stream>");
         let deadline = Instant::now() + STEP_TIMEOUT;
         while !self.closed && self.read_more(deadline) {}
@@ -607,7 +607,7 @@ impl Drop for TestClient {
 }
 
 /// A rustls client config (ring provider) that trusts only the certificates in `ca`.
-pub fn tls_config(ca: &Path) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn tls_config(ca: &Path) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("read {ca:?}: {e}"))? {
         let cert = cert.map_err(|e| format!("read {ca:?}: {e}"))?;

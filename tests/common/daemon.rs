@@ -1,5 +1,6 @@
 //! `xrelay run` as a child process, and a raw HTTP client for its listener.
 
+use super::Signal;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -8,14 +9,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// `xrelay run` as a child whose stderr lines arrive on a channel.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Daemon {
-    pub fn start(cfg: &Path) -> Daemon {
+    pub(crate) fn start(cfg: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xrelay"))
             .arg("-c")
             .arg(cfg)
@@ -33,7 +34,7 @@ impl Daemon {
                 }
             }
         });
-        Daemon {
+        Self {
             child,
             lines,
             seen: Vec::new(),
@@ -41,7 +42,7 @@ impl Daemon {
     }
 
     /// Wait for a log line containing `needle`.
-    pub fn wait_for(&mut self, needle: &str, within: Duration) {
+    pub(crate) fn wait_for(&mut self, needle: &str, within: Duration) {
         let deadline = Instant::now() + within;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
@@ -69,13 +70,13 @@ impl Daemon {
     }
 
     /// How many log lines so far contain `needle`.
-    pub fn count(&mut self, needle: &str) -> usize {
+    pub(crate) fn count(&mut self, needle: &str) -> usize {
         self.drain();
         self.seen.iter().filter(|l| l.contains(needle)).count()
     }
 
     /// The pause of the last `reconnecting in N.Ns` line, in seconds.
-    pub fn last_reconnect_pause(&mut self) -> f64 {
+    pub(crate) fn last_reconnect_pause(&mut self) -> f64 {
         let log = self.log();
         log.lines()
             .rev()
@@ -85,19 +86,18 @@ impl Daemon {
     }
 
     /// The log so far.
-    pub fn log(&mut self) -> String {
+    pub(crate) fn log(&mut self) -> String {
         self.drain();
         self.seen.join("\n")
     }
 
-    /// Send `sig` (e.g. `libc::SIGTERM`, `libc::SIGKILL`).
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: plain syscall; the child is not reaped yet, so its pid is still ours.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+    /// Send `sig` (e.g. `Signal::TERM`, `Signal::KILL`).
+    pub(crate) fn signal(&self, sig: Signal) {
+        super::kill(self.child.id(), sig);
     }
 
     /// Wait up to `within` for the process to exit; its status, and every log line.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
         let status = loop {
             match self.child.try_wait() {
@@ -114,11 +114,11 @@ impl Daemon {
     }
 
     /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
             .lines()
@@ -128,7 +128,7 @@ impl Daemon {
     }
 
     /// Peak RSS so far (VmHWM) and the number of open sockets.
-    pub fn peak_rss_kib_and_sockets(&self) -> (u64, usize) {
+    pub(crate) fn peak_rss_kib_and_sockets(&self) -> (u64, usize) {
         let pid = self.child.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let hwm = status
@@ -145,8 +145,8 @@ impl Daemon {
         (hwm, sockets)
     }
 
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+        super::kill(self.child.id(), Signal::TERM);
         let status = self.child.wait().unwrap();
         // The reader thread may still hold the last lines: drain until it sees end of file.
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
@@ -169,7 +169,7 @@ impl Drop for Daemon {
 }
 
 /// Run `xrelay -c CFG ARGS...` to completion (without XRELAY_PASSWORD from the caller).
-pub fn xrelay(cfg: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn xrelay(cfg: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_xrelay"))
         .arg("-c")
         .arg(cfg)
@@ -181,7 +181,7 @@ pub fn xrelay(cfg: &Path, args: &[&str]) -> std::process::Output {
 
 /// Config sections giving a daemon its own HTTP port and keys file in `dir`, so daemons
 /// of parallel tests never collide. Returns the port and the TOML text.
-pub fn http_section(dir: &Path) -> (u16, String) {
+pub(crate) fn http_section(dir: &Path) -> (u16, String) {
     let port = super::free_port();
     let keys = dir.join(format!("keys-{port}"));
     let text = format!(
@@ -193,7 +193,7 @@ pub fn http_section(dir: &Path) -> (u16, String) {
 
 /// An HTTP response as the tests see it.
 #[derive(Debug)]
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -201,7 +201,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     /// A header's value (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -210,7 +210,7 @@ impl HttpResponse {
 }
 
 /// One request on a fresh connection (`Connection: close`); `head` is extra header lines.
-pub fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,
@@ -236,7 +236,7 @@ pub fn http(
     parse_response(&raw)
 }
 
-pub fn parse_response(raw: &[u8]) -> HttpResponse {
+pub(super) fn parse_response(raw: &[u8]) -> HttpResponse {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();

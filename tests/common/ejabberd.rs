@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
 
 /// One ejabberd node with its own config, data and port.
-pub struct Ejabberd {
+pub(crate) struct Ejabberd {
     /// The STARTTLS c2s port on 127.0.0.1.
     pub c2s_port: u16,
     /// The HTTPS port of `mod_http_upload` (XEP-0363, 16 MiB) on 127.0.0.1.
@@ -31,7 +31,7 @@ pub struct Ejabberd {
 
 impl Ejabberd {
     /// Writes the config and starts ejabberd; returns once it answers (about 5 s).
-    pub fn start() -> Ejabberd {
+    pub(crate) fn start() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "xrelay-ejabberd-p{}-{}",
@@ -51,7 +51,7 @@ impl Ejabberd {
         std::fs::copy("/etc/ejabberd/inetrc", dir.join("inetrc"))
             .expect("copy inetrc (tests/setup-debian.sh installs ejabberd)");
         let c2s_port = free_low_port();
-        let mut e = Ejabberd {
+        let mut e = Self {
             c2s_port,
             upload_port: free_low_port(),
             dir,
@@ -146,7 +146,7 @@ impl Ejabberd {
     }
 
     /// Starts the stopped node again with the same port, config and data.
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         let out = self.ctl(&["start"]);
         assert!(out.status.success(), "ejabberdctl start: {out:?}");
         let out = self.ctl(&["started"]);
@@ -159,7 +159,7 @@ impl Ejabberd {
     }
 
     /// Stops the node gracefully (clients get `system-shutdown`) and waits until it is gone.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if !self.running {
             return;
         }
@@ -169,7 +169,7 @@ impl Ejabberd {
     }
 
     /// Kills the node with SIGKILL: no stream is closed, nothing is saved on the way.
-    pub fn kill_9(&mut self) {
+    pub(crate) fn kill_9(&mut self) {
         let out = as_root("cat")
             .arg(self.dir.join("ejabberd.pid"))
             .output()
@@ -185,17 +185,17 @@ impl Ejabberd {
     }
 
     /// The bare JID of `user`.
-    pub fn jid(&self, user: &str) -> String {
+    pub(crate) fn jid(&self, user: &str) -> String {
         format!("{user}@{DOMAIN}")
     }
 
     /// The JID of room `name` on the MUC service.
-    pub fn room(&self, name: &str) -> String {
+    pub(crate) fn room(&self, name: &str) -> String {
         format!("{name}@{MUC_DOMAIN}")
     }
 
     /// An xrelay config for `user`, as [`super::Prosody::xrelay_config_with`] writes it.
-    pub fn xrelay_config_with(
+    pub(crate) fn xrelay_config_with(
         &self,
         user: &str,
         password: &str,
@@ -243,8 +243,7 @@ impl Drop for Ejabberd {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// `program`, through `sudo -n` unless the tests run as root.

@@ -54,7 +54,7 @@ impl Shared {
 
 /// The proxy; connect to `127.0.0.1:port` to reach the target. Dropping it cuts every
 /// connection and stops listening.
-pub struct FaultProxy {
+pub(crate) struct FaultProxy {
     /// The port it listens on.
     pub port: u16,
     shared: Arc<Shared>,
@@ -63,7 +63,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listen on a free loopback port and forward every connection to
     /// `127.0.0.1:target_port`.
-    pub fn start(target_port: u16) -> FaultProxy {
+    pub(crate) fn start(target_port: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
         let port = listener.local_addr().expect("a bound address").port();
         let shared = Arc::new(Shared::default());
@@ -86,12 +86,12 @@ impl FaultProxy {
                 }
             })
             .expect("start the proxy thread");
-        FaultProxy { port, shared }
+        Self { port, shared }
     }
 
     /// Cut every open connection: both sides see the connection closed, and bytes in
     /// flight are dropped.
-    pub fn cut_all(&self) {
+    pub(crate) fn cut_all(&self) {
         let links = std::mem::take(&mut *self.shared.links.lock().unwrap());
         for l in links {
             l.cut();
@@ -100,19 +100,19 @@ impl FaultProxy {
 
     /// Stop (`true`) or restart (`false`) all traffic, on open and new connections alike,
     /// without closing anything.
-    pub fn stall(&self, on: bool) {
+    pub(crate) fn stall(&self, on: bool) {
         self.shared.stalled.store(on, Ordering::SeqCst);
     }
 
     /// Deliver every byte `d` after it was read (both directions).
-    pub fn delay(&self, d: Duration) {
+    pub(crate) fn delay(&self, d: Duration) {
         self.shared
             .delay_us
             .store(d.as_micros() as u64, Ordering::SeqCst);
     }
 
     /// Connections accepted so far.
-    pub fn accepted(&self) -> usize {
+    pub(crate) fn accepted(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 }

@@ -9,23 +9,24 @@
 
 mod bed;
 mod certs;
-pub mod client;
+pub(crate) mod client;
 mod daemon;
 mod ejabberd;
-pub mod faults;
+pub(crate) mod faults;
 mod prosody;
 mod receiver;
-pub mod webhook;
-pub mod xml;
+pub(crate) mod webhook;
+pub(crate) mod xml;
 
-pub use bed::{Bed, Bot, Written};
-pub use client::{Message, Stanza, TestClient, Transport};
-pub use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
-pub use ejabberd::Ejabberd;
-pub use faults::FaultProxy;
-pub use prosody::{FileShare, Prosody, ProsodyOpts, Scram, UPLOAD_DOMAIN};
-pub use receiver::Receiver;
-pub use xml::Element;
+pub(crate) use bed::{Bed, Bot, Written};
+pub(crate) use client::{Message, Stanza, TestClient, Transport};
+pub(crate) use daemon::{http, http_section, xrelay, Daemon, HttpResponse};
+pub(crate) use ejabberd::Ejabberd;
+pub(crate) use faults::FaultProxy;
+pub(crate) use prosody::{FileShare, Prosody, ProsodyOpts, Scram, UPLOAD_DOMAIN};
+pub(crate) use receiver::Receiver;
+pub(crate) use rustix::process::Signal;
+pub(crate) use xml::Element;
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -34,14 +35,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// The XMPP domain of every test instance.
-pub const DOMAIN: &str = "localhost";
+pub(crate) const DOMAIN: &str = "localhost";
 /// The MUC service of instances started with `muc`.
-pub const MUC_DOMAIN: &str = "conference.localhost";
+pub(crate) const MUC_DOMAIN: &str = "conference.localhost";
 /// Set (to anything) to keep the temp dirs of instances and certificates for inspection.
-pub const KEEP_DIRS_ENV: &str = "XRELAY_KEEP_TEST_DIRS";
+pub(crate) const KEEP_DIRS_ENV: &str = "XRELAY_KEEP_TEST_DIRS";
 
 /// A free port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
@@ -49,7 +50,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A fresh account name (lower-case, as Prosody stores it), so tests can share an instance.
-pub fn unique_user(prefix: &str) -> String {
+pub(crate) fn unique_user(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(
         "{}-{}",
@@ -60,13 +61,13 @@ pub fn unique_user(prefix: &str) -> String {
 
 /// One default instance per test binary, started on first use and shared by its tests (each
 /// registers its own accounts). It dies with the test process (see [`Prosody::start`]).
-pub fn shared() -> &'static Prosody {
+pub(crate) fn shared() -> &'static Prosody {
     static SHARED: OnceLock<Prosody> = OnceLock::new();
     SHARED.get_or_init(|| Prosody::start(ProsodyOpts::default()))
 }
 
 /// What the client and the xrelay configs need of a server instance (Prosody or ejabberd).
-pub trait Server {
+pub(crate) trait Server {
     /// The XMPP domain.
     fn domain(&self) -> &str;
     /// The STARTTLS c2s port on 127.0.0.1.
@@ -100,19 +101,19 @@ impl Server for Prosody {
         self.direct_tls_port
     }
     fn ca_file(&self) -> &Path {
-        Prosody::ca_file(self)
+        Self::ca_file(self)
     }
     fn log(&self) -> String {
-        Prosody::log(self)
+        Self::log(self)
     }
     fn register(&self, user: &str, password: &str) {
-        Prosody::register(self, user, password)
+        Self::register(self, user, password)
     }
 }
 
 /// Writes an xrelay config for `user` of `server` into `dir` (see
 /// [`Prosody::xrelay_config_with`] for `xmpp` and `tail`); returns its path.
-pub fn write_xrelay_config(
+pub(crate) fn write_xrelay_config(
     server: &(impl Server + ?Sized),
     dir: &Path,
     user: &str,
@@ -207,7 +208,7 @@ fn sweep_dead(root: &Path) {
 }
 
 /// `s` as a TOML basic string.
-pub fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -222,4 +223,14 @@ pub fn toml_str(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Send `sig` to the process `pid` (a child of the tests, not reaped yet, so the pid is
+/// still its own).
+pub(crate) fn kill(pid: u32, sig: Signal) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .expect("a valid pid");
+    let _ = rustix::process::kill_process(pid, sig);
 }

@@ -2,6 +2,7 @@
 //! xrelay configs that point at them.
 
 use super::certs::certs;
+use super::Signal;
 use super::{keep_dirs, new_dir, toml_str, DOMAIN, MUC_DOMAIN};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -26,11 +27,11 @@ const POLL: Duration = Duration::from_millis(20);
 /// Starts with fresh ports when a port was taken between choosing it and Prosody binding it.
 const START_ATTEMPTS: usize = 3;
 /// Set (to anything) for Prosody's debug log.
-pub const DEBUG_ENV: &str = "XRELAY_PROSODY_DEBUG";
+pub(super) const DEBUG_ENV: &str = "XRELAY_PROSODY_DEBUG";
 
 /// Which SCRAM hash Prosody stores (and therefore offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scram {
+pub(crate) enum Scram {
     /// SCRAM-SHA-1 (`password_hash = "SHA-1"`).
     Sha1,
     /// SCRAM-SHA-256 (`password_hash = "SHA-256"`).
@@ -39,7 +40,7 @@ pub enum Scram {
 
 /// What a test instance offers.
 #[derive(Debug, Clone)]
-pub struct ProsodyOpts {
+pub(crate) struct ProsodyOpts {
     /// The SCRAM variant offered (PLAIN is offered over TLS in any case).
     pub scram: Scram,
     /// Stream management (XEP-0198, `mod_smacks`).
@@ -59,11 +60,11 @@ pub struct ProsodyOpts {
 }
 
 /// The upload component's address.
-pub const UPLOAD_DOMAIN: &str = "upload.localhost";
+pub(crate) const UPLOAD_DOMAIN: &str = "upload.localhost";
 
 /// How `mod_http_file_share` is set up.
 #[derive(Debug, Clone)]
-pub struct FileShare {
+pub(crate) struct FileShare {
     /// `http_file_share_size_limit` (advertised as max-file-size).
     pub size_limit: u64,
     /// `http_file_share_allowed_file_types`; empty: any type.
@@ -72,7 +73,7 @@ pub struct FileShare {
 
 impl Default for ProsodyOpts {
     fn default() -> Self {
-        ProsodyOpts {
+        Self {
             scram: Scram::Sha256,
             smacks: true,
             direct_tls: true,
@@ -88,7 +89,7 @@ impl Default for ProsodyOpts {
 /// One Prosody process with its own config, data and ports, in its own temp dir.
 ///
 /// Dropping it stops Prosody and removes the dir (unless `XRELAY_KEEP_TEST_DIRS` is set).
-pub struct Prosody {
+pub(crate) struct Prosody {
     /// The XMPP domain: [`DOMAIN`].
     pub domain: String,
     /// The STARTTLS c2s port on 127.0.0.1.
@@ -120,13 +121,13 @@ impl Prosody {
     ///
     /// Prosody is killed when the test process ends, even if this value is never dropped
     /// (as with [`super::shared`]).
-    pub fn start(opts: ProsodyOpts) -> Prosody {
+    pub(crate) fn start(opts: ProsodyOpts) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = new_dir(&format!("prosody-{}", N.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(dir.join("data")).expect("create the data dir");
         // Prosody indexes `certs` next to its config; an empty one keeps it from complaining.
         std::fs::create_dir_all(dir.join("certs")).expect("create the certs dir");
-        let mut p = Prosody {
+        let mut p = Self {
             domain: DOMAIN.to_string(),
             c2s_port: 0,
             direct_tls_port: None,
@@ -152,7 +153,7 @@ impl Prosody {
     }
 
     /// Starts the stopped instance again with the same ports, config and data.
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         assert!(self.child.is_none(), "Prosody is already running");
         if let Err(e) = self.launch() {
             self.fail(e);
@@ -161,12 +162,11 @@ impl Prosody {
 
     /// Stops Prosody: SIGTERM, then SIGKILL if it has not exited after [`STOP_TIMEOUT`].
     /// Does nothing if it is not running.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SAFETY: plain syscall; the child is not reaped yet, so its pid is still ours.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        super::kill(child.id(), Signal::TERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if !matches!(child.try_wait(), Ok(None)) {
@@ -179,19 +179,19 @@ impl Prosody {
     }
 
     /// Whether the Prosody process is running.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The pid of the running Prosody.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// Creates an account (`prosodyctl register`); works while Prosody runs.
-    pub fn register(&self, user: &str, password: &str) {
+    pub(crate) fn register(&self, user: &str, password: &str) {
         let out = Command::new("prosodyctl")
             .arg("--config")
             .arg(&self.config)
@@ -208,43 +208,43 @@ impl Prosody {
     }
 
     /// Registers a fresh account named after `prefix`; returns (user, password).
-    pub fn new_user(&self, prefix: &str) -> (String, String) {
+    pub(crate) fn new_user(&self, prefix: &str) -> (String, String) {
         super::Server::new_user(self, prefix)
     }
 
     /// The bare JID of `user` on this instance.
-    pub fn jid(&self, user: &str) -> String {
+    pub(crate) fn jid(&self, user: &str) -> String {
         format!("{user}@{}", self.domain)
     }
 
     /// The JID of room `name` on the MUC service.
-    pub fn room(&self, name: &str) -> String {
+    pub(crate) fn room(&self, name: &str) -> String {
         assert!(self.opts.muc, "this instance has no MUC service");
         format!("{name}@{MUC_DOMAIN}")
     }
 
     /// PEM of the test CA that signed the server certificate.
-    pub fn ca_file(&self) -> &'static Path {
+    pub(crate) fn ca_file(&self) -> &'static Path {
         &certs().ca
     }
 
     /// PEM of the server certificate.
-    pub fn cert_file(&self) -> &'static Path {
+    pub(crate) fn cert_file(&self) -> &'static Path {
         &certs().cert
     }
 
     /// Base64 SHA-256 of the server certificate's SubjectPublicKeyInfo (`pin_sha256`).
-    pub fn pin(&self) -> String {
+    pub(crate) fn pin(&self) -> String {
         certs().pin.clone()
     }
 
     /// Prosody's config file, for tests that run prosodyctl themselves.
-    pub fn config_path(&self) -> &Path {
+    pub(crate) fn config_path(&self) -> &Path {
         &self.config
     }
 
     /// Prosody's log (all runs of this instance), then anything it printed itself.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let mut log = std::fs::read_to_string(self.dir.join("prosody.log")).unwrap_or_default();
         let out = std::fs::read_to_string(self.dir.join("prosody.out")).unwrap_or_default();
         if !out.trim().is_empty() {
@@ -260,13 +260,18 @@ impl Prosody {
     /// `tls = "starttls"` and `ca_file` (the test CA). Each `(key, value)` of `xmpp`
     /// replaces or adds an `[xmpp]` key; `value` is TOML as written (`"\"direct\""`, `"5223"`,
     /// `"[\"a@conference.localhost\"]"`), and an empty value removes the key.
-    pub fn xrelay_config(&self, user: &str, password: &str, xmpp: &[(&str, &str)]) -> PathBuf {
+    pub(crate) fn xrelay_config(
+        &self,
+        user: &str,
+        password: &str,
+        xmpp: &[(&str, &str)],
+    ) -> PathBuf {
         self.xrelay_config_with(user, password, xmpp, "")
     }
 
     /// [`Prosody::xrelay_config`] followed by `tail`, TOML appended verbatim (other
     /// sections such as `[http]`).
-    pub fn xrelay_config_with(
+    pub(crate) fn xrelay_config_with(
         &self,
         user: &str,
         password: &str,
@@ -414,8 +419,9 @@ VirtualHost "{domain}"
             .append(true)
             .open(self.dir.join("prosody.out"))
             .map_err(LaunchError::Spawn)?;
-        let mut cmd = Command::new("prosody");
-        cmd.arg("-F")
+        // setpriv has the kernel kill Prosody when the thread that spawned it exits.
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--pdeathsig", "KILL", "--", "prosody", "-F"])
             .arg("--config")
             .arg(&self.config)
             .current_dir(&self.dir)
@@ -529,10 +535,10 @@ fn answers(port: u16) -> bool {
     false
 }
 
-/// Spawns `cmd` from one thread that lives as long as the test process, with
-/// `PR_SET_PDEATHSIG`: the kernel kills the child when its spawning *thread* exits, so a
+/// Spawns `cmd` from one thread that lives as long as the test process: Prosody runs under
+/// `setpriv --pdeathsig`, and the kernel kills it when its spawning *thread* exits, so a
 /// short-lived spawning thread (such as a test's) would take Prosody down with it.
-fn spawn(mut cmd: Command) -> io::Result<Child> {
+fn spawn(cmd: Command) -> io::Result<Child> {
     type Request = (Command, mpsc::Sender<io::Result<Child>>);
     static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
@@ -547,21 +553,6 @@ fn spawn(mut cmd: Command) -> io::Result<Child> {
             .expect("start the spawner thread");
         tx
     });
-    let parent = std::process::id();
-    // SAFETY: the hook runs between fork and exec and only makes async-signal-safe calls
-    // (prctl, getppid) without allocating.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The test process may have died before the death signal was armed.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
     let (reply, answer) = mpsc::channel();
     spawner.send((cmd, reply)).expect("the spawner thread runs");
     answer.recv().expect("the spawner thread answers")

@@ -11,7 +11,7 @@ const LOGIN_WAIT: Duration = Duration::from_secs(10);
 const ARRIVAL_WAIT: Duration = Duration::from_secs(30);
 
 /// The account that receives, and what it got, by body.
-pub struct Receiver {
+pub(crate) struct Receiver {
     /// The account's localpart.
     pub user: String,
     /// How often each body arrived.
@@ -22,14 +22,14 @@ pub struct Receiver {
 
 impl Receiver {
     /// A fresh account on `s`, online.
-    pub fn new(s: &(impl Server + ?Sized)) -> Receiver {
+    pub(crate) fn new(s: &(impl Server + ?Sized)) -> Self {
         let (user, password) = s.new_user("rcpt");
-        Receiver::with_account(s, user, password)
+        Self::with_account(s, user, password)
     }
 
     /// The existing account `user`, online.
-    pub fn with_account(s: &(impl Server + ?Sized), user: String, password: String) -> Receiver {
-        Receiver {
+    pub(crate) fn with_account(s: &(impl Server + ?Sized), user: String, password: String) -> Self {
+        Self {
             client: Some(TestClient::connect(s, &user, &password)),
             user,
             password,
@@ -38,7 +38,7 @@ impl Receiver {
     }
 
     /// Take what arrived, waiting up to `wait` for the first message.
-    pub fn poll(&mut self, wait: Duration) {
+    pub(crate) fn poll(&mut self, wait: Duration) {
         let Some(c) = &mut self.client else { return };
         let mut wait = wait;
         while let Some(m) = c.recv_message(wait) {
@@ -51,7 +51,7 @@ impl Receiver {
     }
 
     /// Log in again (after a server restart), retrying while the server starts.
-    pub fn reconnect(&mut self, s: &(impl Server + ?Sized)) {
+    pub(crate) fn reconnect(&mut self, s: &(impl Server + ?Sized)) {
         self.poll(Duration::from_millis(1));
         let deadline = Instant::now() + LOGIN_WAIT;
         loop {
@@ -68,7 +68,7 @@ impl Receiver {
 
     /// Wait until every accepted body arrived (or [`ARRIVAL_WAIT`] passed), then a little
     /// longer for late duplicates.
-    pub fn collect(&mut self, accepted: &[String]) {
+    pub(crate) fn collect(&mut self, accepted: &[String]) {
         let deadline = Instant::now() + ARRIVAL_WAIT;
         while accepted.iter().any(|b| !self.got.contains_key(b)) && Instant::now() < deadline {
             self.poll(Duration::from_millis(200));
@@ -77,7 +77,7 @@ impl Receiver {
     }
 
     /// Of `accepted`: how many never arrived, and how many extra copies arrived.
-    pub fn lost_and_duplicated(&self, accepted: &[String]) -> (usize, usize) {
+    pub(crate) fn lost_and_duplicated(&self, accepted: &[String]) -> (usize, usize) {
         let lost = accepted
             .iter()
             .filter(|b| !self.got.contains_key(*b))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// A request as the endpoint saw it.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -21,7 +21,7 @@ pub struct Recorded {
 
 impl Recorded {
     /// A header's value (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -29,19 +29,19 @@ impl Recorded {
     }
 
     /// The body as JSON (panics if it is not).
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 
     /// The body as text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// What the endpoint answers.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
@@ -51,8 +51,8 @@ pub struct Reply {
 
 impl Reply {
     /// A status with no body.
-    pub fn status(status: u16) -> Reply {
-        Reply {
+    pub(crate) fn status(status: u16) -> Self {
+        Self {
             status,
             content_type: None,
             body: Vec::new(),
@@ -61,8 +61,8 @@ impl Reply {
     }
 
     /// 200 with `body` of type `content_type`.
-    pub fn with(content_type: &str, body: &str) -> Reply {
-        Reply {
+    pub(crate) fn with(content_type: &str, body: &str) -> Self {
+        Self {
             status: 200,
             content_type: Some(content_type.to_string()),
             body: body.as_bytes().to_vec(),
@@ -71,13 +71,13 @@ impl Reply {
     }
 
     /// This reply with another status.
-    pub fn code(mut self, status: u16) -> Reply {
+    pub(crate) fn code(mut self, status: u16) -> Self {
         self.status = status;
         self
     }
 
     /// This reply after `delay`.
-    pub fn after(mut self, delay: Duration) -> Reply {
+    pub(crate) fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
@@ -86,7 +86,7 @@ impl Reply {
 type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 
 /// A running endpoint; it lives until the test process ends.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub port: u16,
     pub tls: bool,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -94,10 +94,10 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Starts an endpoint on 127.0.0.1 answering with `handler`.
-    pub fn start(
+    pub(crate) fn start(
         tls: bool,
         handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
-    ) -> Endpoint {
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the endpoint");
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -122,7 +122,7 @@ impl Endpoint {
                 });
             }
         });
-        Endpoint {
+        Self {
             port,
             tls,
             requests,
@@ -130,13 +130,13 @@ impl Endpoint {
     }
 
     /// The URL of `path` on this endpoint.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// The requests so far.
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 }

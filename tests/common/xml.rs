@@ -9,7 +9,7 @@ use quick_xml::{Reader, XmlVersion};
 
 /// A top-level piece of an XMPP stream.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Piece {
+pub(crate) enum Piece {
     /// The opening `<stream:stream>` tag, as an element without children.
     StreamOpen(Element),
     /// A complete top-level element (a stanza, features, a stream error, ...), verbatim.
@@ -20,7 +20,7 @@ pub enum Piece {
 
 /// Takes the next complete piece off the front of `buf`, dropping whitespace, the XML
 /// declaration and comments before it. `Ok(None)`: more bytes are needed.
-pub fn next_piece(buf: &mut Vec<u8>) -> Result<Option<Piece>, String> {
+pub(crate) fn next_piece(buf: &mut Vec<u8>) -> Result<Option<Piece>, String> {
     let Some((piece, used)) = split(buf)? else {
         return Ok(None);
     };
@@ -129,31 +129,31 @@ fn utf8(bytes: &[u8]) -> Result<&str, String> {
 
 /// An element with its attributes and character data unescaped.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Element {
+pub(crate) struct Element {
     /// The name as written, prefix included (`stream:features`).
     pub name: String,
     /// Attributes in document order, `xmlns` declarations included.
     pub attrs: Vec<(String, String)>,
     /// Child elements in document order.
-    pub children: Vec<Element>,
+    pub children: Vec<Self>,
     /// All character data directly inside this element, concatenated.
     pub text: String,
 }
 
 impl Element {
     /// Parses one element (with its descendants).
-    pub fn parse(xml: &str) -> Result<Element, String> {
+    pub(crate) fn parse(xml: &str) -> Result<Self, String> {
         let fail = |e: &dyn std::fmt::Display| format!("bad XML ({e}): {xml}");
         let mut reader = Reader::from_str(xml);
-        let mut stack: Vec<Element> = Vec::new();
+        let mut stack: Vec<Self> = Vec::new();
         loop {
             let event = reader.read_event().map_err(|e| fail(&e))?;
             let done = match event {
                 Event::Start(s) => {
-                    stack.push(Element::from_start(&s).map_err(|e| fail(&e))?);
+                    stack.push(Self::from_start(&s).map_err(|e| fail(&e))?);
                     None
                 }
-                Event::Empty(s) => Some(Element::from_start(&s).map_err(|e| fail(&e))?),
+                Event::Empty(s) => Some(Self::from_start(&s).map_err(|e| fail(&e))?),
                 Event::End(_) => stack.pop(),
                 Event::Text(t) => {
                     if let Some(top) = stack.last_mut() {
@@ -194,10 +194,10 @@ impl Element {
         }
     }
 
-    fn from_start(s: &quick_xml::events::BytesStart) -> Result<Element, String> {
-        let mut el = Element {
+    fn from_start(s: &quick_xml::events::BytesStart<'_>) -> Result<Self, String> {
+        let mut el = Self {
             name: s.name().as_ref().to_string(),
-            ..Element::default()
+            ..Self::default()
         };
         for a in s.attributes() {
             let a = a.map_err(|e| e.to_string())?;
@@ -211,17 +211,17 @@ impl Element {
     }
 
     /// The name without its prefix.
-    pub fn local_name(&self) -> &str {
+    pub(crate) fn local_name(&self) -> &str {
         self.name.rsplit(':').next().unwrap_or_default()
     }
 
     /// Whether the local name is `local`.
-    pub fn is(&self, local: &str) -> bool {
+    pub(crate) fn is(&self, local: &str) -> bool {
         self.local_name() == local
     }
 
     /// The value of attribute `name` (as written, e.g. `xml:lang`).
-    pub fn attr(&self, name: &str) -> Option<&str> {
+    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
             .find(|(k, _)| k == name)
@@ -229,34 +229,34 @@ impl Element {
     }
 
     /// The namespace this element declares for itself (`xmlns`), if any.
-    pub fn ns(&self) -> Option<&str> {
+    pub(crate) fn ns(&self) -> Option<&str> {
         self.attr("xmlns")
     }
 
     /// The first child with local name `local`.
-    pub fn child(&self, local: &str) -> Option<&Element> {
+    pub(crate) fn child(&self, local: &str) -> Option<&Self> {
         self.children.iter().find(|c| c.is(local))
     }
 
     /// The first child with local name `local` declaring namespace `ns`.
-    pub fn child_ns(&self, local: &str, ns: &str) -> Option<&Element> {
+    pub(crate) fn child_ns(&self, local: &str, ns: &str) -> Option<&Self> {
         self.children
             .iter()
             .find(|c| c.is(local) && c.ns() == Some(ns))
     }
 
     /// The text of the first child with local name `local`.
-    pub fn child_text(&self, local: &str) -> Option<&str> {
+    pub(crate) fn child_text(&self, local: &str) -> Option<&str> {
         self.child(local).map(|c| c.text.as_str())
     }
 
     /// Whether any descendant (or this element) has local name `local`.
-    pub fn contains(&self, local: &str) -> bool {
+    pub(crate) fn contains(&self, local: &str) -> bool {
         self.is(local) || self.children.iter().any(|c| c.contains(local))
     }
 }
 
 /// `s` escaped for XML text and attribute values (quotes included).
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }

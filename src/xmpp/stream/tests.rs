@@ -35,9 +35,9 @@ struct Session {
 }
 
 impl Session {
-    fn new(tls: TlsMode) -> Session {
+    fn new(tls: TlsMode) -> Self {
         let now = Instant::now();
-        Session {
+        Self {
             c: Client::new(settings(tls), now),
             now,
         }
@@ -71,20 +71,20 @@ impl Session {
     }
 
     /// Over direct TLS, past PLAIN authentication and the new stream header.
-    fn authenticated() -> Session {
-        Session::authenticate(Session::new(TlsMode::Direct))
+    fn authenticated() -> Self {
+        Self::authenticate(Self::new(TlsMode::Direct))
     }
 
     /// A stream over direct TLS that will try to resume `prev`, past authentication.
-    fn resuming(prev: SmState) -> Session {
+    fn resuming(prev: SmState) -> Self {
         let now = Instant::now();
-        Session::authenticate(Session {
+        Self::authenticate(Self {
             c: Client::resuming(settings(TlsMode::Direct), prev, now),
             now,
         })
     }
 
-    fn authenticate(mut s: Session) -> Session {
+    fn authenticate(mut s: Self) -> Self {
         s.feed(HEADER).unwrap();
         s.feed(MECHS_PLAIN).unwrap();
         s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
@@ -94,8 +94,8 @@ impl Session {
     }
 
     /// Log in over direct TLS with PLAIN; `features` are the post-auth features.
-    fn online(features: &str, sm_reply: Option<&str>) -> Session {
-        let mut s = Session::new(TlsMode::Direct);
+    fn online(features: &str, sm_reply: Option<&str>) -> Self {
+        let mut s = Self::new(TlsMode::Direct);
         s.feed(HEADER).unwrap();
         assert!(s.feed(MECHS_PLAIN).unwrap().is_empty());
         s.out();
@@ -1078,9 +1078,7 @@ fn a_bind_result_with_an_invalid_jid_is_a_bind_step_error() {
     );
     assert_eq!(
         err,
-        Error::Bind(BindError::InvalidJid(
-            crate::xmpp::jid::JidError::EmptyLocal
-        ))
+        Error::Bind(BindError::InvalidJid(JidError::EmptyLocal))
     );
     assert_eq!(err.step(), Step::Bind);
 }

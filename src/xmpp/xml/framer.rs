@@ -146,8 +146,8 @@ pub struct Framer {
 impl Framer {
     /// A framer expecting a stream header, accepting top-level elements of up to
     /// `max_stanza_bytes` bytes.
-    pub fn new(max_stanza_bytes: usize) -> Framer {
-        Framer {
+    pub fn new(max_stanza_bytes: usize) -> Self {
+        Self {
             max: max_stanza_bytes,
             buf: Vec::new(),
             start: 0,
@@ -198,7 +198,7 @@ impl Framer {
     /// STARTTLS and after SASL success. Dropping the buffer is what keeps plaintext sent
     /// after `<proceed/>` from being read as if it came over TLS.
     pub fn reset(&mut self) {
-        *self = Framer::new(self.max);
+        *self = Self::new(self.max);
     }
 
     fn fail(&mut self, e: XmlError) -> XmlError {
@@ -517,9 +517,10 @@ fn stanza_head(raw: &[u8]) -> Result<Option<Skipped>, XmlError> {
         return Ok(None);
     };
     let mut reader = Reader::from_reader(raw);
-    let start = match reader.read_event().map_err(from_quick_xml)? {
-        Event::Start(start) | Event::Empty(start) => start,
-        _ => return Err(not_well_formed("malformed start tag")),
+    let (Event::Start(start) | Event::Empty(start)) =
+        reader.read_event().map_err(from_quick_xml)?
+    else {
+        return Err(not_well_formed("malformed start tag"));
     };
     let mut head = Skipped {
         name: name.to_owned(),
@@ -571,9 +572,8 @@ fn parse_header(raw: &[u8], self_closing: bool) -> Result<(StreamHeader, StreamC
         ));
     }
     let mut reader = Reader::from_reader(raw);
-    let start = match reader.read_event().map_err(from_quick_xml)? {
-        Event::Start(start) => start,
-        _ => return Err(not_well_formed("malformed stream header")),
+    let Event::Start(start) = reader.read_event().map_err(from_quick_xml)? else {
+        return Err(not_well_formed("malformed stream header"));
     };
     let mut bindings = vec![("xml".to_owned(), Arc::from(XML_NS))];
     let root = open_tag(&start, &mut bindings, &[])?;
@@ -623,8 +623,8 @@ pub enum DocError {
 impl fmt::Display for DocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DocError::Xml(e) => write!(f, "{e}"),
-            DocError::NotOneElement => f.write_str("expected exactly one top-level element"),
+            Self::Xml(e) => write!(f, "{e}"),
+            Self::NotOneElement => f.write_str("expected exactly one top-level element"),
         }
     }
 }
@@ -632,8 +632,8 @@ impl fmt::Display for DocError {
 impl std::error::Error for DocError {}
 
 impl From<XmlError> for DocError {
-    fn from(e: XmlError) -> DocError {
-        DocError::Xml(e)
+    fn from(e: XmlError) -> Self {
+        Self::Xml(e)
     }
 }
 

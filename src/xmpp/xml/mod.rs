@@ -65,8 +65,8 @@ pub enum Node {
 
 impl Element {
     /// An empty element `name` in namespace `ns`.
-    pub fn new(name: &str, ns: &str) -> Element {
-        Element {
+    pub fn new(name: &str, ns: &str) -> Self {
+        Self {
             name: name.to_owned(),
             ns: Arc::from(ns),
             attrs: Vec::new(),
@@ -75,7 +75,7 @@ impl Element {
     }
 
     /// Builder form of [`Element::set_attr`].
-    pub fn attr(mut self, name: &str, value: &str) -> Element {
+    pub fn attr(mut self, name: &str, value: &str) -> Self {
         self.set_attr(name, value);
         self
     }
@@ -97,18 +97,18 @@ impl Element {
     }
 
     /// Builder form of [`Element::push_child`].
-    pub fn child(mut self, child: Element) -> Element {
+    pub fn child(mut self, child: Self) -> Self {
         self.push_child(child);
         self
     }
 
     /// Appends a child element.
-    pub fn push_child(&mut self, child: Element) {
+    pub fn push_child(&mut self, child: Self) {
         self.nodes.push(Node::Element(child));
     }
 
     /// Builder form of [`Element::push_text`].
-    pub fn text(mut self, text: &str) -> Element {
+    pub fn text(mut self, text: &str) -> Self {
         self.push_text(text);
         self
     }
@@ -154,7 +154,7 @@ impl Element {
     }
 
     /// Element children only.
-    pub fn children(&self) -> impl Iterator<Item = &Element> {
+    pub fn children(&self) -> impl Iterator<Item = &Self> {
         self.nodes.iter().filter_map(|n| match n {
             Node::Element(e) => Some(e),
             Node::Text(_) => None,
@@ -162,7 +162,7 @@ impl Element {
     }
 
     /// First child element named `name` in namespace `ns`.
-    pub fn get_child(&self, name: &str, ns: &str) -> Option<&Element> {
+    pub fn get_child(&self, name: &str, ns: &str) -> Option<&Self> {
         self.children().find(|c| c.is(name, ns))
     }
 
@@ -240,13 +240,13 @@ impl XmlError {
     /// The RFC 6120 stream error condition to report to the server.
     pub fn condition(&self) -> &'static str {
         match self {
-            XmlError::TooLarge { .. } | XmlError::TooDeep => "policy-violation",
-            XmlError::NotWellFormed(_) | XmlError::InvalidUtf8 => "not-well-formed",
-            XmlError::Restricted(_) => "restricted-xml",
-            XmlError::BadPrefix => "bad-namespace-prefix",
-            XmlError::InvalidNamespace(_) => "invalid-namespace",
-            XmlError::BadStreamHeader(_) => "bad-format",
-            XmlError::UnsupportedEncoding => "unsupported-encoding",
+            Self::TooLarge { .. } | Self::TooDeep => "policy-violation",
+            Self::NotWellFormed(_) | Self::InvalidUtf8 => "not-well-formed",
+            Self::Restricted(_) => "restricted-xml",
+            Self::BadPrefix => "bad-namespace-prefix",
+            Self::InvalidNamespace(_) => "invalid-namespace",
+            Self::BadStreamHeader(_) => "bad-format",
+            Self::UnsupportedEncoding => "unsupported-encoding",
         }
     }
 }
@@ -254,17 +254,17 @@ impl XmlError {
 impl fmt::Display for XmlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            XmlError::TooLarge { limit } => {
+            Self::TooLarge { limit } => {
                 write!(f, "an element exceeds the limit of {limit} bytes")
             }
-            XmlError::TooDeep => write!(f, "elements are nested deeper than {MAX_DEPTH} levels"),
-            XmlError::NotWellFormed(why) => write!(f, "the xml is not well-formed: {why}"),
-            XmlError::Restricted(what) => write!(f, "xmpp does not allow a {what} in the stream"),
-            XmlError::BadPrefix => write!(f, "a namespace prefix is not declared"),
-            XmlError::InvalidNamespace(why) => write!(f, "invalid namespace: {why}"),
-            XmlError::BadStreamHeader(why) => write!(f, "bad stream header: {why}"),
-            XmlError::UnsupportedEncoding => write!(f, "the stream is not encoded in utf-8"),
-            XmlError::InvalidUtf8 => write!(f, "the stream contains invalid utf-8"),
+            Self::TooDeep => write!(f, "elements are nested deeper than {MAX_DEPTH} levels"),
+            Self::NotWellFormed(why) => write!(f, "the xml is not well-formed: {why}"),
+            Self::Restricted(what) => write!(f, "xmpp does not allow a {what} in the stream"),
+            Self::BadPrefix => write!(f, "a namespace prefix is not declared"),
+            Self::InvalidNamespace(why) => write!(f, "invalid namespace: {why}"),
+            Self::BadStreamHeader(why) => write!(f, "bad stream header: {why}"),
+            Self::UnsupportedEncoding => write!(f, "the stream is not encoded in utf-8"),
+            Self::InvalidUtf8 => write!(f, "the stream contains invalid utf-8"),
         }
     }
 }
