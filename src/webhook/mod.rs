@@ -138,16 +138,21 @@ mod tests {
         xml::parse_document(s.as_bytes(), 65536).unwrap()
     }
 
-    #[test]
-    fn queue_refuses_once_its_bytes_are_taken_and_hands_out_the_same_stanza() {
-        let (tx, rx) = smol::channel::bounded(100);
+    /// A queue of at most `entries` stanzas and `max_bytes` bytes, and its receiver.
+    fn queue(entries: usize, max_bytes: usize) -> (Queue, QueueRx) {
+        let (tx, rx) = smol::channel::bounded(entries);
         let bytes = Rc::new(Cell::new(0));
         let q = Queue {
             tx,
             bytes: bytes.clone(),
-            max_bytes: 1000,
+            max_bytes,
         };
-        let rx = QueueRx { rx, bytes };
+        (q, QueueRx { rx, bytes })
+    }
+
+    #[test]
+    fn queue_refuses_once_its_bytes_are_taken_and_hands_out_the_same_stanza() {
+        let (q, rx) = queue(100, 1000);
         let st = el(&format!(
             "<message from='a@b/c' xmlns:p='urn:p'><body>{}</body><p:x a='&apos;'/></message>",
             "x".repeat(400)
@@ -161,14 +166,7 @@ mod tests {
 
     #[test]
     fn a_stanza_shorter_than_a_stream_header_comes_out_of_the_queue() {
-        let (tx, rx) = smol::channel::bounded(1);
-        let bytes = Rc::new(Cell::new(0));
-        let q = Queue {
-            tx,
-            bytes: bytes.clone(),
-            max_bytes: 1000,
-        };
-        let rx = QueueRx { rx, bytes };
+        let (q, rx) = queue(1, 1000);
         let st = el("<presence from='a@b/c'/>");
         assert!(q.offer(st.clone()));
         assert_eq!(rx.try_next(), Some(st));
