@@ -187,6 +187,33 @@ fn the_protocol_core_imports_nothing_from_the_layers_above_it() {
 }
 
 #[test]
+fn every_entry_of_src_is_on_the_layer_map_in_lib_rs() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = fs::read_to_string(src.join("lib.rs")).unwrap();
+    let map: String = lib
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let words: BTreeSet<&str> = map
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .map(|w| w.trim_end_matches('.'))
+        .collect();
+    for entry in fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let module = name.strip_suffix(".rs").unwrap_or(name);
+        if module == "lib" {
+            continue;
+        }
+        assert!(
+            words.contains(module) || words.contains(name),
+            "src/{name} is not on the layer map at the top of src/lib.rs"
+        );
+    }
+}
+
+#[test]
 fn a_circle_is_found_when_there_is_one() {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (a, b) in [("app", "http"), ("http", "webhook"), ("webhook", "app")] {
