@@ -200,7 +200,7 @@ fn a_scram_sha1_server_without_stream_management_is_logged_into_and_acked_by_pin
 fn run_reconnects_after_the_server_restarts() {
     let mut p = Prosody::start(ProsodyOpts::default());
     let b = Bed::on(&p).xmpp("reconnect_max", "\"2s\"").start();
-    let (bot, mut d) = (b.user, b.daemon);
+    let (bot, mut d) = (b.user.clone(), b.daemon);
     p.stop();
     d.wait_for("disconnected", WAIT);
     d.wait_for("reconnecting in", WAIT);
@@ -225,7 +225,7 @@ fn oversized_incoming_stanza_is_skipped_without_memory_growth() {
         .xmpp("max_stanza_bytes", "8192")
         .xmpp("reconnect_max", "\"1s\"")
         .start();
-    let (bot, mut d) = (b.user, b.daemon);
+    let (bot, mut d) = (b.user.clone(), b.daemon);
     let rcpt = unique_user("rcpt");
     p.register(&rcpt, "pw");
     let mut c = TestClient::connect(p, &rcpt, "pw");

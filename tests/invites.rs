@@ -277,9 +277,10 @@ fn a_revoked_invite_is_ignored_and_cannot_be_revoked_twice() {
 fn an_approved_invitee_is_in_the_roster_at_the_next_login() {
     let mut b = bed("");
     used_invite(&mut b);
+    let cfg = b.bot.cfg.clone();
     let status = b.bot.daemon.terminate();
     assert!(status.success());
-    let mut daemon = Daemon::start(&b.bot.cfg);
+    let mut daemon = Daemon::start(&cfg);
     daemon.wait_for("roster: 1 contact(s)", WAIT);
 }
 
@@ -322,11 +323,12 @@ fn a_request_made_while_the_bot_is_offline_is_approved_at_login() {
     let mut b = bed("");
     b.cli_invite(&["later"]);
     let token = b.tokens[0].clone();
+    let (cfg, jid) = (b.bot.cfg.clone(), b.bot.jid.clone());
     assert!(b.bot.daemon.terminate().success());
     let mut erin = invitee(p, "erin");
-    subscribe(&mut erin, &b.bot.jid, Some(&token));
+    subscribe(&mut erin, &jid, Some(&token));
     // Prosody keeps the request (with its token) and hands it over at the bot's login.
-    b.bot.daemon = Daemon::start(&b.bot.cfg);
+    b.bot.daemon = Daemon::start(&cfg);
     b.expect_approved(p, &mut erin);
 }
 

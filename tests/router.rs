@@ -258,7 +258,8 @@ fn curl_cacert_post_over_https_is_delivered() {
         Some("over https")
     );
     // Plain HTTP on the TLS port gets no answer.
-    let r = std::panic::catch_unwind(|| http(b.port, "GET", "/health", &[], b""));
+    let port = b.port;
+    let r = std::panic::catch_unwind(|| http(port, "GET", "/health", &[], b""));
     assert!(r.is_err() || r.unwrap().status != 200);
 }
 
@@ -321,7 +322,7 @@ fn hotplug_ifdown_message_queues_while_the_server_is_down_and_arrives_with_its_d
     let b = on_socket(&p, "unix_trust = true", &sock)
         .xmpp("reconnect_max", "\"1s\"")
         .start();
-    let (cfg, mut daemon) = (b.cfg, b.daemon);
+    let (cfg, mut daemon) = (b.cfg.clone(), b.daemon);
     p.stop();
     daemon.wait_for("disconnected", WAIT);
     let script =

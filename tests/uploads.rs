@@ -474,13 +474,14 @@ fn send_file_through_the_socket(text: Option<&str>, name: &str) -> (String, Stri
         .listen(&format!("unix:{}", sock.display()))
         .http("unix_trust = true")
         .start();
-    let (cfg, daemon) = (&b.cfg, &mut b.daemon);
+    let cfg = b.cfg.clone();
+    let daemon = &mut b.daemon;
     let (mut c, user) = receiver();
     let data = jpeg(300_000);
     let path = write_temp(name, &data);
     let mut args = vec!["send", "--file", path.to_str().unwrap(), &user];
     args.extend(text);
-    let out = xrelay(cfg, &args);
+    let out = xrelay(&cfg, &args);
     assert!(out.status.success(), "{out:?}\n{}", daemon.log());
     daemon.wait_for("stored", WAIT);
     let m = c.recv_message(WAIT).expect("an announcement");

@@ -189,20 +189,15 @@ impl<'p> Bed<'p> {
         if let Some(line) = &ready {
             daemon.wait_for(line, READY_TIMEOUT);
         }
-        // After the readiness line: `online as` comes just before the bot's initial
-        // presence, and a message to its bare JID needs that presence at the server.
+        // After the readiness line: `online as` shows once the bot's initial presence is
+        // out, and a message to its bare JID needs that presence at the server.
         let peer = peer.as_deref().map(|prefix| {
             let (name, pw) = p.new_user(prefix);
             TestClient::connect(p, &name, &pw)
         });
         Bot {
             daemon,
-            jid: w.jid,
-            user: w.user,
-            port: w.port,
-            cfg: w.cfg,
-            keys: w.keys,
-            token: w.token,
+            written: w,
             peer,
         }
     }
@@ -224,23 +219,21 @@ pub(crate) struct Written {
     pub token: String,
 }
 
-/// A running bed: `xrelay run` for a bot account, its HTTP port and config, its key.
+/// A running bed: `xrelay run` for a bot account; its account, port, config and key are
+/// those of the [`Written`] bed it started from (`bot.port`, `bot.token`, …).
 pub(crate) struct Bot {
     /// The running `xrelay run`.
     pub daemon: Daemon,
-    /// The account's local part (password `pw`).
-    pub user: String,
-    /// The account's bare JID.
-    pub jid: String,
-    /// The HTTP port on 127.0.0.1.
-    pub port: u16,
-    /// The config file.
-    pub cfg: PathBuf,
-    /// The keys file.
-    pub keys: PathBuf,
-    /// The key made by [`Bed::key`], `ID/SECRET`; empty without one.
-    pub token: String,
+    written: Written,
     peer: Option<TestClient>,
+}
+
+impl std::ops::Deref for Bot {
+    type Target = Written;
+
+    fn deref(&self) -> &Written {
+        &self.written
+    }
 }
 
 impl Bot {
